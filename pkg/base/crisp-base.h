@@ -1,0 +1,72 @@
+/* libc-only helpers shared by crisp and crisp-conmon: cleanup attributes, fd and
+ * string helpers, atomic file writes.  Functions return 0 or -errno and never log. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define CRISP_N_ELEMENTS(a) (sizeof (a) / sizeof ((a)[0]))
+
+static inline void
+crisp_freep (void *p)
+{
+  free (*(void **) p);
+}
+
+static inline void
+crisp_closep (int *fd)
+{
+  if (*fd >= 0)
+    {
+      int saved = errno;
+      close (*fd);
+      errno = saved;
+    }
+}
+
+#define _cleanup_free_ __attribute__ ((cleanup (crisp_freep)))
+#define _cleanup_close_ __attribute__ ((cleanup (crisp_closep)))
+
+/* Hands ownership of a pointer or descriptor out of a cleanup variable. */
+#define TAKE_PTR(p)                                                                                \
+  ({                                                                                               \
+    __typeof__ (p) _tp = (p);                                                                      \
+    (p) = NULL;                                                                                    \
+    _tp;                                                                                           \
+  })
+
+static inline int
+take_fd (int *fd)
+{
+  int r = *fd;
+  *fd = -1;
+  return r;
+}
+
+/* Writes all of buf, retrying on EINTR and short writes. */
+int crisp_write_all (int fd, const void *buf, size_t len);
+
+/* Reads until EOF or max bytes; *out_buf is NUL-terminated and malloc'd. */
+int crisp_read_all_at (int dirfd, const char *name, size_t max, char **out_buf, size_t *out_len);
+
+/* Writes name in dirfd atomically: temporary file, fsync, rename, fsync of the directory. */
+int crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, size_t len,
+                                mode_t mode);
+
+/* Creates every missing component of path with mode (existing ones are left alone). */
+int crisp_mkdir_p (const char *path, mode_t mode);
+
+/* Sets or clears FD_CLOEXEC / O_NONBLOCK. */
+int crisp_fd_set_cloexec (int fd, bool on);
+int crisp_fd_set_nonblock (int fd, bool on);
+
+/* Copies src into dst of size n, failing with -ENAMETOOLONG instead of truncating. */
+int crisp_strlcpy (char *dst, const char *src, size_t n);
+
+/* true when s is a non-empty string of lowercase hex digits of exactly len characters
+ * (len 0: any length from 1 to 64) — the shape of crisp's object ids. */
+bool crisp_id_is_valid_len (const char *s, size_t len);

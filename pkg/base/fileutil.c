@@ -1,0 +1,158 @@
+/* File and descriptor helpers of the libc layer. */
+#include "config.h"
+
+#include "crisp-base.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int
+crisp_write_all (int fd, const void *buf, size_t len)
+{
+  const char *p = buf;
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return -errno;
+        }
+      p += n;
+      len -= (size_t) n;
+    }
+  return 0;
+}
+
+int
+crisp_read_all_at (int dirfd, const char *name, size_t max, char **out_buf, size_t *out_len)
+{
+  _cleanup_close_ int fd = openat (dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return -errno;
+  size_t cap = 4096, len = 0;
+  _cleanup_free_ char *buf = malloc (cap);
+  if (buf == NULL)
+    return -ENOMEM;
+  for (;;)
+    {
+      if (len + 1 >= cap)
+        {
+          if (cap > max)
+            return -EFBIG;
+          char *nb = realloc (buf, cap * 2);
+          if (nb == NULL)
+            return -ENOMEM;
+          buf = nb;
+          cap *= 2;
+        }
+      ssize_t n = read (fd, buf + len, cap - len - 1);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return -errno;
+      if (n == 0)
+        break;
+      len += (size_t) n;
+      if (len > max)
+        return -EFBIG;
+    }
+  buf[len] = '\0';
+  *out_buf = TAKE_PTR (buf);
+  if (out_len)
+    *out_len = len;
+  return 0;
+}
+
+int
+crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, size_t len,
+                            mode_t mode)
+{
+  char tmp[NAME_MAX + 1];
+  if (strchr (name, '/') != NULL
+      || snprintf (tmp, sizeof tmp, ".%s.tmp%ld", name, (long) getpid ()) >= (int) sizeof tmp)
+    return -EINVAL;
+  _cleanup_close_ int fd
+      = openat (dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0)
+    return -errno;
+  int r = crisp_write_all (fd, buf, len);
+  if (r == 0 && fsync (fd) < 0)
+    r = -errno;
+  if (r == 0 && renameat (dirfd, tmp, dirfd, name) < 0)
+    r = -errno;
+  if (r < 0)
+    {
+      unlinkat (dirfd, tmp, 0);
+      return r;
+    }
+  fsync (dirfd);
+  return 0;
+}
+
+int
+crisp_mkdir_p (const char *path, mode_t mode)
+{
+  char buf[PATH_MAX];
+  int r = crisp_strlcpy (buf, path, sizeof buf);
+  if (r < 0)
+    return r;
+  for (char *p = buf + 1; *p; p++)
+    {
+      if (*p != '/')
+        continue;
+      *p = '\0';
+      if (mkdir (buf, mode) < 0 && errno != EEXIST)
+        return -errno;
+      *p = '/';
+    }
+  if (mkdir (buf, mode) < 0 && errno != EEXIST)
+    return -errno;
+  return 0;
+}
+
+int
+crisp_fd_set_cloexec (int fd, bool on)
+{
+  int flags = fcntl (fd, F_GETFD);
+  if (flags < 0)
+    return -errno;
+  flags = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+  return fcntl (fd, F_SETFD, flags) < 0 ? -errno : 0;
+}
+
+int
+crisp_fd_set_nonblock (int fd, bool on)
+{
+  int flags = fcntl (fd, F_GETFL);
+  if (flags < 0)
+    return -errno;
+  flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+  return fcntl (fd, F_SETFL, flags) < 0 ? -errno : 0;
+}
+
+int
+crisp_strlcpy (char *dst, const char *src, size_t n)
+{
+  size_t len = strlen (src);
+  if (len >= n)
+    return -ENAMETOOLONG;
+  memcpy (dst, src, len + 1);
+  return 0;
+}
+
+bool
+crisp_id_is_valid_len (const char *s, size_t len)
+{
+  if (s == NULL || *s == '\0')
+    return false;
+  size_t n = 0;
+  for (; s[n]; n++)
+    if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')) || n >= 64)
+      return false;
+  return len == 0 || n == len;
+}
