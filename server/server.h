@@ -1,0 +1,72 @@
+/* The daemon's context: configuration, method table, and the domain services each
+ * handlers-<area>.c file plugs in at start-up. */
+#pragma once
+
+#include <glib.h>
+#include <gio/gio.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "crisp-error.h"
+#include "pkg/config/config.h"
+#include "proto/runtime.pb-c.h"
+
+G_BEGIN_DECLS
+
+typedef struct _CrispServer CrispServer;
+typedef struct _CrispCall CrispCall;
+typedef struct _CrispGrpc CrispGrpc;
+
+/* A handler owns `call` and must end it exactly once, with crisp_call_finish () or
+ * crisp_call_fail (), from any thread, now or later. It runs on the main loop: anything
+ * slow (runtime calls, pulls, CNI) goes to crisp_call_run_in_thread (). */
+typedef void (*CrispHandler) (CrispServer *server, CrispCall *call);
+
+struct _CrispServer
+{
+  CrispConfig *config;
+  char *config_file; /* what was loaded, for SIGHUP reloads */
+  char *config_dir;
+  GMainLoop *loop;
+  CrispGrpc *grpc;
+  GHashTable *methods; /* short name ("PullImage") -> CrispMethod */
+  GMutex lock;         /* guards the small mutable fields below */
+  char *pod_cidr;
+  /* Domain services, created by their area's init function; NULL until that area exists. */
+  struct _CrispImageService *images;
+  struct _CrispPodService *pods;
+  struct _CrispContainerService *containers;
+  GPtrArray *cleanups; /* run in reverse order at shutdown */
+};
+
+/* Binds `handler` to the method called `name` in RuntimeService or ImageService; a name
+ * the protocol does not have is a programming error and aborts at start-up. */
+void crisp_server_register (CrispServer *self, const char *name, CrispHandler handler);
+
+/* Runs `fn (data)` at shutdown, after the transport has stopped. */
+void crisp_server_add_cleanup (CrispServer *self, GDestroyNotify fn, gpointer data);
+
+/* Areas: each registers its handlers and creates its service (see handlers-*.c). */
+gboolean crisp_runtime_handlers_init (CrispServer *self, GError **error);
+
+/* Calls. */
+const char *crisp_call_method_name (CrispCall *call); /* "PullImage" */
+/* The decoded request; its type is the method's input message. Owned by the call. */
+const ProtobufCMessage *crisp_call_request (CrispCall *call);
+/* Cancelled when the client cancels, the deadline passes, or crisp shuts down. */
+GCancellable *crisp_call_cancellable (CrispCall *call);
+/* Sends `response` (its type is the method's output message) and ends the call. */
+void crisp_call_finish (CrispCall *call, const ProtobufCMessage *response);
+/* Sends the error as a gRPC status (code from crisp_error_to_code) and ends the call;
+ * logs it once with the method name. */
+void crisp_call_fail (CrispCall *call, const GError *error);
+void crisp_call_fail_literal (CrispCall *call, CrispErrorCode code, const char *message);
+
+/* Runs `fn` in a worker thread; it must end the call itself. */
+typedef void (*CrispCallThreadFunc) (CrispServer *server, CrispCall *call, gpointer data);
+void crisp_call_run_in_thread (CrispCall *call, CrispCallThreadFunc fn, gpointer data,
+                               GDestroyNotify destroy);
+
+/* Convenience for thread functions that compute a response or fail. */
+#define CRISP_CALL_REQUEST(call, Type) ((const Type *) crisp_call_request (call))
+
+G_END_DECLS
