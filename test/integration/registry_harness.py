@@ -348,7 +348,7 @@ class Registry:
         for _attempt in range(5):
             port = free_port()
             config = self._write_config(port)
-            with open(self.log_path, "ab") as log:
+            with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen([REGISTRY_BIN, "serve", config], stdin=subprocess.DEVNULL,
                                              stdout=log, stderr=subprocess.STDOUT, env=env,
                                              start_new_session=True)
@@ -461,7 +461,11 @@ class Registry:
     # -- writing --
 
     def push(self, layout_dir, tag_ref, name, tag, zstd=False, creds=None, all_platforms=False):
-        """skopeo copy oci:LAYOUT_DIR:TAG_REF → NAME:TAG; returns the digest."""
+        """skopeo copy oci:LAYOUT_DIR:TAG_REF → NAME:TAG; returns the digest.
+
+        With zstd, layers the registry already holds (e.g. pushed gzip'd to
+        another repository) are reused as they are: push to a fresh registry
+        when every layer must be zstd."""
         digest_file = os.path.join(self.workdir, "push-digest")
         cmd = [SKOPEO_BIN, "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
                "--digestfile", digest_file]
