@@ -196,7 +196,7 @@ class TokenServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.realm = "http://127.0.0.1:%d/token" % self.port
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True,
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True,
                                        name="crisp-token-server")
         self.thread.start()
 
