@@ -349,8 +349,9 @@ class Registry:
             port = free_port()
             config = self._write_config(port)
             with open(self.log_path, "wb") as log:
-                self.proc = subprocess.Popen([REGISTRY_BIN, "serve", config], stdin=subprocess.DEVNULL,
-                                             stdout=log, stderr=subprocess.STDOUT, env=env,
+                self.proc = subprocess.Popen([REGISTRY_BIN, "serve", config],
+                                             stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT, env=env,
                                              start_new_session=True)
             self.port = port
             if self._wait_ready(timeout):
