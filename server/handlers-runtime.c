@@ -4,7 +4,13 @@
 
 #include "server.h"
 
+#include "crisp-base.h"
+
+#include <fcntl.h>
+#include <string.h>
 #include <json-glib/json-glib.h>
+
+#define POD_CIDR_FILE "pod-cidr"
 
 #define CRI_API_VERSION "v1"
 
@@ -70,6 +76,20 @@ config_as_json (CrispServer *self)
   return json_to_string (root, FALSE);
 }
 
+static char *
+network_as_json (CrispServer *self)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "podCIDR");
+  g_mutex_lock (&self->lock);
+  json_builder_add_string_value (b, self->pod_cidr ? self->pod_cidr : "");
+  g_mutex_unlock (&self->lock);
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  return json_to_string (root, FALSE);
+}
+
 static void
 handle_status (CrispServer *self, CrispCall *call)
 {
@@ -95,14 +115,19 @@ handle_status (CrispServer *self, CrispCall *call)
   Runtime__V1__StatusResponse resp = RUNTIME__V1__STATUS_RESPONSE__INIT;
   resp.status = &status;
   g_autofree char *config_json = NULL;
-  Runtime__V1__StatusResponse__InfoEntry entry = RUNTIME__V1__STATUS_RESPONSE__INFO_ENTRY__INIT;
-  Runtime__V1__StatusResponse__InfoEntry *entries[] = { &entry };
+  g_autofree char *network_json = NULL;
+  Runtime__V1__StatusResponse__InfoEntry config_entry
+      = RUNTIME__V1__STATUS_RESPONSE__INFO_ENTRY__INIT;
+  Runtime__V1__StatusResponse__InfoEntry network_entry
+      = RUNTIME__V1__STATUS_RESPONSE__INFO_ENTRY__INIT;
+  Runtime__V1__StatusResponse__InfoEntry *entries[] = { &config_entry, &network_entry };
   if (req->verbose)
     {
-      config_json = config_as_json (self);
-      entry.key = (char *) "config";
-      entry.value = config_json;
-      resp.n_info = 1;
+      config_entry.key = (char *) "config";
+      config_entry.value = config_json = config_as_json (self);
+      network_entry.key = (char *) "network";
+      network_entry.value = network_json = network_as_json (self);
+      resp.n_info = G_N_ELEMENTS (entries);
       resp.info = entries;
     }
   crisp_call_finish (call, &resp.base);
@@ -120,22 +145,50 @@ handle_runtime_config (CrispServer *self, CrispCall *call)
   crisp_call_finish (call, &resp.base);
 }
 
+/* Kept in the run root so a restarted crisp reports it before kubelet sends it again. */
+static gboolean
+set_pod_cidr (CrispServer *self, const char *cidr, GError **error)
+{
+  if (strlen (cidr) > 64 || strchr (cidr, '\n') != NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "runtime_config.network_config.pod_cidr: invalid value '%.64s'", cidr);
+  _cleanup_close_ int dfd = open (self->config->run_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int r = dfd < 0 ? -errno
+                  : crisp_write_file_atomic_at (dfd, POD_CIDR_FILE, cidr, strlen (cidr), 0600);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "saving the pod CIDR in '%s'", self->config->run_root);
+  g_mutex_lock (&self->lock);
+  if (g_strcmp0 (self->pod_cidr, cidr) != 0)
+    g_message ("pod CIDR set to '%s'", cidr);
+  g_free (self->pod_cidr);
+  self->pod_cidr = g_strdup (cidr);
+  g_mutex_unlock (&self->lock);
+  return TRUE;
+}
+
+static void
+load_pod_cidr (CrispServer *self)
+{
+  _cleanup_close_ int dfd = open (self->config->run_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  char *buf = NULL;
+  if (dfd >= 0 && crisp_read_all_at (dfd, POD_CIDR_FILE, 64, &buf, NULL) == 0)
+    self->pod_cidr = g_strdup (buf);
+  free (buf);
+}
+
 static void
 handle_update_runtime_config (CrispServer *self, CrispCall *call)
 {
+  g_autoptr (GError) error = NULL;
   const Runtime__V1__UpdateRuntimeConfigRequest *req
       = CRISP_CALL_REQUEST (call, Runtime__V1__UpdateRuntimeConfigRequest);
   const char *cidr = NULL;
   if (req->runtime_config && req->runtime_config->network_config)
     cidr = req->runtime_config->network_config->pod_cidr;
-  if (cidr != NULL && *cidr != '\0')
+  if (cidr != NULL && *cidr != '\0' && !set_pod_cidr (self, cidr, &error))
     {
-      g_mutex_lock (&self->lock);
-      if (g_strcmp0 (self->pod_cidr, cidr) != 0)
-        g_message ("pod CIDR set to '%s'", cidr);
-      g_free (self->pod_cidr);
-      self->pod_cidr = g_strdup (cidr);
-      g_mutex_unlock (&self->lock);
+      crisp_call_fail (call, error);
+      return;
     }
   Runtime__V1__UpdateRuntimeConfigResponse resp = RUNTIME__V1__UPDATE_RUNTIME_CONFIG_RESPONSE__INIT;
   crisp_call_finish (call, &resp.base);
@@ -151,6 +204,7 @@ handle_image_fs_info_empty (CrispServer *self, CrispCall *call)
 gboolean
 crisp_runtime_handlers_init (CrispServer *self, GError **error)
 {
+  load_pod_cidr (self);
   crisp_server_register (self, "Version", handle_version);
   crisp_server_register (self, "Status", handle_status);
   crisp_server_register (self, "RuntimeConfig", handle_runtime_config);

@@ -37,3 +37,20 @@ def crisp_factory(tmp_path_factory):
 @pytest.fixture
 def crisp(crisp_factory):
     return crisp_factory()
+
+
+@pytest.fixture(scope="session")
+def test_images(tmp_path_factory):
+    """The stock test images, built once per session: {name: build result with "dir"}."""
+    from registry_harness import build_images
+    return build_images(str(tmp_path_factory.mktemp("images")))
+
+
+@pytest.fixture(scope="session")
+def registry(test_images):
+    """A local registry with <host>/busybox:latest and <host>/multilayer:latest pushed."""
+    from registry_harness import Registry
+    with Registry() as reg:
+        for name in ("busybox", "multilayer"):
+            reg.push(test_images[name]["dir"], "latest", name, "latest")
+        yield reg
