@@ -298,8 +298,8 @@ crisp_config_set (CrispConfig *self, const char *group, const char *key, const c
     return FALSE;
   const CrispConfigKey *row = base != NULL ? crisp_config_schema_lookup (schema_group, key) : NULL;
   if (row == NULL)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: unknown key [%s] %s", where,
-                        group, key);
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s%sunknown key [%s] %s",
+                        origin != NULL ? origin : "", origin != NULL ? ": " : "", group, key);
   return crisp_config_value_parse (row, base, value, NULL, where, error);
 }
 

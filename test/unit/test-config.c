@@ -265,6 +265,25 @@ test_malformed_file_fails (Fixture *f, gconstpointer data)
 }
 
 static void
+test_unusable_sources_fail (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CrispConfig) config = crisp_config_new ();
+  /* A drop-in "directory" that is a file is a mistake worth stopping for. */
+  g_free (write_file (f->main, NULL, "[crisp]\n"));
+  g_assert_false (crisp_config_load_files (config, NULL, f->main, NULL, &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+
+  /* So is a config file of a megabyte and more. */
+  g_autofree char *big = g_strnfill (2 * 1024 * 1024, '#');
+  g_free (write_file (f->main, NULL, big));
+  g_assert_false (crisp_config_load_files (config, f->main, NULL, NULL, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_assert_true (g_str_has_prefix (error->message, f->main));
+}
+
+static void
 test_override_beats_files (Fixture *f, gconstpointer data)
 {
   write_dropin (f, "10.conf", "[crisp]\nlog-level = error\n[network]\ncni-plugin-dirs = /x\n");
@@ -286,7 +305,10 @@ test_override_beats_files (Fixture *f, gconstpointer data)
   g_clear_error (&error);
   g_assert_false (crisp_config_set (config, "crisp", "colour", "x", NULL, &error));
   g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
-  g_assert_cmpstr (error->message, ==, "[crisp] colour: unknown key [crisp] colour");
+  g_assert_cmpstr (error->message, ==, "unknown key [crisp] colour");
+  g_clear_error (&error);
+  g_assert_false (crisp_config_set (config, "crisp", "colour", "x", "-o crisp.colour", &error));
+  g_assert_cmpstr (error->message, ==, "-o crisp.colour: unknown key [crisp] colour");
   g_clear_error (&error);
   g_assert_false (crisp_config_set (config, "nope", "listen", "/x", "--x", &error));
   g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
@@ -551,6 +573,7 @@ main (int argc, char **argv)
   ADD ("unknown-key-and-group", test_unknown_key_and_group_warn);
   ADD ("invalid-values", test_invalid_values_fail);
   ADD ("malformed-file", test_malformed_file_fails);
+  ADD ("unusable-sources", test_unusable_sources_fail);
   ADD ("override-beats-files", test_override_beats_files);
   ADD ("runtime-handlers", test_runtime_handlers);
   ADD ("runtime-name-rejected", test_runtime_name_rejected);
