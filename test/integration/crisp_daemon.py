@@ -2,6 +2,7 @@
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -65,20 +66,30 @@ class CrispDaemon:
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
-        self.client = CRIClient(self.sock)
         deadline = time.monotonic() + timeout
-        while True:
+        # Wait for the socket to accept before making the channel: a gRPC channel whose first
+        # connect fails backs off for seconds before it tries again.
+        while not self._socket_accepts():
             if self.proc.poll() is not None:
                 raise RuntimeError("crisp exited with %d at start:\n%s"
                                    % (self.proc.returncode, self.log_tail()))
-            try:
-                self.client.call("Version", pb.VersionRequest(), timeout=1)
-                return self
-            except grpc.RpcError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("crisp did not answer within %ds:\n%s"
-                                       % (timeout, self.log_tail()))
-                time.sleep(0.05)
+            if time.monotonic() > deadline:
+                raise RuntimeError("crisp did not listen within %ds:\n%s"
+                                   % (timeout, self.log_tail()))
+            time.sleep(0.02)
+        self.client = CRIClient(self.sock)
+        self.client.call("Version", pb.VersionRequest(), timeout=timeout)
+        return self
+
+    def _socket_accepts(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(self.sock)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def log_tail(self, n=40):
         try:
