@@ -238,9 +238,8 @@ decode_request (CrispCall *c)
     return NULL;
   grpc_slice all = grpc_byte_buffer_reader_readall (&reader);
   grpc_byte_buffer_reader_destroy (&reader);
-  ProtobufCMessage *msg = protobuf_c_message_unpack (c->method->input, NULL,
-                                                     GRPC_SLICE_LENGTH (all),
-                                                     GRPC_SLICE_START_PTR (all));
+  ProtobufCMessage *msg = protobuf_c_message_unpack (
+      c->method->input, NULL, GRPC_SLICE_LENGTH (all), GRPC_SLICE_START_PTR (all));
   grpc_slice_unref (all);
   return msg;
 }

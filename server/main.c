@@ -81,8 +81,7 @@ apply_overrides (CrispConfig *cfg, GError **error)
   if (opt_cni_plugin_dirs != NULL)
     {
       g_autofree char *joined = g_strjoinv (";", opt_cni_plugin_dirs);
-      if (!crisp_config_set (cfg, "network", "cni-plugin-dirs", joined, "--cni-plugin-dir",
-                             error))
+      if (!crisp_config_set (cfg, "network", "cni-plugin-dirs", joined, "--cni-plugin-dir", error))
         return FALSE;
     }
   return TRUE;
@@ -94,8 +93,7 @@ load_config (GPtrArray *warnings, GError **error)
 {
   g_autoptr (CrispConfig) cfg = crisp_config_new ();
   if (!crisp_config_load_files (cfg, opt_config ? opt_config : CRISP_CONFIG_FILE,
-                                opt_config_dir ? opt_config_dir : CRISP_CONFIG_DIR, warnings,
-                                error)
+                                opt_config_dir ? opt_config_dir : CRISP_CONFIG_DIR, warnings, error)
       || !apply_overrides (cfg, error) || !crisp_config_validate (cfg, error))
     return NULL;
   return g_steal_pointer (&cfg);

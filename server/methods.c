@@ -8,9 +8,8 @@
 
 /* protoc-c's service descriptors do not say which methods stream their responses. */
 static const char *const server_streaming_methods[] = {
-  "StreamPodSandboxes",    "StreamContainers",        "StreamContainerStats",
-  "StreamPodSandboxStats", "GetContainerEvents",      "StreamPodSandboxMetrics",
-  "StreamImages",
+  "StreamPodSandboxes", "StreamContainers",        "StreamContainerStats", "StreamPodSandboxStats",
+  "GetContainerEvents", "StreamPodSandboxMetrics", "StreamImages",
 };
 
 static void

@@ -63,8 +63,8 @@ crisp_log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields,
     }
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
   g_autofree char *ts = g_date_time_format (now, "%Y-%m-%dT%H:%M:%S.%fZ");
-  fprintf (stderr, "%s %s %s%s%s\n", ts, level_name (lvl), domain ? domain : "",
-           domain ? ": " : "", message ? message : "");
+  fprintf (stderr, "%s %s %s%s%s\n", ts, level_name (lvl), domain ? domain : "", domain ? ": " : "",
+           message ? message : "");
   fflush (stderr);
   return G_LOG_WRITER_HANDLED;
 }
