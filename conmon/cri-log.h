@@ -18,8 +18,8 @@ enum
 
 typedef struct
 {
-  int fd;          /* O_APPEND; -1 when there is no log */
-  size_t max_line; /* longer lines are split into P records of this many bytes */
+  int fd;           /* O_APPEND; -1 when there is no log */
+  size_t max_line;  /* longer lines are split into P records of this many bytes */
   char *pending[2]; /* a partial line per stream, max_line bytes each */
   size_t pending_len[2];
 } CrispCriLog;

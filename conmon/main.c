@@ -29,16 +29,16 @@ monitor_log (const char *fmt, ...)
   va_end (ap);
   if (n < 0)
     return;
-  if (n > (int) sizeof buf - 2)
-    n = (int) sizeof buf - 2;
+  if (n > (int)sizeof buf - 2)
+    n = (int)sizeof buf - 2;
   if (log_to_syslog)
     {
       syslog (LOG_DAEMON | LOG_WARNING, "%s", buf);
       return;
     }
   buf[n++] = '\n';
-  (void) !write (STDERR_FILENO, "crisp-conmon: ", 14);
-  (void) !write (STDERR_FILENO, buf, (size_t) n);
+  (void)!write (STDERR_FILENO, "crisp-conmon: ", 14);
+  (void)!write (STDERR_FILENO, buf, (size_t)n);
 }
 
 uint64_t
@@ -46,7 +46,7 @@ monitor_now_ns (void)
 {
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int
@@ -85,14 +85,13 @@ monitor_bind_unix (Monitor *m, const char *name, int type, int backlog)
 {
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   if (snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", m->state_dirfd, name)
-      >= (int) sizeof addr.sun_path)
+      >= (int)sizeof addr.sun_path)
     return -ENAMETOOLONG;
-  _cleanup_close_ int fd
-      = socket (AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  _cleanup_close_ int fd = socket (AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return -errno;
   unlinkat (m->state_dirfd, name, 0);
-  if (bind (fd, (struct sockaddr *) &addr, sizeof addr) < 0 || listen (fd, backlog) < 0)
+  if (bind (fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen (fd, backlog) < 0)
     return -errno;
   return take_fd (&fd);
 }
@@ -117,8 +116,8 @@ monitor_run (Monitor *m)
       uint64_t deadline = next_deadline (m), now = monitor_now_ns ();
       int timeout = -1;
       if (deadline)
-        timeout = deadline <= now ? 0 : (int) ((deadline - now + 999999) / 1000000);
-      int n = epoll_wait (m->epfd, ev, (int) CRISP_N_ELEMENTS (ev), timeout);
+        timeout = deadline <= now ? 0 : (int)((deadline - now + 999999) / 1000000);
+      int n = epoll_wait (m->epfd, ev, (int)CRISP_N_ELEMENTS (ev), timeout);
       if (n < 0 && errno != EINTR)
         return -errno;
       for (int i = 0; i < n; i++)
@@ -140,7 +139,7 @@ usage (void)
         "  [--runtime-root DIR] [--log-path FILE] [--log-max-line N] [--terminal] [--stdin]\n"
         "  [--stdin-once] [--no-delete] [--sync-fd N]\n"
         "Runs and watches one container for crisp; see docs/monitor-protocol.md.\n";
-  (void) !write (STDERR_FILENO, text, sizeof text - 1);
+  (void)!write (STDERR_FILENO, text, sizeof text - 1);
 }
 
 static int
@@ -158,32 +157,73 @@ parse_uint (const char *s, unsigned long max, unsigned long *out)
 static int
 parse_args (MonitorOptions *o, int argc, char **argv)
 {
-  enum { OPT_ID = 256, OPT_BUNDLE, OPT_STATE, OPT_RUNTIME, OPT_ROOT, OPT_LOG, OPT_MAXLINE, OPT_TTY, OPT_STDIN,
-         OPT_ONCE, OPT_NODEL, OPT_SYNC, OPT_HELP };
+  enum
+  {
+    OPT_ID = 256,
+    OPT_BUNDLE,
+    OPT_STATE,
+    OPT_RUNTIME,
+    OPT_ROOT,
+    OPT_LOG,
+    OPT_MAXLINE,
+    OPT_TTY,
+    OPT_STDIN,
+    OPT_ONCE,
+    OPT_NODEL,
+    OPT_SYNC,
+    OPT_HELP
+  };
   static const struct option opts[] = {
-    { "id", 1, NULL, OPT_ID },           { "bundle", 1, NULL, OPT_BUNDLE },
-    { "state-dir", 1, NULL, OPT_STATE }, { "runtime", 1, NULL, OPT_RUNTIME },
-    { "runtime-root", 1, NULL, OPT_ROOT }, { "log-path", 1, NULL, OPT_LOG },
-    { "log-max-line", 1, NULL, OPT_MAXLINE }, { "terminal", 0, NULL, OPT_TTY },
-    { "stdin", 0, NULL, OPT_STDIN },     { "stdin-once", 0, NULL, OPT_ONCE },
-    { "no-delete", 0, NULL, OPT_NODEL }, { "sync-fd", 1, NULL, OPT_SYNC },
-    { "help", 0, NULL, OPT_HELP },       { NULL, 0, NULL, 0 },
+    { "id", 1, NULL, OPT_ID },
+    { "bundle", 1, NULL, OPT_BUNDLE },
+    { "state-dir", 1, NULL, OPT_STATE },
+    { "runtime", 1, NULL, OPT_RUNTIME },
+    { "runtime-root", 1, NULL, OPT_ROOT },
+    { "log-path", 1, NULL, OPT_LOG },
+    { "log-max-line", 1, NULL, OPT_MAXLINE },
+    { "terminal", 0, NULL, OPT_TTY },
+    { "stdin", 0, NULL, OPT_STDIN },
+    { "stdin-once", 0, NULL, OPT_ONCE },
+    { "no-delete", 0, NULL, OPT_NODEL },
+    { "sync-fd", 1, NULL, OPT_SYNC },
+    { "help", 0, NULL, OPT_HELP },
+    { NULL, 0, NULL, 0 },
   };
   unsigned long v;
   opterr = 0;
   for (int c; (c = getopt_long (argc, argv, "", opts, NULL)) != -1;)
     switch (c)
       {
-      case OPT_ID: o->id = optarg; break;
-      case OPT_BUNDLE: o->bundle = optarg; break;
-      case OPT_STATE: o->state_dir = optarg; break;
-      case OPT_RUNTIME: o->runtime = optarg; break;
-      case OPT_ROOT: o->runtime_root = optarg; break;
-      case OPT_LOG: o->log_path = optarg; break;
-      case OPT_TTY: o->terminal = true; break;
-      case OPT_STDIN: o->stdin_open = true; break;
-      case OPT_ONCE: o->stdin_once = true; break;
-      case OPT_NODEL: o->no_delete = true; break;
+      case OPT_ID:
+        o->id = optarg;
+        break;
+      case OPT_BUNDLE:
+        o->bundle = optarg;
+        break;
+      case OPT_STATE:
+        o->state_dir = optarg;
+        break;
+      case OPT_RUNTIME:
+        o->runtime = optarg;
+        break;
+      case OPT_ROOT:
+        o->runtime_root = optarg;
+        break;
+      case OPT_LOG:
+        o->log_path = optarg;
+        break;
+      case OPT_TTY:
+        o->terminal = true;
+        break;
+      case OPT_STDIN:
+        o->stdin_open = true;
+        break;
+      case OPT_ONCE:
+        o->stdin_once = true;
+        break;
+      case OPT_NODEL:
+        o->no_delete = true;
+        break;
       case OPT_MAXLINE:
         if (parse_uint (optarg, 1u << 24, &v) < 0 || v < 64)
           return -EINVAL;
@@ -192,9 +232,10 @@ parse_args (MonitorOptions *o, int argc, char **argv)
       case OPT_SYNC:
         if (parse_uint (optarg, INT_MAX, &v) < 0 || v < 3)
           return -EINVAL;
-        o->sync_fd = (int) v;
+        o->sync_fd = (int)v;
         break;
-      default: return -EINVAL;
+      default:
+        return -EINVAL;
       }
   if (optind != argc || !o->id || !o->bundle || !o->state_dir || !o->runtime)
     return -EINVAL;
@@ -206,8 +247,8 @@ static void
 close_inherited (int keep)
 {
   if (keep > 3)
-    close_range (3, (unsigned) keep - 1, 0);
-  close_range ((unsigned) keep + 1, ~0u, 0);
+    close_range (3, (unsigned)keep - 1, 0);
+  close_range ((unsigned)keep + 1, ~0u, 0);
   if (keep < 0)
     close_range (3, ~0u, 0);
 }

@@ -32,15 +32,16 @@
 
 /* Files in the state dir, all written atomically (temporary file + rename), "key=value\n" lines
  * starting with "version=N".  Readers ignore keys they do not know. */
-#define CRISP_MONITOR_FILE_EXIT "exit"       /* version, status (128+n for signal n), signal,
-                                                oom_killed, exited_at_ns (CLOCK_REALTIME) */
-#define CRISP_MONITOR_FILE_OOM "oom"         /* version; present once an OOM kill was seen */
-#define CRISP_MONITOR_FILE_INFO "monitor"    /* version, pid, container_pid */
-#define CRISP_MONITOR_FILE_PID "pidfile"     /* the runtime's --pid-file */
+#define CRISP_MONITOR_FILE_EXIT                                                                    \
+  "exit"                                  /* version, status (128+n for signal n), signal,         \
+                                             oom_killed, exited_at_ns (CLOCK_REALTIME) */
+#define CRISP_MONITOR_FILE_OOM "oom"      /* version; present once an OOM kill was seen */
+#define CRISP_MONITOR_FILE_INFO "monitor" /* version, pid, container_pid */
+#define CRISP_MONITOR_FILE_PID "pidfile"  /* the runtime's --pid-file */
 #define CRISP_MONITOR_FILE_RUNTIME_LOG "runtime.log" /* the runtime's --log (json) */
-#define CRISP_MONITOR_SOCKET_CTL "ctl"       /* control channel, SOCK_SEQPACKET */
-#define CRISP_MONITOR_SOCKET_ATTACH "attach" /* attach socket, SOCK_SEQPACKET */
-#define CRISP_MONITOR_SOCKET_CONSOLE "console.sock" /* --console-socket, during create only */
+#define CRISP_MONITOR_SOCKET_CTL "ctl"               /* control channel, SOCK_SEQPACKET */
+#define CRISP_MONITOR_SOCKET_ATTACH "attach"         /* attach socket, SOCK_SEQPACKET */
+#define CRISP_MONITOR_SOCKET_CONSOLE "console.sock"  /* --console-socket, during create only */
 
 /* Every packet on the sync and control sockets starts with this header (host byte order: both
  * ends run on the same machine).  A receiver accepts any version >= 1 and ignores bytes past
@@ -93,7 +94,7 @@ typedef struct
 #define CRISP_MONITOR_EXEC_FLAG_TRUNCATED 2u
 
 #define CRISP_MONITOR_EXEC_OUTPUT_MAX_DEFAULT (16u * 1024 * 1024)
-#define CRISP_MONITOR_MSG_MAX (64 * 1024)     /* largest request packet the monitor reads */
+#define CRISP_MONITOR_MSG_MAX (64 * 1024)      /* largest request packet the monitor reads */
 #define CRISP_MONITOR_OUTPUT_CHUNK (32 * 1024) /* largest EXEC_OUTPUT payload */
 
 /* Attach socket: each packet is one tag byte followed by data.
