@@ -302,3 +302,62 @@ def test_binary_needs_only_libc():
                          check=True).stdout
     needed = [line.split("[")[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line]
     assert set(needed) <= {"libc.so.6"}, needed
+
+
+def client_tool(*args):
+    tool = os.path.join(H.builddir(), "test", "monitor-client-tool")
+    out = subprocess.run([tool] + [str(a) for a in args], capture_output=True, check=True,
+                         timeout=60).stdout
+    return out
+
+
+def kv(out):
+    return dict(line.split("=", 1) for line in out.decode(errors="replace").splitlines()
+                if "=" in line)
+
+
+@pytest.fixture
+def tool_ctr(ctr):
+    """A bundle and a Monitor record, not spawned: the client library spawns it."""
+    def make(args, *extra_tool_args):
+        m = ctr(args, spawn=False)
+        out = kv(client_tool("spawn", H.conmon_path(), m.cid, m.bundle, m.state, H.RUNC,
+                             m.root, m.log_path, *extra_tool_args))
+        if "hello" in out:
+            m.pid = int(out["hello"])
+        return m, out
+    return make
+
+
+def test_client_library(tool_ctr):
+    m, out = tool_ctr(["sleep", "1000"])
+    assert out["rc"] == "0" and out["monitor"] == out["hello"] and out["version"] == "1"
+    m.container_pid = int(out["container"])
+    assert m.alive()
+    m.start()
+    assert kv(client_tool("version", m.state)) == {"rc": "0", "version": "1"}
+    assert kv(client_tool("reopen", m.state))["rc"] == "0"
+    assert kv(client_tool("resize", m.state, 10, 20))["rc"] == "-25"  # ENOTTY: no terminal
+    res = client_tool("exec", m.state, 0, 0, "sh", "-c", "echo $A; echo e >&2; exit 4", "--",
+                      "A=b")
+    head, _, body = res.partition(b"err=2\n")
+    assert kv(head) == {"rc": "0", "exit": "4", "timed_out": "0", "truncated": "0",
+                        "out": "2"} and body == b"b\ne\n"
+    res = kv(client_tool("exec", m.state, 300, 10, "sh", "-c", "echo 0123456789abc; sleep 50"))
+    assert (res["timed_out"], res["truncated"], res["out"]) == ("1", "1", "10")
+    os.kill(m.container_pid, signal.SIGKILL)
+    m.wait_exit()
+    assert kv(client_tool("version", m.state))["rc"] in ("-2", "-111")  # socket gone
+
+
+def test_client_library_runtime_error(tool_ctr):
+    m, out = tool_ctr(["/nonexistent"])
+    assert out["rc"] == "-5" and "nonexistent" in out["error"], out
+    m.wait_exit()
+
+
+def test_client_library_abort_before_go(tool_ctr):
+    m, out = tool_ctr(["sleep", "1000"], "--fail-before-go")
+    assert out["rc"] == "-125"
+    m.wait_exit()
+    assert runc_state(m).returncode != 0
