@@ -256,7 +256,10 @@ close_inherited (int keep)
 int
 main (int argc, char **argv)
 {
-  Monitor m = { .opt.sync_fd = -1, .epfd = -1, .state_dirfd = -1, .oom_cgroup_fd = -1 };
+  /* Static, not on the stack: its buffers are zero pages until used, where initialising a
+   * local would dirty all of them. */
+  static Monitor m;
+  m.opt.sync_fd = m.epfd = m.state_dirfd = m.oom_cgroup_fd = -1;
   if (parse_args (&m.opt, argc, argv) < 0)
     {
       usage ();

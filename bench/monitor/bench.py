@@ -147,6 +147,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="crisp-bench-monitor-")
     try:
         bundle = H.make_bundle(os.path.join(tmp, "bundle"), ["sleep", "100000"])
+        # A binary fresh from the linker sits dirty in the page cache, and smaps counts such
+        # pages as Private_Dirty: write them back first.
+        os.sync()
         monitors = [CrispConmon(tmp, bundle)]
         if os.path.exists(CONMON):
             monitors.append(DebianConmon(tmp, bundle))
