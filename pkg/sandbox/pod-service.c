@@ -259,7 +259,11 @@ pod_create (CrispPodService *svc, CrispPod *pod, GCancellable *cancellable, GErr
     return FALSE;
   if (mkdir (pod->run_dir, 0700) < 0)
     return crisp_throw_errno (error, errno, "creating '%s'", pod->run_dir);
-  if (!crisp_pod_files_write (pod, error) || !pod_namespaces_up (svc, pod, error))
+  /* Saved again right after: the record then names the pause process to kill if we crash. */
+  gboolean up = crisp_pod_files_write (pod, error) && pod_namespaces_up (svc, pod, error);
+  if (pod->pause_pid > 0)
+    save_pod (svc, pod, up ? error : NULL);
+  if (!up)
     return FALSE;
   if (pod->net_ns != NULL && !pod_network_up (svc, pod, cancellable, error))
     return FALSE;

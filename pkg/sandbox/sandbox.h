@@ -29,8 +29,9 @@ typedef enum
   CRISP_POD_REMOVING, /* RemovePodSandbox in progress (finished at start-up) */
 } CrispPodState;
 
-/* A pod.  Fields other than `state` and `ips` never change after RunPodSandbox returns;
- * read those two through crisp_pod_service_* under the service's lock. */
+/* A pod.  After RunPodSandbox returns only `state`, `ips`, the namespace paths, `shm_path`
+ * and `pause_pid` change (StopPodSandbox clears them); they are written under the service's
+ * lock and the pod's op_lock, so read them holding either. */
 typedef struct _CrispPod
 {
   gint ref_count;

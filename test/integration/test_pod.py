@@ -119,6 +119,11 @@ def test_run_status_stop_remove(podenv):
     for kind in ("net", "ipc", "uts"):
         assert os.path.exists(pin(podenv.d, pod, kind))
     assert not os.path.exists(pin(podenv.d, pod, "pid"))  # pid CONTAINER: no pause process
+    # The pins live on a private mount of their own, so they never propagate to peers.
+    prop = subprocess.run(["findmnt", "-n", "-o", "PROPAGATION", os.path.join(podenv.d.run_root,
+                                                                               "ns")],
+                          capture_output=True, text=True).stdout.split()
+    assert prop and prop[0] == "private"
 
     c.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod))
     st = status(c, pod)
