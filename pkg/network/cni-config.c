@@ -75,12 +75,11 @@ check_plugins (JsonArray *plugins, GError **error)
   for (guint i = 0; i < n; i++)
     {
       JsonNode *p = json_array_get_element (plugins, i);
-      const char *type = JSON_NODE_HOLDS_OBJECT (p)
-                             ? member_string (json_node_get_object (p), "type")
-                             : NULL;
+      const char *type
+          = JSON_NODE_HOLDS_OBJECT (p) ? member_string (json_node_get_object (p), "type") : NULL;
       if (type == NULL || *type == '\0' || strchr (type, '/') != NULL || type[0] == '.')
-        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                            "plugin %u has no valid \"type\"", i);
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "plugin %u has no valid \"type\"",
+                            i);
     }
   return TRUE;
 }
@@ -104,8 +103,8 @@ crisp_network_parse_conflist (const char *file_name, const char *text, GError **
   g_autoptr (GError) local = NULL;
   g_autoptr (JsonNode) root = json_from_string (text, &local);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: not a JSON object%s%s",
-                        file_name, local ? ": " : "", local ? local->message : ""),
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: not a JSON object%s%s", file_name,
+                        local ? ": " : "", local ? local->message : ""),
            NULL;
   JsonObject *obj = json_node_get_object (root);
   const char *version = member_string (obj, "cniVersion");
@@ -124,8 +123,7 @@ crisp_network_parse_conflist (const char *file_name, const char *text, GError **
     }
   JsonNode *plugins = json_object_get_member (obj, "plugins");
   if (plugins == NULL || !JSON_NODE_HOLDS_ARRAY (plugins))
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: no \"plugins\" list",
-                        file_name),
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: no \"plugins\" list", file_name),
            NULL;
   if (!check_plugins (json_node_get_array (plugins), error))
     return crisp_prefix_error (error, "%s: ", file_name), NULL;
@@ -230,8 +228,8 @@ missing_plugin (CrispNetwork *net, JsonNode *conflist)
   JsonArray *plugins = json_object_get_array_member (json_node_get_object (conflist), "plugins");
   for (guint i = 0; i < json_array_get_length (plugins); i++)
     {
-      const char *type = json_object_get_string_member (json_array_get_object_element (plugins, i),
-                                                        "type");
+      const char *type
+          = json_object_get_string_member (json_array_get_object_element (plugins, i), "type");
       g_autofree char *path = crisp_network_find_plugin (net, type);
       if (path == NULL)
         return g_strdup (type);

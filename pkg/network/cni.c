@@ -89,18 +89,14 @@ plugin_env (CrispNetwork *net, JsonObject *a, const char *command)
   const char *sys_path = g_getenv ("PATH");
   g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
   strv_take (b, g_strdup_printf ("CNI_COMMAND=%s", command));
-  strv_take (b, g_strdup_printf ("CNI_CONTAINERID=%s",
-                                           json_object_get_string_member (a, "containerId")));
-  strv_take (b,
-                       g_strdup_printf ("CNI_NETNS=%s", json_object_get_string_member (a, "netns")));
-  strv_take (b, g_strdup_printf ("CNI_IFNAME=%s",
-                                           json_object_get_string_member (a, "ifname")));
-  strv_take (b,
-                       g_strdup_printf ("CNI_ARGS=%s", json_object_get_string_member (a, "args")));
+  strv_take (
+      b, g_strdup_printf ("CNI_CONTAINERID=%s", json_object_get_string_member (a, "containerId")));
+  strv_take (b, g_strdup_printf ("CNI_NETNS=%s", json_object_get_string_member (a, "netns")));
+  strv_take (b, g_strdup_printf ("CNI_IFNAME=%s", json_object_get_string_member (a, "ifname")));
+  strv_take (b, g_strdup_printf ("CNI_ARGS=%s", json_object_get_string_member (a, "args")));
   strv_take (b, g_strdup_printf ("CNI_PATH=%s", path));
   /* Plugins such as portmap run iptables themselves. */
-  strv_take (b, g_strdup_printf ("PATH=%s", sys_path ? sys_path
-                                                               : "/usr/sbin:/usr/bin:/sbin:/bin"));
+  strv_take (b, g_strdup_printf ("PATH=%s", sys_path ? sys_path : "/usr/sbin:/usr/bin:/sbin:/bin"));
   return g_strv_builder_end (b);
 }
 
@@ -113,8 +109,9 @@ plugin_failed (const char *type, const char *command, const char *out, const cha
   if (n != NULL && JSON_NODE_HOLDS_OBJECT (n))
     {
       JsonObject *o = json_node_get_object (n);
-      return crisp_throw (error, CRISP_ERROR_UNKNOWN, "CNI plugin '%s' %s failed (code %" G_GINT64_FORMAT "): %s%s%s",
-                          type, command, json_object_get_int_member_with_default (o, "code", 0),
+      return crisp_throw (error, CRISP_ERROR_UNKNOWN,
+                          "CNI plugin '%s' %s failed (code %" G_GINT64_FORMAT "): %s%s%s", type,
+                          command, json_object_get_int_member_with_default (o, "code", 0),
                           json_object_get_string_member_with_default (o, "msg", ""),
                           json_object_has_member (o, "details") ? ": " : "",
                           json_object_get_string_member_with_default (o, "details", ""));
@@ -135,8 +132,9 @@ run_plugin (CrispNetwork *net, JsonObject *a, JsonObject *plugin, const char *co
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "CNI plugin '%s' not found", type);
   g_autofree char *input = plugin_stdin (list, plugin, a, prev);
   g_auto (GStrv) env = plugin_env (net, a, command);
-  g_autoptr (GSubprocessLauncher) l = g_subprocess_launcher_new (
-      G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_autoptr (GSubprocessLauncher) l
+      = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                   | G_SUBPROCESS_FLAGS_STDERR_PIPE);
   g_subprocess_launcher_set_environ (l, env);
   g_autoptr (GSubprocess) p = g_subprocess_launcher_spawn (l, error, exe, NULL);
   if (p == NULL)
@@ -182,8 +180,8 @@ crisp_network_add (CrispNetwork *net, JsonNode *attachment, GCancellable *cancel
   for (guint i = 0; i < json_array_get_length (plugins); i++)
     {
       JsonNode *result = NULL;
-      if (!run_plugin (net, a, json_array_get_object_element (plugins, i), "ADD", prev,
-                       cancellable, &result, error))
+      if (!run_plugin (net, a, json_array_get_object_element (plugins, i), "ADD", prev, cancellable,
+                       &result, error))
         {
           /* The spec asks for DEL after a failed ADD so plugins release what they took. */
           crisp_network_del (net, attachment, NULL, NULL);
@@ -243,8 +241,8 @@ crisp_network_check (CrispNetwork *net, JsonNode *attachment, GCancellable *canc
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "no stored CNI result to check");
   JsonArray *plugins = plugins_of (a);
   for (guint i = 0; i < json_array_get_length (plugins); i++)
-    if (!run_plugin (net, a, json_array_get_object_element (plugins, i), "CHECK", prev,
-                     cancellable, NULL, error))
+    if (!run_plugin (net, a, json_array_get_object_element (plugins, i), "CHECK", prev, cancellable,
+                     NULL, error))
       return FALSE;
   return TRUE;
 }

@@ -9,8 +9,8 @@ struct _CrispNetwork
 {
   char *conf_dir;
   GStrv plugin_dirs;
-  GMutex lock;       /* guards the cache below */
-  char *fingerprint; /* names, sizes and mtimes of the files the cache was built from */
+  GMutex lock;        /* guards the cache below */
+  char *fingerprint;  /* names, sizes and mtimes of the files the cache was built from */
   JsonNode *conflist; /* the chosen list, normalised to {cniVersion, name, plugins} */
   char *conflist_file;
   char *error_message; /* why there is none */

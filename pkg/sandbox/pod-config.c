@@ -198,7 +198,8 @@ crisp_sysctl_path (const char *key, gboolean own_netns, gboolean own_ipc, GError
                           "sysctl '%s': invalid character in key", key),
              NULL;
   /* "a.b.c" and "a/b.c/d" (a dot inside a component, e.g. a VLAN interface) both exist. */
-  g_autofree char *path = strchr (key, '/') ? g_strdup (key) : g_strdelimit (g_strdup (key), ".", '/');
+  g_autofree char *path
+      = strchr (key, '/') ? g_strdup (key) : g_strdelimit (g_strdup (key), ".", '/');
   g_auto (GStrv) parts = g_strsplit (path, "/", -1);
   for (char **p = parts; *p; p++)
     if (**p == '\0' || strcmp (*p, ".") == 0 || strcmp (*p, "..") == 0)
@@ -206,8 +207,8 @@ crisp_sysctl_path (const char *key, gboolean own_netns, gboolean own_ipc, GError
              NULL;
   const char *why = NULL;
   if (!sysctl_allowed (path, own_netns, own_ipc, &why))
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "sysctl '%s' not allowed: it %s",
-                        key, why),
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "sysctl '%s' not allowed: it %s", key,
+                        why),
            NULL;
   return g_steal_pointer (&path);
 }
@@ -244,8 +245,8 @@ validate_ports (const Runtime__V1__PodSandboxConfig *config, GError **error)
                             "sandbox config: port_mappings[%zu]: port out of range", i);
       if (p->host_ip && *p->host_ip && !g_hostname_is_ip_address (p->host_ip))
         return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                            "sandbox config: port_mappings[%zu].host_ip '%s' is not an address",
-                            i, p->host_ip);
+                            "sandbox config: port_mappings[%zu].host_ip '%s' is not an address", i,
+                            p->host_ip);
     }
   return TRUE;
 }
@@ -256,9 +257,8 @@ crisp_pod_config_validate (const Runtime__V1__PodSandboxConfig *config, const ch
 {
   if (config == NULL)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "sandbox config is missing");
-  return validate_metadata (config->metadata, error)
-         && validate_hostname (config->hostname, error) && validate_dns (config->dns_config, error)
-         && validate_namespaces (config, error)
+  return validate_metadata (config->metadata, error) && validate_hostname (config->hostname, error)
+         && validate_dns (config->dns_config, error) && validate_namespaces (config, error)
          && validate_cgroup_parent (config->linux ? config->linux->cgroup_parent : NULL,
                                     cgroup_driver, error)
          && validate_sysctls (config, error) && validate_ports (config, error);

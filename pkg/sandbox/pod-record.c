@@ -11,10 +11,11 @@
 
 #define RECORD_VERSION 1
 
-static const char *const state_names[]
-    = { [CRISP_POD_CREATING] = "creating", [CRISP_POD_READY] = "ready",
-        [CRISP_POD_STOPPING] = "stopping", [CRISP_POD_NOTREADY] = "notready",
-        [CRISP_POD_REMOVING] = "removing" };
+static const char *const state_names[] = { [CRISP_POD_CREATING] = "creating",
+                                           [CRISP_POD_READY] = "ready",
+                                           [CRISP_POD_STOPPING] = "stopping",
+                                           [CRISP_POD_NOTREADY] = "notready",
+                                           [CRISP_POD_REMOVING] = "removing" };
 
 const char *
 crisp_pod_state_to_string (CrispPodState state)
@@ -205,7 +206,8 @@ crisp_pod_from_json (const char *id, JsonNode *node, GError **error)
   pod->hostname = g_strdup (hostname);
   pod->created_at = json_object_get_int_member_with_default (o, "createdAt", 0);
   pod->pause_pid = (int) json_object_get_int_member_with_default (o, "pausePid", 0);
-  pod->pause_start_time = (guint64) json_object_get_int_member_with_default (o, "pauseStartTime", 0);
+  pod->pause_start_time
+      = (guint64) json_object_get_int_member_with_default (o, "pauseStartTime", 0);
   const char *cg = get_string (o, "cgroupParent");
   pod->cgroup_parent = cg ? g_strdup (cg) : NULL;
   if (!decode_config (pod, o, error) || !decode_ips (pod, o, error)

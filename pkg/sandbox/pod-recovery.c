@@ -16,8 +16,7 @@
 /* Paths come from the configuration, never from the record: a record naming anything else
  * is refused, so a damaged file cannot make us unmount or delete elsewhere. */
 static gboolean
-check_path (const char *have, const char *dir, const char *id, const char *suffix,
-            GError **error)
+check_path (const char *have, const char *dir, const char *id, const char *suffix, GError **error)
 {
   if (have == NULL)
     return TRUE;
@@ -181,8 +180,8 @@ crisp_pod_service_new (const CrispPodOptions *o, GError **error)
 {
   g_autoptr (CrispPodService) svc = g_new0 (CrispPodService, 1);
   g_mutex_init (&svc->lock);
-  svc->pods = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                     (GDestroyNotify) crisp_pod_unref);
+  svc->pods
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) crisp_pod_unref);
   svc->names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   svc->run_root = g_strdup (o->run_root);
   svc->pods_run_dir = g_build_filename (o->run_root, "pods", NULL);

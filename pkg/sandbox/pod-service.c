@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-
 static const char *const ns_kinds[] = { "net", "ipc", "uts", "pid" };
 
 static char **
@@ -180,8 +179,8 @@ pod_apply_sysctls (CrispPod *pod, GError **error)
   g_autoptr (GPtrArray) values = g_ptr_array_new ();
   for (size_t i = 0; i < lx->n_sysctls; i++)
     {
-      char *path = crisp_sysctl_path (lx->sysctls[i]->key, pod->net_ns != NULL,
-                                      pod->ipc_ns != NULL, error);
+      char *path = crisp_sysctl_path (lx->sysctls[i]->key, pod->net_ns != NULL, pod->ipc_ns != NULL,
+                                      error);
       if (path == NULL)
         return FALSE;
       g_ptr_array_add (paths, path);
@@ -233,8 +232,8 @@ pod_plan (CrispPodService *svc, CrispPod *pod)
     pod->hostname = g_strdup (g_get_host_name ());
   else
     pod->hostname = g_strndup (c->metadata->name, 63);
-  pod->cgroup_parent = c->linux && *c->linux->cgroup_parent ? g_strdup (c->linux->cgroup_parent)
-                                                            : NULL;
+  pod->cgroup_parent
+      = c->linux && *c->linux->cgroup_parent ? g_strdup (c->linux->cgroup_parent) : NULL;
   pod->run_dir = g_build_filename (svc->pods_run_dir, pod->id, NULL);
   if (!host_net)
     {
@@ -314,8 +313,7 @@ new_pod_id (CrispPodService *svc)
 /* Returns the pod this name already has (waiting for its creation to end), or NULL after
  * registering a new pod under the name with its op_lock held. */
 static CrispPod *
-claim_name (CrispPodService *svc, const Runtime__V1__RunPodSandboxRequest *req,
-            CrispPod **out_new)
+claim_name (CrispPodService *svc, const Runtime__V1__RunPodSandboxRequest *req, CrispPod **out_new)
 {
   g_autofree char *key = crisp_pod_config_name_key (req->config);
   for (;;)
@@ -379,8 +377,10 @@ crisp_pod_service_lookup (CrispPodService *svc, const char *id, GError **error)
         if (g_str_has_prefix (k, id))
           {
             if (pod != NULL)
-              return crisp_throw (error, CRISP_ERROR_NOT_FOUND, "pod sandbox id prefix '%s' is "
-                                  "ambiguous", id),
+              return crisp_throw (error, CRISP_ERROR_NOT_FOUND,
+                                  "pod sandbox id prefix '%s' is "
+                                  "ambiguous",
+                                  id),
                      NULL;
             pod = v;
           }

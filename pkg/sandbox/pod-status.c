@@ -100,9 +100,9 @@ linux_status (CrispPod *pod)
   Runtime__V1__NamespaceOption *o
       = PB_NEW (Runtime__V1__NamespaceOption, RUNTIME__V1__NAMESPACE_OPTION__INIT);
   Runtime__V1__PodSandboxConfig *c = pod->config;
-  Runtime__V1__NamespaceOption *req
-      = c->linux && c->linux->security_context ? c->linux->security_context->namespace_options
-                                               : NULL;
+  Runtime__V1__NamespaceOption *req = c->linux && c->linux->security_context
+                                          ? c->linux->security_context->namespace_options
+                                          : NULL;
   if (req != NULL)
     {
       o->network = req->network;

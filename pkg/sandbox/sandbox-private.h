@@ -18,9 +18,9 @@ struct _CrispPodService
   CrispStore *store; /* <root>/pods */
   CrispNetwork *network;
   CrispPodContainerHooks hooks;
-  GMutex lock;        /* guards the tables and every pod's state and ips */
-  GHashTable *pods;   /* id -> CrispPod */
-  GHashTable *names;  /* name key -> id, for RunPodSandbox retries */
+  GMutex lock;       /* guards the tables and every pod's state and ips */
+  GHashTable *pods;  /* id -> CrispPod */
+  GHashTable *names; /* name key -> id, for RunPodSandbox retries */
 };
 
 /* namespaces.c: pins and forked helpers.  Functions returning int give 0 or -errno. */
@@ -75,8 +75,8 @@ gboolean crisp_pod_service_repair_stop (CrispPodService *svc, CrispPod *pod, GEr
 gboolean crisp_pod_service_repair_remove (CrispPodService *svc, CrispPod *pod, GError **error);
 
 /* pod-status.c: CRI messages. */
-Runtime__V1__PodSandboxStatusResponse *crisp_pod_build_status (CrispPodService *svc,
-                                                               CrispPod *pod, gboolean verbose);
+Runtime__V1__PodSandboxStatusResponse *crisp_pod_build_status (CrispPodService *svc, CrispPod *pod,
+                                                               gboolean verbose);
 Runtime__V1__PodSandbox *crisp_pod_build_item (CrispPodService *svc, CrispPod *pod);
 
 G_END_DECLS

@@ -42,8 +42,8 @@ typedef struct _CrispPod
   gint64 created_at; /* ns since the epoch */
   char *cgroup_parent;
   char *hostname;
-  char *run_dir;  /* <run_root>/pods/<id>: hostname, resolv.conf, hosts, shm/ */
-  char *net_ns;   /* pinned namespaces, NULL when shared with the host (or stopped) */
+  char *run_dir; /* <run_root>/pods/<id>: hostname, resolv.conf, hosts, shm/ */
+  char *net_ns;  /* pinned namespaces, NULL when shared with the host (or stopped) */
   char *ipc_ns;
   char *uts_ns;
   char *pid_ns;   /* only when the pod shares one PID namespace */
@@ -89,13 +89,12 @@ char *crisp_pod_service_run (CrispPodService *svc, const Runtime__V1__RunPodSand
                              GCancellable *cancellable, GError **error);
 gboolean crisp_pod_service_stop (CrispPodService *svc, const char *id, GCancellable *cancellable,
                                  GError **error);
-gboolean crisp_pod_service_remove (CrispPodService *svc, const char *id,
-                                   GCancellable *cancellable, GError **error);
+gboolean crisp_pod_service_remove (CrispPodService *svc, const char *id, GCancellable *cancellable,
+                                   GError **error);
 
 /* Responses built from malloc'd memory: free with protobuf_c_message_free_unpacked (m, NULL). */
-Runtime__V1__PodSandboxStatusResponse *crisp_pod_service_status (CrispPodService *svc,
-                                                                 const char *id, gboolean verbose,
-                                                                 GError **error);
+Runtime__V1__PodSandboxStatusResponse *
+crisp_pod_service_status (CrispPodService *svc, const char *id, gboolean verbose, GError **error);
 Runtime__V1__ListPodSandboxResponse *
 crisp_pod_service_list (CrispPodService *svc, const Runtime__V1__PodSandboxFilter *filter);
 

@@ -121,8 +121,8 @@ crisp_store_load (CrispStore *store, const char *id, const char *name, GError **
   g_autoptr (GError) local = NULL;
   g_autoptr (JsonNode) node = json_from_string (buf, &local);
   if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
-    return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "record '%s/%s' is not a JSON object%s%s",
-                        id, name, local ? ": " : "", local ? local->message : ""),
+    return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "record '%s/%s' is not a JSON object%s%s", id,
+                        name, local ? ": " : "", local ? local->message : ""),
            NULL;
   return g_steal_pointer (&node);
 }
@@ -213,16 +213,16 @@ crisp_store_quarantine (CrispStore *store, const char *id, GError **error)
 {
   if (mkdirat (store->dirfd, QUARANTINE_DIR, 0700) < 0 && errno != EEXIST)
     return crisp_throw_errno (error, errno, "creating '%s/" QUARANTINE_DIR "'", store->path);
-  g_autofree char *dest = g_strdup_printf (QUARANTINE_DIR "/%s.%" G_GINT64_FORMAT, id,
-                                           g_get_real_time ());
+  g_autofree char *dest
+      = g_strdup_printf (QUARANTINE_DIR "/%s.%" G_GINT64_FORMAT, id, g_get_real_time ());
   if (renameat (store->dirfd, id, store->dirfd, dest) < 0)
     return crisp_throw_errno (error, errno, "quarantining '%s/%s'", store->path, id);
   return TRUE;
 }
 
 static void
-load_one (CrispStore *store, const char *id, const char *name, CrispStoreLoadFunc fn,
-          gpointer data, GPtrArray *problems)
+load_one (CrispStore *store, const char *id, const char *name, CrispStoreLoadFunc fn, gpointer data,
+          GPtrArray *problems)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) node = crisp_store_load (store, id, name, &error);
@@ -239,11 +239,10 @@ load_one (CrispStore *store, const char *id, const char *name, CrispStoreLoadFun
   g_autoptr (GError) qerror = NULL;
   gboolean moved = crisp_store_quarantine (store, id, &qerror);
   if (problems != NULL)
-    g_ptr_array_add (problems,
-                     g_strdup_printf ("%s/%s: %s; %s%s", store->path, id,
-                                      error ? error->message : "rejected",
-                                      moved ? "moved to " QUARANTINE_DIR : "not moved: ",
-                                      moved ? "" : qerror->message));
+    g_ptr_array_add (problems, g_strdup_printf ("%s/%s: %s; %s%s", store->path, id,
+                                                error ? error->message : "rejected",
+                                                moved ? "moved to " QUARANTINE_DIR : "not moved: ",
+                                                moved ? "" : qerror->message));
 }
 
 gboolean

@@ -148,8 +148,8 @@ test_conflist_discovery (void)
   g_autofree char *b = write_conf (
       dir, "20-b.conflist",
       "{\"cniVersion\":\"1.0.0\",\"name\":\"b\",\"plugins\":[{\"type\":\"bridge\"}]}");
-  g_autofree char *a = write_conf (dir, "10-a.conf",
-                                   "{\"cniVersion\":\"0.4.0\",\"name\":\"a\",\"type\":\"ptp\"}");
+  g_autofree char *a
+      = write_conf (dir, "10-a.conf", "{\"cniVersion\":\"0.4.0\",\"name\":\"a\",\"type\":\"ptp\"}");
   g_autoptr (JsonNode) list = crisp_network_current_conflist (net, NULL);
   g_assert_nonnull (list);
   g_assert_cmpstr (json_object_get_string_member (json_node_get_object (list), "name"), ==, "a");

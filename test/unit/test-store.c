@@ -57,8 +57,7 @@ test_save_load_round_trip (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
   g_autoptr (JsonNode) back = crisp_store_load (f->store, ID_A, "rec.json", &error);
   g_assert_no_error (error);
-  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (back), "value"), ==,
-                   "one");
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (back), "value"), ==, "one");
   g_autofree char *obj = crisp_store_object_path (f->store, ID_A);
   struct stat st;
   g_assert_cmpint (stat (obj, &st), ==, 0);
@@ -111,8 +110,8 @@ static gboolean
 collect (const char *id, JsonNode *record, gpointer data, GError **error)
 {
   LoadState *s = data;
-  const char *v = json_object_get_string_member_with_default (json_node_get_object (record),
-                                                              "value", "");
+  const char *v
+      = json_object_get_string_member_with_default (json_node_get_object (record), "value", "");
   if (strcmp (v, "reject") == 0)
     return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "rejected by the loader");
   g_ptr_array_add (s->seen, g_strdup (id));
