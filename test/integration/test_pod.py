@@ -441,3 +441,22 @@ def cleanup_attachment(path):
                     prevResult=a["result"])
         exe = shutil.which(p["type"], path=":".join(PLUGIN_DIRS))
         subprocess.run([exe], input=json.dumps(conf), env=env, text=True, capture_output=True)
+
+
+def test_no_network_config_fails_cleanly(podenv):
+    c = podenv.client
+    pod = run_pod(c, pod_config("before"))
+    os.unlink(os.path.join(podenv.d.cni_dir, "10-crisp-test.conflist"))
+    st = c.call("Status", pb.StatusRequest()).status
+    ready = {x.type: x for x in st.conditions}["NetworkReady"]
+    assert not ready.status and ready.reason == "NetworkPluginNotReady"
+    err = rpc_error(run_pod, c, pod_config("after"))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    ids = [p.id for p in c.call("ListPodSandbox", pb.ListPodSandboxRequest()).items]
+    assert ids == [pod]
+    assert sorted(os.listdir(os.path.join(podenv.d.run_root, "pods"))) == [pod]
+    # The first pod's network is torn down from its stored attachment, config or not.
+    c.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod))
+    assert podenv.net.allocations() == []
+    # A host-network pod needs no CNI configuration.
+    run_pod(c, pod_config("hostnet-ok", host_network=True))
