@@ -1,11 +1,292 @@
-/* crisp: the CRI server's entry point. */
+/* crisp: command line, configuration, start-up, signals and shutdown of the CRI server. */
 #include "config.h"
 
+#include "crisp-base.h"
+#include "crisp-log.h"
+#include "grpc.h"
+#include "notify.h"
+#include "server.h"
+
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+/* Command-line options: the only globals in crisp. */
+static char *opt_config;
+static char *opt_config_dir;
+static char *opt_listen;
+static char *opt_root;
+static char *opt_run_root;
+static char *opt_log_level;
+static char *opt_cgroup_driver;
+static char *opt_default_runtime;
+static char *opt_cni_config_dir;
+static char **opt_cni_plugin_dirs;
+static char *opt_streaming_address;
+static char *opt_streaming_port;
+static gboolean opt_version;
+
+static GOptionEntry option_entries[] = {
+  { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config,
+    "Main configuration file (default " CRISP_CONFIG_FILE ")", "FILE" },
+  { "config-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_config_dir,
+    "Drop-in directory read after it, *.conf in lexical order (default " CRISP_CONFIG_DIR ")",
+    "DIR" },
+  { "listen", 0, 0, G_OPTION_ARG_FILENAME, &opt_listen, "Path of the CRI unix socket", "PATH" },
+  { "root", 0, 0, G_OPTION_ARG_FILENAME, &opt_root, "Persistent state directory", "DIR" },
+  { "run-root", 0, 0, G_OPTION_ARG_FILENAME, &opt_run_root, "Runtime state directory (tmpfs)",
+    "DIR" },
+  { "log-level", 0, 0, G_OPTION_ARG_STRING, &opt_log_level,
+    "Log level: error, warning, info or debug", "LEVEL" },
+  { "cgroup-driver", 0, 0, G_OPTION_ARG_STRING, &opt_cgroup_driver,
+    "Cgroup driver: cgroupfs or systemd", "DRIVER" },
+  { "default-runtime", 0, 0, G_OPTION_ARG_STRING, &opt_default_runtime,
+    "Runtime handler used when a pod names none", "NAME" },
+  { "cni-config-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_cni_config_dir,
+    "Directory of CNI network configuration files", "DIR" },
+  { "cni-plugin-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &opt_cni_plugin_dirs,
+    "Directory searched for CNI plugins (repeatable; replaces the configured list)", "DIR" },
+  { "streaming-address", 0, 0, G_OPTION_ARG_STRING, &opt_streaming_address,
+    "Address the streaming server listens on", "ADDR" },
+  { "streaming-port", 0, 0, G_OPTION_ARG_STRING, &opt_streaming_port,
+    "Port of the streaming server (0: random)", "PORT" },
+  { "version", 'V', 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL },
+  { NULL },
+};
+
+static gboolean
+apply_overrides (CrispConfig *cfg, GError **error)
+{
+  const struct
+  {
+    const char *group, *key, *value, *flag;
+  } o[] = {
+    { "crisp", "listen", opt_listen, "--listen" },
+    { "crisp", "root", opt_root, "--root" },
+    { "crisp", "run-root", opt_run_root, "--run-root" },
+    { "crisp", "log-level", opt_log_level, "--log-level" },
+    { "runtime", "cgroup-driver", opt_cgroup_driver, "--cgroup-driver" },
+    { "runtime", "default-runtime", opt_default_runtime, "--default-runtime" },
+    { "network", "cni-config-dir", opt_cni_config_dir, "--cni-config-dir" },
+    { "streaming", "address", opt_streaming_address, "--streaming-address" },
+    { "streaming", "port", opt_streaming_port, "--streaming-port" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (o); i++)
+    if (o[i].value != NULL
+        && !crisp_config_set (cfg, o[i].group, o[i].key, o[i].value, o[i].flag, error))
+      return FALSE;
+  if (opt_cni_plugin_dirs != NULL)
+    {
+      g_autofree char *joined = g_strjoinv (";", opt_cni_plugin_dirs);
+      if (!crisp_config_set (cfg, "network", "cni-plugin-dirs", joined, "--cni-plugin-dir", error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* Files, then flags, then the cross-key checks; warnings are handed back for logging. */
+static CrispConfig *
+load_config (GPtrArray *warnings, GError **error)
+{
+  g_autoptr (CrispConfig) cfg = crisp_config_new ();
+  if (!crisp_config_load_files (cfg, opt_config ? opt_config : CRISP_CONFIG_FILE,
+                                opt_config_dir ? opt_config_dir : CRISP_CONFIG_DIR, warnings, error)
+      || !apply_overrides (cfg, error) || !crisp_config_validate (cfg, error))
+    return NULL;
+  return g_steal_pointer (&cfg);
+}
+
+/* The socket's directory is ours and 0700; a lock beside the socket keeps a second crisp
+ * from letting gRPC unlink a live socket. Returns the held lock fd. */
+static int
+take_socket_lock (const char *socket_path, GError **error)
+{
+  g_autofree char *dir = g_path_get_dirname (socket_path);
+  int r = crisp_mkdir_p (dir, 0700);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "creating socket directory '%s'", dir), -1;
+  struct stat st;
+  if (stat (dir, &st) == 0 && (st.st_mode & 0022) && !(st.st_mode & S_ISVTX))
+    g_warning ("socket directory '%s' is writable by others; use a root-only directory", dir);
+  g_autofree char *lock_path = g_strconcat (socket_path, ".lock", NULL);
+  _cleanup_close_ int fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return crisp_throw_errno (error, errno, "opening lock file '%s'", lock_path), -1;
+  if (flock (fd, LOCK_EX | LOCK_NB) < 0)
+    {
+      if (errno == EWOULDBLOCK)
+        crisp_throw (error, CRISP_ERROR_ALREADY_EXISTS,
+                     "another crisp is already serving '%s' (lock '%s' is held)", socket_path,
+                     lock_path);
+      else
+        crisp_throw_errno (error, errno, "locking '%s'", lock_path);
+      return -1;
+    }
+  return take_fd (&fd);
+}
+
+static gboolean
+ensure_state_dirs (CrispConfig *cfg, GError **error)
+{
+  const char *dirs[] = { cfg->root, cfg->run_root };
+  for (gsize i = 0; i < G_N_ELEMENTS (dirs); i++)
+    {
+      int r = crisp_mkdir_p (dirs[i], 0700);
+      if (r < 0)
+        return crisp_throw_errno (error, r, "creating state directory '%s'", dirs[i]);
+    }
+  return TRUE;
+}
+
+static gboolean
+on_shutdown_done (gpointer data)
+{
+  CrispServer *self = data;
+  g_main_loop_quit (self->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_terminate (gpointer data)
+{
+  CrispServer *self = data;
+  g_message ("stopping: no new calls; in-flight calls have %d s", self->config->shutdown_grace);
+  crisp_notify ("STOPPING=1");
+  crisp_grpc_shutdown (self->grpc, (guint) self->config->shutdown_grace, on_shutdown_done, self);
+  /* If a call never ends even once cancelled, leave anyway: containers are not ours to wait on. */
+  g_timeout_add_seconds ((guint) self->config->shutdown_grace + 5, on_shutdown_done, self);
+  return G_SOURCE_CONTINUE;
+}
+
+/* SIGHUP: re-read the files; the log level applies at once, anything else needs a restart. */
+static gboolean
+on_reload (gpointer data)
+{
+  CrispServer *self = data;
+  g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CrispConfig) fresh = load_config (warnings, &error);
+  for (guint i = 0; i < warnings->len; i++)
+    g_warning ("%s", (char *) warnings->pdata[i]);
+  if (fresh == NULL)
+    {
+      g_warning ("reload: %s; keeping the running configuration", error->message);
+      return G_SOURCE_CONTINUE;
+    }
+  if (g_strcmp0 (fresh->log_level, self->config->log_level) != 0)
+    {
+      g_message ("reload: log level '%s'", fresh->log_level);
+      crisp_log_set_level (fresh->log_level);
+      g_mutex_lock (&self->lock);
+      g_free (self->config->log_level);
+      self->config->log_level = g_strdup (fresh->log_level);
+      g_mutex_unlock (&self->lock);
+    }
+  g_autofree char *old_data = crisp_config_to_data (self->config);
+  g_autofree char *new_data = crisp_config_to_data (fresh);
+  if (g_strcmp0 (old_data, new_data) != 0)
+    g_warning ("reload: other configuration changes take effect at the next start, ignoring");
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+server_run_cleanups (CrispServer *self)
+{
+  for (guint i = self->cleanups->len; i > 0; i--)
+    {
+      gpointer *pair = self->cleanups->pdata[i - 1];
+      ((GDestroyNotify) pair[0]) (pair[1]);
+    }
+  g_ptr_array_set_size (self->cleanups, 0);
+}
+
+static gboolean
+init_areas (CrispServer *self, GError **error)
+{
+  /* Domain areas first; the runtime area fills in defaults for what they left open. */
+  return crisp_runtime_handlers_init (self, error);
+}
+
+static int
+serve (CrispConfig *cfg, GPtrArray *warnings)
+{
+  g_autoptr (GError) error = NULL;
+  CrispServer server = { 0 };
+  CrispServer *self = &server;
+  crisp_log_setup (cfg->log_level);
+  for (guint i = 0; i < warnings->len; i++)
+    g_warning ("%s", (char *) warnings->pdata[i]);
+  signal (SIGPIPE, SIG_IGN);
+  self->config = cfg;
+  g_mutex_init (&self->lock);
+  self->methods = crisp_methods_new ();
+  self->cleanups = g_ptr_array_new_with_free_func (g_free);
+  self->loop = g_main_loop_new (NULL, FALSE);
+  _cleanup_close_ int lock_fd = -1;
+  if (!ensure_state_dirs (cfg, &error) || (lock_fd = take_socket_lock (cfg->listen, &error)) < 0
+      || !init_areas (self, &error)
+      || (self->grpc = crisp_grpc_new (self, cfg->listen, &error)) == NULL
+      || !crisp_grpc_start (self->grpc, &error))
+    {
+      g_printerr ("crisp: %s\n", error->message);
+      return 1;
+    }
+  if (chmod (cfg->listen, 0660) < 0)
+    g_warning ("chmod '%s': %s", cfg->listen, g_strerror (errno));
+  g_unix_signal_add (SIGTERM, on_terminate, self);
+  g_unix_signal_add (SIGINT, on_terminate, self);
+  g_unix_signal_add (SIGHUP, on_reload, self);
+  g_message ("crisp %s serving CRI %s on unix://%s", PACKAGE_VERSION, "v1", cfg->listen);
+  crisp_notify ("READY=1");
+  g_main_loop_run (self->loop);
+  g_message ("stopped");
+  server_run_cleanups (self);
+  return 0;
+}
 
 int
 main (int argc, char **argv)
 {
-  printf ("crisp %s\n", PACKAGE_VERSION);
-  return 0;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("[COMMAND] - the crisp CRI runtime");
+  g_option_context_set_summary (ctx, "Commands:\n"
+                                     "  (none)    serve the CRI on the configured socket\n"
+                                     "  config    print the effective configuration and exit\n"
+                                     "  version   print the version and exit");
+  g_option_context_add_main_entries (ctx, option_entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    {
+      g_printerr ("crisp: %s (see --help)\n", error->message);
+      return 2;
+    }
+  const char *command = argc > 1 ? argv[1] : NULL;
+  if (opt_version || g_strcmp0 (command, "version") == 0)
+    {
+      printf ("crisp version %s\nCRI API version %s\n", PACKAGE_VERSION, "v1");
+      return 0;
+    }
+  if (argc > 2 || (command != NULL && !g_str_equal (command, "config")))
+    {
+      g_printerr ("crisp: unknown command '%s' (see --help)\n", command ? command : argv[2]);
+      return 2;
+    }
+  g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (CrispConfig) cfg = load_config (warnings, &error);
+  if (cfg == NULL)
+    {
+      g_printerr ("crisp: %s\n", error->message);
+      return 1;
+    }
+  if (command != NULL)
+    {
+      for (guint i = 0; i < warnings->len; i++)
+        g_printerr ("crisp: warning: %s\n", (char *) warnings->pdata[i]);
+      g_autofree char *data = crisp_config_to_data (cfg);
+      fputs (data, stdout);
+      return 0;
+    }
+  return serve (cfg, warnings);
 }

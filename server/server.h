@@ -7,7 +7,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "crisp-error.h"
-#include "pkg/config/config.h"
+#include "pkg/config/crisp-config.h"
 #include "proto/runtime.pb-c.h"
 
 G_BEGIN_DECLS
@@ -41,6 +41,8 @@ struct _CrispServer
 /* Binds `handler` to the method called `name` in RuntimeService or ImageService; a name
  * the protocol does not have is a programming error and aborts at start-up. */
 void crisp_server_register (CrispServer *self, const char *name, CrispHandler handler);
+
+gboolean crisp_server_has_handler (CrispServer *self, const char *name);
 
 /* Runs `fn (data)` at shutdown, after the transport has stopped. */
 void crisp_server_add_cleanup (CrispServer *self, GDestroyNotify fn, gpointer data);

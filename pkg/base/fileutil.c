@@ -69,8 +69,7 @@ crisp_read_all_at (int dirfd, const char *name, size_t max, char **out_buf, size
 }
 
 int
-crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, size_t len,
-                            mode_t mode)
+crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, size_t len, mode_t mode)
 {
   char tmp[NAME_MAX + 1];
   if (strchr (name, '/') != NULL

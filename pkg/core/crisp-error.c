@@ -7,7 +7,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
-G_DEFINE_QUARK (crisp-error-quark, crisp_error)
+G_DEFINE_QUARK (crisp - error - quark, crisp_error)
 
 gboolean
 crisp_throw (GError **error, CrispErrorCode code, const char *fmt, ...)

@@ -1,0 +1,475 @@
+/* gRPC transport over the C core API: accept generic calls, decode them with the method
+ * table's descriptors, hand them to handlers on the main loop, send replies from any thread. */
+#include "config.h"
+
+#include "grpc.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#define CRISP_MAX_RECEIVE_BYTES (16 * 1024 * 1024)
+#define CRISP_MAX_WORKERS 64
+
+typedef enum
+{
+  TAG_NEW_CALL,
+  TAG_RECV,
+  TAG_CLOSE,
+  TAG_SEND,
+  TAG_SHUTDOWN,
+} TagKind;
+
+typedef struct
+{
+  TagKind kind;
+  CrispCall *call;
+} Tag;
+
+struct _CrispCall
+{
+  CrispServer *server;
+  CrispGrpc *grpc;
+  grpc_call *call;
+  grpc_call_details details;
+  grpc_metadata_array request_md;
+  Tag tag_new, tag_recv, tag_close, tag_send;
+  grpc_byte_buffer *recv_buf;
+  grpc_byte_buffer *send_buf;
+  grpc_slice status_details;
+  gboolean have_status_details;
+  int cancelled;
+  const CrispMethod *method;
+  ProtobufCMessage *request;
+  GCancellable *cancellable;
+  gint refs;
+  gint ended;
+};
+
+struct _CrispGrpc
+{
+  CrispServer *server;
+  grpc_server *srv;
+  grpc_completion_queue *cq;
+  GThread *thread;
+  GMainContext *context;
+  GThreadPool *workers;
+  char *address;
+  gboolean shutting_down;
+  Tag shutdown_tag;
+  guint grace_source;
+  GSourceFunc shutdown_done;
+  gpointer shutdown_data;
+};
+
+typedef struct
+{
+  void *tag;
+  int success;
+} Event;
+
+static void call_accept_next (CrispGrpc *self);
+
+static void
+call_unref (CrispCall *c)
+{
+  if (!g_atomic_int_dec_and_test (&c->refs))
+    return;
+  if (c->call)
+    grpc_call_unref (c->call);
+  grpc_call_details_destroy (&c->details);
+  grpc_metadata_array_destroy (&c->request_md);
+  if (c->recv_buf)
+    grpc_byte_buffer_destroy (c->recv_buf);
+  if (c->send_buf)
+    grpc_byte_buffer_destroy (c->send_buf);
+  if (c->have_status_details)
+    grpc_slice_unref (c->status_details);
+  if (c->request)
+    protobuf_c_message_free_unpacked (c->request, NULL);
+  g_clear_object (&c->cancellable);
+  g_free (c);
+}
+
+static CrispCall *
+call_new (CrispGrpc *self)
+{
+  CrispCall *c = g_new0 (CrispCall, 1);
+  c->server = self->server;
+  c->grpc = self;
+  c->tag_new = (Tag){ TAG_NEW_CALL, c };
+  c->tag_recv = (Tag){ TAG_RECV, c };
+  c->tag_close = (Tag){ TAG_CLOSE, c };
+  c->tag_send = (Tag){ TAG_SEND, c };
+  c->cancellable = g_cancellable_new ();
+  c->refs = 1;
+  grpc_call_details_init (&c->details);
+  grpc_metadata_array_init (&c->request_md);
+  return c;
+}
+
+const char *
+crisp_call_method_name (CrispCall *call)
+{
+  return call->method ? call->method->name : "(unknown)";
+}
+
+const ProtobufCMessage *
+crisp_call_request (CrispCall *call)
+{
+  return call->request;
+}
+
+GCancellable *
+crisp_call_cancellable (CrispCall *call)
+{
+  return call->cancellable;
+}
+
+/* Claims the right to end the call; a second ending is a bug in a handler. */
+static gboolean
+call_claim_end (CrispCall *c)
+{
+  if (g_atomic_int_compare_and_exchange (&c->ended, 0, 1))
+    return TRUE;
+  g_critical ("RPC %s: ended twice", crisp_call_method_name (c));
+  return FALSE;
+}
+
+static void
+call_send (CrispCall *c, grpc_status_code code, const char *message)
+{
+  grpc_op ops[3] = { 0 };
+  size_t n = 0;
+  ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+  n++;
+  if (c->send_buf)
+    {
+      ops[n].op = GRPC_OP_SEND_MESSAGE;
+      ops[n].data.send_message.send_message = c->send_buf;
+      n++;
+    }
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = code;
+  if (message)
+    {
+      c->status_details = grpc_slice_from_copied_string (message);
+      c->have_status_details = TRUE;
+      ops[n].data.send_status_from_server.status_details = &c->status_details;
+    }
+  n++;
+  grpc_call_error r = grpc_call_start_batch (c->call, ops, n, &c->tag_send, NULL);
+  if (r != GRPC_CALL_OK)
+    {
+      g_warning ("RPC %s: sending the reply failed (grpc error %d)", crisp_call_method_name (c),
+                 (int) r);
+      call_unref (c);
+    }
+}
+
+void
+crisp_call_finish (CrispCall *call, const ProtobufCMessage *response)
+{
+  if (!call_claim_end (call))
+    return;
+  g_assert (response->descriptor == call->method->output);
+  size_t len = protobuf_c_message_get_packed_size (response);
+  grpc_slice slice = grpc_slice_malloc (len);
+  protobuf_c_message_pack (response, GRPC_SLICE_START_PTR (slice));
+  call->send_buf = grpc_raw_byte_buffer_create (&slice, 1);
+  grpc_slice_unref (slice);
+  g_debug ("RPC %s: ok", crisp_call_method_name (call));
+  call_send (call, GRPC_STATUS_OK, NULL);
+}
+
+void
+crisp_call_fail_literal (CrispCall *call, CrispErrorCode code, const char *message)
+{
+  if (!call_claim_end (call))
+    return;
+  if (code == CRISP_ERROR_INTERNAL || code == CRISP_ERROR_UNKNOWN || code == CRISP_ERROR_DATA_LOSS)
+    g_warning ("RPC %s failed: %s", crisp_call_method_name (call), message);
+  else
+    g_info ("RPC %s failed (code %d): %s", crisp_call_method_name (call), (int) code, message);
+  call_send (call, (grpc_status_code) code, message);
+}
+
+void
+crisp_call_fail (CrispCall *call, const GError *error)
+{
+  crisp_call_fail_literal (call, crisp_error_to_code (error),
+                           error ? error->message : "unknown error");
+}
+
+typedef struct
+{
+  CrispCall *call;
+  CrispCallThreadFunc fn;
+  gpointer data;
+  GDestroyNotify destroy;
+} Work;
+
+static void
+worker_run (gpointer item, gpointer user_data)
+{
+  Work *w = item;
+  w->fn (w->call->server, w->call, w->data);
+  if (w->destroy)
+    w->destroy (w->data);
+  g_free (w);
+}
+
+void
+crisp_call_run_in_thread (CrispCall *call, CrispCallThreadFunc fn, gpointer data,
+                          GDestroyNotify destroy)
+{
+  Work *w = g_new0 (Work, 1);
+  *w = (Work){ call, fn, data, destroy };
+  g_thread_pool_push (call->grpc->workers, w, NULL);
+}
+
+static ProtobufCMessage *
+decode_request (CrispCall *c)
+{
+  grpc_byte_buffer_reader reader;
+  if (!grpc_byte_buffer_reader_init (&reader, c->recv_buf))
+    return NULL;
+  grpc_slice all = grpc_byte_buffer_reader_readall (&reader);
+  grpc_byte_buffer_reader_destroy (&reader);
+  ProtobufCMessage *msg = protobuf_c_message_unpack (
+      c->method->input, NULL, GRPC_SLICE_LENGTH (all), GRPC_SLICE_START_PTR (all));
+  grpc_slice_unref (all);
+  return msg;
+}
+
+static void
+on_recv (CrispCall *c, gboolean success)
+{
+  g_autofree char *path = grpc_slice_to_c_string (c->details.method);
+  c->method = crisp_methods_lookup_path (c->server->methods, path);
+  if (c->method == NULL)
+    {
+      g_autofree char *msg = g_strdup_printf ("unknown method '%s'", path);
+      crisp_call_fail_literal (c, CRISP_ERROR_UNIMPLEMENTED, msg);
+      return;
+    }
+  if (!success || c->recv_buf == NULL)
+    {
+      crisp_call_fail_literal (c, CRISP_ERROR_INVALID_ARGUMENT, "no request message received");
+      return;
+    }
+  c->request = decode_request (c);
+  if (c->request == NULL)
+    {
+      g_autofree char *msg = g_strdup_printf ("request to %s does not decode as %s",
+                                              c->method->name, c->method->input->name);
+      crisp_call_fail_literal (c, CRISP_ERROR_INVALID_ARGUMENT, msg);
+      return;
+    }
+  if (c->method->handler == NULL)
+    {
+      g_autofree char *msg = g_strdup_printf ("%s is not implemented by crisp", c->method->name);
+      crisp_call_fail_literal (c, CRISP_ERROR_UNIMPLEMENTED, msg);
+      return;
+    }
+  g_debug ("RPC %s", c->method->name);
+  c->method->handler (c->server, c);
+}
+
+static gboolean
+start_ops (CrispCall *c, grpc_op *op, Tag *tag)
+{
+  g_atomic_int_inc (&c->refs);
+  if (grpc_call_start_batch (c->call, op, 1, tag, NULL) == GRPC_CALL_OK)
+    return TRUE;
+  call_unref (c);
+  return FALSE;
+}
+
+static void
+on_new_call (CrispGrpc *self, CrispCall *c, gboolean success)
+{
+  if (!success)
+    {
+      call_unref (c); /* shutting down: the pending request is returned unfulfilled */
+      return;
+    }
+  if (!self->shutting_down)
+    call_accept_next (self);
+  /* Close-on-server first: it is how deadlines and client cancellations are seen. */
+  grpc_op close = { .op = GRPC_OP_RECV_CLOSE_ON_SERVER };
+  close.data.recv_close_on_server.cancelled = &c->cancelled;
+  grpc_op recv = { .op = GRPC_OP_RECV_MESSAGE };
+  recv.data.recv_message.recv_message = &c->recv_buf;
+  gboolean ok = start_ops (c, &close, &c->tag_close) && start_ops (c, &recv, &c->tag_recv);
+  if (!ok)
+    g_warning ("accepting a call failed");
+  call_unref (c); /* the accept's own reference; the ops hold theirs */
+}
+
+static gboolean
+dispatch_event (gpointer data)
+{
+  Event *ev = data;
+  Tag *tag = ev->tag;
+  CrispCall *c = tag->call;
+  switch (tag->kind)
+    {
+    case TAG_NEW_CALL:
+      on_new_call (c->grpc, c, ev->success);
+      break;
+    case TAG_RECV:
+      /* The recv op's reference passes to the handler, which ends the call (send op). */
+      on_recv (c, ev->success);
+      break;
+    case TAG_CLOSE:
+      if (c->cancelled)
+        g_cancellable_cancel (c->cancellable);
+      call_unref (c);
+      break;
+    case TAG_SEND:
+      call_unref (c);
+      break;
+    case TAG_SHUTDOWN:
+      {
+        CrispGrpc *self = (CrispGrpc *) ((char *) tag - G_STRUCT_OFFSET (CrispGrpc, shutdown_tag));
+        if (self->grace_source)
+          g_source_remove (self->grace_source);
+        self->grace_source = 0;
+        if (self->shutdown_done)
+          self->shutdown_done (self->shutdown_data);
+      }
+      break;
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+queue_thread (gpointer data)
+{
+  CrispGrpc *self = data;
+  for (;;)
+    {
+      grpc_event ev
+          = grpc_completion_queue_next (self->cq, gpr_inf_future (GPR_CLOCK_REALTIME), NULL);
+      if (ev.type == GRPC_QUEUE_SHUTDOWN)
+        break;
+      if (ev.type != GRPC_OP_COMPLETE)
+        continue;
+      Event *e = g_new (Event, 1);
+      e->tag = ev.tag;
+      e->success = ev.success;
+      g_main_context_invoke_full (self->context, G_PRIORITY_DEFAULT, dispatch_event, e, g_free);
+    }
+  return NULL;
+}
+
+static void
+call_accept_next (CrispGrpc *self)
+{
+  CrispCall *c = call_new (self);
+  grpc_call_error r = grpc_server_request_call (self->srv, &c->call, &c->details, &c->request_md,
+                                                self->cq, self->cq, &c->tag_new);
+  if (r != GRPC_CALL_OK)
+    {
+      g_warning ("cannot accept more calls (grpc error %d)", (int) r);
+      call_unref (c);
+    }
+}
+
+CrispGrpc *
+crisp_grpc_new (CrispServer *server, const char *socket_path, GError **error)
+{
+  CrispGrpc *self = g_new0 (CrispGrpc, 1);
+  self->server = server;
+  self->context = g_main_context_ref (g_main_context_default ());
+  self->address = g_strdup_printf ("unix:%s", socket_path);
+  self->workers = g_thread_pool_new (worker_run, NULL, CRISP_MAX_WORKERS, FALSE, NULL);
+  self->shutdown_tag = (Tag){ TAG_SHUTDOWN, NULL };
+  grpc_init ();
+  grpc_arg args[] = {
+    { .type = GRPC_ARG_INTEGER,
+      .key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+      .value.integer = CRISP_MAX_RECEIVE_BYTES },
+  };
+  grpc_channel_args chargs = { .num_args = G_N_ELEMENTS (args), .args = args };
+  self->srv = grpc_server_create (&chargs, NULL);
+  self->cq = grpc_completion_queue_create_for_next (NULL);
+  grpc_server_register_completion_queue (self->srv, self->cq, NULL);
+  grpc_server_credentials *creds = grpc_insecure_server_credentials_create ();
+  int port = grpc_server_add_http2_port (self->srv, self->address, creds);
+  grpc_server_credentials_release (creds);
+  if (port == 0)
+    {
+      crisp_throw (error, CRISP_ERROR_UNAVAILABLE, "cannot listen on '%s'", self->address);
+      crisp_grpc_free (self);
+      return NULL;
+    }
+  return self;
+}
+
+gboolean
+crisp_grpc_start (CrispGrpc *self, GError **error)
+{
+  grpc_server_start (self->srv);
+  self->thread = g_thread_new ("grpc-cq", queue_thread, self);
+  /* A few requests outstanding so bursts of calls are accepted without a round trip. */
+  for (int i = 0; i < 4; i++)
+    call_accept_next (self);
+  return TRUE;
+}
+
+static gboolean
+grace_expired (gpointer data)
+{
+  CrispGrpc *self = data;
+  self->grace_source = 0;
+  g_message ("shutdown grace period over: cancelling the calls still in flight");
+  grpc_server_cancel_all_calls (self->srv);
+  return G_SOURCE_REMOVE;
+}
+
+void
+crisp_grpc_shutdown (CrispGrpc *self, guint grace_seconds, GSourceFunc done, gpointer data)
+{
+  if (self->shutting_down)
+    return;
+  self->shutting_down = TRUE;
+  self->shutdown_done = done;
+  self->shutdown_data = data;
+  grpc_server_shutdown_and_notify (self->srv, self->cq, &self->shutdown_tag);
+  self->grace_source = g_timeout_add_seconds (grace_seconds, grace_expired, self);
+}
+
+void
+crisp_grpc_free (CrispGrpc *self)
+{
+  if (self == NULL)
+    return;
+  if (self->grace_source)
+    g_source_remove (self->grace_source);
+  if (self->srv)
+    {
+      if (!self->shutting_down)
+        {
+          grpc_server_shutdown_and_notify (self->srv, self->cq, &self->shutdown_tag);
+          grpc_server_cancel_all_calls (self->srv);
+        }
+      grpc_completion_queue_shutdown (self->cq);
+    }
+  if (self->thread)
+    g_thread_join (self->thread);
+  if (self->srv)
+    {
+      grpc_server_destroy (self->srv);
+      grpc_completion_queue_destroy (self->cq);
+    }
+  if (self->workers)
+    g_thread_pool_free (self->workers, TRUE, FALSE);
+  g_main_context_unref (self->context);
+  g_free (self->address);
+  g_free (self);
+  grpc_shutdown ();
+}

@@ -1,0 +1,31 @@
+/* The gRPC transport: one thread drains the completion queue and forwards every event to
+ * the GLib main loop, where calls are decoded and dispatched through the method table. */
+#pragma once
+
+#include "server.h"
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  const char *name;    /* "Version" */
+  const char *service; /* "runtime.v1.RuntimeService" */
+  char *path;          /* "/runtime.v1.RuntimeService/Version" */
+  const ProtobufCMessageDescriptor *input;
+  const ProtobufCMessageDescriptor *output;
+  gboolean server_streaming;
+  CrispHandler handler;
+} CrispMethod;
+
+/* Builds the method table from the generated service descriptors (methods.c). */
+GHashTable *crisp_methods_new (void);
+const CrispMethod *crisp_methods_lookup_path (GHashTable *methods, const char *path);
+
+CrispGrpc *crisp_grpc_new (CrispServer *server, const char *socket_path, GError **error);
+gboolean crisp_grpc_start (CrispGrpc *self, GError **error);
+/* Stops accepting calls; in-flight ones get grace_seconds, then are cancelled. `done` runs
+ * on the main loop once no call is left. */
+void crisp_grpc_shutdown (CrispGrpc *self, guint grace_seconds, GSourceFunc done, gpointer data);
+void crisp_grpc_free (CrispGrpc *self);
+
+G_END_DECLS

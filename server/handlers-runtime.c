@@ -1,0 +1,215 @@
+/* Runtime-wide RPCs: Version, Status, RuntimeConfig, UpdateRuntimeConfig, and an empty
+ * ImageFsInfo until an image service registers its own. */
+#include "config.h"
+
+#include "server.h"
+
+#include "crisp-base.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <json-glib/json-glib.h>
+
+#define POD_CIDR_FILE "pod-cidr"
+
+#define CRI_API_VERSION "v1"
+
+static void
+handle_version (CrispServer *self, CrispCall *call)
+{
+  Runtime__V1__VersionResponse resp = RUNTIME__V1__VERSION_RESPONSE__INIT;
+  /* kubelet rejects a runtime whose version fields are empty. */
+  resp.version = (char *) "0.1.0";
+  resp.runtime_name = (char *) PACKAGE_NAME;
+  resp.runtime_version = (char *) PACKAGE_VERSION;
+  resp.runtime_api_version = (char *) CRI_API_VERSION;
+  crisp_call_finish (call, &resp.base);
+}
+
+/* A stand-in for the CNI module's readiness check: any parseable network config file. */
+static gboolean
+network_config_present (const char *dir, char **out_reason)
+{
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      if (!g_str_has_suffix (name, ".conflist") && !g_str_has_suffix (name, ".conf")
+          && !g_str_has_suffix (name, ".json"))
+        continue;
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      if (json_parser_load_from_file (parser, path, NULL)
+          && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+        return TRUE;
+    }
+  *out_reason = g_strdup_printf ("no valid CNI network config found in '%s'", dir);
+  return FALSE;
+}
+
+static char *
+config_as_json (CrispServer *self)
+{
+  g_autofree char *data = crisp_config_to_data (self->config);
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  if (g_key_file_load_from_data (kf, data, -1, G_KEY_FILE_NONE, NULL))
+    {
+      g_auto (GStrv) groups = g_key_file_get_groups (kf, NULL);
+      for (char **g = groups; *g; g++)
+        {
+          json_builder_set_member_name (b, *g);
+          json_builder_begin_object (b);
+          g_auto (GStrv) keys = g_key_file_get_keys (kf, *g, NULL, NULL);
+          for (char **k = keys; keys && *k; k++)
+            {
+              g_autofree char *v = g_key_file_get_string (kf, *g, *k, NULL);
+              json_builder_set_member_name (b, *k);
+              json_builder_add_string_value (b, v ? v : "");
+            }
+          json_builder_end_object (b);
+        }
+    }
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  return json_to_string (root, FALSE);
+}
+
+static char *
+network_as_json (CrispServer *self)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "podCIDR");
+  g_mutex_lock (&self->lock);
+  json_builder_add_string_value (b, self->pod_cidr ? self->pod_cidr : "");
+  g_mutex_unlock (&self->lock);
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  return json_to_string (root, FALSE);
+}
+
+static void
+handle_status (CrispServer *self, CrispCall *call)
+{
+  const Runtime__V1__StatusRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__StatusRequest);
+  Runtime__V1__RuntimeCondition runtime_ready = RUNTIME__V1__RUNTIME_CONDITION__INIT;
+  Runtime__V1__RuntimeCondition network_ready = RUNTIME__V1__RUNTIME_CONDITION__INIT;
+  g_autofree char *reason = NULL;
+
+  runtime_ready.type = (char *) "RuntimeReady";
+  runtime_ready.status = TRUE;
+  network_ready.type = (char *) "NetworkReady";
+  network_ready.status = network_config_present (self->config->cni_config_dir, &reason);
+  if (!network_ready.status)
+    {
+      network_ready.reason = (char *) "NetworkPluginNotReady";
+      network_ready.message = reason;
+    }
+  Runtime__V1__RuntimeCondition *conds[] = { &runtime_ready, &network_ready };
+  Runtime__V1__RuntimeStatus status = RUNTIME__V1__RUNTIME_STATUS__INIT;
+  status.n_conditions = G_N_ELEMENTS (conds);
+  status.conditions = conds;
+
+  Runtime__V1__StatusResponse resp = RUNTIME__V1__STATUS_RESPONSE__INIT;
+  resp.status = &status;
+  g_autofree char *config_json = NULL;
+  g_autofree char *network_json = NULL;
+  Runtime__V1__StatusResponse__InfoEntry config_entry
+      = RUNTIME__V1__STATUS_RESPONSE__INFO_ENTRY__INIT;
+  Runtime__V1__StatusResponse__InfoEntry network_entry
+      = RUNTIME__V1__STATUS_RESPONSE__INFO_ENTRY__INIT;
+  Runtime__V1__StatusResponse__InfoEntry *entries[] = { &config_entry, &network_entry };
+  if (req->verbose)
+    {
+      config_entry.key = (char *) "config";
+      config_entry.value = config_json = config_as_json (self);
+      network_entry.key = (char *) "network";
+      network_entry.value = network_json = network_as_json (self);
+      resp.n_info = G_N_ELEMENTS (entries);
+      resp.info = entries;
+    }
+  crisp_call_finish (call, &resp.base);
+}
+
+static void
+handle_runtime_config (CrispServer *self, CrispCall *call)
+{
+  Runtime__V1__LinuxRuntimeConfiguration linux_cfg = RUNTIME__V1__LINUX_RUNTIME_CONFIGURATION__INIT;
+  linux_cfg.cgroup_driver = g_str_equal (self->config->cgroup_driver, "systemd")
+                                ? RUNTIME__V1__CGROUP_DRIVER__SYSTEMD
+                                : RUNTIME__V1__CGROUP_DRIVER__CGROUPFS;
+  Runtime__V1__RuntimeConfigResponse resp = RUNTIME__V1__RUNTIME_CONFIG_RESPONSE__INIT;
+  resp.linux = &linux_cfg;
+  crisp_call_finish (call, &resp.base);
+}
+
+/* Kept in the run root so a restarted crisp reports it before kubelet sends it again. */
+static gboolean
+set_pod_cidr (CrispServer *self, const char *cidr, GError **error)
+{
+  if (strlen (cidr) > 64 || strchr (cidr, '\n') != NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "runtime_config.network_config.pod_cidr: invalid value '%.64s'", cidr);
+  _cleanup_close_ int dfd = open (self->config->run_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int r = dfd < 0 ? -errno
+                  : crisp_write_file_atomic_at (dfd, POD_CIDR_FILE, cidr, strlen (cidr), 0600);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "saving the pod CIDR in '%s'", self->config->run_root);
+  g_mutex_lock (&self->lock);
+  if (g_strcmp0 (self->pod_cidr, cidr) != 0)
+    g_message ("pod CIDR set to '%s'", cidr);
+  g_free (self->pod_cidr);
+  self->pod_cidr = g_strdup (cidr);
+  g_mutex_unlock (&self->lock);
+  return TRUE;
+}
+
+static void
+load_pod_cidr (CrispServer *self)
+{
+  _cleanup_close_ int dfd = open (self->config->run_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  char *buf = NULL;
+  if (dfd >= 0 && crisp_read_all_at (dfd, POD_CIDR_FILE, 64, &buf, NULL) == 0)
+    self->pod_cidr = g_strdup (buf);
+  free (buf);
+}
+
+static void
+handle_update_runtime_config (CrispServer *self, CrispCall *call)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__UpdateRuntimeConfigRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__UpdateRuntimeConfigRequest);
+  const char *cidr = NULL;
+  if (req->runtime_config && req->runtime_config->network_config)
+    cidr = req->runtime_config->network_config->pod_cidr;
+  if (cidr != NULL && *cidr != '\0' && !set_pod_cidr (self, cidr, &error))
+    {
+      crisp_call_fail (call, error);
+      return;
+    }
+  Runtime__V1__UpdateRuntimeConfigResponse resp = RUNTIME__V1__UPDATE_RUNTIME_CONFIG_RESPONSE__INIT;
+  crisp_call_finish (call, &resp.base);
+}
+
+static void
+handle_image_fs_info_empty (CrispServer *self, CrispCall *call)
+{
+  Runtime__V1__ImageFsInfoResponse resp = RUNTIME__V1__IMAGE_FS_INFO_RESPONSE__INIT;
+  crisp_call_finish (call, &resp.base);
+}
+
+gboolean
+crisp_runtime_handlers_init (CrispServer *self, GError **error)
+{
+  load_pod_cidr (self);
+  crisp_server_register (self, "Version", handle_version);
+  crisp_server_register (self, "Status", handle_status);
+  crisp_server_register (self, "RuntimeConfig", handle_runtime_config);
+  crisp_server_register (self, "UpdateRuntimeConfig", handle_update_runtime_config);
+  if (!crisp_server_has_handler (self, "ImageFsInfo"))
+    crisp_server_register (self, "ImageFsInfo", handle_image_fs_info_empty);
+  return TRUE;
+}

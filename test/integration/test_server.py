@@ -1,0 +1,263 @@
+"""The foundation: transport, method table, runtime RPCs, configuration, signals."""
+import json
+import os
+import random
+import signal
+import socket
+import stat
+import subprocess
+import time
+
+import grpc
+import pytest
+
+from cri_client import CRIClient, SERVICES, pb
+from crisp_daemon import CRISP, CrispDaemon
+
+
+def test_version_fields_are_all_set(crisp):
+    v = crisp.client.call("Version", pb.VersionRequest(version="0.1.0"))
+    assert v.runtime_name == "crisp"
+    assert v.runtime_api_version == "v1"
+    assert v.version and v.runtime_version
+
+
+def test_status_network_not_ready_without_cni_config(crisp):
+    st = crisp.client.call("Status", pb.StatusRequest()).status
+    conds = {c.type: c for c in st.conditions}
+    assert conds["RuntimeReady"].status
+    assert not conds["NetworkReady"].status
+    assert conds["NetworkReady"].reason == "NetworkPluginNotReady"
+    assert crisp.cni_dir in conds["NetworkReady"].message
+
+
+def test_status_network_ready_with_cni_config(crisp):
+    conf = {"cniVersion": "1.0.0", "name": "t", "plugins": [{"type": "loopback"}]}
+    with open(os.path.join(crisp.cni_dir, "10-t.conflist"), "w") as f:
+        json.dump(conf, f)
+    st = crisp.client.call("Status", pb.StatusRequest()).status
+    assert {c.type: c.status for c in st.conditions}["NetworkReady"]
+
+
+def test_status_verbose_reports_effective_config(crisp):
+    r = crisp.client.call("Status", pb.StatusRequest(verbose=True))
+    cfg = json.loads(r.info["config"])
+    assert cfg["crisp"]["listen"] == crisp.sock
+    assert cfg["crisp"]["root"] == crisp.root
+    assert not crisp.client.call("Status", pb.StatusRequest()).info
+
+
+def test_runtime_config_reports_cgroup_driver(crisp_factory):
+    d = crisp_factory()
+    assert d.client.call("RuntimeConfig").linux.cgroup_driver == pb.CGROUPFS
+    d2 = crisp_factory("[runtime]\ncgroup-driver = systemd\n")
+    assert d2.client.call("RuntimeConfig").linux.cgroup_driver == pb.SYSTEMD
+
+
+def test_update_runtime_config_keeps_pod_cidr(crisp):
+    req = pb.UpdateRuntimeConfigRequest(
+        runtime_config=pb.RuntimeConfig(network_config=pb.NetworkConfig(pod_cidr="10.244.1.0/24")))
+    crisp.client.call("UpdateRuntimeConfig", req)
+    info = crisp.client.call("Status", pb.StatusRequest(verbose=True)).info
+    assert json.loads(info["network"])["podCIDR"] == "10.244.1.0/24"
+    crisp.restart()
+    info = crisp.client.call("Status", pb.StatusRequest(verbose=True)).info
+    assert json.loads(info["network"])["podCIDR"] == "10.244.1.0/24"
+
+
+def test_image_fs_info_answers(crisp):
+    crisp.client.call("ImageFsInfo", pb.ImageFsInfoRequest())
+
+
+def test_unimplemented_method_is_named(crisp):
+    with pytest.raises(grpc.RpcError) as e:
+        crisp.client.call("CheckpointContainer", pb.CheckpointContainerRequest(container_id="x"))
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "CheckpointContainer" in e.value.details()
+
+
+def test_unknown_method_is_unimplemented(crisp):
+    with pytest.raises(grpc.RpcError) as e:
+        crisp.client.raw("/runtime.v1.RuntimeService/NoSuchThing", b"")
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "NoSuchThing" in e.value.details()
+
+
+def test_garbage_bytes_are_invalid_argument(crisp):
+    with pytest.raises(grpc.RpcError) as e:
+        crisp.client.raw("/runtime.v1.RuntimeService/Version", b"\xff\xff\xff\xff")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "VersionRequest" in e.value.details()
+
+
+def test_random_payloads_never_crash_crisp(crisp):
+    rng = random.Random(1234)
+    names = sorted(SERVICES)
+    for _ in range(300):
+        name = rng.choice(names)
+        service, _desc = SERVICES[name]
+        payload = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 64)))
+        try:
+            crisp.client.raw("/%s/%s" % (service, name), payload, timeout=5)
+        except grpc.RpcError as e:
+            assert e.code() != grpc.StatusCode.UNAVAILABLE, crisp.log_tail()
+    assert crisp.proc.poll() is None
+    crisp.client.call("Version")
+
+
+def test_oversized_message_is_refused_and_crisp_lives(crisp):
+    big = pb.VersionRequest(version="x" * (17 * 1024 * 1024))
+    with pytest.raises(grpc.RpcError) as e:
+        crisp.client.call("Version", big)
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    crisp.client.call("Version")
+
+
+def test_many_concurrent_calls(crisp):
+    futures = [crisp.client.future("Version", pb.VersionRequest()) for _ in range(200)]
+    assert all(f.result().runtime_name == "crisp" for f in futures)
+
+
+def test_socket_and_directories_are_private(crisp):
+    assert stat.S_IMODE(os.stat(crisp.sock).st_mode) == 0o660
+    assert stat.S_ISSOCK(os.stat(crisp.sock).st_mode)
+    for d in (crisp.root, crisp.run_root):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+
+
+def test_second_instance_is_refused(crisp_factory):
+    d = crisp_factory()
+    second = subprocess.run(d.command(), capture_output=True, text=True, timeout=30)
+    assert second.returncode != 0
+    assert "already serving" in second.stderr
+    d.client.call("Version")  # the first one still owns its socket
+
+
+def test_sigterm_exits_zero(crisp):
+    crisp.client.call("Version")
+    assert crisp.stop() == 0
+    assert "stopped" in crisp.log_tail()
+
+
+def test_sighup_reloads_log_level(crisp):
+    with open(os.path.join(crisp.conf_dir, "50-quiet.conf"), "w") as f:
+        f.write("[crisp]\nlog-level = error\n")
+    crisp.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reload: log level 'error'" not in crisp.log_tail():
+        assert time.monotonic() < deadline, crisp.log_tail()
+        time.sleep(0.05)
+    crisp.client.call("Version")
+
+
+def test_sighup_with_broken_config_keeps_running(crisp):
+    with open(os.path.join(crisp.conf_dir, "50-bad.conf"), "w") as f:
+        f.write("[crisp]\nlog-level = loud\n")
+    crisp.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "keeping the running configuration" not in crisp.log_tail():
+        assert time.monotonic() < deadline, crisp.log_tail()
+        time.sleep(0.05)
+    crisp.client.call("Version")
+
+
+def test_ready_is_notified_to_systemd(tmp_path):
+    path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(20)
+    d = CrispDaemon(str(tmp_path / "d"))
+    os.environ["NOTIFY_SOCKET"] = path
+    try:
+        d.start()
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+    try:
+        assert s.recv(256) == b"READY=1"
+        d.stop()
+        assert s.recv(256) == b"STOPPING=1"
+    finally:
+        d.cleanup()
+        s.close()
+
+
+# Configuration: precedence and validation, through `crisp config` and start-up.
+
+def effective(d, *flags):
+    out = subprocess.run(d.command(*flags, "config"), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def value_of(text, group, key):
+    current = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            current = line.strip("[]")
+        elif current == group and line.startswith(key + " ="):
+            return line.split("=", 1)[1].strip()
+    return None
+
+
+def test_config_precedence_files_dropins_flags(tmp_path):
+    d = CrispDaemon(str(tmp_path), "[crisp]\nlog-level = warning\n[streaming]\nport = 1111\n")
+    assert value_of(effective(d).stdout, "crisp", "log-level") == "warning"
+    with open(os.path.join(d.conf_dir, "20-b.conf"), "w") as f:
+        f.write("[crisp]\nlog-level = debug\n")
+    with open(os.path.join(d.conf_dir, "10-a.conf"), "w") as f:
+        f.write("[crisp]\nlog-level = error\n[streaming]\nport = 2222\n")
+    with open(os.path.join(d.conf_dir, "30-c.conf.disabled"), "w") as f:
+        f.write("[crisp]\nlog-level = info\n")
+    out = effective(d).stdout
+    assert value_of(out, "crisp", "log-level") == "debug"  # 20-b after 10-a; .disabled ignored
+    assert value_of(out, "streaming", "port") == "2222"
+    out = effective(d, "--log-level", "info", "--streaming-port", "3333").stdout
+    assert value_of(out, "crisp", "log-level") == "info"
+    assert value_of(out, "streaming", "port") == "3333"
+
+
+def test_config_output_is_a_valid_config_file(tmp_path):
+    d = CrispDaemon(str(tmp_path / "a"), "[runtime]\ncgroup-driver = systemd\n")
+    text = effective(d).stdout
+    d2 = CrispDaemon(str(tmp_path / "b"))
+    with open(d2.conf_file, "w") as f:
+        f.write(text)
+    assert effective(d2).stdout.split("\n", 3)[-1] == text.split("\n", 3)[-1]
+
+
+def test_unknown_key_is_warned_not_fatal(tmp_path):
+    d = CrispDaemon(str(tmp_path), "[crisp]\nno-such-key = 1\n")
+    out = effective(d)
+    assert "no-such-key" in out.stderr and "ignoring" in out.stderr
+
+
+@pytest.mark.parametrize("group,key,value", [
+    ("crisp", "log-level", "loud"),
+    ("crisp", "shutdown-grace", "-4"),
+    ("runtime", "cgroup-driver", "upstart"),
+    ("streaming", "port", "70000"),
+    ("crisp", "root", "relative/dir"),
+])
+def test_invalid_value_stops_start_up_naming_it(tmp_path, group, key, value):
+    d = CrispDaemon(str(tmp_path))
+    bad = os.path.join(d.conf_dir, "90-bad.conf")
+    with open(bad, "w") as f:
+        f.write("[%s]\n%s = %s\n" % (group, key, value))
+    out = subprocess.run(d.command(), capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert bad in out.stderr and key in out.stderr and value in out.stderr
+    assert not os.path.exists(d.sock)
+
+
+def test_help_documents_every_option():
+    out = subprocess.run([CRISP, "--help"], capture_output=True, text=True).stdout
+    for opt in ("--config", "--config-dir", "--listen", "--root", "--run-root", "--log-level",
+                "--cgroup-driver", "--default-runtime", "--cni-config-dir", "--cni-plugin-dir",
+                "--streaming-address", "--streaming-port", "config", "version"):
+        assert opt in out
+
+
+def test_version_command():
+    out = subprocess.run([CRISP, "version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "crisp version" in out.stdout
