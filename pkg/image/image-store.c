@@ -231,7 +231,8 @@ load_one (CrispImageStore *store, const char *name)
     return quarantine (store, name, error->message);
   if (!g_str_equal (expect, name))
     return quarantine (store, name, "its id does not match its name");
-  g_hash_table_replace (store->by_id, img->id, g_steal_pointer (&img));
+  CrispImage *owned = g_steal_pointer (&img);
+  g_hash_table_replace (store->by_id, owned->id, owned);
 }
 
 CrispImageStore *
