@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "registry.h"
+#include "pkg/storage/sha256.h"
 #include "crisp-error.h"
 #include "crisp-base.h"
 
@@ -33,7 +34,7 @@ typedef struct
   GByteArray *mem; /* memory sink, or */
   int fd;          /* file sink */
   gsize max;
-  GChecksum *sum;
+  CrispSha256 *sum;
   goffset received;
   gboolean too_big;
   int write_errno;
@@ -124,7 +125,7 @@ on_data (char *buf, size_t size, size_t n, void *data)
       return 0;
     }
   t->received += len;
-  g_checksum_update (t->sum, (const guchar *) buf, len);
+  crisp_sha256_update (t->sum, buf, len);
   if (t->mem != NULL)
     g_byte_array_append (t->mem, (const guint8 *) buf, len);
   else
@@ -153,7 +154,7 @@ transfer_reset (Transfer *t)
   t->received = 0;
   t->too_big = FALSE;
   t->write_errno = 0;
-  g_checksum_reset (t->sum);
+  crisp_sha256_reset (t->sum);
   if (t->mem)
     g_byte_array_set_size (t->mem, 0);
   else if (t->fd >= 0)
@@ -357,7 +358,7 @@ fetch_token (CrispRegistryClient *c, CrispChallenge *ch, GError **error)
     return FALSE;
   g_autoptr (CURL) curl = curl_easy_init ();
   g_autoptr (GByteArray) body = g_byte_array_new ();
-  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr (CrispSha256) sum = crisp_sha256_new ();
   Transfer t = { .client = c, .curl = curl, .mem = body, .fd = -1, .max = 1024 * 1024, .sum = sum };
   char errbuf[CURL_ERROR_SIZE] = "";
   setup_easy (curl, url, &t, errbuf);
@@ -389,9 +390,9 @@ fetch_token (CrispRegistryClient *c, CrispChallenge *ch, GError **error)
 }
 
 static char *
-checksum_digest (GChecksum *sum)
+checksum_digest (CrispSha256 *sum)
 {
-  return g_strconcat ("sha256:", g_checksum_get_string (sum), NULL);
+  return crisp_sha256_digest (sum);
 }
 
 gboolean
@@ -401,7 +402,7 @@ crisp_registry_get_manifest (CrispRegistryClient *c, const char *reference, GByt
   g_autofree char *url = g_strdup_printf ("%s/v2/%s/manifests/%s", c->base_url, c->repo_path,
                                           reference);
   g_autoptr (GByteArray) body = g_byte_array_new ();
-  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr (CrispSha256) sum = crisp_sha256_new ();
   Transfer t = { .client = c, .mem = body, .fd = -1, .max = CRISP_MANIFEST_MAX_BYTES, .sum = sum };
   gboolean ok = request (&t, url, CRISP_MANIFEST_ACCEPT, error);
   g_autofree char *content_type = g_steal_pointer (&t.content_type);
@@ -423,7 +424,7 @@ get_blob (CrispRegistryClient *c, const CrispDescriptor *d, Transfer *t, GError 
 {
   g_autofree char *url = g_strdup_printf ("%s/v2/%s/blobs/%s", c->base_url, c->repo_path,
                                           d->digest);
-  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr (CrispSha256) sum = crisp_sha256_new ();
   t->client = c;
   t->sum = sum;
   gboolean ok = request (t, url, NULL, error);

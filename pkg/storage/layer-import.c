@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "storage-private.h"
+#include "sha256.h"
 #include "crisp-base.h"
 #include "crisp-error.h"
 
@@ -30,7 +31,7 @@ typedef struct
   GCancellable *cancellable;
   struct archive *raw;   /* the decompressing reader: one entry, the whole tar */
   struct archive *tar;   /* reads the tar from `raw` */
-  GChecksum *diff_sum;   /* of the uncompressed stream */
+  CrispSha256 *diff_sum;   /* of the uncompressed stream */
   guint64 total;
   int meta_fd;           /* staging metadata tree root */
   OstreeMutableTree *mtree;
@@ -55,7 +56,7 @@ import_clear (Import *imp)
     archive_read_free (imp->tar);
   if (imp->raw)
     archive_read_free (imp->raw);
-  g_clear_pointer (&imp->diff_sum, g_checksum_free);
+  g_clear_pointer (&imp->diff_sum, crisp_sha256_free);
   crisp_closep (&imp->meta_fd);
   g_clear_object (&imp->mtree);
   g_clear_pointer (&imp->default_dirmeta, g_free);
@@ -83,7 +84,7 @@ read_raw (struct archive *a, void *data, const void **out_buf)
                          (guint64) CRISP_LAYER_MAX_BYTES);
       return -1;
     }
-  g_checksum_update (imp->diff_sum, (const guchar *) imp->buf, n);
+  crisp_sha256_update (imp->diff_sum, imp->buf, n);
   *out_buf = imp->buf;
   return n;
 }
@@ -611,7 +612,7 @@ commit_layer (Import *imp, const char *hex, GError **error)
 static gboolean
 check_diff_id (Import *imp, const char *diff_id, GError **error)
 {
-  g_autofree char *got = g_strconcat ("sha256:", g_checksum_get_string (imp->diff_sum), NULL);
+  g_autofree char *got = crisp_sha256_digest (imp->diff_sum);
   if (!g_str_equal (got, diff_id))
     return crisp_throw (error, CRISP_ERROR_DATA_LOSS,
                         "layer content has digest %s, the image config says %s (diff ID mismatch)",
@@ -647,7 +648,7 @@ crisp_storage_import_layer (CrispStorage *store, int fd, const char *diff_id,
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "bad diff ID '%s'", diff_id);
   g_autofree char *staging = g_strdup_printf ("layer-%s", crisp_storage_diff_hex (diff_id));
   Import imp = { .store = store, .cancellable = cancellable, .meta_fd = -1 };
-  imp.diff_sum = g_checksum_new (G_CHECKSUM_SHA256);
+  imp.diff_sum = crisp_sha256_new ();
   imp.mtree = ostree_mutable_tree_new ();
   imp.files = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   imp.dir_times = g_array_new (FALSE, FALSE, sizeof (DirTime));

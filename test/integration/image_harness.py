@@ -10,6 +10,7 @@ import contextlib
 import http.client
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -80,10 +81,12 @@ def build_and_push(reg, name, layers, tag="latest", config=None, sort=True,
     (our own uploader: hostile layers reach the registry as they are)."""
     build = import_builder()
     out = tempfile.mkdtemp(prefix="crisp-img-")
-    res = build.build_image(out, layers, config=config, tag=tag, sort=sort,
-                            compression=compression)
-    res["pushed"] = reg.push_layout(out, tag, name, tag)
-    res["dir"] = out
+    try:
+        res = build.build_image(out, layers, config=config, tag=tag, sort=sort,
+                                compression=compression)
+        res["pushed"] = reg.push_layout(out, tag, name, tag)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     return res
 
 
