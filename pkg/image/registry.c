@@ -362,7 +362,19 @@ fetch_token (CrispRegistryClient *c, CrispChallenge *ch, GError **error)
   Transfer t = { .client = c, .curl = curl, .mem = body, .fd = -1, .max = 1024 * 1024, .sum = sum };
   char errbuf[CURL_ERROR_SIZE] = "";
   setup_easy (curl, url, &t, errbuf);
-  if (c->creds && c->creds->username)
+  g_autofree char *form = NULL;
+  if (c->creds && c->creds->identity_token)
+    {
+      /* OAuth2: the identity token is a refresh token, POSTed to the realm */
+      g_autofree char *rt = g_uri_escape_string (c->creds->identity_token, NULL, FALSE);
+      g_autofree char *query = g_strdup (strchr (url, '?') + 1);
+      form = g_strdup_printf ("grant_type=refresh_token&client_id=crisp&refresh_token=%s&%s", rt,
+                              query);
+      *strchr (url, '?') = '\0';
+      curl_easy_setopt (curl, CURLOPT_URL, url);
+      curl_easy_setopt (curl, CURLOPT_POSTFIELDS, form);
+    }
+  else if (c->creds && c->creds->username)
     {
       curl_easy_setopt (curl, CURLOPT_USERNAME, c->creds->username);
       curl_easy_setopt (curl, CURLOPT_PASSWORD, c->creds->password);
