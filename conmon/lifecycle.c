@@ -244,8 +244,13 @@ runtime_error_message (Monitor *m, char *out, size_t size)
   if (crisp_read_all_at (m->state_dirfd, CRISP_MONITOR_FILE_RUNTIME_LOG, 1 << 20, &buf, &len) < 0)
     return 0;
   const char *p = buf, *msg = NULL;
-  while ((p = strstr (p, "\"msg\":\"")) != NULL)
-    msg = p += 7;
+  while ((p = strstr (p, "\"msg\":")) != NULL)
+    {
+      p += 6;
+      p += strspn (p, " ");
+      if (*p == '"')
+        msg = ++p;
+    }
   if (msg == NULL)
     return 0;
   for (; *msg && *msg != '"' && n + 1 < size; msg++)

@@ -137,7 +137,7 @@ usage (void)
   static const char text[]
       = "usage: crisp-conmon --id ID --bundle DIR --state-dir DIR --runtime PATH\n"
         "  [--runtime-root DIR] [--log-path FILE] [--log-max-line N] [--terminal] [--stdin]\n"
-        "  [--stdin-once] [--no-delete] [--sync-fd N]\n"
+        "  [--stdin-once] [--no-delete] --sync-fd N\n"
         "Runs and watches one container for crisp; see docs/monitor-protocol.md.\n";
   (void)!write (STDERR_FILENO, text, sizeof text - 1);
 }
@@ -237,7 +237,7 @@ parse_args (MonitorOptions *o, int argc, char **argv)
       default:
         return -EINVAL;
       }
-  if (optind != argc || !o->id || !o->bundle || !o->state_dir || !o->runtime)
+  if (optind != argc || !o->id || !o->bundle || !o->state_dir || !o->runtime || o->sync_fd < 0)
     return -EINVAL;
   return 0;
 }
@@ -256,7 +256,10 @@ close_inherited (int keep)
 int
 main (int argc, char **argv)
 {
-  Monitor m = { .opt.sync_fd = -1, .epfd = -1, .state_dirfd = -1, .oom_cgroup_fd = -1 };
+  /* Static, not on the stack: its buffers are zero pages until used, where initialising a
+   * local would dirty all of them. */
+  static Monitor m;
+  m.opt.sync_fd = m.epfd = m.state_dirfd = m.oom_cgroup_fd = -1;
   if (parse_args (&m.opt, argc, argv) < 0)
     {
       usage ();

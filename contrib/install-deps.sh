@@ -6,7 +6,7 @@ set -eu
 build="build-essential autoconf automake libtool pkg-config
   libglib2.0-dev libjson-glib-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libgrpc-dev libostree-dev libcurl4-openssl-dev libseccomp-dev zlib1g-dev
-  libarchive-dev libzstd-dev"
+  libarchive-dev libzstd-dev libssl-dev"
 run="runc containernetworking-plugins iproute2 iptables"
 test="python3-grpcio python3-protobuf python3-pytest docker-registry busybox-static
   skopeo umoci apache2-utils openssl util-linux procps"

@@ -58,6 +58,20 @@ def measure(mon, n):
     return mem, times
 
 
+def measure_concurrent(cls, tmp, bundle, k):
+    """Mean Pss and Private_Dirty of k monitors of one kind running side by side: what each
+    costs on a node, where the binary's pages are shared."""
+    mons = [cls(tmp, bundle) for _ in range(k)]
+    try:
+        pids = [mon.run()[0] for mon in mons]
+        time.sleep(1)
+        mems = [smaps(pid) for pid in pids]
+    finally:
+        for mon in mons:
+            mon.stop()
+    return {key: sum(m[key] for m in mems) / k for key in ("Rss", "Pss", "Private_Dirty")}
+
+
 def runc(root, *args):
     subprocess.run([H.RUNC, "--root", root] + list(args), check=True, capture_output=True)
 
@@ -140,6 +154,7 @@ def runc_alone(tmp, bundle):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=10)
+    ap.add_argument("-k", type=int, default=5, help="monitors side by side for the mean Pss")
     ap.add_argument("--builddir", default=None)
     args = ap.parse_args()
     if args.builddir:
@@ -147,6 +162,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="crisp-bench-monitor-")
     try:
         bundle = H.make_bundle(os.path.join(tmp, "bundle"), ["sleep", "100000"])
+        # A binary fresh from the linker sits dirty in the page cache, and smaps counts such
+        # pages as Private_Dirty: write them back first.
+        os.sync()
         monitors = [CrispConmon(tmp, bundle)]
         if os.path.exists(CONMON):
             monitors.append(DebianConmon(tmp, bundle))
@@ -157,6 +175,10 @@ def main():
               ("monitor", "Rss", "Pss", "Private_Dirty"))
         for name, (mem, _) in results.items():
             print("%-14s %8d %8d %14d" % (name, mem["Rss"], mem["Pss"], mem["Private_Dirty"]))
+        print("\nmean of %d side by side (KiB):" % args.k)
+        for mon in monitors:
+            mem = measure_concurrent(type(mon), tmp, bundle, args.k)
+            print("%-14s %8d %8d %14d" % (mon.name, mem["Rss"], mem["Pss"], mem["Private_Dirty"]))
         times = {name: ts for name, (_, ts) in results.items()}
         times["runc run -d"] = [runc_alone(tmp, bundle) for _ in range(args.n)]
         print("\nstart to running, median of %d (ms):" % args.n)

@@ -28,7 +28,6 @@
  * then the monitor closes the sync socket.  If crisp closes it before GO, the monitor exits
  * without creating anything.  `runtime start` is crisp's job (StartContainer is then only that).
  */
-#define CRISP_MONITOR_SYNC_FD_DEFAULT 3
 
 /* Files in the state dir, all written atomically (temporary file + rename), "key=value\n" lines
  * starting with "version=N".  Readers ignore keys they do not know. */

@@ -2,6 +2,7 @@
 started the way crisp starts it (conmon_harness.Monitor)."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -297,10 +298,56 @@ def test_oom_kill_is_recorded(ctr):
     assert H.read_kv(os.path.join(m.state, "oom"))["version"] == "1"
 
 
+@pytest.mark.skipif(not memory_cgroup_usable(), reason="no memory cgroup controller")
+def test_oom_event_while_container_lives(ctr):
+    # The killer takes the big subshell, not the init: the event, not the exit, must tell.
+    cg = "/crisp-conmon-test-%s" % uuid.uuid4().hex[:8]
+    m = ctr(["sh", "-c", "(x=$(head -c 200000000 /dev/zero | tr '\\0' a)); echo survived;"
+             " sleep 1000"], memory_limit=32 << 20, cgroups_path=cg)
+    m.start()
+    assert H.wait_for(lambda: os.path.exists(os.path.join(m.state, "oom")), 60)
+    assert H.wait_for(lambda: b"survived" in m.read_log())
+    assert m.alive() and not os.path.exists(os.path.join(m.state, "exit"))
+    os.kill(m.container_pid, signal.SIGKILL)
+    m.wait_exit()
+    assert m.exit_file()["oom_killed"] == "1"
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(next(line for line in f if line.startswith("VmHWM:")).split()[1])
+
+
+def test_flood_with_a_stalled_attach_client(ctr):
+    # 64 MiB of output while an attach client never reads: the container must not block and
+    # the monitor's peak memory must stay where an idle one is.
+    m = ctr(["sh", "-c", "sleep 0.5; yes 0123456789abcdef | head -c 67108864; echo; echo end"])
+    stalled = m.connect("attach")
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    m.start()
+    m.wait_exit(120)
+    assert m.exit_file()["status"] == "0"
+    assert os.path.getsize(m.log_path) > 64 << 20
+    with open(m.log_path, "rb") as f:
+        f.seek(-200, os.SEEK_END)
+        assert f.read().endswith(b" stdout F end\n")
+    stalled.close()
+
+
+def test_flood_memory_stays_flat(ctr):
+    m = ctr(["sh", "-c", "yes 0123456789abcdef | head -c 33554432; sleep 1000"])
+    before = vm_hwm_kib(m.pid)
+    m.start()
+    assert H.wait_for(lambda: os.path.getsize(m.log_path) > 32 << 20, 60)
+    assert vm_hwm_kib(m.pid) - before < 512, (before, vm_hwm_kib(m.pid))
+
+
 def test_binary_needs_only_libc():
     out = subprocess.run(["readelf", "-d", H.conmon_path()], capture_output=True, text=True,
                          check=True).stdout
     needed = [line.split("[")[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line]
+    if any(n.startswith(("libasan", "libubsan")) for n in needed):
+        pytest.skip("sanitizer build: the runtime libraries are expected")
     assert set(needed) <= {"libc.so.6"}, needed
 
 
