@@ -40,13 +40,37 @@ check_paths (CrispPodService *svc, CrispPod *pod, GError **error)
          && check_path (pod->shm_path, shm_dir, "shm", "", error);
 }
 
+/* A pod record that cannot be trusted is quarantined, but its network attachment may still
+ * be intact: release the IP and host ports it holds, if it names this pod's own pin. */
+static void
+release_orphan_network (CrispPodService *svc, const char *id)
+{
+  g_autoptr (JsonNode) att = crisp_store_load (svc->store, id, "network.json", NULL);
+  if (att == NULL || !crisp_network_attachment_validate (att, NULL))
+    return;
+  g_autofree char *name = g_strconcat (id, "-net", NULL);
+  g_autofree char *want = g_build_filename (svc->ns_dir, name, NULL);
+  JsonObject *a = json_node_get_object (att);
+  if (g_strcmp0 (json_object_get_string_member (a, "netns"), want) != 0
+      || g_strcmp0 (json_object_get_string_member (a, "containerId"), id) != 0)
+    return;
+  g_autoptr (GError) error = NULL;
+  if (crisp_network_del (svc->network, att, NULL, &error))
+    crisp_store_delete (svc->store, id, "network.json", NULL);
+  else
+    g_warning ("pod %s: releasing the network of a corrupt record: %s", id, error->message);
+}
+
 static gboolean
 load_pod (const char *id, JsonNode *record, gpointer data, GError **error)
 {
   CrispPodService *svc = data;
-  g_autoptr (CrispPod) pod = crisp_pod_from_json (id, record, error);
+  g_autoptr (CrispPod) pod = record ? crisp_pod_from_json (id, record, error) : NULL;
   if (pod == NULL || !check_paths (svc, pod, error))
-    return FALSE;
+    {
+      release_orphan_network (svc, id);
+      return FALSE;
+    }
   g_autofree char *key = crisp_pod_config_name_key (pod->config);
   g_hash_table_insert (svc->names, g_steal_pointer (&key), g_strdup (id));
   g_hash_table_insert (svc->pods, g_strdup (id), g_steal_pointer (&pod));

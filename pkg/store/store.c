@@ -236,6 +236,8 @@ load_one (CrispStore *store, const char *id, const char *name, CrispStoreLoadFun
         g_ptr_array_add (problems, g_strdup_printf ("%s/%s: empty, removed", store->path, id));
       return;
     }
+  if (node == NULL)
+    fn (id, NULL, data, NULL);
   g_autoptr (GError) qerror = NULL;
   gboolean moved = crisp_store_quarantine (store, id, &qerror);
   if (problems != NULL)

@@ -35,8 +35,10 @@ gboolean crisp_store_remove (CrispStore *store, const char *id, GError **error);
  * human to look at but never loaded again. */
 gboolean crisp_store_quarantine (CrispStore *store, const char *id, GError **error);
 
-/* Called for each object whose record `name` parsed; returning FALSE with an error means
- * the record is corrupt and the object is quarantined. */
+/* Called for each object: with its record `name` when that parsed (returning FALSE with an
+ * error means it is corrupt and the object is quarantined), or with record NULL just before
+ * an object whose record is unreadable is quarantined, so the caller can release what the
+ * object's other records describe (the return value is then ignored). */
 typedef gboolean (*CrispStoreLoadFunc) (const char *id, JsonNode *record, gpointer data,
                                         GError **error);
 

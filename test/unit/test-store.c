@@ -104,12 +104,18 @@ test_rejects_bad_ids (Fixture *f, gconstpointer data)
 typedef struct
 {
   GPtrArray *seen;
+  guint unreadable;
 } LoadState;
 
 static gboolean
 collect (const char *id, JsonNode *record, gpointer data, GError **error)
 {
   LoadState *s = data;
+  if (record == NULL)
+    {
+      s->unreadable++;
+      return FALSE;
+    }
   const char *v
       = json_object_get_string_member_with_default (json_node_get_object (record), "value", "");
   if (strcmp (v, "reject") == 0)
@@ -133,7 +139,7 @@ test_load_all_quarantines (Fixture *f, gconstpointer data)
   g_autofree char *stray = g_build_filename (crisp_store_path (f->store), "not-an-id", NULL);
   g_assert_cmpint (g_mkdir (stray, 0700), ==, 0);
 
-  LoadState s = { g_ptr_array_new_with_free_func (g_free) };
+  LoadState s = { g_ptr_array_new_with_free_func (g_free), 0 };
   g_autoptr (GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GError) error = NULL;
   g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, problems, &error));
@@ -141,6 +147,7 @@ test_load_all_quarantines (Fixture *f, gconstpointer data)
   g_assert_cmpuint (s.seen->len, ==, 1);
   g_assert_cmpstr (s.seen->pdata[0], ==, ID_A);
   g_assert_cmpuint (problems->len, ==, 4);
+  g_assert_cmpuint (s.unreadable, ==, 1); /* cccc, told before its quarantine */
   /* Quarantined objects are gone from the root and never loaded again. */
   g_autofree char *b = crisp_store_object_path (f->store, ID_B);
   g_autofree char *c = crisp_store_object_path (f->store, "cccc");
