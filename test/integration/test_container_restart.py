@@ -1,0 +1,142 @@
+"""The design's promise: crisp can be killed (kill -9) or stopped and started again while
+containers run, and nothing is lost.  Every running container is still running with the same
+pid and status; one that exited while crisp was down shows its exit code; a container printing
+a counter every 50 ms has no gap and no duplicate in its log across the restart; ExecSync,
+stop and remove work afterwards; there is exactly one monitor per running container."""
+import os
+import time
+
+import pytest
+
+from container_harness import (GRACEFUL, SLEEPER, alive, cenv, log_lines,  # noqa: F401
+                               monitors, parse_log, ts_ns, wait_for)
+from cri_client import pb
+
+COUNTER = ["sh", "-c", "i=0; while :; do echo $i; i=$((i+1)); usleep 50000; done"]
+
+
+def counter_values(path):
+    return [int(x) for x in log_lines(path, "stdout")]
+
+
+@pytest.mark.parametrize("how", ["kill9", "sigterm"])
+def test_containers_survive_a_restart(cenv, how, tmp_path):
+    pod = cenv.run_pod()
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    sleeper = cenv.run(pod, "sleeper", command=SLEEPER, labels={"k": "v"})
+    counter = cenv.run(pod, "counter", command=COUNTER)
+    # Exits with 5 once the host creates ctl/go: that happens while crisp is down.
+    exiting = cenv.run(pod, "exiting", mounts=[pb.Mount(container_path="/ctl",
+                                                         host_path=str(ctl))],
+                       command=["sh", "-c", "while [ ! -e /ctl/go ]; do usleep 50000; done; "
+                                            "exit 5"])
+    created = cenv.create(pod, "created", command=SLEEPER)
+    done = cenv.run(pod, "done", command=["sh", "-c", "exit 4"])
+    cenv.wait_exit(done)
+    pids = {cid: cenv.pid(cid) for cid in (sleeper, counter, exiting)}
+    before = {cid: cenv.status(cid).status for cid in (sleeper, counter, exiting, created, done)}
+    counter_log = before[counter].log_path
+    wait_for(lambda: len(counter_values(counter_log)) >= 5, 10, what="counter output")
+
+    if how == "kill9":
+        cenv.d.kill9()
+    else:
+        assert cenv.d.stop() == 0
+    # While crisp is down: the counter keeps logging, and one container exits.
+    n_down = len(counter_values(counter_log))
+    (ctl / "go").touch()
+    wait_for(lambda: not alive(pids[exiting]), 5, what="the container to exit")
+    time.sleep(1.0)
+    assert len(counter_values(counter_log)) >= n_down + 10, "logging stopped with crisp down"
+    cenv.d.start()
+
+    for cid in (sleeper, counter):
+        st = cenv.status(cid).status
+        assert st.state == pb.CONTAINER_RUNNING, cid
+        assert cenv.pid(cid) == pids[cid]
+        assert st.created_at == before[cid].created_at
+        assert st.started_at == before[cid].started_at
+        assert st.log_path == before[cid].log_path
+        assert dict(st.labels) == dict(before[cid].labels)
+        assert len(monitors(cid)) == 1, "monitors of %s: %s" % (cid[:12], monitors(cid))
+
+    st = cenv.wait_exit(exiting, 10)
+    assert st.exit_code == 5 and st.reason == "Error"
+    assert st.finished_at > before[exiting].started_at
+    assert not monitors(exiting)
+    assert cenv.state(created) == pb.CONTAINER_CREATED
+    st = cenv.status(done).status
+    assert (st.state, st.exit_code, st.finished_at) == \
+        (pb.CONTAINER_EXITED, 4, before[done].finished_at)
+    assert sorted(c.id for c in cenv.list()) == sorted([sleeper, counter, exiting, created,
+                                                         done])
+
+    r = cenv.exec_sync(sleeper, ["sh", "-c", "echo alive"])
+    assert (r.stdout, r.exit_code) == (b"alive\n", 0)
+
+    time.sleep(0.5)
+    cenv.stop(counter, timeout=0)
+    values = counter_values(counter_log)
+    assert values == list(range(len(values))), "gap or duplicate across the restart"
+    stamps = [ts_ns(rec[0]) for rec in parse_log(counter_log)]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert max(gaps) < 10**9, "the log paused %.2f s" % (max(gaps) / 1e9)
+
+    cenv.start(created)
+    assert cenv.state(created) == pb.CONTAINER_RUNNING
+    for cid in (sleeper, counter, exiting, created, done):
+        cenv.remove(cid)
+    assert not cenv.list()
+
+
+def test_exit_while_down_is_graceful_exit_code(cenv):
+    """A container that ends by itself with code 0 while crisp is down is Completed."""
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "quick", command=["sh", "-c", "sleep 2; echo bye"])
+    cenv.d.kill9()
+    time.sleep(3)
+    cenv.d.start()
+    st = cenv.wait_exit(cid, 10)
+    assert st.exit_code == 0 and st.reason == "Completed"
+    assert log_lines(st.log_path) == ["bye"]
+
+
+def test_two_restarts_in_a_row(cenv):
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "g", command=GRACEFUL)
+    pid = cenv.pid(cid)
+    for _ in range(2):
+        cenv.d.kill9()
+        cenv.d.start()
+        assert cenv.state(cid) == pb.CONTAINER_RUNNING and cenv.pid(cid) == pid
+        assert len(monitors(cid)) == 1
+    t0 = time.monotonic()
+    cenv.stop(cid, timeout=10)
+    assert time.monotonic() - t0 < 5
+    st = cenv.status(cid).status
+    assert st.exit_code == 0 and st.reason == "Completed"
+
+
+def test_stop_after_restart_uses_the_timeout(cenv):
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "s", command=SLEEPER)
+    cenv.d.kill9()
+    cenv.d.start()
+    t0 = time.monotonic()
+    cenv.stop(cid, timeout=0)
+    assert time.monotonic() - t0 < 2
+    assert cenv.status(cid).status.exit_code == 137
+
+
+def test_pod_with_containers_survives_a_restart(cenv):
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "s", command=SLEEPER)
+    cenv.d.kill9()
+    cenv.d.start()
+    pods = cenv.c.call("ListPodSandbox", pb.ListPodSandboxRequest()).items
+    assert [(p.id, p.state) for p in pods] == [(pod, pb.SANDBOX_READY)]
+    cenv.c.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+    assert cenv.state(cid) == pb.CONTAINER_EXITED
+    cenv.c.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+    assert not cenv.list()
