@@ -1,20 +1,25 @@
 #!/bin/sh
 # Installs the Debian 12 packages crisp needs to build, run and be tested.
-# Usage: contrib/install-deps.sh [--test]
+# Usage: contrib/install-deps.sh [--test] [--bench]
 set -eu
 
 build="build-essential autoconf automake libtool pkg-config
   libglib2.0-dev libjson-glib-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libgrpc-dev libostree-dev libcurl4-openssl-dev libseccomp-dev zlib1g-dev
-  libarchive-dev libzstd-dev"
+  libarchive-dev libzstd-dev libssl-dev"
 run="runc containernetworking-plugins iproute2 iptables"
 test="python3-grpcio python3-protobuf python3-pytest docker-registry busybox-static
   skopeo umoci apache2-utils openssl util-linux procps"
+# Only for the benchmarks in bench/ (compared against, never used by crisp).
+bench="conmon"
 
 pkgs="$build $run"
-if [ "${1:-}" = "--test" ]; then
-  pkgs="$pkgs $test"
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --test) pkgs="$pkgs $test" ;;
+    --bench) pkgs="$pkgs $bench" ;;
+  esac
+done
 
 missing=""
 for p in $pkgs; do

@@ -58,6 +58,7 @@ struct _CrispGrpc
   GThreadPool *workers;
   char *address;
   gboolean shutting_down;
+  gboolean stopped; /* every call has ended: the server may be destroyed */
   Tag shutdown_tag;
   guint grace_source;
   GSourceFunc shutdown_done;
@@ -338,6 +339,7 @@ dispatch_event (gpointer data)
         if (self->grace_source)
           g_source_remove (self->grace_source);
         self->grace_source = 0;
+        self->stopped = TRUE;
         if (self->shutdown_done)
           self->shutdown_done (self->shutdown_data);
       }
@@ -448,6 +450,13 @@ crisp_grpc_free (CrispGrpc *self)
 {
   if (self == NULL)
     return;
+  if (self->shutting_down && !self->stopped)
+    {
+      /* A call outlived the grace period and its cancellation: gRPC cannot be torn down
+       * under it, and the process is about to exit anyway. */
+      g_message ("exiting with calls still in flight");
+      return;
+    }
   if (self->grace_source)
     g_source_remove (self->grace_source);
   if (self->srv)

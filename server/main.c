@@ -207,7 +207,8 @@ static gboolean
 init_areas (CrispServer *self, GError **error)
 {
   /* Domain areas first; the runtime area fills in defaults for what they left open. */
-  return crisp_runtime_handlers_init (self, error);
+  return crisp_image_handlers_init (self, error) && crisp_pod_handlers_init (self, error)
+         && crisp_runtime_handlers_init (self, error);
 }
 
 static int
@@ -242,8 +243,14 @@ serve (CrispConfig *cfg, GPtrArray *warnings)
   g_message ("crisp %s serving CRI %s on unix://%s", PACKAGE_VERSION, "v1", cfg->listen);
   crisp_notify ("READY=1");
   g_main_loop_run (self->loop);
-  g_message ("stopped");
+  crisp_grpc_free (self->grpc);
   server_run_cleanups (self);
+  g_message ("stopped");
+  g_main_loop_unref (self->loop);
+  g_hash_table_unref (self->methods);
+  g_ptr_array_unref (self->cleanups);
+  g_free (self->pod_cidr);
+  g_mutex_clear (&self->lock);
   return 0;
 }
 

@@ -1,0 +1,342 @@
+/* The client half of the monitor protocol: spawning crisp-conmon (posix_spawn, so it is safe
+ * in a threaded daemon), its start handshake, and control-socket requests. */
+#include "config.h"
+
+#include "crisp-base.h"
+#include "monitor-client.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#define DEFAULT_TIMEOUT_MS 60000
+#define REQUEST_TIMEOUT_MS 10000
+#define SYNC_FD 3
+
+extern char **environ;
+
+/* Receives one packet within timeout_ms (< 0: no limit); returns its length. */
+static ssize_t
+recv_packet (int fd, void *buf, size_t size, int timeout_ms)
+{
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  int r;
+  while ((r = poll (&p, 1, timeout_ms)) < 0 && errno == EINTR)
+    ;
+  if (r < 0)
+    return -errno;
+  if (r == 0)
+    return -ETIMEDOUT;
+  ssize_t n;
+  while ((n = recv (fd, buf, size, 0)) < 0 && errno == EINTR)
+    ;
+  if (n < 0)
+    return -errno;
+  if ((size_t)n < sizeof (CrispMonitorMsg))
+    return n == 0 ? -ECONNRESET : -EBADMSG;
+  return n;
+}
+
+static int
+send_packet (int fd, uint32_t type, int32_t arg0, int32_t arg1, const void *payload, size_t len)
+{
+  CrispMonitorMsg msg = { CRISP_MONITOR_PROTOCOL_VERSION, type, arg0, arg1 };
+  struct iovec iov[2] = { { &msg, sizeof msg }, { (void *)payload, len } };
+  struct msghdr mh = { .msg_iov = iov, .msg_iovlen = payload ? 2 : 1 };
+  return sendmsg (fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+static int
+spawn_process (const CrispMonitorConfig *cfg, int sync_fd, pid_t *out_pid)
+{
+  char maxline[32];
+  const char *argv[32];
+  int n = 0;
+  argv[n++] = cfg->conmon_path ? cfg->conmon_path : LIBEXECDIR "/crisp-conmon";
+  const char *pairs[][2] = { { "--id", cfg->id },
+                             { "--bundle", cfg->bundle },
+                             { "--state-dir", cfg->state_dir },
+                             { "--runtime", cfg->runtime },
+                             { "--runtime-root", cfg->runtime_root },
+                             { "--log-path", cfg->log_path } };
+  for (size_t i = 0; i < CRISP_N_ELEMENTS (pairs); i++)
+    if (pairs[i][1] != NULL)
+      argv[n++] = pairs[i][0], argv[n++] = pairs[i][1];
+  if (cfg->log_max_line)
+    {
+      snprintf (maxline, sizeof maxline, "%zu", cfg->log_max_line);
+      argv[n++] = "--log-max-line", argv[n++] = maxline;
+    }
+  const struct
+  {
+    const char *name;
+    bool on;
+  } flags[] = { { "--terminal", cfg->terminal },
+                { "--stdin", cfg->stdin_open },
+                { "--stdin-once", cfg->stdin_once },
+                { "--no-delete", cfg->no_delete } };
+  for (size_t i = 0; i < CRISP_N_ELEMENTS (flags); i++)
+    if (flags[i].on)
+      argv[n++] = flags[i].name;
+  argv[n++] = "--sync-fd";
+  argv[n++] = "3";
+  argv[n] = NULL;
+
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  sigset_t none, all;
+  sigemptyset (&none);
+  sigfillset (&all);
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_adddup2 (&fa, sync_fd, SYNC_FD); /* sync_fd != 3: see caller */
+  posix_spawnattr_init (&attr);
+  posix_spawnattr_setsigmask (&attr, &none);
+  posix_spawnattr_setsigdefault (&attr, &all);
+  posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  int r = posix_spawn (out_pid, argv[0], &fa, &attr, (char *const *)argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
+  posix_spawnattr_destroy (&attr);
+  return -r;
+}
+
+/* The first process exits as soon as the monitor has detached. */
+static int
+wait_first (pid_t pid)
+{
+  int st;
+  while (waitpid (pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return -errno;
+  return WIFEXITED (st) && WEXITSTATUS (st) == 0 ? 0 : -ECHILD;
+}
+
+static int
+handshake (int fd, int timeout, CrispMonitorBeforeGo before_go, void *user_data,
+           CrispMonitorStarted *out)
+{
+  char buf[sizeof (CrispMonitorMsg) + sizeof out->error];
+  CrispMonitorMsg msg;
+  ssize_t n = recv_packet (fd, buf, sizeof buf, timeout);
+  if (n < 0)
+    return (int)n;
+  memcpy (&msg, buf, sizeof msg);
+  if (msg.type != CRISP_MONITOR_MSG_HELLO || msg.arg0 <= 0)
+    return -EPROTO;
+  out->monitor_pid = msg.arg0;
+  out->protocol_version = msg.arg1;
+  int r = before_go ? before_go (out->monitor_pid, user_data) : 0;
+  if (r < 0)
+    return r; /* closing the socket tells the monitor to leave */
+  if ((r = send_packet (fd, CRISP_MONITOR_MSG_GO, 0, 0, NULL, 0)) < 0)
+    return r;
+  if ((n = recv_packet (fd, buf, sizeof buf - 1, timeout)) < 0)
+    return (int)n;
+  memcpy (&msg, buf, sizeof msg);
+  if (msg.type == CRISP_MONITOR_MSG_CREATED && msg.arg0 > 0)
+    {
+      out->container_pid = msg.arg0;
+      return 0;
+    }
+  if (msg.type != CRISP_MONITOR_MSG_FAILED)
+    return -EPROTO;
+  out->runtime_status = msg.arg0;
+  size_t len = (size_t)n - sizeof msg;
+  memcpy (out->error, buf + sizeof msg, len);
+  out->error[len] = '\0';
+  return -EIO;
+}
+
+int
+crisp_monitor_spawn (const CrispMonitorConfig *cfg, CrispMonitorBeforeGo before_go, void *user_data,
+                     CrispMonitorStarted *out)
+{
+  int sv[2];
+  if (cfg->id == NULL || cfg->bundle == NULL || cfg->state_dir == NULL || cfg->runtime == NULL)
+    return -EINVAL;
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return -errno;
+  _cleanup_close_ int ours = sv[0], theirs = sv[1];
+  if (theirs == SYNC_FD)
+    {
+      /* dup2 onto itself would keep O_CLOEXEC; any other number will do. */
+      theirs = fcntl (sv[1], F_DUPFD_CLOEXEC, SYNC_FD + 1);
+      close (sv[1]);
+      if (theirs < 0)
+        return -errno;
+    }
+  CrispMonitorStarted started = { 0 };
+  pid_t pid;
+  int r = spawn_process (cfg, theirs, &pid);
+  if (r < 0)
+    return r;
+  close (take_fd (&theirs));
+  if ((r = wait_first (pid)) < 0)
+    return r;
+  r = handshake (ours, cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS, before_go,
+                 user_data, &started);
+  if (r == 0 || r == -EIO)
+    *out = started;
+  return r;
+}
+
+int
+crisp_monitor_connect (const char *state_dir, int *out_fd)
+{
+  _cleanup_close_ int dirfd = open (state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    return -errno;
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dirfd,
+            CRISP_MONITOR_SOCKET_CTL);
+  _cleanup_close_ int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  if (connect (fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+    return -errno;
+  *out_fd = take_fd (&fd);
+  return 0;
+}
+
+/* One request answered by one REPLY. */
+static int
+request (int fd, uint32_t type, int32_t arg0, int32_t arg1, int32_t *out_arg1)
+{
+  CrispMonitorMsg msg;
+  int r = send_packet (fd, type, arg0, arg1, NULL, 0);
+  if (r < 0)
+    return r;
+  ssize_t n = recv_packet (fd, &msg, sizeof msg, REQUEST_TIMEOUT_MS);
+  if (n < 0)
+    return (int)n;
+  if (msg.type != CRISP_MONITOR_MSG_REPLY)
+    return -EPROTO;
+  if (msg.arg0 < 0)
+    return msg.arg0;
+  if (out_arg1)
+    *out_arg1 = msg.arg1;
+  return 0;
+}
+
+int
+crisp_monitor_version (int fd, int *out_version)
+{
+  int32_t v = 0;
+  int r = request (fd, CRISP_MONITOR_MSG_VERSION, 0, 0, &v);
+  if (r == 0)
+    *out_version = v;
+  return r;
+}
+
+int
+crisp_monitor_resize (int fd, unsigned rows, unsigned cols)
+{
+  if (rows > UINT16_MAX || cols > UINT16_MAX)
+    return -EINVAL;
+  return request (fd, CRISP_MONITOR_MSG_RESIZE, (int32_t)rows, (int32_t)cols, NULL);
+}
+
+int
+crisp_monitor_reopen_log (int fd)
+{
+  return request (fd, CRISP_MONITOR_MSG_REOPEN_LOG, 0, 0, NULL);
+}
+
+/* Packs the EXEC payload: the request struct, then argv and envp as NUL-terminated strings. */
+static int
+exec_payload (const char *const *argv, const char *const *envp, uint32_t timeout_ms,
+              uint32_t output_max, char *buf, size_t size, size_t *out_len)
+{
+  CrispMonitorExecRequest req = { timeout_ms, output_max, 0, 0, 0 };
+  size_t len = sizeof req;
+  for (int pass = 0; pass < 2; pass++)
+    for (const char *const *s = pass ? envp : argv; s && *s; s++)
+      {
+        size_t l = strlen (*s) + 1;
+        if (len + l > size)
+          return -E2BIG;
+        memcpy (buf + len, *s, l);
+        len += l;
+        *(pass ? &req.envc : &req.argc) += 1;
+      }
+  if (req.argc == 0)
+    return -EINVAL;
+  memcpy (buf, &req, sizeof req);
+  *out_len = len;
+  return 0;
+}
+
+static int
+append (char **buf, size_t *len, const char *data, size_t n)
+{
+  char *nb = realloc (*buf, *len + n + 1);
+  if (nb == NULL)
+    return -ENOMEM;
+  memcpy (nb + *len, data, n);
+  *len += n;
+  nb[*len] = '\0';
+  *buf = nb;
+  return 0;
+}
+
+int
+crisp_monitor_exec (int fd, const char *const *argv, const char *const *envp, uint32_t timeout_ms,
+                    uint32_t output_max, CrispMonitorExecResult *out)
+{
+  size_t len;
+  _cleanup_free_ char *buf = malloc (CRISP_MONITOR_MSG_MAX);
+  if (buf == NULL)
+    return -ENOMEM;
+  int r = exec_payload (argv, envp, timeout_ms, output_max, buf,
+                        CRISP_MONITOR_MSG_MAX - sizeof (CrispMonitorMsg), &len);
+  if (r == 0)
+    r = send_packet (fd, CRISP_MONITOR_MSG_EXEC, 0, 0, buf, len);
+  if (r < 0)
+    return r;
+  /* The monitor enforces timeout_ms; ours only guards against a monitor gone silent. */
+  int wait_ms = timeout_ms ? (int)(timeout_ms > 3600000 ? 3600000 : timeout_ms) + 30000 : -1;
+  CrispMonitorExecResult res = { 0 };
+  for (;;)
+    {
+      CrispMonitorMsg msg;
+      ssize_t n = recv_packet (fd, buf, CRISP_MONITOR_MSG_MAX, wait_ms);
+      if (n < 0)
+        r = (int)n;
+      else
+        memcpy (&msg, buf, sizeof msg);
+      if (r == 0 && msg.type == CRISP_MONITOR_MSG_EXEC_OUTPUT)
+        {
+          const char *data = buf + sizeof msg;
+          size_t dlen = (size_t)n - sizeof msg;
+          r = msg.arg0 == CRISP_MONITOR_STREAM_STDERR ? append (&res.err, &res.err_len, data, dlen)
+                                                      : append (&res.out, &res.out_len, data, dlen);
+          if (r == 0)
+            continue;
+        }
+      else if (r == 0 && msg.type == CRISP_MONITOR_MSG_EXEC_EXIT)
+        {
+          res.exit_code = msg.arg0;
+          res.timed_out = (msg.arg1 & CRISP_MONITOR_EXEC_FLAG_TIMED_OUT) != 0;
+          res.truncated = (msg.arg1 & CRISP_MONITOR_EXEC_FLAG_TRUNCATED) != 0;
+          *out = res;
+          return 0;
+        }
+      else if (r == 0)
+        r = msg.type == CRISP_MONITOR_MSG_REPLY && msg.arg0 < 0 ? msg.arg0 : -EPROTO;
+      crisp_monitor_exec_result_clear (&res);
+      return r;
+    }
+}
+
+void
+crisp_monitor_exec_result_clear (CrispMonitorExecResult *result)
+{
+  free (result->out);
+  free (result->err);
+  *result = (CrispMonitorExecResult){ 0 };
+}

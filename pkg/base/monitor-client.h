@@ -1,0 +1,71 @@
+/* crisp's side of the monitor protocol (monitor-protocol.h): starting crisp-conmon with its
+ * handshake, and requests on a running monitor's control socket.  libc only; every function
+ * returns 0 or -errno, never logs, and blocks (crisp calls these from worker threads). */
+#pragma once
+
+#include "monitor-protocol.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct
+{
+  const char *conmon_path; /* NULL: LIBEXECDIR/crisp-conmon */
+  const char *id;
+  const char *bundle;
+  const char *state_dir; /* exists, 0700 */
+  const char *runtime;
+  const char *runtime_root; /* NULL: the runtime's default */
+  const char *log_path;     /* NULL: output is not logged */
+  size_t log_max_line;      /* 0: the monitor's default */
+  bool terminal;
+  bool stdin_open;
+  bool stdin_once;
+  bool no_delete;
+  int timeout_ms; /* for each step of the handshake; 0: 60 s */
+} CrispMonitorConfig;
+
+typedef struct
+{
+  pid_t monitor_pid;
+  pid_t container_pid;
+  int protocol_version; /* the monitor's; keep it with the container's record */
+  int runtime_status;   /* on -EIO: the runtime's exit status */
+  char error[2048];     /* on -EIO: the runtime's message, NUL-terminated */
+} CrispMonitorStarted;
+
+/* Called once the monitor has detached and reported its pid, before it creates the container:
+ * the moment to move it into a cgroup of its own.  A negative return aborts the start. */
+typedef int (*CrispMonitorBeforeGo) (pid_t monitor_pid, void *user_data);
+
+/* Starts a monitor for cfg->id and waits until `runtime create` is done.  0: created,
+ * out->container_pid set; -EIO: the runtime failed, out->error says why; else -errno (the
+ * monitor, if it got as far as starting, exits on its own). */
+int crisp_monitor_spawn (const CrispMonitorConfig *cfg, CrispMonitorBeforeGo before_go,
+                         void *user_data, CrispMonitorStarted *out);
+
+/* Connects to the control socket in state_dir (any length: the path goes through /proc). */
+int crisp_monitor_connect (const char *state_dir, int *out_fd);
+
+int crisp_monitor_version (int fd, int *out_version);
+int crisp_monitor_resize (int fd, unsigned rows, unsigned cols);
+int crisp_monitor_reopen_log (int fd);
+
+typedef struct
+{
+  int exit_code; /* 128+n for signal n */
+  bool timed_out;
+  bool truncated;
+  char *out; /* malloc'd, NUL-terminated, at most output_max bytes */
+  size_t out_len;
+  char *err;
+  size_t err_len;
+} CrispMonitorExecResult;
+
+/* Runs argv in the container through the monitor (envp: NULL or "K=V" strings), waits for
+ * the end.  timeout_ms 0: none; output_max 0: 16 MiB per stream. */
+int crisp_monitor_exec (int fd, const char *const *argv, const char *const *envp,
+                        uint32_t timeout_ms, uint32_t output_max, CrispMonitorExecResult *out);
+void crisp_monitor_exec_result_clear (CrispMonitorExecResult *result);

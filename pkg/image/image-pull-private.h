@@ -1,0 +1,21 @@
+/* Internals of the image service shared by image-service.c and image-pull.c. */
+#pragma once
+
+#include "image-service.h"
+#include "registry.h"
+#include "pkg/storage/storage.h"
+
+struct _CrispImageService
+{
+  GMutex lock; /* records, inflight, in_use; taken before the storage's repo lock */
+  GCond cond;  /* an inflight pull finished */
+  CrispStorage *storage;
+  CrispImageStore *records;
+  GHashTable *inflight; /* reference string -> Flight */
+  char *registries_dir;
+  int max_downloads;
+  CrispImageInUseFunc in_use;
+  gpointer in_use_data;
+};
+
+gboolean crisp_image_service_gc (CrispImageService *svc, GError **error);

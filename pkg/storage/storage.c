@@ -1,0 +1,303 @@
+/* The store's directories and repo, pins, prune and disk usage. */
+#include "config.h"
+
+#include "storage-private.h"
+#include "crisp-base.h"
+#include "crisp-error.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char *
+crisp_storage_diff_hex (const char *diff_id)
+{
+  if (diff_id == NULL || !g_str_has_prefix (diff_id, "sha256:") || strlen (diff_id) != 71)
+    return NULL;
+  const char *hex = diff_id + 7;
+  return crisp_id_is_valid_len (hex, 64) ? hex : NULL;
+}
+
+int
+crisp_storage_rm_rf_at (int dfd, const char *name)
+{
+  struct stat st;
+  if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (!S_ISDIR (st.st_mode))
+    return unlinkat (dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+  int fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  DIR *d = fdopendir (fd);
+  if (d == NULL)
+    {
+      int r = -errno;
+      close (fd);
+      return r;
+    }
+  struct dirent *de;
+  int r = 0;
+  while (r == 0 && (de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      r = crisp_storage_rm_rf_at (dirfd (d), de->d_name);
+  closedir (d);
+  if (r < 0)
+    return r;
+  return unlinkat (dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+static int
+open_subdir_at (int dfd, const char *name)
+{
+  if (mkdirat (dfd, name, 0700) < 0 && errno != EEXIST)
+    return -errno;
+  int fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+int
+crisp_storage_open_subdir (CrispStorage *store, const char *name, GError **error)
+{
+  int fd = open_subdir_at (store->root_fd, name);
+  if (fd < 0)
+    return (crisp_throw_errno (error, fd, "opening %s/%s", store->root, name), -1);
+  return fd;
+}
+
+/* Clears tmp/ (what an interrupted import or download left). */
+static gboolean
+clean_tmp (CrispStorage *store, GError **error)
+{
+  int r = crisp_storage_rm_rf_at (store->root_fd, "tmp");
+  if (r < 0)
+    return crisp_throw_errno (error, r, "removing %s/tmp", store->root);
+  store->tmp_fd = crisp_storage_open_subdir (store, "tmp", error);
+  return store->tmp_fd >= 0;
+}
+
+static gboolean
+open_repo (CrispStorage *store, GError **error)
+{
+  struct stat st;
+  if (fstatat (store->root_fd, "repo/config", &st, 0) == 0)
+    store->repo = ostree_repo_open_at (store->root_fd, "repo", NULL, error);
+  else
+    store->repo = ostree_repo_create_at (store->root_fd, "repo", OSTREE_REPO_MODE_BARE, NULL,
+                                         NULL, error);
+  if (store->repo == NULL)
+    return crisp_prefix_error (error, "ostree repo %s/repo: ", store->root);
+  store->objects_path = g_build_filename (store->root, "repo", "objects", NULL);
+  return TRUE;
+}
+
+CrispStorage *
+crisp_storage_open (const char *root, GError **error)
+{
+  int r = crisp_mkdir_p (root, 0700);
+  if (r < 0)
+    return (crisp_throw_errno (error, r, "creating %s", root), NULL);
+  g_autoptr (CrispStorage) store = g_new0 (CrispStorage, 1);
+  store->root = g_strdup (root);
+  store->layers_fd = store->tmp_fd = -1;
+  g_mutex_init (&store->repo_lock);
+  g_mutex_init (&store->pin_lock);
+  store->pins = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  store->root_fd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (store->root_fd < 0)
+    return (crisp_throw_errno (error, errno, "opening %s", root), NULL);
+  if (fchmod (store->root_fd, 0700) < 0)
+    return (crisp_throw_errno (error, errno, "chmod %s", root), NULL);
+  store->layers_fd = crisp_storage_open_subdir (store, "layers", error);
+  if (store->layers_fd < 0 || !clean_tmp (store, error) || !open_repo (store, error))
+    return NULL;
+  return g_steal_pointer (&store);
+}
+
+void
+crisp_storage_free (CrispStorage *store)
+{
+  if (store == NULL)
+    return;
+  g_free (store->root);
+  g_free (store->objects_path);
+  crisp_closep (&store->root_fd);
+  crisp_closep (&store->layers_fd);
+  crisp_closep (&store->tmp_fd);
+  g_clear_object (&store->repo);
+  g_mutex_clear (&store->repo_lock);
+  g_mutex_clear (&store->pin_lock);
+  g_hash_table_unref (store->pins);
+  g_free (store);
+}
+
+const char *
+crisp_storage_root (CrispStorage *store)
+{
+  return store->root;
+}
+
+gboolean
+crisp_storage_has_layer (CrispStorage *store, const char *diff_id)
+{
+  const char *hex = crisp_storage_diff_hex (diff_id);
+  struct stat st;
+  return hex != NULL && fstatat (store->layers_fd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0
+         && S_ISDIR (st.st_mode);
+}
+
+int
+crisp_storage_open_tmpfile (CrispStorage *store, GError **error)
+{
+  int fd = openat (store->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return (crisp_throw_errno (error, errno, "creating a temporary file in %s/tmp", store->root), -1);
+  return fd;
+}
+
+void
+crisp_storage_pin (CrispStorage *store, const char *diff_id)
+{
+  g_mutex_lock (&store->pin_lock);
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (store->pins, diff_id));
+  g_hash_table_replace (store->pins, g_strdup (diff_id), GUINT_TO_POINTER (n + 1));
+  g_mutex_unlock (&store->pin_lock);
+}
+
+void
+crisp_storage_unpin (CrispStorage *store, const char *diff_id)
+{
+  g_mutex_lock (&store->pin_lock);
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (store->pins, diff_id));
+  if (n <= 1)
+    g_hash_table_remove (store->pins, diff_id);
+  else
+    g_hash_table_replace (store->pins, g_strdup (diff_id), GUINT_TO_POINTER (n - 1));
+  g_mutex_unlock (&store->pin_lock);
+}
+
+static gboolean
+is_pinned (CrispStorage *store, const char *diff_id)
+{
+  g_mutex_lock (&store->pin_lock);
+  gboolean pinned = g_hash_table_contains (store->pins, diff_id);
+  g_mutex_unlock (&store->pin_lock);
+  return pinned;
+}
+
+/* Drops one layer: the metadata tree first (the layer stops existing), then its ref. */
+static gboolean
+remove_layer (CrispStorage *store, const char *hex, GError **error)
+{
+  int r = crisp_storage_rm_rf_at (store->layers_fd, hex);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "removing layer %s", hex);
+  g_autofree char *ref = g_strconcat (CRISP_LAYER_REF_PREFIX, hex, NULL);
+  return ostree_repo_set_ref_immediate (store->repo, NULL, ref, NULL, NULL, error);
+}
+
+/* Every layer the store knows: metadata trees and refs (a crash may leave either alone). */
+static GHashTable *
+list_layers (CrispStorage *store, GError **error)
+{
+  g_autoptr (GHashTable) all = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (GHashTable) refs = NULL;
+  if (!ostree_repo_list_refs_ext (store->repo, "layer", &refs,
+                                  OSTREE_REPO_LIST_REFS_EXT_NONE, NULL, error))
+    return NULL;
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, refs);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    {
+      const char *name = key;
+      if (g_str_has_prefix (name, CRISP_LAYER_REF_PREFIX))
+        name += strlen (CRISP_LAYER_REF_PREFIX);
+      g_hash_table_add (all, g_strdup (name));
+    }
+  g_autofree char *layers = g_build_filename (store->root, "layers", NULL);
+  g_autoptr (GDir) ld = g_dir_open (layers, 0, error);
+  if (ld == NULL)
+    return NULL;
+  const char *name;
+  while ((name = g_dir_read_name (ld)) != NULL)
+    g_hash_table_add (all, g_strdup (name));
+  return g_steal_pointer (&all);
+}
+
+gboolean
+crisp_storage_prune (CrispStorage *store, GHashTable *keep, guint *out_removed, GError **error)
+{
+  g_mutex_lock (&store->repo_lock);
+  guint removed = 0;
+  g_autoptr (GHashTable) all = list_layers (store, error);
+  gboolean ok = all != NULL;
+  GHashTableIter it;
+  gpointer key;
+  if (ok)
+    g_hash_table_iter_init (&it, all);
+  while (ok && g_hash_table_iter_next (&it, &key, NULL))
+    {
+      g_autofree char *diff_id = g_strconcat ("sha256:", (char *) key, NULL);
+      if (g_hash_table_contains (keep, diff_id) || is_pinned (store, diff_id))
+        continue;
+      ok = remove_layer (store, key, error);
+      removed++;
+    }
+  gint total = 0, pruned = 0;
+  guint64 freed = 0;
+  if (ok && removed > 0)
+    ok = ostree_repo_prune (store->repo, OSTREE_REPO_PRUNE_FLAGS_REFS_ONLY, -1, &total, &pruned,
+                            &freed, NULL, error);
+  g_mutex_unlock (&store->repo_lock);
+  if (ok && out_removed)
+    *out_removed = removed;
+  return ok;
+}
+
+static int
+usage_at (int dfd, const char *name, GHashTable *seen, guint64 *bytes, guint64 *inodes)
+{
+  struct stat st;
+  if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (st.st_nlink > 1 && !S_ISDIR (st.st_mode))
+    {
+      g_autofree char *key = g_strdup_printf ("%lu:%lu", (unsigned long) st.st_dev,
+                                              (unsigned long) st.st_ino);
+      if (!g_hash_table_add (seen, g_steal_pointer (&key)))
+        return 0;
+    }
+  *bytes += (guint64) st.st_blocks * 512;
+  *inodes += 1;
+  if (!S_ISDIR (st.st_mode))
+    return 0;
+  int fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  if (d == NULL)
+    {
+      crisp_closep (&fd);
+      return 0;
+    }
+  struct dirent *de;
+  int r = 0;
+  while (r == 0 && (de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      r = usage_at (dirfd (d), de->d_name, seen, bytes, inodes);
+  closedir (d);
+  return r;
+}
+
+gboolean
+crisp_storage_usage (CrispStorage *store, guint64 *out_bytes, guint64 *out_inodes, GError **error)
+{
+  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  guint64 bytes = 0, inodes = 0;
+  int r = usage_at (store->root_fd, ".", seen, &bytes, &inodes);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "measuring %s", store->root);
+  *out_bytes = bytes;
+  *out_inodes = inodes;
+  return TRUE;
+}

@@ -1,0 +1,58 @@
+/* Image storage: a bare ostree repository holding every layer's file contents (one
+ * commit per layer, keyed by diff ID) and, per layer, a metadata tree that overlayfs
+ * stacks over the repo's objects to give a container its root filesystem. */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+typedef struct _CrispStorage CrispStorage;
+
+/* Limits a layer must stay within; beyond them the import fails. */
+#define CRISP_LAYER_MAX_ENTRIES 1000000
+#define CRISP_LAYER_MAX_BYTES (G_GUINT64_CONSTANT (64) << 30)
+#define CRISP_LAYER_MAX_PATH 4096
+#define CRISP_LAYER_MAX_XATTR 65536
+
+/* Opens (creating if needed) the store at `root` (0700), removes what an interrupted
+ * import left in its tmp directory. */
+CrispStorage *crisp_storage_open (const char *root, GError **error);
+void crisp_storage_free (CrispStorage *store);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispStorage, crisp_storage_free)
+
+const char *crisp_storage_root (CrispStorage *store);
+/* A directory fd of <root>/<name>, created 0700 if missing (for image records). */
+int crisp_storage_open_subdir (CrispStorage *store, const char *name, GError **error);
+
+gboolean crisp_storage_has_layer (CrispStorage *store, const char *diff_id);
+
+/* An anonymous file in the store's filesystem for a download. */
+int crisp_storage_open_tmpfile (CrispStorage *store, GError **error);
+
+/* Imports a layer tar (uncompressed, gzip or zstd) read from `fd`; the uncompressed
+ * stream must hash to `diff_id`. Untrusted: escapes are rejected, sizes bounded. */
+gboolean crisp_storage_import_layer (CrispStorage *store, int fd, const char *diff_id,
+                                     GCancellable *cancellable, GError **error);
+
+/* Keeps a layer from being pruned while a pull still needs it (counted). */
+void crisp_storage_pin (CrispStorage *store, const char *diff_id);
+void crisp_storage_unpin (CrispStorage *store, const char *diff_id);
+
+/* Removes every layer not in `keep` (diff IDs) and not pinned, then the repo objects
+ * no remaining layer references. *out_removed (nullable) counts removed layers. */
+gboolean crisp_storage_prune (CrispStorage *store, GHashTable *keep, guint *out_removed,
+                              GError **error);
+
+/* Bytes and inodes the store uses on disk. */
+gboolean crisp_storage_usage (CrispStorage *store, guint64 *out_bytes, guint64 *out_inodes,
+                              GError **error);
+
+/* Mounts the layers (bottom first) at `target` as overlayfs. `upper_dir`/`work_dir` may
+ * be NULL for a read-only view. The layers must be present. */
+gboolean crisp_storage_mount_layers (CrispStorage *store, const char *const *diff_ids,
+                                     const char *upper_dir, const char *work_dir,
+                                     const char *target, GError **error);
+gboolean crisp_storage_unmount (const char *target, GError **error);
+
+G_END_DECLS

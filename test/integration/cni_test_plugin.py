@@ -1,0 +1,27 @@
+#!/usr/bin/python3
+"""A chained CNI plugin for tests: passes prevResult through, and when the file named by
+"pauseFile" in its config exists, records the command in "markerDir" and sleeps, so a
+test can kill crisp in the middle of ADD or DEL."""
+import json
+import os
+import sys
+import time
+
+conf = json.load(sys.stdin)
+cmd = os.environ.get("CNI_COMMAND", "")
+if cmd == "VERSION":
+    print(json.dumps({"cniVersion": conf.get("cniVersion", "1.0.0"),
+                      "supportedVersions": ["0.4.0", "1.0.0"]}))
+    sys.exit(0)
+marker_dir = conf.get("markerDir")
+if marker_dir:
+    with open(os.path.join(marker_dir, cmd), "a") as f:
+        f.write(os.environ.get("CNI_CONTAINERID", "") + "\n")
+    # Paused while the file exists, at most "sleep" seconds: removing it lets the plugin go.
+    pause = os.path.join(marker_dir, "pause-" + cmd)
+    deadline = time.monotonic() + float(conf.get("sleep", 30))
+    while os.path.exists(pause) and time.monotonic() < deadline:
+        time.sleep(0.05)
+if cmd == "ADD":
+    print(json.dumps(conf.get("prevResult", {"cniVersion": conf.get("cniVersion")})))
+sys.exit(0)

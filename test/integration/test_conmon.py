@@ -1,0 +1,415 @@
+"""crisp-conmon driven directly: a busybox bundle, runc with a per-test root, the monitor
+started the way crisp starts it (conmon_harness.Monitor)."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import conmon_harness as H  # noqa: E402
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run containers"),
+    pytest.mark.skipif(not os.path.exists(H.RUNC), reason="needs runc"),
+    pytest.mark.skipif(not os.path.exists(H.BUSYBOX), reason="needs busybox-static"),
+    pytest.mark.skipif(not os.path.exists(H.conmon_path()),
+                       reason="crisp-conmon not built (set CRISP_BUILDDIR)"),
+]
+
+
+@pytest.fixture
+def ctr(tmp_path):
+    """ctr(args, **bundle_options, extra=[monitor flags]) -> a Monitor, spawned (not started);
+    every container, cgroup and monitor is removed at teardown."""
+    made, cgroups = [], []
+
+    def make(args, extra=(), spawn=True, **bundle_kw):
+        n = len(made)
+        tmp = str(tmp_path / ("c%d" % n))
+        os.makedirs(tmp)
+        if bundle_kw.get("cgroups_path"):
+            cgroups.append(bundle_kw["cgroups_path"])
+        bundle = H.make_bundle(os.path.join(tmp, "bundle"), args, **bundle_kw)
+        cid = "conmon-test-%s" % uuid.uuid4().hex[:12]
+        m = H.Monitor(tmp, cid, bundle, os.path.join(tmp, "runc"), extra=extra)
+        made.append(m)
+        if spawn:
+            assert m.spawn(), m.error
+        return m
+
+    yield make
+    for m in made:
+        m.cleanup()
+    for cg in cgroups:
+        for ctrl in os.listdir("/sys/fs/cgroup"):
+            d = "/sys/fs/cgroup/%s%s" % (ctrl, cg)
+            if os.path.isdir(d):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+
+
+def runc_state(m):
+    return subprocess.run([H.RUNC, "--root", m.root, "state", m.cid], capture_output=True)
+
+
+def test_exit_code_and_delete(ctr):
+    m = ctr(["sh", "-c", "exit 3"])
+    assert m.container_pid > 0 and m.alive()
+    info = H.read_kv(os.path.join(m.state, "monitor"))
+    assert info["pid"] == str(m.pid) and info["container_pid"] == str(m.container_pid)
+    m.start()
+    m.wait_exit()
+    ex = m.exit_file()
+    assert ex["version"] == "1" and ex["status"] == "3" and ex["signal"] == "0"
+    assert ex["oom_killed"] == "0"
+    assert abs(int(ex["exited_at_ns"]) / 1e9 - time.time()) < 60
+    assert runc_state(m).returncode != 0, "runtime delete did not run"
+    assert not os.path.exists(os.path.join(m.state, "ctl"))
+
+
+def test_signal_exit_and_no_delete(ctr):
+    m = ctr(["sleep", "1000"], extra=["--no-delete"])
+    m.start()
+    os.kill(m.container_pid, signal.SIGKILL)
+    m.wait_exit()
+    ex = m.exit_file()
+    assert ex["status"] == "137" and ex["signal"] == "9"
+    assert b'"status": "stopped"' in runc_state(m).stdout
+
+
+def test_create_failure_reports_runtime_message(ctr):
+    m = ctr(["/no/such/binary"], spawn=False)
+    assert not m.spawn()
+    assert "no/such/binary" in m.error, m.error
+    m.wait_exit()
+
+
+def test_log_lines_byte_for_byte(ctr):
+    script = ("printf 'one\\n\\ntwo\\n'; printf 'err line\\n' >&2; printf 'half'; sleep 1;"
+              "printf ' done\\n'; printf '%0250d\\n' 7; printf 'tail'")
+    m = ctr(["sh", "-c", script], extra=["--log-max-line", "100"])
+    m.start()
+    m.wait_exit()
+    recs = H.parse_log(m.read_log())
+    out = [(t, c) for s, t, c in recs if s == "stdout"]
+    assert out == [("F", b"one"), ("F", b""), ("F", b"two"), ("P", b"half"), ("F", b" done"),
+                   ("P", b"0" * 100), ("P", b"0" * 100), ("F", b"0" * 49 + b"7"),
+                   ("P", b"tail")]
+    assert [(t, c) for s, t, c in recs if s == "stderr"] == [("F", b"err line")]
+
+
+def test_log_reopen_after_rename(ctr):
+    m = ctr(["sh", "-c", "i=0; while [ $i -lt 400 ]; do echo line$i; i=$((i+1)); sleep 0.01;"
+             " done"])
+    m.start()
+    assert H.wait_for(lambda: b"line20\n" in m.read_log())
+    os.rename(m.log_path, m.log_path + ".1")
+    typ, r, _, _ = m.ctl(H.REOPEN_LOG)
+    assert (typ, r) == (H.REPLY, 0)
+    m.wait_exit(30)
+    old = H.parse_log(open(m.log_path + ".1", "rb").read())
+    new = H.parse_log(m.read_log())
+    assert old and new
+    lines = [c for s, t, c in old + new]
+    assert lines == [b"line%d" % i for i in range(400)]
+
+
+def attach_read_until(sock, want, streams=(H.STDOUT,)):
+    got = b""
+    while want not in got:
+        pkt = sock.recv(65536)
+        assert pkt, "attach socket closed with %r" % got
+        if pkt[0] in streams:
+            got += pkt[1:]
+    return got
+
+
+def test_attach_two_clients(ctr):
+    m = ctr(["sh", "-c", "while read l; do echo \"got $l\"; echo \"err $l\" >&2; done"],
+            extra=["--stdin"])
+    m.start()
+    a, b = m.connect("attach"), m.connect("attach")
+    a.send(bytes([H.STDIN]) + b"x\n")
+    assert b"got x\n" in attach_read_until(a, b"got x\n")
+    assert b"got x\n" in attach_read_until(b, b"got x\n")
+    assert b"err x" in attach_read_until(b, b"err x\n", (H.STDERR,))
+    a.close()
+    b.send(bytes([H.STDIN]) + b"y\n")
+    attach_read_until(b, b"got y\n")
+    c = m.connect("attach")
+    c.send(bytes([H.STDIN]) + b"z\n")
+    attach_read_until(c, b"got z\n")
+    attach_read_until(b, b"got z\n")
+    c.send(bytes([H.CLOSE_STDIN]))
+    m.wait_exit()
+    while b.recv(65536) != b"":  # the monitor closes clients at the container's exit
+        pass
+    assert m.exit_file()["status"] == "0"
+    logged = [c for s, t, c in H.parse_log(m.read_log()) if s == "stdout"]
+    assert logged == [b"got x", b"got y", b"got z"]
+
+
+def test_stdin_once_closes_stdin_when_first_client_leaves(ctr):
+    m = ctr(["sh", "-c", "cat; echo eof"], extra=["--stdin", "--stdin-once"])
+    m.start()
+    a = m.connect("attach")
+    a.send(bytes([H.STDIN]) + b"hello\n")
+    attach_read_until(a, b"hello\n")
+    a.close()
+    m.wait_exit()
+    assert m.exit_file()["status"] == "0"
+    assert [c for s, t, c in H.parse_log(m.read_log())] == [b"hello", b"eof"]
+
+
+def test_terminal_and_resize(ctr):
+    m = ctr(["sh", "-c", "sleep 1; stty size; echo done"], terminal=True,
+            extra=["--terminal"])
+    m.start()
+    typ, r, _, _ = m.ctl(H.RESIZE, 40, 123)
+    assert (typ, r) == (H.REPLY, 0)
+    m.wait_exit()
+    recs = H.parse_log(m.read_log())
+    assert [(s, c) for s, t, c in recs] == [("stdout", b"40 123\r"), ("stdout", b"done\r")]
+
+
+def test_exec(ctr):
+    m = ctr(["sleep", "1000"])
+    m.start()
+    code, flags, out, err = m.exec(["sh", "-c", "echo hi; echo oops >&2; exit 7"])
+    assert (code, flags, out, err) == (7, 0, b"hi\n", b"oops\n")
+    assert m.exec(["sh", "-c", "echo $FOO"], env=["FOO=bar"])[2] == b"bar\n"
+    typ, r, v, _ = m.ctl(H.VERSION_REQ)
+    assert (typ, r, v) == (H.REPLY, 0, 1)
+    assert m.ctl(25)[:2] == (H.REPLY, -95)  # reserved for streaming sessions: EOPNOTSUPP
+
+
+def test_exec_timeout_kills_the_process(ctr):
+    m = ctr(["sleep", "1000"])
+    m.start()
+    t0 = time.monotonic()
+    code, flags, out, _ = m.exec(["sh", "-c", "echo start; exec sleep 101"], timeout_ms=500)
+    assert time.monotonic() - t0 < 10
+    assert flags & H.TIMED_OUT and code == 137 and out == b"start\n"
+    ps = m.exec(["ps", "-o", "args"])[2]
+    assert b"sleep 101" not in ps, ps
+
+
+def test_exec_output_bound(ctr):
+    m = ctr(["sleep", "1000"])
+    m.start()
+    code, flags, out, _ = m.exec(["head", "-c", "3000000", "/dev/zero"], output_max=100000)
+    assert code == 0 and flags == H.TRUNCATED and out == b"\0" * 100000
+    code, flags, out, _ = m.exec(["head", "-c", "3000000", "/dev/zero"])
+    assert code == 0 and flags == 0 and len(out) == 3000000
+
+
+STARTER = r"""
+import os, sys, time
+sys.path.insert(0, %r)
+import conmon_harness as H
+m = H.Monitor(%r, %r, %r, %r)
+assert m.spawn()
+print(m.pid, m.container_pid, flush=True)
+time.sleep(1000)
+"""
+
+
+def test_monitor_survives_its_starter(ctr, tmp_path):
+    tmp = str(tmp_path / "s")
+    os.makedirs(tmp)
+    bundle = H.make_bundle(os.path.join(tmp, "bundle"), ["sleep", "1000"])
+    cid = "conmon-test-%s" % uuid.uuid4().hex[:12]
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER % (os.path.dirname(__file__), tmp, cid, bundle,
+                                          os.path.join(tmp, "runc"))],
+        stdout=subprocess.PIPE, start_new_session=True)
+    m = H.Monitor.__new__(H.Monitor)
+    m.cid, m.root, m.state, m.pid = cid, os.path.join(tmp, "runc"), os.path.join(tmp, "state"), 0
+    try:
+        m.pid, m.container_pid = map(int, starter.stdout.readline().split())
+        m.start()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
+            os.killpg(starter.pid, sig)
+        starter.wait()
+        time.sleep(0.3)
+        assert m.alive()
+        os.kill(m.container_pid, 0)
+        os.kill(m.container_pid, signal.SIGTERM)  # pid 1 ignores it: no handler
+        os.kill(m.container_pid, signal.SIGKILL)
+        m.wait_exit()
+        assert H.read_kv(os.path.join(m.state, "exit"))["status"] == "137"
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+            starter.wait()
+        m.cleanup()
+
+
+def fd_targets(pid):
+    d = "/proc/%d/fd" % pid
+    out = {}
+    for fd in os.listdir(d):
+        try:
+            out[int(fd)] = os.readlink(os.path.join(d, fd))
+        except FileNotFoundError:
+            pass  # closed meanwhile
+    return out
+
+
+def test_no_descriptor_leaks(ctr, tmp_path):
+    # A descriptor crisp forgot to mark O_CLOEXEC must not reach the monitor either.
+    stray = os.open(str(tmp_path), os.O_RDONLY)
+    os.set_inheritable(stray, True)
+    try:
+        m = ctr(["sleep", "1000"], extra=["--stdin"])
+    finally:
+        os.close(stray)
+    m.start()
+    # Until runc's init has exec'd the command it still holds its own descriptors.
+    deadline = time.monotonic() + 10
+    while open("/proc/%d/comm" % m.container_pid).read().startswith("runc"):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert sorted(fd_targets(m.container_pid)) == [0, 1, 2]
+    mon = fd_targets(m.pid)
+    assert str(tmp_path) not in mon.values()
+    assert all(t == "/dev/null" for fd, t in mon.items() if fd < 3), mon
+    m.exec(["true"])
+    assert sorted(fd_targets(m.container_pid)) == [0, 1, 2]
+
+
+def memory_cgroup_usable():
+    return os.path.exists("/sys/fs/cgroup/memory/memory.oom_control") or \
+        os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+@pytest.mark.skipif(not memory_cgroup_usable(), reason="no memory cgroup controller")
+def test_oom_kill_is_recorded(ctr):
+    cg = "/crisp-conmon-test-%s" % uuid.uuid4().hex[:8]
+    m = ctr(["sh", "-c", "echo go; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo no"],
+            memory_limit=32 << 20, cgroups_path=cg)
+    m.start()
+    m.wait_exit(60)
+    ex = m.exit_file()
+    assert ex["status"] == "137" and ex["oom_killed"] == "1", ex
+    assert H.read_kv(os.path.join(m.state, "oom"))["version"] == "1"
+
+
+@pytest.mark.skipif(not memory_cgroup_usable(), reason="no memory cgroup controller")
+def test_oom_event_while_container_lives(ctr):
+    # The killer takes the big subshell, not the init: the event, not the exit, must tell.
+    cg = "/crisp-conmon-test-%s" % uuid.uuid4().hex[:8]
+    m = ctr(["sh", "-c", "(x=$(head -c 200000000 /dev/zero | tr '\\0' a)); echo survived;"
+             " sleep 1000"], memory_limit=32 << 20, cgroups_path=cg)
+    m.start()
+    assert H.wait_for(lambda: os.path.exists(os.path.join(m.state, "oom")), 60)
+    assert H.wait_for(lambda: b"survived" in m.read_log())
+    assert m.alive() and not os.path.exists(os.path.join(m.state, "exit"))
+    os.kill(m.container_pid, signal.SIGKILL)
+    m.wait_exit()
+    assert m.exit_file()["oom_killed"] == "1"
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(next(line for line in f if line.startswith("VmHWM:")).split()[1])
+
+
+def test_flood_with_a_stalled_attach_client(ctr):
+    # 64 MiB of output while an attach client never reads: the container must not block and
+    # the monitor's peak memory must stay where an idle one is.
+    m = ctr(["sh", "-c", "sleep 0.5; yes 0123456789abcdef | head -c 67108864; echo; echo end"])
+    stalled = m.connect("attach")
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    m.start()
+    m.wait_exit(120)
+    assert m.exit_file()["status"] == "0"
+    assert os.path.getsize(m.log_path) > 64 << 20
+    with open(m.log_path, "rb") as f:
+        f.seek(-200, os.SEEK_END)
+        assert f.read().endswith(b" stdout F end\n")
+    stalled.close()
+
+
+def test_flood_memory_stays_flat(ctr):
+    m = ctr(["sh", "-c", "yes 0123456789abcdef | head -c 33554432; sleep 1000"])
+    before = vm_hwm_kib(m.pid)
+    m.start()
+    assert H.wait_for(lambda: os.path.getsize(m.log_path) > 32 << 20, 60)
+    assert vm_hwm_kib(m.pid) - before < 512, (before, vm_hwm_kib(m.pid))
+
+
+def test_binary_needs_only_libc():
+    out = subprocess.run(["readelf", "-d", H.conmon_path()], capture_output=True, text=True,
+                         check=True).stdout
+    needed = [line.split("[")[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line]
+    if any(n.startswith(("libasan", "libubsan")) for n in needed):
+        pytest.skip("sanitizer build: the runtime libraries are expected")
+    assert set(needed) <= {"libc.so.6"}, needed
+
+
+def client_tool(*args):
+    tool = os.path.join(H.builddir(), "test", "monitor-client-tool")
+    out = subprocess.run([tool] + [str(a) for a in args], capture_output=True, check=True,
+                         timeout=60).stdout
+    return out
+
+
+def kv(out):
+    return dict(line.split("=", 1) for line in out.decode(errors="replace").splitlines()
+                if "=" in line)
+
+
+@pytest.fixture
+def tool_ctr(ctr):
+    """A bundle and a Monitor record, not spawned: the client library spawns it."""
+    def make(args, *extra_tool_args):
+        m = ctr(args, spawn=False)
+        out = kv(client_tool("spawn", H.conmon_path(), m.cid, m.bundle, m.state, H.RUNC,
+                             m.root, m.log_path, *extra_tool_args))
+        if "hello" in out:
+            m.pid = int(out["hello"])
+        return m, out
+    return make
+
+
+def test_client_library(tool_ctr):
+    m, out = tool_ctr(["sleep", "1000"])
+    assert out["rc"] == "0" and out["monitor"] == out["hello"] and out["version"] == "1"
+    m.container_pid = int(out["container"])
+    assert m.alive()
+    m.start()
+    assert kv(client_tool("version", m.state)) == {"rc": "0", "version": "1"}
+    assert kv(client_tool("reopen", m.state))["rc"] == "0"
+    assert kv(client_tool("resize", m.state, 10, 20))["rc"] == "-25"  # ENOTTY: no terminal
+    res = client_tool("exec", m.state, 0, 0, "sh", "-c", "echo $A; echo e >&2; exit 4", "--",
+                      "A=b")
+    head, _, body = res.partition(b"err=2\n")
+    assert kv(head) == {"rc": "0", "exit": "4", "timed_out": "0", "truncated": "0",
+                        "out": "2"} and body == b"b\ne\n"
+    res = kv(client_tool("exec", m.state, 300, 10, "sh", "-c", "echo 0123456789abc; sleep 50"))
+    assert (res["timed_out"], res["truncated"], res["out"]) == ("1", "1", "10")
+    os.kill(m.container_pid, signal.SIGKILL)
+    m.wait_exit()
+    assert kv(client_tool("version", m.state))["rc"] in ("-2", "-111")  # socket gone
+
+
+def test_client_library_runtime_error(tool_ctr):
+    m, out = tool_ctr(["/nonexistent"])
+    assert out["rc"] == "-5" and "nonexistent" in out["error"], out
+    m.wait_exit()
+
+
+def test_client_library_abort_before_go(tool_ctr):
+    m, out = tool_ctr(["sleep", "1000"], "--fail-before-go")
+    assert out["rc"] == "-125"
+    m.wait_exit()
+    assert runc_state(m).returncode != 0
