@@ -1052,6 +1052,73 @@ test_host_probe (void)
   g_assert_cmpint (h.oom_score_adj_min, ==, atoi (text));
 }
 
+/* As root with runc: the spec actually runs.  A read-only root, user 'app', RuntimeDefault
+ * seccomp, no-new-privileges, a memory limit and a negative oom_score_adj (clamped where the
+ * host forbids it), checked from inside the container. */
+static void
+test_runc_runs_spec (Fixture *f, gconstpointer d)
+{
+  g_autofree char *runc = g_find_program_in_path ("runc");
+  if (getuid () != 0 || runc == NULL || !g_file_test ("/bin/busybox", G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("needs root, runc and a static /bin/busybox");
+      return;
+    }
+  g_autofree char *bin = g_build_filename (f->rootfs, "bin", NULL);
+  g_autofree char *bb = g_build_filename (bin, "busybox", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (bin, 0755), ==, 0);
+  g_autofree char *cp = g_strdup_printf ("cp /bin/busybox '%s'", bb);
+  g_assert_cmpint (system (cp), ==, 0);
+  for (const char *const *dir = (const char *const[]){ "proc", "sys", "dev", "tmp", NULL }; *dir;
+       dir++)
+    {
+      g_autofree char *p = g_build_filename (f->rootfs, *dir, NULL);
+      g_assert_cmpint (g_mkdir_with_parents (p, 0755), ==, 0);
+    }
+  char *cmd[] = { (char *) "/bin/busybox", (char *) "sh", (char *) "-c",
+                  (char *) "id -u; id -G; "
+                           "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; "
+                           "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+                           "touch /x 2>/dev/null || echo ro-root; "
+                           "unshare -U true 2>/dev/null || echo no-unshare" };
+  f->config.command = cmd;
+  f->config.n_command = G_N_ELEMENTS (cmd);
+  json_object_set_string_member (f->image, "User", "app");
+  f->sc.readonly_rootfs = TRUE;
+  f->sc.no_new_privs = TRUE;
+  Runtime__V1__SecurityProfile sp = RUNTIME__V1__SECURITY_PROFILE__INIT;
+  f->sc.seccomp = &sp;
+  f->resources.memory_limit_in_bytes = 64 << 20;
+  f->resources.oom_score_adj = -10;
+  f->ns.network = f->ns.ipc = RUNTIME__V1__NAMESPACE_MODE__NODE;
+  f->pod_linux.cgroup_parent = (char *) "";
+  f->in.container_id = "crisp-unit-oci";
+  f->in.resolv_conf_path = f->in.hostname_path = f->in.hosts_path = f->in.shm_path = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new (NULL, &error);
+  g_assert_no_error (error);
+  crisp_oci_host_probe (cg, &f->host);
+  g_autoptr (JsonObject) spec = build_ok (f);
+  g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), spec);
+  g_autofree char *json = json_to_string (node, TRUE);
+  g_autofree char *config = g_build_filename (f->dir, "a", "b", "config.json", NULL);
+  g_assert_true (g_file_set_contents (config, json, -1, NULL));
+  g_autofree char *bundle = g_path_get_dirname (config);
+  g_autofree char *state = g_build_filename (f->dir, "runc-state", NULL);
+  const char *argv[] = { runc, "--root", state, "run", "--bundle", bundle, "crisp-unit-oci", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status = -1;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDIN_FROM_DEV_NULL, NULL, NULL,
+                               &out, &err, &status, &error));
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("runc run failed: %s\n%s", err, json);
+  g_assert_cmpstr (
+      out, ==, "1000\n1000 10 29\nNoNewPrivs:\t1\nSeccomp:\t2\n67108864\nro-root\nno-unshare\n");
+  if (f->host.oom_score_restricted && f->host.oom_score_adj_min > -10)
+    g_assert_true (has_note (f, "clamped"));
+}
+
 #define ADD(name, fn) g_test_add ("/oci/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int
@@ -1093,5 +1160,6 @@ main (int argc, char **argv)
   ADD ("terminal", test_terminal_and_rlimits);
   ADD ("stop-signal", test_stop_signal);
   g_test_add_func ("/oci/host-probe", test_host_probe);
+  ADD ("runc/runs-spec", test_runc_runs_spec);
   return g_test_run ();
 }
