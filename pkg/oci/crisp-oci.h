@@ -20,10 +20,12 @@ typedef struct
   gboolean oom_score_restricted; /* no CAP_SYS_RESOURCE: a lower oom_score_adj is refused */
   int oom_score_adj_min;         /* this process's oom_score_adj: the floor when restricted */
   int cap_last_cap;              /* /proc/sys/kernel/cap_last_cap: highest capability known */
+  guint64 cap_bounding;          /* this process's bounding set (bit n = capability n): a container
+                                    cannot be given more, runc fails if asked */
 } CrispOciHost;
 
-/* Reads /proc/self/oom_score_adj, /proc/sys/kernel/cap_last_cap and this process's
- * CAP_SYS_RESOURCE, and asks cg (may be NULL: v1 without hugetlb) for the cgroup facts. */
+/* Reads /proc/self/oom_score_adj, /proc/sys/kernel/cap_last_cap, this process's bounding set
+ * and CAP_SYS_RESOURCE, and asks cg (may be NULL: v1 without hugetlb) for the cgroup facts. */
 void crisp_oci_host_probe (CrispCgroups *cg, CrispOciHost *out_host);
 
 typedef struct

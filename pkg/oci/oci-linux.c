@@ -33,6 +33,19 @@ read_int_file (const char *path, int fallback)
   return (int) v;
 }
 
+/* CapBnd from /proc/self/status; all ones when unreadable (runc will say what is wrong). */
+static guint64
+read_cap_bounding (void)
+{
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents ("/proc/self/status", &text, NULL, NULL))
+    return G_MAXUINT64;
+  const char *line = strstr (text, "\nCapBnd:");
+  if (line == NULL)
+    return G_MAXUINT64;
+  return g_ascii_strtoull (line + strlen ("\nCapBnd:"), NULL, 16);
+}
+
 void
 crisp_oci_host_probe (CrispCgroups *cg, CrispOciHost *out_host)
 {
@@ -42,6 +55,7 @@ crisp_oci_host_probe (CrispCgroups *cg, CrispOciHost *out_host)
   h.oom_score_restricted = !can_lower_oom_score ();
   h.oom_score_adj_min = read_int_file ("/proc/self/oom_score_adj", 0);
   h.cap_last_cap = read_int_file ("/proc/sys/kernel/cap_last_cap", CAP_LAST_CAP);
+  h.cap_bounding = read_cap_bounding ();
   *out_host = h;
 }
 

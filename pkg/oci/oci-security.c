@@ -160,6 +160,37 @@ add_unique (GPtrArray *set, const char *cap)
   g_ptr_array_add (set, (char *) cap);
 }
 
+static int
+cap_number (const char *cap)
+{
+  for (int i = 0; all_caps[i] != NULL; i++)
+    if (g_str_equal (all_caps[i], cap))
+      return i;
+  return -1;
+}
+
+/* crisp cannot hand out a capability outside its own bounding set (here CAP_SYS_RESOURCE is
+ * missing): runc would fail the container with "unable to apply caps", so leave it out. */
+static void
+drop_unheld (const CrispOciInput *in, GPtrArray *caps)
+{
+  g_autoptr (GString) dropped = g_string_new (NULL);
+  for (guint i = 0; i < caps->len;)
+    {
+      int n = cap_number (caps->pdata[i]);
+      if (n >= 0 && n < 64 && (in->host->cap_bounding & (G_GUINT64_CONSTANT (1) << n)) != 0)
+        {
+          i++;
+          continue;
+        }
+      g_string_append_printf (dropped, "%s%s", dropped->len ? " " : "",
+                              (const char *) caps->pdata[i]);
+      g_ptr_array_remove_index (caps, i);
+    }
+  if (dropped->len > 0)
+    crisp_oci_note (in, "capabilities %s left out: crisp does not hold them", dropped->str);
+}
+
 /* Defaults (or ALL when added), minus everything when ALL is dropped, plus the named adds,
  * minus the named drops: a named drop beats a named add, as in containerd. */
 static gboolean
@@ -186,6 +217,7 @@ compute_caps (const CrispOciInput *in, gboolean privileged, GPtrArray *caps, GEr
     add_unique (caps, add->pdata[i]);
   for (guint i = 0; i < drop->len; i++)
     g_ptr_array_remove (caps, drop->pdata[i]);
+  drop_unheld (in, caps);
   return TRUE;
 }
 

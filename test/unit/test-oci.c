@@ -101,6 +101,7 @@ fixture_setup (Fixture *f, gconstpointer data)
 
   f->host.cgroup_mode = CRISP_CGROUP_MODE_HYBRID;
   f->host.cap_last_cap = 40;
+  f->host.cap_bounding = G_MAXUINT64;
   f->notes = g_ptr_array_new_with_free_func (g_free);
   f->in = (CrispOciInput){
     .container_id = "c0ffee",
@@ -660,6 +661,21 @@ test_caps_all (Fixture *f, gconstpointer d)
 }
 
 static void
+test_caps_outside_bounding_set (Fixture *f, gconstpointer d)
+{
+  g_auto (GStrv) add = strv ("sys_admin sys_resource");
+  f->sc.capabilities = &f->caps;
+  f->caps.add_capabilities = add;
+  f->caps.n_add_capabilities = 2;
+  f->host.cap_bounding &= ~(G_GUINT64_CONSTANT (1) << 24); /* CAP_SYS_RESOURCE, as here */
+  g_autoptr (JsonObject) spec = build_ok (f);
+  g_autofree char *eff = strings (spec, "process.capabilities.effective");
+  g_assert_nonnull (strstr (eff, "CAP_SYS_ADMIN"));
+  g_assert_null (strstr (eff, "CAP_SYS_RESOURCE"));
+  g_assert_true (has_note (f, "capabilities CAP_SYS_RESOURCE left out"));
+}
+
+static void
 test_caps_unknown (Fixture *f, gconstpointer d)
 {
   g_auto (GStrv) add = strv ("CAP_TELEPORT");
@@ -1052,22 +1068,25 @@ test_host_probe (void)
   g_assert_cmpint (h.oom_score_adj_min, ==, atoi (text));
 }
 
-/* As root with runc: the spec actually runs.  A read-only root, user 'app', RuntimeDefault
- * seccomp, no-new-privileges, a memory limit and a negative oom_score_adj (clamped where the
- * host forbids it), checked from inside the container. */
-static void
-test_runc_runs_spec (Fixture *f, gconstpointer d)
+static gboolean
+runc_usable (void)
 {
   g_autofree char *runc = g_find_program_in_path ("runc");
-  if (getuid () != 0 || runc == NULL || !g_file_test ("/bin/busybox", G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_test_skip ("needs root, runc and a static /bin/busybox");
-      return;
-    }
+  if (getuid () == 0 && runc != NULL && g_file_test ("/bin/busybox", G_FILE_TEST_IS_EXECUTABLE))
+    return TRUE;
+  g_test_skip ("needs root, runc and a static /bin/busybox");
+  return FALSE;
+}
+
+/* Puts busybox in the fixture's rootfs, runs script there with the host's network and IPC,
+ * builds the spec from the fixture with the real host facts, runs it with `runc run` and
+ * returns its stdout. */
+static char *
+run_in_runc (Fixture *f, const char *script)
+{
   g_autofree char *bin = g_build_filename (f->rootfs, "bin", NULL);
-  g_autofree char *bb = g_build_filename (bin, "busybox", NULL);
+  g_autofree char *cp = g_strdup_printf ("cp /bin/busybox '%s/busybox'", bin);
   g_assert_cmpint (g_mkdir_with_parents (bin, 0755), ==, 0);
-  g_autofree char *cp = g_strdup_printf ("cp /bin/busybox '%s'", bb);
   g_assert_cmpint (system (cp), ==, 0);
   for (const char *const *dir = (const char *const[]){ "proc", "sys", "dev", "tmp", NULL }; *dir;
        dir++)
@@ -1075,21 +1094,9 @@ test_runc_runs_spec (Fixture *f, gconstpointer d)
       g_autofree char *p = g_build_filename (f->rootfs, *dir, NULL);
       g_assert_cmpint (g_mkdir_with_parents (p, 0755), ==, 0);
     }
-  char *cmd[] = { (char *) "/bin/busybox", (char *) "sh", (char *) "-c",
-                  (char *) "id -u; id -G; "
-                           "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; "
-                           "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
-                           "touch /x 2>/dev/null || echo ro-root; "
-                           "unshare -U true 2>/dev/null || echo no-unshare" };
+  char *cmd[] = { (char *) "/bin/busybox", (char *) "sh", (char *) "-c", (char *) script };
   f->config.command = cmd;
   f->config.n_command = G_N_ELEMENTS (cmd);
-  json_object_set_string_member (f->image, "User", "app");
-  f->sc.readonly_rootfs = TRUE;
-  f->sc.no_new_privs = TRUE;
-  Runtime__V1__SecurityProfile sp = RUNTIME__V1__SECURITY_PROFILE__INIT;
-  f->sc.seccomp = &sp;
-  f->resources.memory_limit_in_bytes = 64 << 20;
-  f->resources.oom_score_adj = -10;
   f->ns.network = f->ns.ipc = RUNTIME__V1__NAMESPACE_MODE__NODE;
   f->pod_linux.cgroup_parent = (char *) "";
   f->in.container_id = "crisp-unit-oci";
@@ -1105,18 +1112,62 @@ test_runc_runs_spec (Fixture *f, gconstpointer d)
   g_assert_true (g_file_set_contents (config, json, -1, NULL));
   g_autofree char *bundle = g_path_get_dirname (config);
   g_autofree char *state = g_build_filename (f->dir, "runc-state", NULL);
+  g_autofree char *runc = g_find_program_in_path ("runc");
   const char *argv[] = { runc, "--root", state, "run", "--bundle", bundle, "crisp-unit-oci", NULL };
-  g_autofree char *out = NULL, *err = NULL;
+  char *out = NULL;
+  g_autofree char *err = NULL;
   int status = -1;
   g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDIN_FROM_DEV_NULL, NULL, NULL,
                                &out, &err, &status, &error));
   g_assert_no_error (error);
   if (!g_spawn_check_wait_status (status, NULL))
     g_error ("runc run failed: %s\n%s", err, json);
-  g_assert_cmpstr (
-      out, ==, "1000\n1000 10 29\nNoNewPrivs:\t1\nSeccomp:\t2\n67108864\nro-root\nno-unshare\n");
+  return out;
+}
+
+/* A read-only root, user 'app', RuntimeDefault seccomp, no-new-privileges, a memory limit and
+ * a negative oom_score_adj (clamped where the host forbids it), checked from inside. */
+static void
+test_runc_runs_confined (Fixture *f, gconstpointer d)
+{
+  if (!runc_usable ())
+    return;
+  json_object_set_string_member (f->image, "User", "app");
+  f->sc.readonly_rootfs = TRUE;
+  f->sc.no_new_privs = TRUE;
+  Runtime__V1__SecurityProfile sp = RUNTIME__V1__SECURITY_PROFILE__INIT;
+  f->sc.seccomp = &sp;
+  f->resources.memory_limit_in_bytes = 64 << 20;
+  f->resources.oom_score_adj = -10;
+  g_autofree char *out = run_in_runc (f, "id -u; id -G; "
+                                         "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; "
+                                         "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+                                         "touch /x 2>/dev/null || echo ro-root; "
+                                         "unshare -U true 2>/dev/null || echo no-unshare");
+  g_assert_cmpstr (out, ==,
+                   "1000\n1000 10 29\nNoNewPrivs:\t1\nSeccomp:\t2\n67108864\nro-root\n"
+                   "no-unshare\n");
   if (f->host.oom_score_restricted && f->host.oom_score_adj_min > -10)
     g_assert_true (has_note (f, "clamped"));
+}
+
+/* Privileged: every host device, all capabilities, no seccomp, writable /sys. */
+static void
+test_runc_runs_privileged (Fixture *f, gconstpointer d)
+{
+  if (!runc_usable ())
+    return;
+  f->sc.privileged = TRUE;
+  f->pod_sc.privileged = TRUE;
+  g_autofree char *out = run_in_runc (f, "grep -E '^(Seccomp|CapEff):' /proc/self/status; "
+                                         "test -c /dev/null && echo null; "
+                                         "grep -q ' /sys sysfs rw' /proc/mounts && echo sys-rw");
+  guint64 all = ((G_GUINT64_CONSTANT (1) << (f->host.cap_last_cap + 1)) - 1) & f->host.cap_bounding;
+  g_autofree char *caps = g_strdup_printf ("CapEff:\t%016" G_GINT64_MODIFIER "x\n", all);
+  g_assert_nonnull (strstr (out, caps));
+  g_assert_nonnull (strstr (out, "Seccomp:\t0\n"));
+  g_assert_nonnull (strstr (out, "null\n"));
+  g_assert_nonnull (strstr (out, "sys-rw\n"));
 }
 
 #define ADD(name, fn) g_test_add ("/oci/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
@@ -1144,6 +1195,7 @@ main (int argc, char **argv)
   ADD ("caps/add-drop", test_caps_add_drop);
   ADD ("caps/all", test_caps_all);
   ADD ("caps/unknown", test_caps_unknown);
+  ADD ("caps/outside-bounding-set", test_caps_outside_bounding_set);
   ADD ("privileged", test_privileged);
   ADD ("nnp-readonly-root", test_nnp_and_readonly_root);
   ADD ("masked-readonly-paths", test_masked_readonly_paths);
@@ -1160,6 +1212,7 @@ main (int argc, char **argv)
   ADD ("terminal", test_terminal_and_rlimits);
   ADD ("stop-signal", test_stop_signal);
   g_test_add_func ("/oci/host-probe", test_host_probe);
-  ADD ("runc/runs-spec", test_runc_runs_spec);
+  ADD ("runc/confined", test_runc_runs_confined);
+  ADD ("runc/privileged", test_runc_runs_privileged);
   return g_test_run ();
 }
