@@ -207,3 +207,29 @@ crisp_cgroups_self_path (const char *controller, GError **error)
                       controller ? controller : "cgroup2"),
          NULL;
 }
+
+gboolean
+crisp_cgroups_driver_from_string (const char *name, CrispCgroupDriver *out_driver, GError **error)
+{
+  if (g_strcmp0 (name, "cgroupfs") == 0)
+    *out_driver = CRISP_CGROUP_DRIVER_CGROUPFS;
+  else if (g_strcmp0 (name, "systemd") == 0)
+    *out_driver = CRISP_CGROUP_DRIVER_SYSTEMD;
+  else
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "cgroup driver '%s' is neither 'cgroupfs' nor 'systemd'", name ? name : "");
+  return TRUE;
+}
+
+gboolean
+crisp_cgroups_parent_path (CrispCgroupDriver driver, const char *parent, char **out_rel_path,
+                           GError **error)
+{
+  /* the container path with a placeholder id, minus its last component */
+  g_autofree char *rel = NULL;
+  if (!crisp_cgroups_container_path (driver, parent, "x", NULL, &rel, error))
+    return FALSE;
+  char *slash = strrchr (rel, '/');
+  *out_rel_path = slash ? g_strndup (rel, (gsize) (slash - rel)) : g_strdup ("");
+  return TRUE;
+}

@@ -58,6 +58,16 @@ gboolean crisp_cgroups_has_controller (CrispCgroups *cg, const char *controller)
 gboolean crisp_cgroups_container_path (CrispCgroupDriver driver, const char *parent, const char *id,
                                        char **out_oci_path, char **out_rel_path, GError **error);
 
+/* "cgroupfs" or "systemd" (the sandbox options' cgroup_driver string); INVALID_ARGUMENT
+ * otherwise. */
+gboolean crisp_cgroups_driver_from_string (const char *name, CrispCgroupDriver *out_driver,
+                                           GError **error);
+
+/* The pod's own cgroup (cgroup_parent) relative to each hierarchy's root, for PodSandboxStats:
+ * "kubepods/pod1" for cgroupfs, the expanded slice path for systemd.  Same checks as above. */
+gboolean crisp_cgroups_parent_path (CrispCgroupDriver driver, const char *parent,
+                                    char **out_rel_path, GError **error);
+
 /* CPU and memory of one cgroup, the figures CRI ContainerStats reports.  has_* say which
  * controllers could be read. */
 typedef struct

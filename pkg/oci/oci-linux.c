@@ -140,11 +140,11 @@ crisp_oci_build_namespaces (const CrispOciInput *in, JsonObject *spec, JsonObjec
     {
       const char *hostname = in->hostname ? in->hostname : in->sandbox_config->hostname;
       add_namespace (nss, "uts", in->utsns_path);
-      if (in->utsns_path == NULL && hostname && hostname[0]
-          && crisp_oci_check_text ("hostname", hostname, 64, error))
-        json_object_set_string_member (spec, "hostname", hostname);
-      else if (error && *error)
+      gboolean own_uts = in->utsns_path == NULL && hostname && hostname[0];
+      if (own_uts && !crisp_oci_check_text ("pod config: hostname", hostname, 64, error))
         return FALSE;
+      if (own_uts)
+        json_object_set_string_member (spec, "hostname", hostname);
     }
   if (in->host->cgroup_mode == CRISP_CGROUP_MODE_V2)
     add_namespace (nss, "cgroup", NULL);

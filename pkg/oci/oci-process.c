@@ -200,13 +200,11 @@ build_cwd (const CrispOciInput *in, JsonObject *process, GError **error)
   const char *wd = in->config->working_dir;
   if (wd != NULL && wd[0] != '\0')
     {
-      if (wd[0] != '/'
-          || !crisp_oci_check_text ("container config: working_dir", wd, OCI_MAX_PATH, error))
-        return error && *error ? FALSE
-                               : crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                                              "container config: working_dir '%s' is not "
-                                              "absolute",
-                                              wd);
+      if (wd[0] != '/')
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                            "container config: working_dir '%s' is not absolute", wd);
+      if (!crisp_oci_check_text ("container config: working_dir", wd, OCI_MAX_PATH, error))
+        return FALSE;
       json_object_set_string_member (process, "cwd", wd);
       return TRUE;
     }

@@ -90,6 +90,30 @@ test_paths_systemd (void)
 }
 
 static void
+test_driver_and_parent (void)
+{
+  g_autoptr (GError) error = NULL;
+  CrispCgroupDriver d;
+  g_assert_true (crisp_cgroups_driver_from_string ("systemd", &d, &error));
+  g_assert_cmpint (d, ==, CRISP_CGROUP_DRIVER_SYSTEMD);
+  g_assert_true (crisp_cgroups_driver_from_string ("cgroupfs", &d, &error));
+  g_assert_cmpint (d, ==, CRISP_CGROUP_DRIVER_CGROUPFS);
+  g_assert_false (crisp_cgroups_driver_from_string ("cgroupv3", &d, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_autofree char *a = NULL, *b = NULL, *c = NULL;
+  g_assert_true (
+      crisp_cgroups_parent_path (CRISP_CGROUP_DRIVER_CGROUPFS, "/kubepods/pod1/", &a, &error));
+  g_assert_cmpstr (a, ==, "kubepods/pod1");
+  g_assert_true (crisp_cgroups_parent_path (CRISP_CGROUP_DRIVER_SYSTEMD,
+                                            "kubepods-besteffort-pod1.slice", &b, &error));
+  g_assert_cmpstr (b, ==,
+                   "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice");
+  g_assert_true (crisp_cgroups_parent_path (CRISP_CGROUP_DRIVER_CGROUPFS, "", &c, &error));
+  g_assert_cmpstr (c, ==, "");
+}
+
+static void
 test_conversions (void)
 {
   g_assert_cmpuint (crisp_cgroups_shares_to_weight (0), ==, 0);
@@ -410,6 +434,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cgroups/paths/cgroupfs", test_paths_cgroupfs);
   g_test_add_func ("/cgroups/paths/systemd", test_paths_systemd);
   g_test_add_func ("/cgroups/conversions", test_conversions);
+  g_test_add_func ("/cgroups/driver-and-parent", test_driver_and_parent);
   g_test_add_func ("/cgroups/parse-stat", test_parse_stat);
   g_test_add_func ("/cgroups/stats/v1", test_stats_v1);
   g_test_add_func ("/cgroups/stats/v2", test_stats_v2);

@@ -722,7 +722,7 @@ test_privileged (Fixture *f, gconstpointer d)
                     ==, 0);
   f->in.host_dev_dir = "/dev";
   g_autoptr (JsonObject) real = build_ok (f);
-  g_autofree char *devs = g_strdup (json_to_string (path_get (real, "linux.devices"), FALSE));
+  g_autofree char *devs = json_to_string (path_get (real, "linux.devices"), FALSE);
   g_assert_nonnull (strstr (devs, "\"/dev/null\""));
   g_assert_null (strstr (devs, "/dev/pts/"));
 }
