@@ -10,8 +10,11 @@
 const Runtime__V1__LinuxContainerSecurityContext *
 crisp_oci_security_context (const CrispOciInput *in)
 {
+  /* the initialiser names the deprecated fields, which clang warns about */
+  G_GNUC_BEGIN_IGNORE_DEPRECATIONS
   static const Runtime__V1__LinuxContainerSecurityContext empty
       = RUNTIME__V1__LINUX_CONTAINER_SECURITY_CONTEXT__INIT;
+  G_GNUC_END_IGNORE_DEPRECATIONS
   const Runtime__V1__LinuxContainerConfig *l = in->config->linux;
   return l != NULL && l->security_context != NULL ? l->security_context : &empty;
 }

@@ -701,7 +701,6 @@ test_privileged (Fixture *f, gconstpointer d)
   f->pod_sc.privileged = TRUE;
   write_file (f->dir, "dev/sub/ignored-regular-file", "");
   g_autofree char *devdir = g_build_filename (f->dir, "dev", NULL);
-  g_autofree char *null_link = g_build_filename (devdir, "null", NULL);
   f->in.host_dev_dir = devdir;
   g_autoptr (JsonObject) spec = build_ok (f);
   g_assert_cmpuint (json_array_get_length (
