@@ -77,6 +77,19 @@ namespace_options (const CrispOciInput *in)
   return o ? o : &pod;
 }
 
+/* The pod's own options: network and IPC are whatever the pod has, whatever the container's
+ * config says (kubelet sends matching ones; a stale or hand-made request must not be able to
+ * ask for the host's network in a pod that has its own, or the other way round). */
+static const Runtime__V1__NamespaceOption *
+pod_namespace_options (const CrispOciInput *in)
+{
+  static const Runtime__V1__NamespaceOption pod = RUNTIME__V1__NAMESPACE_OPTION__INIT;
+  const Runtime__V1__LinuxPodSandboxConfig *l = in->sandbox_config->linux;
+  if (l && l->security_context && l->security_context->namespace_options)
+    return l->security_context->namespace_options;
+  return &pod;
+}
+
 /* A namespace the pod pinned: joined by path, or the host's (nothing in the spec). */
 static gboolean
 add_pod_namespace (JsonArray *nss, const char *type, Runtime__V1__NamespaceMode mode,
@@ -125,6 +138,7 @@ crisp_oci_build_namespaces (const CrispOciInput *in, JsonObject *spec, JsonObjec
                             GError **error)
 {
   const Runtime__V1__NamespaceOption *o = namespace_options (in);
+  const Runtime__V1__NamespaceOption *p = pod_namespace_options (in);
   JsonArray *nss = json_array_new ();
   json_object_set_array_member (linux_obj, "namespaces", nss);
   if (o->userns_options != NULL && o->userns_options->mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
@@ -132,11 +146,11 @@ crisp_oci_build_namespaces (const CrispOciInput *in, JsonObject *spec, JsonObjec
                         "container config: user namespaces are not supported");
   add_namespace (nss, "mount", NULL);
   if (!add_pid_namespace (in, nss, o->pid, error)
-      || !add_pod_namespace (nss, "network", o->network, in->netns_path, error)
-      || !add_pod_namespace (nss, "ipc", o->ipc, in->ipcns_path, error))
+      || !add_pod_namespace (nss, "network", p->network, in->netns_path, error)
+      || !add_pod_namespace (nss, "ipc", p->ipc, in->ipcns_path, error))
     return FALSE;
   /* Host network means the host's UTS too, as kubelet expects. */
-  if (o->network != RUNTIME__V1__NAMESPACE_MODE__NODE)
+  if (p->network != RUNTIME__V1__NAMESPACE_MODE__NODE)
     {
       const char *hostname = in->hostname ? in->hostname : in->sandbox_config->hostname;
       add_namespace (nss, "uts", in->utsns_path);
@@ -297,7 +311,7 @@ gboolean
 crisp_oci_build_sysctls (const CrispOciInput *in, JsonObject *linux_obj, GError **error)
 {
   const Runtime__V1__LinuxPodSandboxConfig *pl = in->sandbox_config->linux;
-  const Runtime__V1__NamespaceOption *o = namespace_options (in);
+  const Runtime__V1__NamespaceOption *o = pod_namespace_options (in);
   JsonObject *out = json_object_new ();
   json_object_set_object_member (linux_obj, "sysctl", out);
   if (pl == NULL || pl->n_sysctls == 0)
