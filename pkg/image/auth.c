@@ -29,7 +29,7 @@ skip_space (const char *p)
 static gboolean
 is_token_char (char c)
 {
-  return g_ascii_isalnum (c) || strchr ("!#$%&'*+-.^_`|~/", c) != NULL;
+  return c != '\0' && (g_ascii_isalnum (c) || strchr ("!#$%&'*+-.^_`|~/", c) != NULL);
 }
 
 /* Reads a token or a quoted-string (with backslash escapes) at *pp. */
