@@ -70,7 +70,8 @@ resolve (CrispRegistryClient *c, const CrispImageRef *ref, Resolved *r, GError *
     }
   const char *arch, *variant;
   crisp_host_platform (&arch, &variant);
-  const CrispDescriptor *d = crisp_manifest_select_platform (r->manifest, "linux", arch, variant, error);
+  const CrispDescriptor *d
+      = crisp_manifest_select_platform (r->manifest, "linux", arch, variant, error);
   if (d == NULL)
     return FALSE;
   g_autofree char *digest = g_strdup (d->digest);
@@ -99,14 +100,14 @@ connect_and_resolve (CrispImageService *svc, const CrispImageRef *ref,
   g_autoptr (GPtrArray) eps = crisp_registries_endpoints (regs, ref->domain);
   if (eps->len == 0)
     return (crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
-                         "registry %s is mirrors-only and has no mirrors", ref->domain), NULL);
+                         "registry %s is mirrors-only and has no mirrors", ref->domain),
+            NULL);
   g_autoptr (GError) last = NULL;
   for (guint i = 0; i < eps->len; i++)
     {
       CrispEndpoint *ep = eps->pdata[i];
-      g_autoptr (CrispRegistryClient) c = crisp_registry_client_new (ep, ref->path,
-                                                                     ep->is_mirror ? NULL : creds,
-                                                                     cancellable);
+      g_autoptr (CrispRegistryClient) c
+          = crisp_registry_client_new (ep, ref->path, ep->is_mirror ? NULL : creds, cancellable);
       g_clear_error (&last);
       resolved_clear (r);
       if (resolve (c, ref, r, &last))
@@ -123,7 +124,8 @@ connect_and_resolve (CrispImageService *svc, const CrispImageRef *ref,
 static CrispImageConfig *
 fetch_config (CrispRegistryClient *c, const CrispManifest *m, char **out_json, GError **error)
 {
-  g_autoptr (GBytes) body = crisp_registry_get_blob_bytes (c, m->config, CRISP_CONFIG_MAX_BYTES, error);
+  g_autoptr (GBytes) body
+      = crisp_registry_get_blob_bytes (c, m->config, CRISP_CONFIG_MAX_BYTES, error);
   if (body == NULL)
     return NULL;
   gsize len;
@@ -134,7 +136,8 @@ fetch_config (CrispRegistryClient *c, const CrispManifest *m, char **out_json, G
   if (cfg->diff_ids->len != m->descriptors->len)
     return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                          "image config lists %u diff IDs for %u layers", cfg->diff_ids->len,
-                         m->descriptors->len), NULL);
+                         m->descriptors->len),
+            NULL);
   *out_json = g_strndup (data, len);
   return g_steal_pointer (&cfg);
 }
@@ -204,8 +207,9 @@ fetch_layers (CrispImageService *svc, CrispRegistryClient *client, const CrispMa
               const CrispImageConfig *cfg, GCancellable *cancellable, GError **error)
 {
   g_autoptr (GCancellable) child = g_cancellable_new ();
-  gulong handler = cancellable ? g_cancellable_connect (cancellable, G_CALLBACK (cancel_child),
-                                                        child, NULL) : 0;
+  gulong handler = cancellable
+                       ? g_cancellable_connect (cancellable, G_CALLBACK (cancel_child), child, NULL)
+                       : 0;
   Fetch f = { .svc = svc, .client = client, .manifest = m, .config = cfg, .cancellable = child };
   g_mutex_init (&f.lock);
   guint n = MIN ((guint) svc->max_downloads, m->descriptors->len);
@@ -281,7 +285,8 @@ pull_leader (CrispImageService *svc, const CrispImageRef *ref, const CrispCreden
              GCancellable *cancellable, char **out_id, GError **error)
 {
   g_auto (Resolved) r = { 0 };
-  g_autoptr (CrispRegistryClient) client = connect_and_resolve (svc, ref, creds, cancellable, &r, error);
+  g_autoptr (CrispRegistryClient) client
+      = connect_and_resolve (svc, ref, creds, cancellable, &r, error);
   if (client == NULL)
     return FALSE;
   g_autofree char *config_json = NULL;

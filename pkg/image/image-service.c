@@ -102,7 +102,8 @@ find_locked (CrispImageService *svc, const char *image, GError **error)
           {
             if (found != NULL)
               return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                                   "image ID prefix '%s' is ambiguous", image), NULL);
+                                   "image ID prefix '%s' is ambiguous", image),
+                      NULL);
             found = all->pdata[i];
           }
       if (found != NULL)
@@ -195,8 +196,9 @@ crisp_image_service_mount_rootfs (CrispImageService *svc, const char *image, con
 {
   g_autoptr (CrispImage) img = crisp_image_service_find (svc, image, error);
   if (img == NULL)
-    return (error && *error) ? FALSE
-                             : crisp_throw (error, CRISP_ERROR_NOT_FOUND, "image '%s' not found", image);
+    return (error && *error)
+               ? FALSE
+               : crisp_throw (error, CRISP_ERROR_NOT_FOUND, "image '%s' not found", image);
   g_ptr_array_add (img->diff_ids, NULL);
   return crisp_storage_mount_layers (svc->storage, (const char *const *) img->diff_ids->pdata,
                                      upper_dir, work_dir, target, error);

@@ -84,8 +84,8 @@ open_repo (CrispStorage *store, GError **error)
   if (fstatat (store->root_fd, "repo/config", &st, 0) == 0)
     store->repo = ostree_repo_open_at (store->root_fd, "repo", NULL, error);
   else
-    store->repo = ostree_repo_create_at (store->root_fd, "repo", OSTREE_REPO_MODE_BARE, NULL,
-                                         NULL, error);
+    store->repo
+        = ostree_repo_create_at (store->root_fd, "repo", OSTREE_REPO_MODE_BARE, NULL, NULL, error);
   if (store->repo == NULL)
     return crisp_prefix_error (error, "ostree repo %s/repo: ", store->root);
   store->objects_path = g_build_filename (store->root, "repo", "objects", NULL);
@@ -152,7 +152,8 @@ crisp_storage_open_tmpfile (CrispStorage *store, GError **error)
 {
   int fd = openat (store->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0)
-    return (crisp_throw_errno (error, errno, "creating a temporary file in %s/tmp", store->root), -1);
+    return (crisp_throw_errno (error, errno, "creating a temporary file in %s/tmp", store->root),
+            -1);
   return fd;
 }
 
@@ -203,8 +204,8 @@ list_layers (CrispStorage *store, GError **error)
 {
   g_autoptr (GHashTable) all = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr (GHashTable) refs = NULL;
-  if (!ostree_repo_list_refs_ext (store->repo, "layer", &refs,
-                                  OSTREE_REPO_LIST_REFS_EXT_NONE, NULL, error))
+  if (!ostree_repo_list_refs_ext (store->repo, "layer", &refs, OSTREE_REPO_LIST_REFS_EXT_NONE, NULL,
+                                  error))
     return NULL;
   GHashTableIter it;
   gpointer key;
@@ -264,8 +265,8 @@ usage_at (int dfd, const char *name, GHashTable *seen, guint64 *bytes, guint64 *
     return errno == ENOENT ? 0 : -errno;
   if (st.st_nlink > 1 && !S_ISDIR (st.st_mode))
     {
-      g_autofree char *key = g_strdup_printf ("%lu:%lu", (unsigned long) st.st_dev,
-                                              (unsigned long) st.st_ino);
+      g_autofree char *key
+          = g_strdup_printf ("%lu:%lu", (unsigned long) st.st_dev, (unsigned long) st.st_ino);
       if (!g_hash_table_add (seen, g_steal_pointer (&key)))
         return 0;
     }

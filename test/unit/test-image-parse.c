@@ -15,7 +15,8 @@
 #define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 
 static void
-check_ref (const char *in, const char *domain, const char *path, const char *tag, const char *digest)
+check_ref (const char *in, const char *domain, const char *path, const char *tag,
+           const char *digest)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CrispImageRef) ref = crisp_image_ref_parse (in, &error);
@@ -47,9 +48,9 @@ test_ref_normalises (void)
 static void
 test_ref_rejects_malformed (void)
 {
-  const char *bad[] = { "", "Busybox", "busybox:", "busybox@sha256:abc", "a//b", "-a", "a-",
-                        "host:port/x", "busybox:-tag", "x@md5:1234", "a/b/", ":tag", "a__-b",
-                        "ex ample", "a/../b" };
+  const char *bad[] = { "",     "Busybox", "busybox:",    "busybox@sha256:abc", "a//b",
+                        "-a",   "a-",      "host:port/x", "busybox:-tag",       "x@md5:1234",
+                        "a/b/", ":tag",    "a__-b",       "ex ample",           "a/../b" };
   for (size_t i = 0; i < G_N_ELEMENTS (bad); i++)
     {
       g_autoptr (GError) error = NULL;
@@ -75,7 +76,8 @@ static void
 test_manifest_parses_image (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (CrispManifest) m = crisp_manifest_parse (manifest_json, strlen (manifest_json), NULL, &error);
+  g_autoptr (CrispManifest) m
+      = crisp_manifest_parse (manifest_json, strlen (manifest_json), NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (m->kind, ==, CRISP_MANIFEST_IMAGE);
   g_assert_cmpstr (m->config->digest, ==, D1);
@@ -88,12 +90,18 @@ static void
 test_manifest_rejects_bad (void)
 {
   const char *bad[] = {
-    "[]", "{", "{\"schemaVersion\":1}",
+    "[]",
+    "{",
+    "{\"schemaVersion\":1}",
     "{\"schemaVersion\":2,\"mediaType\":\"text/plain\"}",
-    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":[{\"digest\":\"sha256:xx\",\"size\":1}]}",
+    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1
+    "\",\"size\":1},\"layers\":[{\"digest\":\"sha256:xx\",\"size\":1}]}",
     "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":-1},\"layers\":[]}",
-    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":[{\"mediaType\":\"application/x-helm\",\"digest\":\"" D2 "\",\"size\":1}]}",
-    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":[{\"digest\":7,\"size\":1}]}",
+    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1
+    "\",\"size\":1},\"layers\":[{\"mediaType\":\"application/x-helm\",\"digest\":\"" D2
+    "\",\"size\":1}]}",
+    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1
+    "\",\"size\":1},\"layers\":[{\"digest\":7,\"size\":1}]}",
   };
   for (size_t i = 0; i < G_N_ELEMENTS (bad); i++)
     {
@@ -108,7 +116,8 @@ test_manifest_rejects_bad (void)
 static void
 test_manifest_bounds_layers (void)
 {
-  GString *s = g_string_new ("{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":[");
+  GString *s = g_string_new ("{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1
+                             "\",\"size\":1},\"layers\":[");
   for (int i = 0; i < CRISP_MANIFEST_MAX_LAYERS + 1; i++)
     g_string_append_printf (s, "%s{\"digest\":\"" D2 "\",\"size\":1}", i ? "," : "");
   g_string_append (s, "]}");
@@ -121,9 +130,12 @@ test_manifest_bounds_layers (void)
 static void
 test_index_selects_platform (void)
 {
-  const char *json = "{\"schemaVersion\":2,\"mediaType\":\"" CRISP_MT_DOCKER_LIST "\",\"manifests\":["
-                     "{\"digest\":\"" D1 "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\",\"variant\":\"v8\"}},"
-                     "{\"digest\":\"" D2 "\",\"size\":2,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
+  const char *json
+      = "{\"schemaVersion\":2,\"mediaType\":\"" CRISP_MT_DOCKER_LIST "\",\"manifests\":["
+        "{\"digest\":\"" D1 "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":"
+                            "\"arm64\",\"variant\":\"v8\"}},"
+        "{\"digest\":\"" D2
+        "\",\"size\":2,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
   g_autoptr (GError) error = NULL;
   g_autoptr (CrispManifest) m = crisp_manifest_parse (json, strlen (json), NULL, &error);
   g_assert_no_error (error);
@@ -140,16 +152,26 @@ test_index_selects_platform (void)
 static void
 test_config_user (void)
 {
-  const char *json = "{\"os\":\"linux\",\"architecture\":\"amd64\",\"config\":{\"User\":\"1002:1003\"},"
-                     "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\"]}}";
+  const char *json
+      = "{\"os\":\"linux\",\"architecture\":\"amd64\",\"config\":{\"User\":\"1002:1003\"},"
+        "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\"]}}";
   g_autoptr (GError) error = NULL;
   g_autoptr (CrispImageConfig) c = crisp_image_config_parse (json, strlen (json), &error);
   g_assert_no_error (error);
   g_assert_cmpstr (c->user, ==, "1002:1003");
   g_assert_cmpuint (c->diff_ids->len, ==, 1);
-  struct { const char *user; gint64 uid; const char *name; } cases[] = {
-    { "1002", 1002, NULL }, { "1002:1003", 1002, NULL }, { "www-data", -1, "www-data" },
-    { "www-data:www-data", -1, "www-data" }, { "", -1, NULL }, { "0", 0, NULL },
+  struct
+  {
+    const char *user;
+    gint64 uid;
+    const char *name;
+  } cases[] = {
+    { "1002", 1002, NULL },
+    { "1002:1003", 1002, NULL },
+    { "www-data", -1, "www-data" },
+    { "www-data:www-data", -1, "www-data" },
+    { "", -1, NULL },
+    { "0", 0, NULL },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (cases); i++)
     {
@@ -169,7 +191,9 @@ test_challenge_parses (void)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CrispChallenge) c = crisp_challenge_parse (
-      "Bearer realm=\"https://auth.example/token\",service=\"reg\\\"istry\", scope=repository:a/b:pull", &error);
+      "Bearer realm=\"https://auth.example/token\",service=\"reg\\\"istry\", "
+      "scope=repository:a/b:pull",
+      &error);
   g_assert_no_error (error);
   g_assert_cmpstr (c->scheme, ==, "bearer");
   g_assert_cmpstr (g_hash_table_lookup (c->params, "realm"), ==, "https://auth.example/token");
@@ -194,7 +218,8 @@ test_credentials_from_auth (void)
   g_autoptr (GError) error = NULL;
   g_assert_null (crisp_credentials_new ("", "", "", "", "", &error));
   g_assert_no_error (error);
-  g_autoptr (CrispCredentials) c = crisp_credentials_new (NULL, NULL, "dXNlcjpwYTpzcw==", NULL, NULL, &error);
+  g_autoptr (CrispCredentials) c
+      = crisp_credentials_new (NULL, NULL, "dXNlcjpwYTpzcw==", NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (c->username, ==, "user");
   g_assert_cmpstr (c->password, ==, "pa:ss");
@@ -210,9 +235,13 @@ test_registries_endpoints (void)
   g_autofree char *dir = g_dir_make_tmp ("crisp-test-reg-XXXXXX", NULL);
   g_autofree char *f1 = g_build_filename (dir, "10-local.conf", NULL);
   g_autofree char *f2 = g_build_filename (dir, "20-k8s.conf", NULL);
-  g_assert_true (g_file_set_contents (f1, "[registry \"127.0.0.1:5000\"]\ninsecure=true\n", -1, NULL));
-  g_assert_true (g_file_set_contents (f2, "[registry \"registry.k8s.io\"]\nmirrors=127.0.0.1:5000;https://m2.example\n"
-                                      "mirrors-only=true\n[registry \"docker.io\"]\nusername=u\npassword=p\n", -1, NULL));
+  g_assert_true (
+      g_file_set_contents (f1, "[registry \"127.0.0.1:5000\"]\ninsecure=true\n", -1, NULL));
+  g_assert_true (g_file_set_contents (
+      f2,
+      "[registry \"registry.k8s.io\"]\nmirrors=127.0.0.1:5000;https://m2.example\n"
+      "mirrors-only=true\n[registry \"docker.io\"]\nusername=u\npassword=p\n",
+      -1, NULL));
   g_autoptr (GError) error = NULL;
   g_autoptr (CrispRegistries) regs = crisp_registries_load (dir, &error);
   g_assert_no_error (error);
