@@ -11,7 +11,8 @@ struct _CrispImageService
   GCond cond;  /* an inflight pull finished */
   CrispStorage *storage;
   CrispImageStore *records;
-  GHashTable *inflight; /* reference string -> Flight */
+  GHashTable *inflight;        /* reference string -> Flight */
+  GHashTable *inflight_layers; /* diff IDs some pull is downloading */
   char *registries_dir;
   int max_downloads;
   CrispImageInUseFunc in_use;

@@ -157,12 +157,8 @@ typedef struct
 } Fetch;
 
 static gboolean
-fetch_layer (Fetch *f, guint i, GError **error)
+download_and_import (Fetch *f, const CrispDescriptor *d, const char *diff_id, GError **error)
 {
-  const CrispDescriptor *d = f->manifest->descriptors->pdata[i];
-  const char *diff_id = f->config->diff_ids->pdata[i];
-  if (crisp_storage_has_layer (f->svc->storage, diff_id))
-    return TRUE;
   _cleanup_close_ int fd = crisp_storage_open_tmpfile (f->svc->storage, error);
   if (fd < 0 || !crisp_registry_get_blob_fd (f->client, d, fd, error))
     return FALSE;
@@ -171,6 +167,45 @@ fetch_layer (Fetch *f, guint i, GError **error)
   if (!crisp_storage_import_layer (f->svc->storage, fd, diff_id, f->cancellable, error))
     return crisp_prefix_error (error, "layer %s: ", d->digest);
   return TRUE;
+}
+
+/* Claims diff_id for this pull, or waits while another pull (of another name of the
+ * same content) fetches it. FALSE when the layer is there or this pull is cancelled. */
+static gboolean
+claim_layer (Fetch *f, const char *diff_id)
+{
+  CrispImageService *svc = f->svc;
+  g_mutex_lock (&svc->lock);
+  while (g_hash_table_contains (svc->inflight_layers, diff_id)
+         && !g_cancellable_is_cancelled (f->cancellable))
+    g_cond_wait_until (&svc->cond, &svc->lock, g_get_monotonic_time () + G_USEC_PER_SEC / 5);
+  gboolean claimed = !g_cancellable_is_cancelled (f->cancellable)
+                     && !crisp_storage_has_layer (svc->storage, diff_id);
+  if (claimed)
+    g_hash_table_add (svc->inflight_layers, g_strdup (diff_id));
+  g_mutex_unlock (&svc->lock);
+  return claimed;
+}
+
+static void
+release_layer (Fetch *f, const char *diff_id)
+{
+  g_mutex_lock (&f->svc->lock);
+  g_hash_table_remove (f->svc->inflight_layers, diff_id);
+  g_cond_broadcast (&f->svc->cond);
+  g_mutex_unlock (&f->svc->lock);
+}
+
+static gboolean
+fetch_layer (Fetch *f, guint i, GError **error)
+{
+  const CrispDescriptor *d = f->manifest->descriptors->pdata[i];
+  const char *diff_id = f->config->diff_ids->pdata[i];
+  if (!claim_layer (f, diff_id))
+    return !g_cancellable_set_error_if_cancelled (f->cancellable, error);
+  gboolean ok = download_and_import (f, d, diff_id, error);
+  release_layer (f, diff_id);
+  return ok;
 }
 
 static gpointer

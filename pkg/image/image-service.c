@@ -9,6 +9,30 @@
 
 #include <string.h>
 
+/* A record whose layers are not all in the store (a store restored from elsewhere, a
+ * disk repaired) names an image no container could run: it goes, the kubelet pulls again. */
+static gboolean
+drop_incomplete (CrispImageService *svc, GError **error)
+{
+  g_autoptr (GPtrArray) all = crisp_image_store_list (svc->records);
+  for (guint i = 0; i < all->len; i++)
+    {
+      CrispImage *img = all->pdata[i];
+      for (guint j = 0; j < img->diff_ids->len; j++)
+        {
+          if (crisp_storage_has_layer (svc->storage, img->diff_ids->pdata[j]))
+            continue;
+          g_warning ("image %s: layer %s is missing from the store, forgetting the image",
+                     img->id, (char *) img->diff_ids->pdata[j]);
+          g_autofree char *id = g_strdup (img->id);
+          if (!crisp_image_store_delete (svc->records, id, error))
+            return FALSE;
+          break;
+        }
+    }
+  return TRUE;
+}
+
 CrispImageService *
 crisp_image_service_new (const char *storage_root, const char *registries_dir, int max_downloads,
                          GError **error)
@@ -18,6 +42,7 @@ crisp_image_service_new (const char *storage_root, const char *registries_dir, i
   g_mutex_init (&svc->lock);
   g_cond_init (&svc->cond);
   svc->inflight = g_hash_table_new (g_str_hash, g_str_equal);
+  svc->inflight_layers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   svc->registries_dir = g_strdup (registries_dir);
   svc->max_downloads = CLAMP (max_downloads, 1, 64);
   svc->storage = crisp_storage_open (storage_root, error);
@@ -27,7 +52,7 @@ crisp_image_service_new (const char *storage_root, const char *registries_dir, i
   if (dirfd < 0)
     return NULL;
   svc->records = crisp_image_store_load (dirfd, error);
-  if (svc->records == NULL || !crisp_image_service_gc (svc, error))
+  if (svc->records == NULL || !drop_incomplete (svc, error) || !crisp_image_service_gc (svc, error))
     return NULL;
   return g_steal_pointer (&svc);
 }
@@ -40,6 +65,7 @@ crisp_image_service_free (CrispImageService *svc)
   crisp_image_store_free (svc->records);
   crisp_storage_free (svc->storage);
   g_hash_table_unref (svc->inflight);
+  g_hash_table_unref (svc->inflight_layers);
   g_free (svc->registries_dir);
   g_mutex_clear (&svc->lock);
   g_cond_clear (&svc->cond);

@@ -4,6 +4,7 @@ hostile layers, concurrency, removal and pruning, restarts and crashes."""
 import concurrent.futures
 import json
 import os
+import shutil
 import stat
 import tarfile
 import threading
@@ -281,6 +282,31 @@ def test_concurrent_pulls_share_one_download(icrisp, registry):
     for layer in res["layers"]:
         assert blob_gets(registry, layer) == 1
     assert len(list_images(icrisp)) == 1
+
+
+def test_tag_and_digest_pulled_at_once_share_layer_downloads(icrisp, registry):
+    name = unique("twonames")
+    res = build_and_push(registry, name, [[build.file_("a", os.urandom(4 << 20))],
+                                          [build.file_("b", os.urandom(4 << 20))]])
+    refs = ["%s/%s:latest" % (registry.host, name), "%s/%s@%s" % (registry.host, name,
+                                                                  res["pushed"])]
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        ids = list(ex.map(lambda r: pull(icrisp, r), refs))
+    assert ids == [res["config"]] * 2
+    for layer in res["layers"]:
+        assert blob_gets(registry, layer) == 1
+    img = status(icrisp, res["config"]).image
+    assert list(img.repo_tags) == [refs[0]] and list(img.repo_digests) == [refs[1]]
+
+
+def test_record_with_missing_layer_is_forgotten(icrisp, registry):
+    pull(icrisp, registry.host + "/busybox:latest")
+    icrisp.stop()
+    layers = os.path.join(storage_dir(icrisp), "layers")
+    shutil.rmtree(os.path.join(layers, stored_layers(icrisp)[0]))
+    icrisp.start()
+    assert list_images(icrisp) == []
+    assert stored_layers(icrisp) == []
 
 
 def test_remove_and_prune(icrisp, registry, test_images):
