@@ -22,8 +22,8 @@ drop_incomplete (CrispImageService *svc, GError **error)
         {
           if (crisp_storage_has_layer (svc->storage, img->diff_ids->pdata[j]))
             continue;
-          g_warning ("image %s: layer %s is missing from the store, forgetting the image",
-                     img->id, (char *) img->diff_ids->pdata[j]);
+          g_warning ("image %s: layer %s is missing from the store, forgetting the image", img->id,
+                     (char *) img->diff_ids->pdata[j]);
           g_autofree char *id = g_strdup (img->id);
           if (!crisp_image_store_delete (svc->records, id, error))
             return FALSE;

@@ -40,7 +40,8 @@ typedef struct
   GArray *dir_times;   /* DirTime, applied at the end */
   GPtrArray *specials; /* devices and FIFOs (ostree cannot hold them) */
   guint entries;
-  char *buf;
+  char *buf;      /* the decompressed block handed to the tar reader */
+  char *file_buf; /* file data copied out of the tar reader: never the same as buf */
 } Import;
 
 static void
@@ -64,6 +65,7 @@ import_clear (Import *imp)
   g_clear_pointer (&imp->dir_times, g_array_unref);
   g_clear_pointer (&imp->specials, g_ptr_array_unref);
   g_clear_pointer (&imp->buf, g_free);
+  g_clear_pointer (&imp->file_buf, g_free);
 }
 
 /* Feeds the tar reader with the decompressed stream, hashing it on the way. */
@@ -93,6 +95,7 @@ static gboolean
 open_readers (Import *imp, int fd, GError **error)
 {
   imp->buf = g_malloc (READ_CHUNK);
+  imp->file_buf = g_malloc (READ_CHUNK);
   imp->raw = archive_read_new ();
   archive_read_support_filter_gzip (imp->raw);
   archive_read_support_filter_zstd (imp->raw);
@@ -355,12 +358,12 @@ write_regfile (Import *imp, struct archive_entry *e, GVariant *xattrs, const cha
   gint64 left = size;
   while (left > 0)
     {
-      la_ssize_t n = archive_read_data (imp->tar, imp->buf, MIN (left, READ_CHUNK));
+      la_ssize_t n = archive_read_data (imp->tar, imp->file_buf, MIN (left, READ_CHUNK));
       if (n <= 0)
         return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "layer entry '%s': %s", name,
                              n < 0 ? archive_error_string (imp->tar) : "truncated"),
                 NULL);
-      if (!g_output_stream_write_all (G_OUTPUT_STREAM (w), imp->buf, n, NULL, imp->cancellable,
+      if (!g_output_stream_write_all (G_OUTPUT_STREAM (w), imp->file_buf, n, NULL, imp->cancellable,
                                       error))
         return NULL;
       left -= n;
