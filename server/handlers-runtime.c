@@ -4,6 +4,8 @@
 
 #include "server.h"
 
+#include "pkg/sandbox/sandbox.h"
+
 #include "crisp-base.h"
 
 #include <fcntl.h>
@@ -101,7 +103,9 @@ handle_status (CrispServer *self, CrispCall *call)
   runtime_ready.type = (char *) "RuntimeReady";
   runtime_ready.status = TRUE;
   network_ready.type = (char *) "NetworkReady";
-  network_ready.status = network_config_present (self->config->cni_config_dir, &reason);
+  network_ready.status
+      = self->pods ? crisp_network_status (crisp_pod_service_get_network (self->pods), NULL, &reason)
+                   : network_config_present (self->config->cni_config_dir, &reason);
   if (!network_ready.status)
     {
       network_ready.reason = (char *) "NetworkPluginNotReady";

@@ -50,6 +50,7 @@ void crisp_server_add_cleanup (CrispServer *self, GDestroyNotify fn, gpointer da
 /* Areas: each registers its handlers and creates its service (see handlers-*.c). */
 gboolean crisp_runtime_handlers_init (CrispServer *self, GError **error);
 gboolean crisp_image_handlers_init (CrispServer *self, GError **error);
+gboolean crisp_pod_handlers_init (CrispServer *self, GError **error);
 
 /* Calls. */
 const char *crisp_call_method_name (CrispCall *call); /* "PullImage" */

@@ -273,6 +273,11 @@ def test_no_descriptor_leaks(ctr, tmp_path):
     finally:
         os.close(stray)
     m.start()
+    # Until runc's init has exec'd the command it still holds its own descriptors.
+    deadline = time.monotonic() + 10
+    while open("/proc/%d/comm" % m.container_pid).read().startswith("runc"):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     assert sorted(fd_targets(m.container_pid)) == [0, 1, 2]
     mon = fd_targets(m.pid)
     assert str(tmp_path) not in mon.values()

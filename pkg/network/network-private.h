@@ -1,0 +1,32 @@
+/* Internals shared by the CNI configuration loader and the plugin runner. */
+#pragma once
+
+#include "network.h"
+
+G_BEGIN_DECLS
+
+struct _CrispNetwork
+{
+  char *conf_dir;
+  GStrv plugin_dirs;
+  GMutex lock;        /* guards the cache below */
+  char *fingerprint;  /* names, sizes and mtimes of the files the cache was built from */
+  JsonNode *conflist; /* the chosen list, normalised to {cniVersion, name, plugins} */
+  char *conflist_file;
+  char *error_message; /* why there is none */
+};
+
+/* Returns a new reference to the current configuration list, or NULL with a message. */
+JsonNode *crisp_network_current_conflist (CrispNetwork *net, char **out_message);
+
+/* Validates one parsed file (a list, or a single plugin config that gets wrapped) and
+ * returns the normalised list. */
+JsonNode *crisp_network_parse_conflist (const char *file_name, const char *text, GError **error);
+
+/* Absolute path of plugin `type`, or NULL. */
+char *crisp_network_find_plugin (CrispNetwork *net, const char *type);
+
+/* "0.4.0" >= "0.3.1"? Compares dotted versions numerically. */
+int crisp_network_version_cmp (const char *a, const char *b);
+
+G_END_DECLS

@@ -1,0 +1,271 @@
+/* Namespace pins and the forked helpers that work inside a pod's namespaces: a child
+ * unshares and bind-mounts its own /proc/self/ns/<type> onto files under <run_root>/ns, so no
+ * helper process has to outlive the call.  Children only make system calls (the daemon is
+ * multi-threaded), and report -errno and the failing step through a pipe. */
+#include "config.h"
+
+#include "sandbox-private.h"
+
+#include "crisp-base.h"
+#include "crisp-error.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+
+typedef int (*ChildFunc) (void *data, int *out_step);
+
+/* Runs fn in a forked child; returns its result, with the step that failed in *out_step. */
+static int
+run_in_child (ChildFunc fn, void *data, int *out_step)
+{
+  int p[2];
+  if (pipe2 (p, O_CLOEXEC) < 0)
+    return -errno;
+  pid_t pid = fork ();
+  if (pid < 0)
+    {
+      int r = -errno;
+      close (p[0]);
+      close (p[1]);
+      return r;
+    }
+  if (pid == 0)
+    {
+      int res[2] = { 0, -1 };
+      close (p[0]);
+      res[0] = fn (data, &res[1]);
+      (void) !write (p[1], res, sizeof res);
+      _exit (0);
+    }
+  close (p[1]);
+  int res[2] = { -EIO, -1 };
+  ssize_t n;
+  do
+    n = read (p[0], res, sizeof res);
+  while (n < 0 && errno == EINTR);
+  close (p[0]);
+  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  if (n != (ssize_t) sizeof res)
+    return -EIO;
+  *out_step = res[1];
+  return res[0];
+}
+
+int
+crisp_ns_dir_prepare (const char *dir)
+{
+  int r = crisp_mkdir_p (dir, 0700);
+  if (r < 0)
+    return r;
+  /* A private mount of its own, so pins neither propagate to peers (where they would keep
+   * namespaces alive after we unmount ours) nor receive mounts from elsewhere. */
+  if (mount (NULL, dir, NULL, MS_PRIVATE, NULL) == 0)
+    return 0;
+  if (errno != EINVAL)
+    return -errno;
+  if (mount (dir, dir, NULL, MS_BIND, NULL) < 0)
+    return -errno;
+  if (mount (NULL, dir, NULL, MS_PRIVATE, NULL) < 0)
+    return -errno;
+  return 0;
+}
+
+int
+crisp_ns_dir_release (const char *dir)
+{
+  /* Only when empty: the pins of running pods must survive a daemon restart. */
+  if (rmdir (dir) == 0)
+    return 0;
+  if (errno == ENOENT)
+    return 0;
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  if (d != NULL && g_dir_read_name (d) != NULL)
+    return -ENOTEMPTY;
+  if (umount2 (dir, MNT_DETACH) < 0)
+    return -errno;
+  return rmdir (dir) < 0 ? -errno : 0;
+}
+
+typedef struct
+{
+  int flags;
+  const char *hostname;
+  const char *src[3];
+  const char *dst[3];
+  int n;
+} PinArgs;
+
+static int
+pin_child (void *data, int *out_step)
+{
+  PinArgs *a = data;
+  *out_step = 0;
+  if (unshare (a->flags) < 0)
+    return -errno;
+  *out_step = 1;
+  if (a->hostname != NULL && sethostname (a->hostname, strlen (a->hostname)) < 0)
+    return -errno;
+  for (int i = 0; i < a->n; i++)
+    {
+      *out_step = 2 + i;
+      if (mount (a->src[i], a->dst[i], NULL, MS_BIND, NULL) < 0)
+        return -errno;
+    }
+  return 0;
+}
+
+static int
+create_pin_file (const char *path)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400);
+  if (fd < 0)
+    return -errno;
+  close (fd);
+  return 0;
+}
+
+static void
+add_pin (PinArgs *a, int flag, const char *src, const char *dst)
+{
+  if (dst == NULL)
+    return;
+  a->flags |= flag;
+  a->src[a->n] = src;
+  a->dst[a->n] = dst;
+  a->n++;
+}
+
+gboolean
+crisp_ns_pin (const char *net, const char *ipc, const char *uts, const char *hostname,
+              GError **error)
+{
+  PinArgs a = { 0 };
+  add_pin (&a, CLONE_NEWNET, "/proc/self/ns/net", net);
+  add_pin (&a, CLONE_NEWIPC, "/proc/self/ns/ipc", ipc);
+  add_pin (&a, CLONE_NEWUTS, "/proc/self/ns/uts", uts);
+  a.hostname = uts ? hostname : NULL;
+  if (a.n == 0)
+    return TRUE;
+  for (int i = 0; i < a.n; i++)
+    {
+      int r = create_pin_file (a.dst[i]);
+      if (r < 0)
+        return crisp_throw_errno (error, r, "creating namespace pin '%s'", a.dst[i]);
+    }
+  int step = -1;
+  int r = run_in_child (pin_child, &a, &step);
+  if (r < 0)
+    {
+      static const char *const steps[] = { "unshare", "sethostname" };
+      return crisp_throw_errno (error, r, "pinning namespaces (%s%s)",
+                                step >= 0 && step < 2 ? steps[step] : "bind mount ",
+                                step >= 2 && step - 2 < a.n ? a.dst[step - 2] : "");
+    }
+  return TRUE;
+}
+
+int
+crisp_ns_unpin (const char *path)
+{
+  if (path == NULL)
+    return 0;
+  int r = 0;
+  if (umount2 (path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+    r = -errno;
+  if (unlink (path) < 0 && errno != ENOENT && r == 0)
+    r = -errno;
+  return r;
+}
+
+gboolean
+crisp_ns_is_pinned (const char *path)
+{
+  struct statfs sfs;
+  return path != NULL && statfs (path, &sfs) == 0 && sfs.f_type == NSFS_MAGIC;
+}
+
+typedef struct
+{
+  int net_fd;
+  int ipc_fd;
+  const char *const *paths;
+  const char *const *values;
+} SysctlArgs;
+
+static int
+sysctl_child (void *data, int *out_step)
+{
+  SysctlArgs *a = data;
+  *out_step = -1;
+  if (a->net_fd >= 0 && setns (a->net_fd, CLONE_NEWNET) < 0)
+    return -errno;
+  if (a->ipc_fd >= 0 && setns (a->ipc_fd, CLONE_NEWIPC) < 0)
+    return -errno;
+  int dfd = open ("/proc/sys", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return -errno;
+  for (int i = 0; a->paths[i] != NULL; i++)
+    {
+      *out_step = i;
+      /* The value is data for this one file: nothing here splits it, so '+', '=' or a
+       * newline in it can never reach another key (CVE-2022-0811). */
+      int fd = openat (dfd, a->paths[i], O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0)
+        return -errno;
+      int r = crisp_write_all (fd, a->values[i], strlen (a->values[i]));
+      close (fd);
+      if (r < 0)
+        return r;
+    }
+  return 0;
+}
+
+static int
+open_ns (const char *path)
+{
+  if (path == NULL)
+    return -1;
+  return open (path, O_RDONLY | O_CLOEXEC);
+}
+
+gboolean
+crisp_ns_write_sysctls (const char *net_ns, const char *ipc_ns, const char *const *paths,
+                        const char *const *values, GError **error)
+{
+  if (paths == NULL || paths[0] == NULL)
+    return TRUE;
+  _cleanup_close_ int net_fd = open_ns (net_ns);
+  _cleanup_close_ int ipc_fd = open_ns (ipc_ns);
+  if ((net_ns && net_fd < 0) || (ipc_ns && ipc_fd < 0))
+    return crisp_throw_errno (error, errno, "opening pod namespaces");
+  SysctlArgs a = { net_fd, ipc_fd, paths, values };
+  int step = -1;
+  int r = run_in_child (sysctl_child, &a, &step);
+  if (r < 0 && step >= 0)
+    {
+      g_autofree char *key = g_strdelimit (g_strdup (paths[step]), "/", '.');
+      /* The kernel refusing a value is the caller's mistake. */
+      if (r == -EINVAL || r == -ENOENT || r == -ERANGE)
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                            "sysctl '%s': value '%s' refused: %s", key, values[step],
+                            g_strerror (-r));
+      return crisp_throw_errno (error, r, "setting sysctl '%s'", key);
+    }
+  if (r < 0)
+    return crisp_throw_errno (error, r, "entering pod namespaces for sysctls");
+  return TRUE;
+}

@@ -1,0 +1,301 @@
+/* Validation of a RunPodSandbox request and what is derived from it: namespace modes, the
+ * sysctl allow-list, cgroup parent, port mappings.  Errors name the field and value. */
+#include "config.h"
+
+#include "sandbox-private.h"
+
+#include "crisp-error.h"
+
+#include <string.h>
+
+static Runtime__V1__NamespaceOption *
+ns_options (const Runtime__V1__PodSandboxConfig *config)
+{
+  if (config->linux == NULL || config->linux->security_context == NULL)
+    return NULL;
+  return config->linux->security_context->namespace_options;
+}
+
+gboolean
+crisp_pod_config_host_network (const Runtime__V1__PodSandboxConfig *config)
+{
+  Runtime__V1__NamespaceOption *o = ns_options (config);
+  return o != NULL && o->network == RUNTIME__V1__NAMESPACE_MODE__NODE;
+}
+
+gboolean
+crisp_pod_config_host_ipc (const Runtime__V1__PodSandboxConfig *config)
+{
+  Runtime__V1__NamespaceOption *o = ns_options (config);
+  return o != NULL && o->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE;
+}
+
+gboolean
+crisp_pod_config_shared_pid (const Runtime__V1__PodSandboxConfig *config)
+{
+  Runtime__V1__NamespaceOption *o = ns_options (config);
+  /* An absent option means POD in the protocol's defaults. */
+  return o == NULL || o->pid == RUNTIME__V1__NAMESPACE_MODE__POD;
+}
+
+char *
+crisp_pod_config_name_key (const Runtime__V1__PodSandboxConfig *config)
+{
+  Runtime__V1__PodSandboxMetadata *m = config->metadata;
+  return g_strdup_printf ("%s_%s_%s_%u", m->name, m->namespace_, m->uid, m->attempt);
+}
+
+static gboolean
+has_bad_chars (const char *s)
+{
+  for (; *s; s++)
+    if ((unsigned char) *s <= ' ' || *s == 0x7f)
+      return TRUE;
+  return FALSE;
+}
+
+static gboolean
+validate_metadata (const Runtime__V1__PodSandboxMetadata *m, GError **error)
+{
+  if (m == NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "sandbox config: metadata is missing");
+  const struct
+  {
+    const char *field, *value;
+  } f[] = { { "name", m->name }, { "uid", m->uid }, { "namespace", m->namespace_ } };
+  for (gsize i = 0; i < G_N_ELEMENTS (f); i++)
+    {
+      if (f[i].value == NULL || *f[i].value == '\0')
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                            "sandbox config: metadata.%s is empty", f[i].field);
+      /* They end up in CNI_ARGS (';'-separated) and in a name key ('_'-separated). */
+      if (strlen (f[i].value) > 253 || has_bad_chars (f[i].value) || strchr (f[i].value, ';')
+          || strchr (f[i].value, '='))
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                            "sandbox config: metadata.%s '%s' is not a valid name", f[i].field,
+                            f[i].value);
+    }
+  return TRUE;
+}
+
+static gboolean
+validate_hostname (const char *h, GError **error)
+{
+  if (h == NULL || *h == '\0')
+    return TRUE;
+  if (strlen (h) > 64)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "sandbox config: hostname '%s' is longer than 64 characters", h);
+  for (const char *p = h; *p; p++)
+    if (!g_ascii_isalnum (*p) && *p != '-' && *p != '.')
+      return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                          "sandbox config: hostname '%s' is not a valid host name", h);
+  return TRUE;
+}
+
+static gboolean
+validate_dns_list (const char *field, char **v, size_t n, GError **error)
+{
+  for (size_t i = 0; i < n; i++)
+    if (v[i] == NULL || *v[i] == '\0' || has_bad_chars (v[i]) || strlen (v[i]) > 255)
+      return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                          "sandbox config: dns_config.%s[%zu] '%s' is not valid", field, i,
+                          v[i] ? v[i] : "");
+  return TRUE;
+}
+
+static gboolean
+validate_dns (const Runtime__V1__DNSConfig *dns, GError **error)
+{
+  if (dns == NULL)
+    return TRUE;
+  for (size_t i = 0; i < dns->n_servers; i++)
+    if (!g_hostname_is_ip_address (dns->servers[i]))
+      return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                          "sandbox config: dns_config.servers[%zu] '%s' is not an IP address", i,
+                          dns->servers[i]);
+  return validate_dns_list ("searches", dns->searches, dns->n_searches, error)
+         && validate_dns_list ("options", dns->options, dns->n_options, error);
+}
+
+static gboolean
+validate_namespaces (const Runtime__V1__PodSandboxConfig *config, GError **error)
+{
+  Runtime__V1__NamespaceOption *o = ns_options (config);
+  if (o == NULL)
+    return TRUE;
+  if (o->network == RUNTIME__V1__NAMESPACE_MODE__TARGET
+      || o->network == RUNTIME__V1__NAMESPACE_MODE__CONTAINER
+      || o->ipc == RUNTIME__V1__NAMESPACE_MODE__TARGET
+      || o->ipc == RUNTIME__V1__NAMESPACE_MODE__CONTAINER
+      || o->pid == RUNTIME__V1__NAMESPACE_MODE__TARGET)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "sandbox config: namespace_options: mode not valid for a pod "
+                        "(network %d, ipc %d, pid %d)",
+                        o->network, o->ipc, o->pid);
+  if (o->userns_options != NULL && o->userns_options->mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
+    return crisp_throw (error, CRISP_ERROR_UNIMPLEMENTED,
+                        "sandbox config: namespace_options.userns_options: user namespaces are "
+                        "not supported");
+  return TRUE;
+}
+
+static gboolean
+validate_cgroup_parent (const char *parent, const char *driver, GError **error)
+{
+  /* No driver: a record read back, checked when it was created. */
+  if (parent == NULL || *parent == '\0' || driver == NULL)
+    return TRUE;
+  if (has_bad_chars (parent) || strstr (parent, "..") != NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "sandbox config: linux.cgroup_parent '%s' is not valid", parent);
+  if (g_strcmp0 (driver, "systemd") == 0)
+    {
+      if (strchr (parent, '/') != NULL || !g_str_has_suffix (parent, ".slice"))
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                            "sandbox config: linux.cgroup_parent '%s' is not a systemd slice "
+                            "name (cgroup driver is systemd)",
+                            parent);
+      return TRUE;
+    }
+  if (parent[0] != '/')
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "sandbox config: linux.cgroup_parent '%s' is not an absolute cgroup path "
+                        "(cgroup driver is cgroupfs)",
+                        parent);
+  return TRUE;
+}
+
+/* Sysctls whose namespace the pod owns.  A key is matched in its '/' form. */
+static gboolean
+sysctl_allowed (const char *path, gboolean own_netns, gboolean own_ipc, const char **out_why)
+{
+  gboolean ipc = ((g_str_has_prefix (path, "kernel/shm") || g_str_has_prefix (path, "kernel/msg"))
+                  && strchr (path + 7, '/') == NULL)
+                 || strcmp (path, "kernel/sem") == 0 || g_str_has_prefix (path, "fs/mqueue/");
+  if (ipc)
+    {
+      *out_why = "needs the pod's own IPC namespace";
+      return own_ipc;
+    }
+  if (g_str_has_prefix (path, "net/"))
+    {
+      *out_why = "needs the pod's own network namespace";
+      return own_netns;
+    }
+  *out_why = "is not a namespaced sysctl on the allow-list";
+  return FALSE;
+}
+
+char *
+crisp_sysctl_path (const char *key, gboolean own_netns, gboolean own_ipc, GError **error)
+{
+  if (key == NULL || *key == '\0' || strlen (key) > 255)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "sysctl: empty or long key"), NULL;
+  for (const char *p = key; *p; p++)
+    if (!g_ascii_isalnum (*p) && strchr ("._-/", *p) == NULL)
+      return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                          "sysctl '%s': invalid character in key", key),
+             NULL;
+  /* "a.b.c" and "a/b.c/d" (a dot inside a component, e.g. a VLAN interface) both exist. */
+  g_autofree char *path
+      = strchr (key, '/') ? g_strdup (key) : g_strdelimit (g_strdup (key), ".", '/');
+  g_auto (GStrv) parts = g_strsplit (path, "/", -1);
+  for (char **p = parts; *p; p++)
+    if (**p == '\0' || strcmp (*p, ".") == 0 || strcmp (*p, "..") == 0)
+      return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "sysctl '%s': invalid key", key),
+             NULL;
+  const char *why = NULL;
+  if (!sysctl_allowed (path, own_netns, own_ipc, &why))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "sysctl '%s' not allowed: it %s", key,
+                        why),
+           NULL;
+  return g_steal_pointer (&path);
+}
+
+static gboolean
+validate_sysctls (const Runtime__V1__PodSandboxConfig *config, GError **error)
+{
+  if (config->linux == NULL)
+    return TRUE;
+  gboolean own_net = !crisp_pod_config_host_network (config);
+  gboolean own_ipc = !crisp_pod_config_host_ipc (config);
+  for (size_t i = 0; i < config->linux->n_sysctls; i++)
+    {
+      Runtime__V1__LinuxPodSandboxConfig__SysctlsEntry *e = config->linux->sysctls[i];
+      g_autofree char *path = crisp_sysctl_path (e->key, own_net, own_ipc, error);
+      if (path == NULL)
+        return FALSE;
+      if (strlen (e->value) > 4096)
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "sysctl '%s': value too long",
+                            e->key);
+    }
+  return TRUE;
+}
+
+static gboolean
+validate_ports (const Runtime__V1__PodSandboxConfig *config, GError **error)
+{
+  for (size_t i = 0; i < config->n_port_mappings; i++)
+    {
+      Runtime__V1__PortMapping *p = config->port_mappings[i];
+      if (p->container_port < 0 || p->container_port > 65535 || p->host_port < 0
+          || p->host_port > 65535)
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                            "sandbox config: port_mappings[%zu]: port out of range", i);
+      if (p->host_ip && *p->host_ip && !g_hostname_is_ip_address (p->host_ip))
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                            "sandbox config: port_mappings[%zu].host_ip '%s' is not an address", i,
+                            p->host_ip);
+    }
+  return TRUE;
+}
+
+gboolean
+crisp_pod_config_validate (const Runtime__V1__PodSandboxConfig *config, const char *cgroup_driver,
+                           GError **error)
+{
+  if (config == NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "sandbox config is missing");
+  return validate_metadata (config->metadata, error) && validate_hostname (config->hostname, error)
+         && validate_dns (config->dns_config, error) && validate_namespaces (config, error)
+         && validate_cgroup_parent (config->linux ? config->linux->cgroup_parent : NULL,
+                                    cgroup_driver, error)
+         && validate_sysctls (config, error) && validate_ports (config, error);
+}
+
+static const char *
+protocol_name (Runtime__V1__Protocol p)
+{
+  switch (p)
+    {
+    case RUNTIME__V1__PROTOCOL__UDP:
+      return "udp";
+    case RUNTIME__V1__PROTOCOL__SCTP:
+      return "sctp";
+    default:
+      return "tcp";
+    }
+}
+
+JsonNode *
+crisp_pod_config_port_mappings (const Runtime__V1__PodSandboxConfig *config)
+{
+  JsonArray *arr = json_array_new ();
+  for (size_t i = 0; i < config->n_port_mappings; i++)
+    {
+      Runtime__V1__PortMapping *p = config->port_mappings[i];
+      if (p->host_port <= 0)
+        continue;
+      JsonObject *o = json_object_new ();
+      json_object_set_int_member (o, "hostPort", p->host_port);
+      json_object_set_int_member (o, "containerPort", p->container_port);
+      json_object_set_string_member (o, "protocol", protocol_name (p->protocol));
+      json_object_set_string_member (o, "hostIP", p->host_ip ? p->host_ip : "");
+      json_array_add_object_element (arr, o);
+    }
+  JsonNode *n = json_node_alloc ();
+  json_node_init_array (n, arr);
+  json_array_unref (arr);
+  return n;
+}

@@ -1,0 +1,101 @@
+/* Pod sandboxes: the pod service (Run / Stop / Remove / Status / List), its records on disk,
+ * and what a container needs to join a pod (namespace pins, files, cgroup parent). */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "pkg/network/network.h"
+#include "proto/runtime.pb-c.h"
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  const char *root;                   /* persistent state; pod records in <root>/pods */
+  const char *run_root;               /* runtime state: <run_root>/pods, <run_root>/ns */
+  const char *cni_config_dir;         /* [network] cni-config-dir */
+  const char *const *cni_plugin_dirs; /* [network] cni-plugin-dirs */
+  const char *cgroup_driver;          /* "cgroupfs" or "systemd" */
+  const char *pause_path;             /* crisp-pause, for pods sharing one PID namespace */
+  guint64 shm_size;                   /* bytes of the pod's /dev/shm; 0: 64 MiB */
+} CrispPodOptions;
+
+typedef enum
+{
+  CRISP_POD_CREATING, /* RunPodSandbox in progress (or crashed: cleaned at start-up) */
+  CRISP_POD_READY,
+  CRISP_POD_STOPPING, /* StopPodSandbox in progress (finished at start-up) */
+  CRISP_POD_NOTREADY,
+  CRISP_POD_REMOVING, /* RemovePodSandbox in progress (finished at start-up) */
+} CrispPodState;
+
+/* A pod.  After RunPodSandbox returns only `state`, `ips`, the namespace paths, `shm_path`
+ * and `pause_pid` change (StopPodSandbox clears them); they are written under the service's
+ * lock and the pod's op_lock, so read them holding either. */
+typedef struct _CrispPod
+{
+  gint ref_count;
+  char *id;
+  Runtime__V1__PodSandboxConfig *config; /* as requested, unpacked */
+  char *runtime_handler;
+  CrispPodState state;
+  gint64 created_at; /* ns since the epoch */
+  char *cgroup_parent;
+  char *hostname;
+  char *run_dir; /* <run_root>/pods/<id>: hostname, resolv.conf, hosts, shm/ */
+  char *net_ns;  /* pinned namespaces, NULL when shared with the host (or stopped) */
+  char *ipc_ns;
+  char *uts_ns;
+  char *pid_ns;   /* only when the pod shares one PID namespace */
+  char *shm_path; /* the pod's sized tmpfs for /dev/shm, NULL with host IPC */
+  int pause_pid;  /* 0: none */
+  guint64 pause_start_time;
+  GStrv ips;
+  GMutex op_lock; /* serialises Run / Stop / Remove of this pod */
+} CrispPod;
+
+CrispPod *crisp_pod_ref (CrispPod *pod);
+void crisp_pod_unref (CrispPod *pod);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispPod, crisp_pod_unref)
+
+typedef struct _CrispPodService CrispPodService;
+
+/* What the container area plugs in: StopPodSandbox calls stop_pod before tearing the pod
+ * down, RemovePodSandbox calls remove_pod; both must be idempotent. */
+typedef struct
+{
+  gboolean (*stop_pod) (gpointer data, const char *pod_id, GCancellable *cancellable,
+                        GError **error);
+  gboolean (*remove_pod) (gpointer data, const char *pod_id, GCancellable *cancellable,
+                          GError **error);
+  gpointer data;
+} CrispPodContainerHooks;
+
+/* Loads every pod record and repairs what a crash left half-done; problems that do not
+ * prevent start-up are logged. */
+CrispPodService *crisp_pod_service_new (const CrispPodOptions *options, GError **error);
+void crisp_pod_service_free (CrispPodService *svc);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispPodService, crisp_pod_service_free)
+
+void crisp_pod_service_set_container_hooks (CrispPodService *svc,
+                                            const CrispPodContainerHooks *hooks);
+CrispNetwork *crisp_pod_service_get_network (CrispPodService *svc);
+
+/* Finds a pod by id or unique id prefix (NOT_FOUND otherwise); a new reference. */
+CrispPod *crisp_pod_service_lookup (CrispPodService *svc, const char *id, GError **error);
+CrispPodState crisp_pod_service_get_state (CrispPodService *svc, CrispPod *pod);
+
+char *crisp_pod_service_run (CrispPodService *svc, const Runtime__V1__RunPodSandboxRequest *req,
+                             GCancellable *cancellable, GError **error);
+gboolean crisp_pod_service_stop (CrispPodService *svc, const char *id, GCancellable *cancellable,
+                                 GError **error);
+gboolean crisp_pod_service_remove (CrispPodService *svc, const char *id, GCancellable *cancellable,
+                                   GError **error);
+
+/* Responses built from malloc'd memory: free with protobuf_c_message_free_unpacked (m, NULL). */
+Runtime__V1__PodSandboxStatusResponse *
+crisp_pod_service_status (CrispPodService *svc, const char *id, gboolean verbose, GError **error);
+Runtime__V1__ListPodSandboxResponse *
+crisp_pod_service_list (CrispPodService *svc, const Runtime__V1__PodSandboxFilter *filter);
+
+G_END_DECLS

@@ -1,0 +1,282 @@
+/* The record store: <root>/<id>/<name> JSON files, atomic writes, 0700 directories, and a
+ * loader that quarantines what it cannot trust instead of failing. */
+#include "config.h"
+
+#include "store.h"
+
+#include "crisp-base.h"
+#include "crisp-error.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define QUARANTINE_DIR ".quarantine"
+
+struct _CrispStore
+{
+  char *path;
+  int dirfd;
+};
+
+CrispStore *
+crisp_store_open (const char *path, GError **error)
+{
+  int r = crisp_mkdir_p (path, 0700);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "creating store '%s'", path), NULL;
+  int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return crisp_throw_errno (error, errno, "opening store '%s'", path), NULL;
+  /* The records hold pod configuration (labels, annotations): nobody else reads them. */
+  if (fchmod (fd, 0700) < 0)
+    {
+      crisp_throw_errno (error, errno, "chmod store '%s'", path);
+      close (fd);
+      return NULL;
+    }
+  CrispStore *store = g_new0 (CrispStore, 1);
+  store->path = g_strdup (path);
+  store->dirfd = fd;
+  return store;
+}
+
+void
+crisp_store_free (CrispStore *store)
+{
+  if (store == NULL)
+    return;
+  close (store->dirfd);
+  g_free (store->path);
+  g_free (store);
+}
+
+const char *
+crisp_store_path (CrispStore *store)
+{
+  return store->path;
+}
+
+char *
+crisp_store_object_path (CrispStore *store, const char *id)
+{
+  return g_build_filename (store->path, id, NULL);
+}
+
+static gboolean
+check_names (const char *id, const char *name, GError **error)
+{
+  if (!crisp_id_is_valid_len (id, 0))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "invalid object id '%s'", id);
+  if (name != NULL && (*name == '\0' || *name == '.' || strchr (name, '/') != NULL))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "invalid record name '%s'", name);
+  return TRUE;
+}
+
+static int
+open_object (CrispStore *store, const char *id, gboolean create)
+{
+  if (create && mkdirat (store->dirfd, id, 0700) < 0 && errno != EEXIST)
+    return -errno;
+  int fd = openat (store->dirfd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  return fd < 0 ? -errno : fd;
+}
+
+gboolean
+crisp_store_save (CrispStore *store, const char *id, const char *name, JsonNode *node,
+                  GError **error)
+{
+  if (!check_names (id, name, error))
+    return FALSE;
+  _cleanup_close_ int fd = open_object (store, id, TRUE);
+  if (fd < 0)
+    return crisp_throw_errno (error, fd, "creating record directory for '%s'", id);
+  gsize len = 0;
+  g_autofree char *text = json_to_string (node, FALSE);
+  len = strlen (text);
+  int r = crisp_write_file_atomic_at (fd, name, text, len, 0600);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "writing record '%s/%s'", id, name);
+  return TRUE;
+}
+
+JsonNode *
+crisp_store_load (CrispStore *store, const char *id, const char *name, GError **error)
+{
+  if (!check_names (id, name, error))
+    return NULL;
+  _cleanup_close_ int fd = open_object (store, id, FALSE);
+  if (fd < 0)
+    return crisp_throw_errno (error, fd, "opening record directory '%s'", id), NULL;
+  _cleanup_free_ char *buf = NULL;
+  size_t len = 0;
+  int r = crisp_read_all_at (fd, name, CRISP_STORE_MAX_RECORD, &buf, &len);
+  if (r == -EFBIG)
+    return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "record '%s/%s' is too large", id, name),
+           NULL;
+  if (r < 0)
+    return crisp_throw_errno (error, r, "reading record '%s/%s'", id, name), NULL;
+  g_autoptr (GError) local = NULL;
+  g_autoptr (JsonNode) node = json_from_string (buf, &local);
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+    return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "record '%s/%s' is not a JSON object%s%s", id,
+                        name, local ? ": " : "", local ? local->message : ""),
+           NULL;
+  return g_steal_pointer (&node);
+}
+
+gboolean
+crisp_store_delete (CrispStore *store, const char *id, const char *name, GError **error)
+{
+  if (!check_names (id, name, error))
+    return FALSE;
+  _cleanup_close_ int fd = open_object (store, id, FALSE);
+  if (fd == -ENOENT)
+    return TRUE;
+  if (fd < 0)
+    return crisp_throw_errno (error, fd, "opening record directory '%s'", id);
+  if (unlinkat (fd, name, 0) < 0 && errno != ENOENT)
+    return crisp_throw_errno (error, errno, "deleting record '%s/%s'", id, name);
+  return TRUE;
+}
+
+static int
+rm_children (int fd, dev_t dev)
+{
+  DIR *d = fdopendir (fd);
+  if (d == NULL)
+    {
+      close (fd);
+      return -errno;
+    }
+  int ret = 0;
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      struct stat st;
+      if (fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        continue;
+      int r = 0;
+      if (S_ISDIR (st.st_mode))
+        r = st.st_dev != dev ? -EBUSY : crisp_store_rm_rf_at (dirfd (d), de->d_name);
+      else if (unlinkat (dirfd (d), de->d_name, 0) < 0 && errno != ENOENT)
+        r = -errno;
+      if (r < 0 && ret == 0)
+        ret = r;
+    }
+  closedir (d);
+  return ret;
+}
+
+int
+crisp_store_rm_rf_at (int dirfd, const char *name)
+{
+  struct stat st;
+  if (fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (!S_ISDIR (st.st_mode))
+    return unlinkat (dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+  int fd = openat (dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : -errno;
+  struct stat dst;
+  if (fstat (fd, &dst) < 0 || dst.st_dev != st.st_dev)
+    {
+      close (fd);
+      return -EBUSY;
+    }
+  int r = rm_children (fd, st.st_dev);
+  if (r < 0)
+    return r;
+  if (unlinkat (dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    return -errno;
+  return 0;
+}
+
+gboolean
+crisp_store_remove (CrispStore *store, const char *id, GError **error)
+{
+  if (!check_names (id, NULL, error))
+    return FALSE;
+  int r = crisp_store_rm_rf_at (store->dirfd, id);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "removing '%s/%s'", store->path, id);
+  return TRUE;
+}
+
+gboolean
+crisp_store_quarantine (CrispStore *store, const char *id, GError **error)
+{
+  if (mkdirat (store->dirfd, QUARANTINE_DIR, 0700) < 0 && errno != EEXIST)
+    return crisp_throw_errno (error, errno, "creating '%s/" QUARANTINE_DIR "'", store->path);
+  g_autofree char *dest
+      = g_strdup_printf (QUARANTINE_DIR "/%s.%" G_GINT64_FORMAT, id, g_get_real_time ());
+  if (renameat (store->dirfd, id, store->dirfd, dest) < 0)
+    return crisp_throw_errno (error, errno, "quarantining '%s/%s'", store->path, id);
+  return TRUE;
+}
+
+static void
+load_one (CrispStore *store, const char *id, const char *name, CrispStoreLoadFunc fn, gpointer data,
+          GPtrArray *problems)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node = crisp_store_load (store, id, name, &error);
+  if (node != NULL && fn (id, node, data, &error))
+    return;
+  /* A crash between creating the directory and writing the first record leaves it empty. */
+  if (node == NULL && g_error_matches (error, CRISP_ERROR, CRISP_ERROR_NOT_FOUND)
+      && unlinkat (store->dirfd, id, AT_REMOVEDIR) == 0)
+    {
+      if (problems != NULL)
+        g_ptr_array_add (problems, g_strdup_printf ("%s/%s: empty, removed", store->path, id));
+      return;
+    }
+  if (node == NULL)
+    fn (id, NULL, data, NULL);
+  g_autoptr (GError) qerror = NULL;
+  gboolean moved = crisp_store_quarantine (store, id, &qerror);
+  if (problems != NULL)
+    g_ptr_array_add (problems, g_strdup_printf ("%s/%s: %s; %s%s", store->path, id,
+                                                error ? error->message : "rejected",
+                                                moved ? "moved to " QUARANTINE_DIR : "not moved: ",
+                                                moved ? "" : qerror->message));
+}
+
+gboolean
+crisp_store_load_all (CrispStore *store, const char *name, CrispStoreLoadFunc fn, gpointer data,
+                      GPtrArray *problems, GError **error)
+{
+  int fd = openat (store->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return crisp_throw_errno (error, errno, "reading store '%s'", store->path);
+  DIR *d = fdopendir (fd);
+  if (d == NULL)
+    {
+      close (fd);
+      return crisp_throw_errno (error, errno, "reading store '%s'", store->path);
+    }
+  g_autoptr (GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    {
+      if (de->d_name[0] == '.')
+        continue;
+      if (!crisp_id_is_valid_len (de->d_name, 0))
+        {
+          if (problems != NULL)
+            g_ptr_array_add (problems, g_strdup_printf ("%s/%s: not an object id, ignoring",
+                                                        store->path, de->d_name));
+          continue;
+        }
+      g_ptr_array_add (ids, g_strdup (de->d_name));
+    }
+  closedir (d);
+  for (guint i = 0; i < ids->len; i++)
+    load_one (store, ids->pdata[i], name, fn, data, problems);
+  return TRUE;
+}

@@ -1,0 +1,56 @@
+/* A small record store: one directory per object id under a root, each holding JSON records
+ * written atomically.  Shared by pods and containers; policy stays with the callers. */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _CrispStore CrispStore;
+
+/* Records larger than this are treated as corrupt rather than read into memory. */
+#define CRISP_STORE_MAX_RECORD (4 * 1024 * 1024)
+
+/* Opens (creating with mode 0700 when missing) the store rooted at `path`. */
+CrispStore *crisp_store_open (const char *path, GError **error);
+void crisp_store_free (CrispStore *store);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispStore, crisp_store_free)
+
+const char *crisp_store_path (CrispStore *store);
+/* The directory of object `id` (it may not exist yet). */
+char *crisp_store_object_path (CrispStore *store, const char *id);
+
+/* Writes record `name` of object `id` atomically, creating the object's 0700 directory. */
+gboolean crisp_store_save (CrispStore *store, const char *id, const char *name, JsonNode *node,
+                           GError **error);
+/* Reads record `name`: NOT_FOUND when it is missing, DATA_LOSS when it is not a JSON object. */
+JsonNode *crisp_store_load (CrispStore *store, const char *id, const char *name, GError **error);
+/* Deletes one record; a missing one is fine. */
+gboolean crisp_store_delete (CrispStore *store, const char *id, const char *name, GError **error);
+/* Removes object `id` and everything in it (never crossing into another mount); a missing
+ * object is fine. */
+gboolean crisp_store_remove (CrispStore *store, const char *id, GError **error);
+/* Moves object `id` aside to `<root>/.quarantine/` so that a corrupt record is kept for a
+ * human to look at but never loaded again. */
+gboolean crisp_store_quarantine (CrispStore *store, const char *id, GError **error);
+
+/* Called for each object: with its record `name` when that parsed (returning FALSE with an
+ * error means it is corrupt and the object is quarantined), or with record NULL just before
+ * an object whose record is unreadable is quarantined, so the caller can release what the
+ * object's other records describe (the return value is then ignored). */
+typedef gboolean (*CrispStoreLoadFunc) (const char *id, JsonNode *record, gpointer data,
+                                        GError **error);
+
+/* Loads record `name` of every object.  Objects whose record is missing, unreadable or
+ * rejected by `fn` are quarantined; each problem is appended as a message to `problems`
+ * (may be NULL) for the caller to log.  Never fails as a whole except when the root itself
+ * cannot be read. */
+gboolean crisp_store_load_all (CrispStore *store, const char *name, CrispStoreLoadFunc fn,
+                               gpointer data, GPtrArray *problems, GError **error);
+
+/* Removes `name` under `dirfd` recursively without following symlinks or crossing mounts:
+ * -EBUSY when something is still mounted inside. */
+int crisp_store_rm_rf_at (int dirfd, const char *name);
+
+G_END_DECLS

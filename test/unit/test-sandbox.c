@@ -1,0 +1,205 @@
+/* Unit tests for pkg/sandbox and pkg/network that need no root: request validation, the
+ * sysctl allow-list, CNI configuration discovery and results. */
+#include "config.h"
+
+#include "pkg/sandbox/sandbox-private.h"
+#include "pkg/network/network-private.h"
+
+#include "crisp-error.h"
+
+#include <glib/gstdio.h>
+
+static void
+test_sysctl_allow_list (void)
+{
+  struct
+  {
+    const char *key;
+    gboolean own_net, own_ipc;
+    const char *path; /* NULL: refused */
+  } cases[] = {
+    { "kernel.shm_rmid_forced", TRUE, TRUE, "kernel/shm_rmid_forced" },
+    { "kernel.shmmax", TRUE, TRUE, "kernel/shmmax" },
+    { "kernel.msgmax", TRUE, TRUE, "kernel/msgmax" },
+    { "kernel.sem", TRUE, TRUE, "kernel/sem" },
+    { "fs.mqueue.msg_max", TRUE, TRUE, "fs/mqueue/msg_max" },
+    { "net.ipv4.ip_forward", TRUE, TRUE, "net/ipv4/ip_forward" },
+    { "net/ipv4/conf/eth0.100/forwarding", TRUE, TRUE, "net/ipv4/conf/eth0.100/forwarding" },
+    { "net.ipv4.ip_forward", FALSE, TRUE, NULL },
+    { "kernel.shmmax", TRUE, FALSE, NULL },
+    { "kernel.core_pattern", TRUE, TRUE, NULL },
+    { "kernel.semx", TRUE, TRUE, NULL },
+    { "kernel.shm/../../core_pattern", TRUE, TRUE, NULL },
+    { "net..ipv4", TRUE, TRUE, NULL },
+    { "net.ipv4.ip_forward=1", TRUE, TRUE, NULL },
+    { "vm.overcommit_memory", TRUE, TRUE, NULL },
+    { "", TRUE, TRUE, NULL },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *path
+          = crisp_sysctl_path (cases[i].key, cases[i].own_net, cases[i].own_ipc, &error);
+      g_assert_cmpstr (path, ==, cases[i].path);
+      if (cases[i].path == NULL)
+        {
+          g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+          if (*cases[i].key)
+            g_assert_nonnull (strstr (error->message, cases[i].key));
+        }
+    }
+}
+
+typedef struct
+{
+  Runtime__V1__PodSandboxConfig config;
+  Runtime__V1__PodSandboxMetadata meta;
+  Runtime__V1__LinuxPodSandboxConfig linux_;
+} Req;
+
+static void
+req_init (Req *r)
+{
+  r->config = (Runtime__V1__PodSandboxConfig) RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
+  r->meta = (Runtime__V1__PodSandboxMetadata) RUNTIME__V1__POD_SANDBOX_METADATA__INIT;
+  r->linux_ = (Runtime__V1__LinuxPodSandboxConfig) RUNTIME__V1__LINUX_POD_SANDBOX_CONFIG__INIT;
+  r->meta.name = (char *) "web";
+  r->meta.uid = (char *) "uid-1";
+  r->meta.namespace_ = (char *) "default";
+  r->config.metadata = &r->meta;
+  r->config.linux = &r->linux_;
+}
+
+static void
+expect_invalid (Req *r, const char *driver, const char *needle)
+{
+  g_autoptr (GError) error = NULL;
+  g_assert_false (crisp_pod_config_validate (&r->config, driver, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, needle));
+}
+
+static void
+test_config_validation (void)
+{
+  Req r;
+  req_init (&r);
+  g_assert_true (crisp_pod_config_validate (&r.config, "cgroupfs", NULL));
+  r.meta.name = (char *) "";
+  expect_invalid (&r, "cgroupfs", "metadata.name");
+  req_init (&r);
+  r.meta.uid = (char *) "a;K8S_POD_NAME=evil";
+  expect_invalid (&r, "cgroupfs", "metadata.uid");
+  req_init (&r);
+  r.config.hostname = (char *) "bad host";
+  expect_invalid (&r, "cgroupfs", "hostname");
+  req_init (&r);
+  r.linux_.cgroup_parent = (char *) "kubepods-besteffort-pod1.slice";
+  expect_invalid (&r, "cgroupfs", "cgroup_parent");
+  g_assert_true (crisp_pod_config_validate (&r.config, "systemd", NULL));
+  r.linux_.cgroup_parent = (char *) "/kubepods/besteffort/pod1";
+  g_assert_true (crisp_pod_config_validate (&r.config, "cgroupfs", NULL));
+  expect_invalid (&r, "systemd", "cgroup_parent");
+  r.linux_.cgroup_parent = (char *) "/kubepods/../../etc";
+  expect_invalid (&r, "cgroupfs", "cgroup_parent");
+}
+
+static void
+test_dns_validation (void)
+{
+  Req r;
+  req_init (&r);
+  Runtime__V1__DNSConfig dns = RUNTIME__V1__DNSCONFIG__INIT;
+  char *servers[] = { (char *) "10.0.0.10" };
+  char *searches[] = { (char *) "svc.cluster.local\nnameserver 6.6.6.6" };
+  dns.n_servers = 1;
+  dns.servers = servers;
+  r.config.dns_config = &dns;
+  g_assert_true (crisp_pod_config_validate (&r.config, "cgroupfs", NULL));
+  dns.n_searches = 1;
+  dns.searches = searches;
+  expect_invalid (&r, "cgroupfs", "dns_config.searches[0]");
+  dns.n_searches = 0;
+  servers[0] = (char *) "ns.example.com";
+  expect_invalid (&r, "cgroupfs", "dns_config.servers[0]");
+}
+
+static char *
+write_conf (const char *dir, const char *name, const char *text)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+  return g_strdup (path);
+}
+
+static void
+test_conflist_discovery (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("crisp-test-cni-XXXXXX", NULL);
+  g_autofree char *plugins = g_dir_make_tmp ("crisp-test-cnibin-XXXXXX", NULL);
+  const char *pdirs[] = { plugins, NULL };
+  g_autoptr (CrispNetwork) net = crisp_network_new (dir, pdirs);
+  g_autofree char *reason = NULL, *message = NULL;
+  g_assert_false (crisp_network_status (net, &reason, &message));
+  g_assert_cmpstr (reason, ==, "NetworkPluginNotReady");
+  g_clear_pointer (&message, g_free);
+
+  g_autofree char *broken = write_conf (dir, "00-broken.conflist", "{\"cniVersion\": ");
+  g_autofree char *b = write_conf (
+      dir, "20-b.conflist",
+      "{\"cniVersion\":\"1.0.0\",\"name\":\"b\",\"plugins\":[{\"type\":\"bridge\"}]}");
+  g_autofree char *a
+      = write_conf (dir, "10-a.conf", "{\"cniVersion\":\"0.4.0\",\"name\":\"a\",\"type\":\"ptp\"}");
+  g_autoptr (JsonNode) list = crisp_network_current_conflist (net, NULL);
+  g_assert_nonnull (list);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (list), "name"), ==, "a");
+  /* The plugin is not installed yet. */
+  g_assert_false (crisp_network_status (net, NULL, &message));
+  g_assert_nonnull (strstr (message, "'ptp'"));
+  g_clear_pointer (&message, g_free);
+  g_autofree char *ptp = write_conf (plugins, "ptp", "#!/bin/sh\n");
+  g_assert_cmpint (g_chmod (ptp, 0755), ==, 0);
+  g_assert_true (crisp_network_status (net, NULL, NULL));
+  /* A change in the directory is picked up. */
+  g_assert_cmpint (g_unlink (a), ==, 0);
+  g_clear_pointer (&list, json_node_unref);
+  list = crisp_network_current_conflist (net, NULL);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (list), "name"), ==, "b");
+  g_unlink (broken);
+  g_unlink (b);
+  g_unlink (ptp);
+  g_rmdir (dir);
+  g_rmdir (plugins);
+}
+
+static void
+test_attachment_ips (void)
+{
+  g_autoptr (JsonNode) a = json_from_string (
+      "{\"result\":{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"10.88.0.5/24\"},"
+      "{\"address\":\"fd00::5/64\"}]}}",
+      NULL);
+  g_auto (GStrv) ips = crisp_network_attachment_ips (a);
+  g_assert_cmpuint (g_strv_length (ips), ==, 2);
+  g_assert_cmpstr (ips[0], ==, "10.88.0.5");
+  g_assert_cmpstr (ips[1], ==, "fd00::5");
+  g_autoptr (JsonNode) old
+      = json_from_string ("{\"result\":{\"ip4\":{\"ip\":\"10.1.2.3/16\"}}}", NULL);
+  g_auto (GStrv) ips2 = crisp_network_attachment_ips (old);
+  g_assert_cmpstr (ips2[0], ==, "10.1.2.3");
+  g_autoptr (GError) error = NULL;
+  g_assert_false (crisp_network_attachment_validate (old, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_DATA_LOSS);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/sandbox/sysctl-allow-list", test_sysctl_allow_list);
+  g_test_add_func ("/sandbox/config-validation", test_config_validation);
+  g_test_add_func ("/sandbox/dns-validation", test_dns_validation);
+  g_test_add_func ("/network/conflist-discovery", test_conflist_discovery);
+  g_test_add_func ("/network/attachment-ips", test_attachment_ips);
+  return g_test_run ();
+}

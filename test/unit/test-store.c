@@ -1,0 +1,207 @@
+/* Unit tests for pkg/store: round trips, 0700 directories, quarantine of corrupt records,
+ * refusal of ids that could escape the root, removal that never crosses a mount. */
+#include "config.h"
+
+#include "pkg/store/store.h"
+
+#include "crisp-base.h"
+#include "crisp-error.h"
+
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define ID_A "aaaa"
+#define ID_B "bbbb"
+
+typedef struct
+{
+  char *dir;
+  CrispStore *store;
+} Fixture;
+
+static void
+setup (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  f->dir = g_dir_make_tmp ("crisp-test-store-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_autofree char *root = g_build_filename (f->dir, "records", NULL);
+  f->store = crisp_store_open (root, &error);
+  g_assert_no_error (error);
+}
+
+static void
+teardown (Fixture *f, gconstpointer data)
+{
+  crisp_store_free (f->store);
+  g_assert_cmpint (crisp_store_rm_rf_at (AT_FDCWD, f->dir), ==, 0);
+  g_free (f->dir);
+}
+
+static JsonNode *
+make_record (const char *value)
+{
+  g_autoptr (JsonObject) o = json_object_new ();
+  json_object_set_string_member (o, "value", value);
+  return json_node_init_object (json_node_alloc (), o);
+}
+
+static void
+test_save_load_round_trip (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) rec = make_record ("one");
+  g_assert_true (crisp_store_save (f->store, ID_A, "rec.json", rec, &error));
+  g_assert_no_error (error);
+  g_autoptr (JsonNode) back = crisp_store_load (f->store, ID_A, "rec.json", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (back), "value"), ==, "one");
+  g_autofree char *obj = crisp_store_object_path (f->store, ID_A);
+  struct stat st;
+  g_assert_cmpint (stat (obj, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0700);
+  g_assert_cmpint (stat (crisp_store_path (f->store), &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0700);
+}
+
+static void
+test_missing_and_corrupt (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_assert_null (crisp_store_load (f->store, ID_A, "rec.json", &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_autoptr (JsonNode) rec = make_record ("x");
+  g_assert_true (crisp_store_save (f->store, ID_A, "rec.json", rec, NULL));
+  g_autofree char *path = g_build_filename (crisp_store_path (f->store), ID_A, "rec.json", NULL);
+  g_assert_true (g_file_set_contents (path, "{\"value\": tru", -1, NULL));
+  g_assert_null (crisp_store_load (f->store, ID_A, "rec.json", &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_DATA_LOSS);
+  g_clear_error (&error);
+  g_assert_true (g_file_set_contents (path, "[1,2]", -1, NULL));
+  g_assert_null (crisp_store_load (f->store, ID_A, "rec.json", &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_DATA_LOSS);
+}
+
+static void
+test_rejects_bad_ids (Fixture *f, gconstpointer data)
+{
+  g_autoptr (JsonNode) rec = make_record ("x");
+  const char *bad[] = { "..", "../x", "AB", "a/b", "", "xyz" };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_assert_false (crisp_store_save (f->store, bad[i], "rec.json", rec, &error));
+      g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+    }
+  g_autoptr (GError) error = NULL;
+  g_assert_false (crisp_store_save (f->store, ID_A, "../rec.json", rec, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+}
+
+typedef struct
+{
+  GPtrArray *seen;
+  guint unreadable;
+} LoadState;
+
+static gboolean
+collect (const char *id, JsonNode *record, gpointer data, GError **error)
+{
+  LoadState *s = data;
+  if (record == NULL)
+    {
+      s->unreadable++;
+      return FALSE;
+    }
+  const char *v
+      = json_object_get_string_member_with_default (json_node_get_object (record), "value", "");
+  if (strcmp (v, "reject") == 0)
+    return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "rejected by the loader");
+  g_ptr_array_add (s->seen, g_strdup (id));
+  return TRUE;
+}
+
+static void
+test_load_all_quarantines (Fixture *f, gconstpointer data)
+{
+  g_autoptr (JsonNode) good = make_record ("good");
+  g_autoptr (JsonNode) rejected = make_record ("reject");
+  g_assert_true (crisp_store_save (f->store, ID_A, "rec.json", good, NULL));
+  g_assert_true (crisp_store_save (f->store, ID_B, "rec.json", rejected, NULL));
+  g_assert_true (crisp_store_save (f->store, "cccc", "rec.json", good, NULL));
+  g_autofree char *path = g_build_filename (crisp_store_path (f->store), "cccc", "rec.json", NULL);
+  g_assert_true (g_file_set_contents (path, "garbage", -1, NULL));
+  g_autofree char *empty = g_build_filename (crisp_store_path (f->store), "dddd", NULL);
+  g_assert_cmpint (g_mkdir (empty, 0700), ==, 0);
+  g_autofree char *stray = g_build_filename (crisp_store_path (f->store), "not-an-id", NULL);
+  g_assert_cmpint (g_mkdir (stray, 0700), ==, 0);
+
+  LoadState s = { g_ptr_array_new_with_free_func (g_free), 0 };
+  g_autoptr (GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, problems, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (s.seen->len, ==, 1);
+  g_assert_cmpstr (s.seen->pdata[0], ==, ID_A);
+  g_assert_cmpuint (problems->len, ==, 4);
+  g_assert_cmpuint (s.unreadable, ==, 1); /* cccc, told before its quarantine */
+  /* Quarantined objects are gone from the root and never loaded again. */
+  g_autofree char *b = crisp_store_object_path (f->store, ID_B);
+  g_autofree char *c = crisp_store_object_path (f->store, "cccc");
+  g_assert_false (g_file_test (b, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (c, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (empty, G_FILE_TEST_EXISTS));
+  g_autofree char *q = g_build_filename (crisp_store_path (f->store), ".quarantine", NULL);
+  g_autoptr (GDir) qd = g_dir_open (q, 0, NULL);
+  g_assert_nonnull (qd);
+  guint n = 0;
+  while (g_dir_read_name (qd))
+    n++;
+  g_assert_cmpuint (n, ==, 2);
+  g_ptr_array_set_size (s.seen, 0);
+  g_ptr_array_set_size (problems, 0);
+  g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, problems, NULL));
+  g_assert_cmpuint (s.seen->len, ==, 1);
+  g_assert_cmpuint (problems->len, ==, 1); /* the stray directory, left alone */
+  g_ptr_array_unref (s.seen);
+}
+
+static void
+test_remove_and_delete (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) rec = make_record ("x");
+  g_assert_true (crisp_store_save (f->store, ID_A, "a.json", rec, NULL));
+  g_assert_true (crisp_store_save (f->store, ID_A, "b.json", rec, NULL));
+  g_assert_true (crisp_store_delete (f->store, ID_A, "a.json", &error));
+  g_assert_true (crisp_store_delete (f->store, ID_A, "a.json", &error));
+  g_assert_no_error (error);
+  g_autofree char *sub = g_build_filename (crisp_store_path (f->store), ID_A, "sub", "deep", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (sub, 0700), ==, 0);
+  g_autofree char *target = g_build_filename (f->dir, "outside", NULL);
+  g_assert_true (g_file_set_contents (target, "keep", -1, NULL));
+  g_autofree char *link = g_build_filename (crisp_store_path (f->store), ID_A, "link", NULL);
+  g_assert_cmpint (symlink (target, link), ==, 0);
+  g_assert_true (crisp_store_remove (f->store, ID_A, &error));
+  g_assert_no_error (error);
+  g_autofree char *obj = crisp_store_object_path (f->store, ID_A);
+  g_assert_false (g_file_test (obj, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (target, G_FILE_TEST_IS_REGULAR)); /* symlink not followed */
+  g_assert_true (crisp_store_remove (f->store, ID_A, &error));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+#define ADD(name, fn) g_test_add ("/store/" name, Fixture, NULL, setup, fn, teardown)
+  ADD ("save-load-round-trip", test_save_load_round_trip);
+  ADD ("missing-and-corrupt", test_missing_and_corrupt);
+  ADD ("rejects-bad-ids", test_rejects_bad_ids);
+  ADD ("load-all-quarantines", test_load_all_quarantines);
+  ADD ("remove-and-delete", test_remove_and_delete);
+  return g_test_run ();
+}
