@@ -248,7 +248,8 @@ crisp_storage_prune (CrispStorage *store, GHashTable *keep, guint *out_removed, 
     }
   gint total = 0, pruned = 0;
   guint64 freed = 0;
-  if (ok && removed > 0)
+  /* always: a crash mid-import can leave objects no commit references */
+  if (ok)
     ok = ostree_repo_prune (store->repo, OSTREE_REPO_PRUNE_FLAGS_REFS_ONLY, -1, &total, &pruned,
                             &freed, NULL, error);
   g_mutex_unlock (&store->repo_lock);
