@@ -374,3 +374,37 @@ def test_kill9_during_pull_leaves_nothing(crisp_factory, registry):
         assert os.listdir(os.path.join(storage_dir(d), "tmp")) == []
     finally:
         proxy.stop()
+
+
+def test_transient_errors_are_retried(crisp_factory, registry):
+    name = unique("flaky")
+    res = build_and_push(registry, name, [[build.file_("a", "flaky")]])
+    proxy = StallingProxy(registry.host, "sha256:none", fail_digest=res["layers"][0],
+                          fail_first=2)
+    try:
+        d = start_crisp(crisp_factory, registry.host, mirror=proxy.host)
+        assert pull(d, "gcr.io/%s:latest" % name) == res["config"]
+        assert proxy.failed == 2
+    finally:
+        proxy.stop()
+
+
+def test_deadline_cancels_a_stalled_pull(crisp_factory, registry):
+    name = unique("deadline")
+    res = build_and_push(registry, name, [[build.file_("a", os.urandom(1 << 20))]])
+    proxy = StallingProxy(registry.host, res["layers"][0])
+    try:
+        d = start_crisp(crisp_factory, registry.host, mirror=proxy.host)
+        err = rpc_error(pull, d, "registry.k8s.io/%s:latest" % name, timeout=3)
+        assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # the download is aborted at once, not when the proxy lets go (60 s)
+        deadline = time.monotonic() + 10
+        while "cancelled" not in open(d.log_path).read() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "cancelled" in open(d.log_path).read()
+        assert list_images(d) == [] and stored_layers(d) == []
+        proxy.release.set()
+        # and the daemon still pulls afterwards
+        assert pull(d, "%s/%s:latest" % (registry.host, name)) == res["config"]
+    finally:
+        proxy.stop()
