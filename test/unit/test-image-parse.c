@@ -4,6 +4,7 @@
 
 #include "auth.h"
 #include "crisp-error.h"
+#include "image-store.h"
 #include "manifest.h"
 #include "reference.h"
 #include "registries.h"
@@ -133,7 +134,7 @@ test_index_selects_platform (void)
   const char *json
       = "{\"schemaVersion\":2,\"mediaType\":\"" CRISP_MT_DOCKER_LIST "\",\"manifests\":["
         "{\"digest\":\"" D1 "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":"
-                            "\"arm64\",\"variant\":\"v8\"}},"
+        "\"arm64\",\"variant\":\"v8\"}},"
         "{\"digest\":\"" D2
         "\",\"size\":2,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
   g_autoptr (GError) error = NULL;
@@ -268,6 +269,41 @@ test_registries_endpoints (void)
   g_rmdir (dir);
 }
 
+static void
+test_record_round_trip (void)
+{
+  g_autoptr (CrispImage) img = crisp_image_new ();
+  img->id = g_strdup (D1);
+  img->manifest_digest = g_strdup (D2);
+  g_ptr_array_add (img->repo_tags, g_strdup ("docker.io/library/busybox:latest"));
+  g_ptr_array_add (img->layer_digests, g_strdup (D2));
+  g_ptr_array_add (img->diff_ids, g_strdup (D1));
+  img->size = 42;
+  img->user = g_strdup ("www-data");
+  img->config_json = g_strdup ("{\"os\":\"linux\"}");
+  img->manifest_json = g_strdup ("{}");
+  g_autofree char *json = crisp_image_to_json (img);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CrispImage) back = crisp_image_from_json (json, strlen (json), &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (back->id, ==, D1);
+  g_assert_cmpstr (back->repo_tags->pdata[0], ==, "docker.io/library/busybox:latest");
+  g_assert_cmpuint (back->size, ==, 42);
+  g_assert_cmpstr (back->user, ==, "www-data");
+  g_assert_cmpstr (back->config_json, ==, img->config_json);
+  g_autofree char *again = crisp_image_to_json (back);
+  g_assert_cmpstr (again, ==, json);
+  const char *bad[]
+      = { "{}", "[]", "{\"version\":1,\"id\":\"sha256:x\"}", "{\"version\":2,\"id\":\"" D1 "\"}" };
+  for (size_t i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) e = NULL;
+      g_autoptr (CrispImage) x = crisp_image_from_json (bad[i], strlen (bad[i]), &e);
+      g_assert_null (x);
+      g_assert_nonnull (e);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -282,5 +318,6 @@ main (int argc, char **argv)
   g_test_add_func ("/image/auth/challenge", test_challenge_parses);
   g_test_add_func ("/image/auth/credentials", test_credentials_from_auth);
   g_test_add_func ("/image/registries/endpoints", test_registries_endpoints);
+  g_test_add_func ("/image/record/round-trip", test_record_round_trip);
   return g_test_run ();
 }
