@@ -7,7 +7,7 @@
 
 struct _CrispImageService
 {
-  GMutex lock; /* records, inflight, in_use; taken before the storage's repo lock */
+  GMutex lock; /* records, inflight, in_use; taken after the storage's repo lock */
   GCond cond;  /* an inflight pull finished */
   CrispStorage *storage;
   CrispImageStore *records;

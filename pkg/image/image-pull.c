@@ -332,9 +332,13 @@ pull_leader (CrispImageService *svc, const CrispImageRef *ref, const CrispCreden
   gboolean ok = fetch_layers (svc, client, r.manifest, cfg, cancellable, error);
   if (ok)
     {
+      /* under the repo lock: a prune cannot have decided what to keep before this
+       * record existed and run after the layers are unpinned */
+      crisp_storage_lock (svc->storage);
       g_mutex_lock (&svc->lock);
       ok = record_image (svc, ref, &r, cfg, config_json, error);
       g_mutex_unlock (&svc->lock);
+      crisp_storage_unlock (svc->storage);
     }
   pin_all (svc, cfg, FALSE);
   if (ok)

@@ -86,6 +86,9 @@ gboolean
 crisp_image_service_gc (CrispImageService *svc, GError **error)
 {
   g_autoptr (GHashTable) keep = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  /* the repo lock first (records are saved under it too, see image-pull.c), then the
+   * records only for the snapshot: lookups never wait for a prune */
+  crisp_storage_lock (svc->storage);
   g_mutex_lock (&svc->lock);
   g_autoptr (GPtrArray) all = crisp_image_store_list (svc->records);
   for (guint i = 0; i < all->len; i++)
@@ -94,11 +97,10 @@ crisp_image_service_gc (CrispImageService *svc, GError **error)
       for (guint j = 0; j < img->diff_ids->len; j++)
         g_hash_table_add (keep, g_strdup (img->diff_ids->pdata[j]));
     }
-  /* held through the prune: a pull saving its record (and unpinning) must not slip in
-   * between the snapshot of what to keep and the prune */
-  guint removed = 0;
-  gboolean ok = crisp_storage_prune (svc->storage, keep, &removed, error);
   g_mutex_unlock (&svc->lock);
+  guint removed = 0;
+  gboolean ok = crisp_storage_prune_locked (svc->storage, keep, &removed, error);
+  crisp_storage_unlock (svc->storage);
   if (!ok)
     return FALSE;
   if (removed > 0)

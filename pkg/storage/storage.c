@@ -227,10 +227,22 @@ list_layers (CrispStorage *store, GError **error)
   return g_steal_pointer (&all);
 }
 
-gboolean
-crisp_storage_prune (CrispStorage *store, GHashTable *keep, guint *out_removed, GError **error)
+void
+crisp_storage_lock (CrispStorage *store)
 {
   g_mutex_lock (&store->repo_lock);
+}
+
+void
+crisp_storage_unlock (CrispStorage *store)
+{
+  g_mutex_unlock (&store->repo_lock);
+}
+
+gboolean
+crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, guint *out_removed,
+                            GError **error)
+{
   guint removed = 0;
   g_autoptr (GHashTable) all = list_layers (store, error);
   gboolean ok = all != NULL;
@@ -252,7 +264,6 @@ crisp_storage_prune (CrispStorage *store, GHashTable *keep, guint *out_removed, 
   if (ok)
     ok = ostree_repo_prune (store->repo, OSTREE_REPO_PRUNE_FLAGS_REFS_ONLY, -1, &total, &pruned,
                             &freed, NULL, error);
-  g_mutex_unlock (&store->repo_lock);
   if (ok && out_removed)
     *out_removed = removed;
   return ok;

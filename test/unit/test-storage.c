@@ -349,7 +349,9 @@ test_prune (Fixture *f, gconstpointer data)
   g_autoptr (GHashTable) keep = g_hash_table_new (g_str_hash, g_str_equal);
   g_hash_table_add (keep, la);
   guint removed = 0;
-  gboolean ok = crisp_storage_prune (f->store, keep, &removed, &error);
+  crisp_storage_lock (f->store);
+  gboolean ok = crisp_storage_prune_locked (f->store, keep, &removed, &error);
+  crisp_storage_unlock (f->store);
   g_assert_no_error (error);
   g_assert_true (ok);
   g_assert_cmpuint (removed, ==, 1);
