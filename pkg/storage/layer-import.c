@@ -281,11 +281,19 @@ tree_conflict (GError **error, const char *name)
 static OstreeMutableTree *
 mtree_parent (Import *imp, GPtrArray *parts, GError **error)
 {
-  OstreeMutableTree *parent = NULL;
-  if (!ostree_mutable_tree_ensure_parent_dirs (imp->mtree, parts, imp->default_dirmeta, &parent,
-                                               error))
-    return NULL;
-  return parent;
+  /* walked by hand: ostree 2022.7's ensure_parent_dirs leaks the name of every
+   * directory it creates (LeakSanitizer in the sanitizer build) */
+  g_autoptr (OstreeMutableTree) cur = g_object_ref (imp->mtree);
+  for (guint i = 0; i + 1 < parts->len; i++)
+    {
+      g_autoptr (OstreeMutableTree) next = NULL;
+      if (!ostree_mutable_tree_ensure_dir (cur, parts->pdata[i], &next, error))
+        return NULL;
+      if (ostree_mutable_tree_get_metadata_checksum (next) == NULL)
+        ostree_mutable_tree_set_metadata_checksum (next, imp->default_dirmeta);
+      g_set_object (&cur, next);
+    }
+  return g_steal_pointer (&cur);
 }
 
 static char *
