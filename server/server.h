@@ -51,6 +51,7 @@ void crisp_server_add_cleanup (CrispServer *self, GDestroyNotify fn, gpointer da
 gboolean crisp_runtime_handlers_init (CrispServer *self, GError **error);
 gboolean crisp_image_handlers_init (CrispServer *self, GError **error);
 gboolean crisp_pod_handlers_init (CrispServer *self, GError **error);
+gboolean crisp_container_handlers_init (CrispServer *self, GError **error);
 
 /* Calls. */
 const char *crisp_call_method_name (CrispCall *call); /* "PullImage" */

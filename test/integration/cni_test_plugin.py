@@ -17,8 +17,11 @@ marker_dir = conf.get("markerDir")
 if marker_dir:
     with open(os.path.join(marker_dir, cmd), "a") as f:
         f.write(os.environ.get("CNI_CONTAINERID", "") + "\n")
-    if os.path.exists(os.path.join(marker_dir, "pause-" + cmd)):
-        time.sleep(float(conf.get("sleep", 30)))
+    # Paused while the file exists, at most "sleep" seconds: removing it lets the plugin go.
+    pause = os.path.join(marker_dir, "pause-" + cmd)
+    deadline = time.monotonic() + float(conf.get("sleep", 30))
+    while os.path.exists(pause) and time.monotonic() < deadline:
+        time.sleep(0.05)
 if cmd == "ADD":
     print(json.dumps(conf.get("prevResult", {"cniVersion": conf.get("cniVersion")})))
 sys.exit(0)

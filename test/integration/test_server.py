@@ -261,3 +261,70 @@ def test_help_documents_every_option():
 def test_version_command():
     out = subprocess.run([CRISP, "version"], capture_output=True, text=True)
     assert out.returncode == 0 and "crisp version" in out.stdout
+
+
+# A slow call (RunPodSandbox held inside a CNI plugin) must not hold up any other call, and
+# a client's deadline must end it for the client.
+
+@pytest.fixture
+def slow_cni(crisp_factory, tmp_path):
+    here = os.path.dirname(os.path.abspath(__file__))
+    plugins = tmp_path / "plugins"
+    markers = tmp_path / "markers"
+    plugins.mkdir()
+    markers.mkdir()
+    os.symlink(os.path.join(here, "cni_test_plugin.py"), str(plugins / "crisp-test"))
+    d = crisp_factory("[network]\ncni-plugin-dirs = %s\n" % plugins, start=False)
+    conf = {"cniVersion": "1.0.0", "name": "slow",
+            "plugins": [{"type": "crisp-test", "markerDir": str(markers), "sleep": 60}]}
+    with open(os.path.join(d.cni_dir, "10-slow.conflist"), "w") as f:
+        json.dump(conf, f)
+    (markers / "pause-ADD").touch()
+    d.start()
+    yield d, markers
+    for name in ("pause-ADD", "pause-DEL"):
+        try:
+            (markers / name).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def wait_for(path, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, "%s never appeared" % path
+        time.sleep(0.02)
+
+
+def pod_request(name):
+    return pb.RunPodSandboxRequest(config=pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, uid=name + "-uid", namespace="ns")))
+
+
+def test_slow_call_does_not_block_others(slow_cni):
+    d, markers = slow_cni
+    slow = d.client.future("RunPodSandbox", pod_request("slow"), timeout=120)
+    wait_for(str(markers / "ADD"))  # the pod is now held inside the plugin
+    for _ in range(20):
+        assert d.client.call("Version", timeout=10).runtime_name == "crisp"
+        d.client.call("ListPodSandbox", timeout=10)
+    assert not slow.done()  # everything above was answered while it was in flight
+    (markers / "pause-ADD").unlink()
+    pod_id = slow.result().pod_sandbox_id
+    d.client.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    d.client.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+
+
+def test_deadline_ends_a_slow_call(slow_cni):
+    d, markers = slow_cni
+    with pytest.raises(grpc.RpcError) as e:
+        d.client.call("RunPodSandbox", pod_request("late"), timeout=1)
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    d.client.call("Version", timeout=10)
+    # kubelet retries after a deadline; the retry gets the first call's pod, not an error.
+    (markers / "pause-ADD").unlink()
+    pod_id = d.client.call("RunPodSandbox", pod_request("late"), timeout=60).pod_sandbox_id
+    pods = d.client.call("ListPodSandbox").items
+    assert [p.id for p in pods] == [pod_id]
+    d.client.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    d.client.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
