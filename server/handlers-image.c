@@ -89,7 +89,8 @@ pull_in_thread (CrispServer *self, CrispCall *call, gpointer data)
 static void
 handle_pull_image (CrispServer *self, CrispCall *call)
 {
-  const Runtime__V1__PullImageRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__PullImageRequest);
+  const Runtime__V1__PullImageRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__PullImageRequest);
   g_autoptr (GError) error = NULL;
   const char *image = spec_image (req->image);
   if (*image == '\0')
@@ -109,10 +110,12 @@ handle_pull_image (CrispServer *self, CrispCall *call)
 }
 
 static void
-add_info (Runtime__V1__ImageStatusResponse *resp, Runtime__V1__ImageStatusResponse__InfoEntry *entry,
+add_info (Runtime__V1__ImageStatusResponse *resp,
+          Runtime__V1__ImageStatusResponse__InfoEntry *entry,
           Runtime__V1__ImageStatusResponse__InfoEntry **slot, char *json)
 {
-  Runtime__V1__ImageStatusResponse__InfoEntry init = RUNTIME__V1__IMAGE_STATUS_RESPONSE__INFO_ENTRY__INIT;
+  Runtime__V1__ImageStatusResponse__InfoEntry init
+      = RUNTIME__V1__IMAGE_STATUS_RESPONSE__INFO_ENTRY__INIT;
   *entry = init;
   entry->key = (char *) "info";
   entry->value = json;
@@ -124,7 +127,8 @@ add_info (Runtime__V1__ImageStatusResponse *resp, Runtime__V1__ImageStatusRespon
 static void
 handle_image_status (CrispServer *self, CrispCall *call)
 {
-  const Runtime__V1__ImageStatusRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__ImageStatusRequest);
+  const Runtime__V1__ImageStatusRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__ImageStatusRequest);
   g_autoptr (GError) error = NULL;
   const char *image = spec_image (req->image);
   if (*image == '\0')
@@ -150,7 +154,8 @@ handle_image_status (CrispServer *self, CrispCall *call)
 static void
 handle_list_images (CrispServer *self, CrispCall *call)
 {
-  const Runtime__V1__ListImagesRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__ListImagesRequest);
+  const Runtime__V1__ListImagesRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__ListImagesRequest);
   const char *filter = req->filter ? spec_image (req->filter->image) : NULL;
   g_autoptr (GPtrArray) images = crisp_image_service_list (self->images, filter);
   g_autofree ImageMsg *msgs = g_new0 (ImageMsg, images->len + 1);
@@ -181,7 +186,8 @@ remove_in_thread (CrispServer *self, CrispCall *call, gpointer data)
 static void
 handle_remove_image (CrispServer *self, CrispCall *call)
 {
-  const Runtime__V1__RemoveImageRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__RemoveImageRequest);
+  const Runtime__V1__RemoveImageRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__RemoveImageRequest);
   const char *image = spec_image (req->image);
   if (*image == '\0')
     return crisp_call_fail_literal (call, CRISP_ERROR_INVALID_ARGUMENT, "image.image is empty");

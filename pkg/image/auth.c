@@ -29,7 +29,7 @@ skip_space (const char *p)
 static gboolean
 is_token_char (char c)
 {
-  return g_ascii_isalnum (c) || strchr ("!#$%&'*+-.^_`|~/", c) != NULL;
+  return c != '\0' && (g_ascii_isalnum (c) || strchr ("!#$%&'*+-.^_`|~/", c) != NULL);
 }
 
 /* Reads a token or a quoted-string (with backslash escapes) at *pp. */
@@ -91,15 +91,16 @@ CrispChallenge *
 crisp_challenge_parse (const char *header, GError **error)
 {
   if (header == NULL || strlen (header) > CRISP_WWW_AUTHENTICATE_MAX)
-    return (crisp_throw (error, CRISP_ERROR_UNAUTHENTICATED,
-                         "WWW-Authenticate missing or too long"), NULL);
+    return (
+        crisp_throw (error, CRISP_ERROR_UNAUTHENTICATED, "WWW-Authenticate missing or too long"),
+        NULL);
   const char *p = skip_space (header);
   const char *s = p;
   while (is_token_char (*p))
     p++;
   if (p == s)
-    return (crisp_throw (error, CRISP_ERROR_UNAUTHENTICATED,
-                         "WWW-Authenticate has no scheme"), NULL);
+    return (crisp_throw (error, CRISP_ERROR_UNAUTHENTICATED, "WWW-Authenticate has no scheme"),
+            NULL);
   g_autoptr (CrispChallenge) c = g_new0 (CrispChallenge, 1);
   c->scheme = g_ascii_strdown (s, p - s);
   c->params = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -132,8 +133,8 @@ CrispCredentials *
 crisp_credentials_new (const char *username, const char *password, const char *auth,
                        const char *identity_token, const char *registry_token, GError **error)
 {
-  if (!nonempty (username) && !nonempty (password) && !nonempty (auth)
-      && !nonempty (identity_token) && !nonempty (registry_token))
+  if (!nonempty (username) && !nonempty (password) && !nonempty (auth) && !nonempty (identity_token)
+      && !nonempty (registry_token))
     return NULL;
   g_autoptr (CrispCredentials) c = g_new0 (CrispCredentials, 1);
   if (nonempty (auth))
@@ -144,7 +145,8 @@ crisp_credentials_new (const char *username, const char *password, const char *a
       char *colon = strchr (text, ':');
       if (colon == NULL)
         return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                             "auth.auth is not base64 of 'user:password'"), NULL);
+                             "auth.auth is not base64 of 'user:password'"),
+                NULL);
       c->username = g_strndup (text, colon - text);
       c->password = g_strdup (colon + 1);
       memset (text, 0, len);
@@ -164,10 +166,13 @@ crisp_token_response_parse (const char *data, gsize len, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   if (len > 1024 * 1024 || !json_parser_load_from_data (parser, data, (gssize) len, NULL))
-    return (crisp_throw (error, CRISP_ERROR_UNAUTHENTICATED, "token server answer is not JSON"), NULL);
+    return (crisp_throw (error, CRISP_ERROR_UNAUTHENTICATED, "token server answer is not JSON"),
+            NULL);
   JsonNode *root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    return (crisp_throw (error, CRISP_ERROR_UNAUTHENTICATED, "token server answer is not an object"), NULL);
+    return (
+        crisp_throw (error, CRISP_ERROR_UNAUTHENTICATED, "token server answer is not an object"),
+        NULL);
   JsonObject *o = json_node_get_object (root);
   const char *keys[] = { "token", "access_token" };
   for (size_t i = 0; i < G_N_ELEMENTS (keys); i++)

@@ -7,11 +7,12 @@
 
 struct _CrispImageService
 {
-  GMutex lock; /* records, inflight, in_use; taken before the storage's repo lock */
+  GMutex lock; /* records, inflight, in_use; taken after the storage's repo lock */
   GCond cond;  /* an inflight pull finished */
   CrispStorage *storage;
   CrispImageStore *records;
-  GHashTable *inflight; /* reference string -> Flight */
+  GHashTable *inflight;        /* reference string -> Flight */
+  GHashTable *inflight_layers; /* diff IDs some pull is downloading */
   char *registries_dir;
   int max_downloads;
   CrispImageInUseFunc in_use;

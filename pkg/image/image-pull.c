@@ -70,7 +70,8 @@ resolve (CrispRegistryClient *c, const CrispImageRef *ref, Resolved *r, GError *
     }
   const char *arch, *variant;
   crisp_host_platform (&arch, &variant);
-  const CrispDescriptor *d = crisp_manifest_select_platform (r->manifest, "linux", arch, variant, error);
+  const CrispDescriptor *d
+      = crisp_manifest_select_platform (r->manifest, "linux", arch, variant, error);
   if (d == NULL)
     return FALSE;
   g_autofree char *digest = g_strdup (d->digest);
@@ -99,14 +100,14 @@ connect_and_resolve (CrispImageService *svc, const CrispImageRef *ref,
   g_autoptr (GPtrArray) eps = crisp_registries_endpoints (regs, ref->domain);
   if (eps->len == 0)
     return (crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
-                         "registry %s is mirrors-only and has no mirrors", ref->domain), NULL);
+                         "registry %s is mirrors-only and has no mirrors", ref->domain),
+            NULL);
   g_autoptr (GError) last = NULL;
   for (guint i = 0; i < eps->len; i++)
     {
       CrispEndpoint *ep = eps->pdata[i];
-      g_autoptr (CrispRegistryClient) c = crisp_registry_client_new (ep, ref->path,
-                                                                     ep->is_mirror ? NULL : creds,
-                                                                     cancellable);
+      g_autoptr (CrispRegistryClient) c
+          = crisp_registry_client_new (ep, ref->path, ep->is_mirror ? NULL : creds, cancellable);
       g_clear_error (&last);
       resolved_clear (r);
       if (resolve (c, ref, r, &last))
@@ -123,7 +124,8 @@ connect_and_resolve (CrispImageService *svc, const CrispImageRef *ref,
 static CrispImageConfig *
 fetch_config (CrispRegistryClient *c, const CrispManifest *m, char **out_json, GError **error)
 {
-  g_autoptr (GBytes) body = crisp_registry_get_blob_bytes (c, m->config, CRISP_CONFIG_MAX_BYTES, error);
+  g_autoptr (GBytes) body
+      = crisp_registry_get_blob_bytes (c, m->config, CRISP_CONFIG_MAX_BYTES, error);
   if (body == NULL)
     return NULL;
   gsize len;
@@ -134,7 +136,8 @@ fetch_config (CrispRegistryClient *c, const CrispManifest *m, char **out_json, G
   if (cfg->diff_ids->len != m->descriptors->len)
     return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                          "image config lists %u diff IDs for %u layers", cfg->diff_ids->len,
-                         m->descriptors->len), NULL);
+                         m->descriptors->len),
+            NULL);
   *out_json = g_strndup (data, len);
   return g_steal_pointer (&cfg);
 }
@@ -154,12 +157,8 @@ typedef struct
 } Fetch;
 
 static gboolean
-fetch_layer (Fetch *f, guint i, GError **error)
+download_and_import (Fetch *f, const CrispDescriptor *d, const char *diff_id, GError **error)
 {
-  const CrispDescriptor *d = f->manifest->descriptors->pdata[i];
-  const char *diff_id = f->config->diff_ids->pdata[i];
-  if (crisp_storage_has_layer (f->svc->storage, diff_id))
-    return TRUE;
   _cleanup_close_ int fd = crisp_storage_open_tmpfile (f->svc->storage, error);
   if (fd < 0 || !crisp_registry_get_blob_fd (f->client, d, fd, error))
     return FALSE;
@@ -168,6 +167,45 @@ fetch_layer (Fetch *f, guint i, GError **error)
   if (!crisp_storage_import_layer (f->svc->storage, fd, diff_id, f->cancellable, error))
     return crisp_prefix_error (error, "layer %s: ", d->digest);
   return TRUE;
+}
+
+/* Claims diff_id for this pull, or waits while another pull (of another name of the
+ * same content) fetches it. FALSE when the layer is there or this pull is cancelled. */
+static gboolean
+claim_layer (Fetch *f, const char *diff_id)
+{
+  CrispImageService *svc = f->svc;
+  g_mutex_lock (&svc->lock);
+  while (g_hash_table_contains (svc->inflight_layers, diff_id)
+         && !g_cancellable_is_cancelled (f->cancellable))
+    g_cond_wait_until (&svc->cond, &svc->lock, g_get_monotonic_time () + G_USEC_PER_SEC / 5);
+  gboolean claimed = !g_cancellable_is_cancelled (f->cancellable)
+                     && !crisp_storage_has_layer (svc->storage, diff_id);
+  if (claimed)
+    g_hash_table_add (svc->inflight_layers, g_strdup (diff_id));
+  g_mutex_unlock (&svc->lock);
+  return claimed;
+}
+
+static void
+release_layer (Fetch *f, const char *diff_id)
+{
+  g_mutex_lock (&f->svc->lock);
+  g_hash_table_remove (f->svc->inflight_layers, diff_id);
+  g_cond_broadcast (&f->svc->cond);
+  g_mutex_unlock (&f->svc->lock);
+}
+
+static gboolean
+fetch_layer (Fetch *f, guint i, GError **error)
+{
+  const CrispDescriptor *d = f->manifest->descriptors->pdata[i];
+  const char *diff_id = f->config->diff_ids->pdata[i];
+  if (!claim_layer (f, diff_id))
+    return !g_cancellable_set_error_if_cancelled (f->cancellable, error);
+  gboolean ok = download_and_import (f, d, diff_id, error);
+  release_layer (f, diff_id);
+  return ok;
 }
 
 static gpointer
@@ -204,8 +242,9 @@ fetch_layers (CrispImageService *svc, CrispRegistryClient *client, const CrispMa
               const CrispImageConfig *cfg, GCancellable *cancellable, GError **error)
 {
   g_autoptr (GCancellable) child = g_cancellable_new ();
-  gulong handler = cancellable ? g_cancellable_connect (cancellable, G_CALLBACK (cancel_child),
-                                                        child, NULL) : 0;
+  gulong handler = cancellable
+                       ? g_cancellable_connect (cancellable, G_CALLBACK (cancel_child), child, NULL)
+                       : 0;
   Fetch f = { .svc = svc, .client = client, .manifest = m, .config = cfg, .cancellable = child };
   g_mutex_init (&f.lock);
   guint n = MIN ((guint) svc->max_downloads, m->descriptors->len);
@@ -281,7 +320,8 @@ pull_leader (CrispImageService *svc, const CrispImageRef *ref, const CrispCreden
              GCancellable *cancellable, char **out_id, GError **error)
 {
   g_auto (Resolved) r = { 0 };
-  g_autoptr (CrispRegistryClient) client = connect_and_resolve (svc, ref, creds, cancellable, &r, error);
+  g_autoptr (CrispRegistryClient) client
+      = connect_and_resolve (svc, ref, creds, cancellable, &r, error);
   if (client == NULL)
     return FALSE;
   g_autofree char *config_json = NULL;
@@ -292,9 +332,13 @@ pull_leader (CrispImageService *svc, const CrispImageRef *ref, const CrispCreden
   gboolean ok = fetch_layers (svc, client, r.manifest, cfg, cancellable, error);
   if (ok)
     {
+      /* under the repo lock: a prune cannot have decided what to keep before this
+       * record existed and run after the layers are unpinned */
+      crisp_storage_lock (svc->storage);
       g_mutex_lock (&svc->lock);
       ok = record_image (svc, ref, &r, cfg, config_json, error);
       g_mutex_unlock (&svc->lock);
+      crisp_storage_unlock (svc->storage);
     }
   pin_all (svc, cfg, FALSE);
   if (ok)

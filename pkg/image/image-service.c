@@ -9,6 +9,30 @@
 
 #include <string.h>
 
+/* A record whose layers are not all in the store (a store restored from elsewhere, a
+ * disk repaired) names an image no container could run: it goes, the kubelet pulls again. */
+static gboolean
+drop_incomplete (CrispImageService *svc, GError **error)
+{
+  g_autoptr (GPtrArray) all = crisp_image_store_list (svc->records);
+  for (guint i = 0; i < all->len; i++)
+    {
+      CrispImage *img = all->pdata[i];
+      for (guint j = 0; j < img->diff_ids->len; j++)
+        {
+          if (crisp_storage_has_layer (svc->storage, img->diff_ids->pdata[j]))
+            continue;
+          g_warning ("image %s: layer %s is missing from the store, forgetting the image", img->id,
+                     (char *) img->diff_ids->pdata[j]);
+          g_autofree char *id = g_strdup (img->id);
+          if (!crisp_image_store_delete (svc->records, id, error))
+            return FALSE;
+          break;
+        }
+    }
+  return TRUE;
+}
+
 CrispImageService *
 crisp_image_service_new (const char *storage_root, const char *registries_dir, int max_downloads,
                          GError **error)
@@ -18,6 +42,7 @@ crisp_image_service_new (const char *storage_root, const char *registries_dir, i
   g_mutex_init (&svc->lock);
   g_cond_init (&svc->cond);
   svc->inflight = g_hash_table_new (g_str_hash, g_str_equal);
+  svc->inflight_layers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   svc->registries_dir = g_strdup (registries_dir);
   svc->max_downloads = CLAMP (max_downloads, 1, 64);
   svc->storage = crisp_storage_open (storage_root, error);
@@ -27,7 +52,7 @@ crisp_image_service_new (const char *storage_root, const char *registries_dir, i
   if (dirfd < 0)
     return NULL;
   svc->records = crisp_image_store_load (dirfd, error);
-  if (svc->records == NULL || !crisp_image_service_gc (svc, error))
+  if (svc->records == NULL || !drop_incomplete (svc, error) || !crisp_image_service_gc (svc, error))
     return NULL;
   return g_steal_pointer (&svc);
 }
@@ -40,6 +65,7 @@ crisp_image_service_free (CrispImageService *svc)
   crisp_image_store_free (svc->records);
   crisp_storage_free (svc->storage);
   g_hash_table_unref (svc->inflight);
+  g_hash_table_unref (svc->inflight_layers);
   g_free (svc->registries_dir);
   g_mutex_clear (&svc->lock);
   g_cond_clear (&svc->cond);
@@ -60,6 +86,9 @@ gboolean
 crisp_image_service_gc (CrispImageService *svc, GError **error)
 {
   g_autoptr (GHashTable) keep = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  /* the repo lock first (records are saved under it too, see image-pull.c), then the
+   * records only for the snapshot: lookups never wait for a prune */
+  crisp_storage_lock (svc->storage);
   g_mutex_lock (&svc->lock);
   g_autoptr (GPtrArray) all = crisp_image_store_list (svc->records);
   for (guint i = 0; i < all->len; i++)
@@ -68,11 +97,10 @@ crisp_image_service_gc (CrispImageService *svc, GError **error)
       for (guint j = 0; j < img->diff_ids->len; j++)
         g_hash_table_add (keep, g_strdup (img->diff_ids->pdata[j]));
     }
-  /* held through the prune: a pull saving its record (and unpinning) must not slip in
-   * between the snapshot of what to keep and the prune */
-  guint removed = 0;
-  gboolean ok = crisp_storage_prune (svc->storage, keep, &removed, error);
   g_mutex_unlock (&svc->lock);
+  guint removed = 0;
+  gboolean ok = crisp_storage_prune_locked (svc->storage, keep, &removed, error);
+  crisp_storage_unlock (svc->storage);
   if (!ok)
     return FALSE;
   if (removed > 0)
@@ -102,7 +130,8 @@ find_locked (CrispImageService *svc, const char *image, GError **error)
           {
             if (found != NULL)
               return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                                   "image ID prefix '%s' is ambiguous", image), NULL);
+                                   "image ID prefix '%s' is ambiguous", image),
+                      NULL);
             found = all->pdata[i];
           }
       if (found != NULL)
@@ -195,8 +224,9 @@ crisp_image_service_mount_rootfs (CrispImageService *svc, const char *image, con
 {
   g_autoptr (CrispImage) img = crisp_image_service_find (svc, image, error);
   if (img == NULL)
-    return (error && *error) ? FALSE
-                             : crisp_throw (error, CRISP_ERROR_NOT_FOUND, "image '%s' not found", image);
+    return (error && *error)
+               ? FALSE
+               : crisp_throw (error, CRISP_ERROR_NOT_FOUND, "image '%s' not found", image);
   g_ptr_array_add (img->diff_ids, NULL);
   return crisp_storage_mount_layers (svc->storage, (const char *const *) img->diff_ids->pdata,
                                      upper_dir, work_dir, target, error);

@@ -191,7 +191,8 @@ crisp_image_from_json (const char *data, gsize len, GError **error)
   img->manifest_json = read_str (o, "manifest", &ok);
   img->size = (guint64) json_object_get_int_member_with_default (o, "size", 0);
   img->created = json_object_get_int_member_with_default (o, "created", 0);
-  ok = ok && crisp_digest_is_valid (img->id) && read_str_array (o, "repo_tags", img->repo_tags, FALSE)
+  ok = ok && crisp_digest_is_valid (img->id)
+       && read_str_array (o, "repo_tags", img->repo_tags, FALSE)
        && read_str_array (o, "repo_digests", img->repo_digests, FALSE)
        && read_str_array (o, "layer_digests", img->layer_digests, TRUE)
        && read_str_array (o, "diff_ids", img->diff_ids, TRUE)
@@ -240,8 +241,8 @@ crisp_image_store_load (int dirfd, GError **error)
 {
   g_autoptr (CrispImageStore) store = g_new0 (CrispImageStore, 1);
   store->dirfd = dirfd;
-  store->by_id = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                        (GDestroyNotify) crisp_image_free);
+  store->by_id
+      = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) crisp_image_free);
   int dup = fcntl (dirfd, F_DUPFD_CLOEXEC, 3);
   DIR *d = dup >= 0 ? fdopendir (dup) : NULL;
   if (d == NULL)

@@ -52,16 +52,20 @@ static JsonNode *
 parse_json_object (const char *data, gsize len, gsize max, const char *what, GError **error)
 {
   if (len > max)
-    return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s is %" G_GSIZE_FORMAT
-                         " bytes, more than the limit of %" G_GSIZE_FORMAT, what, len, max), NULL);
+    return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                         "%s is %" G_GSIZE_FORMAT " bytes, more than the limit of %" G_GSIZE_FORMAT,
+                         what, len, max),
+            NULL);
   g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   g_autoptr (GError) local = NULL;
   if (!json_parser_load_from_data (parser, data, (gssize) len, &local))
     return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s is not valid JSON: %s", what,
-                         local->message), NULL);
+                         local->message),
+            NULL);
   JsonNode *root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s is not a JSON object", what), NULL);
+    return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s is not a JSON object", what),
+            NULL);
   return json_node_copy (root);
 }
 
@@ -108,11 +112,13 @@ parse_descriptor (JsonNode *node, const char *what, GError **error)
   if (!ok || !crisp_digest_is_valid (d->digest))
     return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                          "%s: digest '%s' is not sha256:<64 hex>", what,
-                         d->digest ? d->digest : ""), NULL);
+                         d->digest ? d->digest : ""),
+            NULL);
   if (size == NULL || json_node_get_value_type (size) != G_TYPE_INT64
       || json_node_get_int (size) < 0)
     return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s %s: size missing or negative",
-                         what, d->digest), NULL);
+                         what, d->digest),
+            NULL);
   d->size = json_node_get_int (size);
   JsonObject *platform = get_object (o, "platform");
   if (platform != NULL)
@@ -151,8 +157,8 @@ parse_descriptor_list (JsonArray *arr, CrispManifest *m, guint max, const char *
 {
   guint n = json_array_get_length (arr);
   if (n > max)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: %u entries, more than %u",
-                        what, n, max);
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: %u entries, more than %u", what,
+                        n, max);
   for (guint i = 0; i < n; i++)
     {
       CrispDescriptor *d = parse_descriptor (json_array_get_element (arr, i), what, error);
@@ -175,10 +181,12 @@ decide_kind (JsonObject *o, const char *content_type, CrispManifest *m, GError *
       && (strstr (content_type, "manifest") || strstr (content_type, "index")))
     mt = content_type;
   m->media_type = g_strdup (mt);
-  if (mt != NULL && (g_str_equal (mt, CRISP_MT_OCI_INDEX) || g_str_equal (mt, CRISP_MT_DOCKER_LIST)))
+  if (mt != NULL
+      && (g_str_equal (mt, CRISP_MT_OCI_INDEX) || g_str_equal (mt, CRISP_MT_DOCKER_LIST)))
     m->kind = CRISP_MANIFEST_INDEX;
-  else if (mt != NULL && (g_str_equal (mt, CRISP_MT_OCI_MANIFEST)
-                          || g_str_equal (mt, CRISP_MT_DOCKER_MANIFEST)))
+  else if (mt != NULL
+           && (g_str_equal (mt, CRISP_MT_OCI_MANIFEST)
+               || g_str_equal (mt, CRISP_MT_DOCKER_MANIFEST)))
     m->kind = CRISP_MANIFEST_IMAGE;
   else if (mt == NULL && get_array (o, "manifests") != NULL)
     m->kind = CRISP_MANIFEST_INDEX;
@@ -193,13 +201,15 @@ decide_kind (JsonObject *o, const char *content_type, CrispManifest *m, GError *
 CrispManifest *
 crisp_manifest_parse (const char *data, gsize len, const char *content_type, GError **error)
 {
-  g_autoptr (JsonNode) root = parse_json_object (data, len, CRISP_MANIFEST_MAX_BYTES, "manifest", error);
+  g_autoptr (JsonNode) root
+      = parse_json_object (data, len, CRISP_MANIFEST_MAX_BYTES, "manifest", error);
   if (root == NULL)
     return NULL;
   JsonObject *o = json_node_get_object (root);
   if (json_object_get_int_member_with_default (o, "schemaVersion", 0) != 2)
     return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                         "manifest schemaVersion is not 2 (schema 1 images are not supported)"), NULL);
+                         "manifest schemaVersion is not 2 (schema 1 images are not supported)"),
+            NULL);
   g_autoptr (CrispManifest) m = g_new0 (CrispManifest, 1);
   m->descriptors = g_ptr_array_new_with_free_func ((GDestroyNotify) crisp_descriptor_free);
   if (!decide_kind (o, content_type, m, error))
@@ -264,8 +274,8 @@ crisp_manifest_select_platform (const CrispManifest *index, const char *os, cons
     }
   if (loose != NULL)
     return loose;
-  crisp_throw (error, CRISP_ERROR_NOT_FOUND, "no manifest for platform %s/%s%s%s in the index",
-               os, arch, variant ? "/" : "", variant ? variant : "");
+  crisp_throw (error, CRISP_ERROR_NOT_FOUND, "no manifest for platform %s/%s%s%s in the index", os,
+               arch, variant ? "/" : "", variant ? variant : "");
   return NULL;
 }
 
@@ -283,7 +293,8 @@ parse_diff_ids (JsonObject *o, CrispImageConfig *c, GError **error)
     {
       JsonNode *e = json_array_get_element (ids, i);
       const char *s = JSON_NODE_HOLDS_VALUE (e) && json_node_get_value_type (e) == G_TYPE_STRING
-                          ? json_node_get_string (e) : NULL;
+                          ? json_node_get_string (e)
+                          : NULL;
       if (!crisp_digest_is_valid (s))
         return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                             "image config: diff_id %u is not sha256:<64 hex>", i);
@@ -295,7 +306,8 @@ parse_diff_ids (JsonObject *o, CrispImageConfig *c, GError **error)
 CrispImageConfig *
 crisp_image_config_parse (const char *data, gsize len, GError **error)
 {
-  g_autoptr (JsonNode) root = parse_json_object (data, len, CRISP_CONFIG_MAX_BYTES, "image config", error);
+  g_autoptr (JsonNode) root
+      = parse_json_object (data, len, CRISP_CONFIG_MAX_BYTES, "image config", error);
   if (root == NULL)
     return NULL;
   JsonObject *o = json_node_get_object (root);
@@ -308,7 +320,8 @@ crisp_image_config_parse (const char *data, gsize len, GError **error)
   c->user = g_strdup (cfg ? get_string (cfg, "User", &ok) : NULL);
   if (!ok)
     return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                         "image config: os, architecture or config.User is not a string"), NULL);
+                         "image config: os, architecture or config.User is not a string"),
+            NULL);
   if (c->user == NULL)
     c->user = g_strdup ("");
   if (!parse_diff_ids (o, c, error))

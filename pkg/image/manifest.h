@@ -11,8 +11,8 @@ G_BEGIN_DECLS
 #define CRISP_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 #define CRISP_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
 #define CRISP_MANIFEST_ACCEPT                                                                      \
-  CRISP_MT_OCI_INDEX ", " CRISP_MT_OCI_MANIFEST ", " CRISP_MT_DOCKER_LIST ", "                     \
-      CRISP_MT_DOCKER_MANIFEST
+  CRISP_MT_OCI_INDEX ", " CRISP_MT_OCI_MANIFEST ", " CRISP_MT_DOCKER_LIST                          \
+                     ", " CRISP_MT_DOCKER_MANIFEST
 
 #define CRISP_MANIFEST_MAX_BYTES (4 * 1024 * 1024)
 #define CRISP_CONFIG_MAX_BYTES (8 * 1024 * 1024)
@@ -37,13 +37,13 @@ typedef struct
 {
   CrispManifestKind kind;
   char *media_type;
-  CrispDescriptor *config;  /* IMAGE only */
-  GPtrArray *descriptors;   /* IMAGE: layers, bottom first; INDEX: manifests */
+  CrispDescriptor *config; /* IMAGE only */
+  GPtrArray *descriptors;  /* IMAGE: layers, bottom first; INDEX: manifests */
 } CrispManifest;
 
 typedef struct
 {
-  char *user;     /* config.User, "" when unset */
+  char *user; /* config.User, "" when unset */
   GPtrArray *diff_ids;
   char *os, *architecture;
 } CrispImageConfig;

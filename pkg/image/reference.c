@@ -119,8 +119,8 @@ tag_is_valid (const char *t)
 static gboolean
 invalid (GError **error, const char *text, const char *why)
 {
-  return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "invalid image reference '%s': %s",
-                      text, why);
+  return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "invalid image reference '%s': %s", text,
+                      why);
 }
 
 /* Splits "name[:tag][@digest]" into its parts; the tag's colon is the last one after the
@@ -156,7 +156,8 @@ split_domain (const char *text, const char *name, CrispImageRef *ref, GError **e
 {
   const char *slash = strchr (name, '/');
   g_autofree char *first = slash ? g_strndup (name, slash - name) : NULL;
-  if (first != NULL && (strchr (first, '.') || strchr (first, ':') || g_str_equal (first, "localhost")))
+  if (first != NULL
+      && (strchr (first, '.') || strchr (first, ':') || g_str_equal (first, "localhost")))
     {
       if (!domain_is_valid (first))
         return invalid (error, text, "malformed registry host");
@@ -179,7 +180,8 @@ check_path (const char *text, CrispImageRef *ref, GError **error)
   g_auto (GStrv) parts = g_strsplit (ref->path, "/", -1);
   for (char **p = parts; *p; p++)
     if (!path_component_is_valid (*p, strlen (*p)))
-      return invalid (error, text, "repository name must be lowercase letters, digits and separators");
+      return invalid (error, text,
+                      "repository name must be lowercase letters, digits and separators");
   if (g_str_equal (ref->domain, CRISP_IMAGE_DEFAULT_DOMAIN) && g_strv_length (parts) == 1)
     {
       char *full = g_strconcat ("library/", ref->path, NULL);

@@ -9,9 +9,9 @@ G_BEGIN_DECLS
 typedef struct
 {
   char *host;
-  GStrv mirrors;          /* "host[:port]" or "http(s)://host[:port]", tried in order */
-  gboolean mirrors_only;  /* never contact `host` itself */
-  gboolean insecure;      /* plain HTTP */
+  GStrv mirrors;         /* "host[:port]" or "http(s)://host[:port]", tried in order */
+  gboolean mirrors_only; /* never contact `host` itself */
+  gboolean insecure;     /* plain HTTP */
   char *username, *password;
 } CrispRegistryConfig;
 
@@ -20,8 +20,8 @@ typedef struct _CrispRegistries CrispRegistries;
 /* One place to contact for a registry name, in the order to try. */
 typedef struct
 {
-  char *base_url;    /* "https://registry-1.docker.io" */
-  char *host;        /* the endpoint's own host ("127.0.0.1:5000") */
+  char *base_url; /* "https://registry-1.docker.io" */
+  char *host;     /* the endpoint's own host ("127.0.0.1:5000") */
   gboolean is_mirror;
   const char *username, *password; /* borrowed from the endpoint's own settings */
 } CrispEndpoint;

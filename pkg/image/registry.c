@@ -60,8 +60,8 @@ crisp_registry_client_new (const CrispEndpoint *ep, const char *repo_path,
   c->base_url = g_strdup (ep->base_url);
   c->repo_path = g_strdup (repo_path);
   if (creds != NULL)
-    c->creds = crisp_credentials_new (creds->username, creds->password, NULL,
-                                      creds->identity_token, creds->registry_token, NULL);
+    c->creds = crisp_credentials_new (creds->username, creds->password, NULL, creds->identity_token,
+                                      creds->registry_token, NULL);
   else if (ep->username != NULL)
     c->creds = crisp_credentials_new (ep->username, ep->password, NULL, NULL, NULL, NULL);
   c->cancellable = cancellable ? g_object_ref (cancellable) : NULL;
@@ -141,8 +141,7 @@ on_data (char *buf, size_t size, size_t n, void *data)
 }
 
 static int
-on_progress (void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-             curl_off_t ulnow)
+on_progress (void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
   Transfer *t = data;
   return g_cancellable_is_cancelled (t->client->cancellable) ? 1 : 0;
@@ -338,9 +337,11 @@ static char *
 token_url (CrispRegistryClient *c, CrispChallenge *ch, GError **error)
 {
   const char *realm = g_hash_table_lookup (ch->params, "realm");
-  if (realm == NULL || !(g_str_has_prefix (realm, "https://") || g_str_has_prefix (realm, "http://")))
+  if (realm == NULL
+      || !(g_str_has_prefix (realm, "https://") || g_str_has_prefix (realm, "http://")))
     return (crisp_throw (error, CRISP_ERROR_UNAUTHENTICATED,
-                         "%s: bearer challenge without an http(s) realm", c->base_url), NULL);
+                         "%s: bearer challenge without an http(s) realm", c->base_url),
+            NULL);
   const char *service = g_hash_table_lookup (ch->params, "service");
   const char *scope = g_hash_table_lookup (ch->params, "scope");
   g_autofree char *own_scope = g_strdup_printf ("repository:%s:pull", c->repo_path);
@@ -387,8 +388,9 @@ fetch_token (CrispRegistryClient *c, CrispChallenge *ch, GError **error)
   if (rc != CURLE_OK)
     return fail_curl (&t, url, rc, errbuf, error);
   if (status != 200)
-    return crisp_throw (error, status == 401 || status == 403 ? CRISP_ERROR_UNAUTHENTICATED
-                                                               : CRISP_ERROR_UNAVAILABLE,
+    return crisp_throw (error,
+                        status == 401 || status == 403 ? CRISP_ERROR_UNAUTHENTICATED
+                                                       : CRISP_ERROR_UNAVAILABLE,
                         "token server %s: HTTP %ld", url, status);
   char *token = crisp_token_response_parse ((const char *) body->data, body->len, error);
   if (token == NULL)
@@ -411,8 +413,8 @@ gboolean
 crisp_registry_get_manifest (CrispRegistryClient *c, const char *reference, GBytes **out_body,
                              char **out_content_type, char **out_digest, GError **error)
 {
-  g_autofree char *url = g_strdup_printf ("%s/v2/%s/manifests/%s", c->base_url, c->repo_path,
-                                          reference);
+  g_autofree char *url
+      = g_strdup_printf ("%s/v2/%s/manifests/%s", c->base_url, c->repo_path, reference);
   g_autoptr (GByteArray) body = g_byte_array_new ();
   g_autoptr (CrispSha256) sum = crisp_sha256_new ();
   Transfer t = { .client = c, .mem = body, .fd = -1, .max = CRISP_MANIFEST_MAX_BYTES, .sum = sum };
@@ -423,8 +425,8 @@ crisp_registry_get_manifest (CrispRegistryClient *c, const char *reference, GByt
     return FALSE;
   g_autofree char *digest = checksum_digest (sum);
   if (g_str_has_prefix (reference, "sha256:") && !g_str_equal (reference, digest))
-    return crisp_throw (error, CRISP_ERROR_DATA_LOSS,
-                        "manifest %s from %s has digest %s", reference, c->base_url, digest);
+    return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "manifest %s from %s has digest %s",
+                        reference, c->base_url, digest);
   *out_body = g_byte_array_free_to_bytes (g_steal_pointer (&body));
   *out_content_type = g_steal_pointer (&content_type);
   *out_digest = g_steal_pointer (&digest);
@@ -434,8 +436,8 @@ crisp_registry_get_manifest (CrispRegistryClient *c, const char *reference, GByt
 static gboolean
 get_blob (CrispRegistryClient *c, const CrispDescriptor *d, Transfer *t, GError **error)
 {
-  g_autofree char *url = g_strdup_printf ("%s/v2/%s/blobs/%s", c->base_url, c->repo_path,
-                                          d->digest);
+  g_autofree char *url
+      = g_strdup_printf ("%s/v2/%s/blobs/%s", c->base_url, c->repo_path, d->digest);
   g_autoptr (CrispSha256) sum = crisp_sha256_new ();
   t->client = c;
   t->sum = sum;
@@ -450,9 +452,9 @@ get_blob (CrispRegistryClient *c, const CrispDescriptor *d, Transfer *t, GError 
                         "blob %s: downloaded content has digest %s (digest mismatch)", d->digest,
                         digest);
   if (t->received != d->size)
-    return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "blob %s: %" G_GINT64_FORMAT
-                        " bytes, the manifest says %" G_GINT64_FORMAT, d->digest,
-                        (gint64) t->received, d->size);
+    return crisp_throw (error, CRISP_ERROR_DATA_LOSS,
+                        "blob %s: %" G_GINT64_FORMAT " bytes, the manifest says %" G_GINT64_FORMAT,
+                        d->digest, (gint64) t->received, d->size);
   return TRUE;
 }
 
@@ -461,9 +463,11 @@ crisp_registry_get_blob_bytes (CrispRegistryClient *c, const CrispDescriptor *d,
                                GError **error)
 {
   if (d->size > (gint64) max)
-    return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "blob %s is %" G_GINT64_FORMAT
-                         " bytes, more than the limit of %" G_GSIZE_FORMAT, d->digest, d->size,
-                         max), NULL);
+    return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                         "blob %s is %" G_GINT64_FORMAT
+                         " bytes, more than the limit of %" G_GSIZE_FORMAT,
+                         d->digest, d->size, max),
+            NULL);
   g_autoptr (GByteArray) body = g_byte_array_new ();
   Transfer t = { .mem = body, .fd = -1, .max = (gsize) d->size };
   if (!get_blob (c, d, &t, error))

@@ -24,8 +24,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispRegistryClient, crisp_registry_client_free)
 
 /* `reference` is a tag or a digest; a digest is verified against the body. */
 gboolean crisp_registry_get_manifest (CrispRegistryClient *c, const char *reference,
-                                      GBytes **out_body, char **out_content_type,
-                                      char **out_digest, GError **error);
+                                      GBytes **out_body, char **out_content_type, char **out_digest,
+                                      GError **error);
 
 /* A small blob (config) in memory, at most `max` bytes, verified. */
 GBytes *crisp_registry_get_blob_bytes (CrispRegistryClient *c, const CrispDescriptor *d, gsize max,

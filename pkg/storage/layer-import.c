@@ -31,16 +31,17 @@ typedef struct
   GCancellable *cancellable;
   struct archive *raw;   /* the decompressing reader: one entry, the whole tar */
   struct archive *tar;   /* reads the tar from `raw` */
-  CrispSha256 *diff_sum;   /* of the uncompressed stream */
+  CrispSha256 *diff_sum; /* of the uncompressed stream */
   guint64 total;
-  int meta_fd;           /* staging metadata tree root */
+  int meta_fd; /* staging metadata tree root */
   OstreeMutableTree *mtree;
   char *default_dirmeta;
-  GHashTable *files;     /* path -> ostree checksum, regular files of this layer */
-  GArray *dir_times;     /* DirTime, applied at the end */
-  GPtrArray *specials;   /* devices and FIFOs (ostree cannot hold them) */
+  GHashTable *files;   /* path -> ostree checksum, regular files of this layer */
+  GArray *dir_times;   /* DirTime, applied at the end */
+  GPtrArray *specials; /* devices and FIFOs (ostree cannot hold them) */
   guint entries;
-  char *buf;
+  char *buf;      /* the decompressed block handed to the tar reader */
+  char *file_buf; /* file data copied out of the tar reader: never the same as buf */
 } Import;
 
 static void
@@ -64,6 +65,7 @@ import_clear (Import *imp)
   g_clear_pointer (&imp->dir_times, g_array_unref);
   g_clear_pointer (&imp->specials, g_ptr_array_unref);
   g_clear_pointer (&imp->buf, g_free);
+  g_clear_pointer (&imp->file_buf, g_free);
 }
 
 /* Feeds the tar reader with the decompressed stream, hashing it on the way. */
@@ -93,6 +95,7 @@ static gboolean
 open_readers (Import *imp, int fd, GError **error)
 {
   imp->buf = g_malloc (READ_CHUNK);
+  imp->file_buf = g_malloc (READ_CHUNK);
   imp->raw = archive_read_new ();
   archive_read_support_filter_gzip (imp->raw);
   archive_read_support_filter_zstd (imp->raw);
@@ -116,8 +119,10 @@ static GPtrArray *
 split_entry_path (const char *name, GError **error)
 {
   if (name == NULL || strlen (name) > CRISP_LAYER_MAX_PATH)
-    return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "layer entry with a missing or "
-                         "overlong name"), NULL);
+    return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                         "layer entry with a missing or "
+                         "overlong name"),
+            NULL);
   g_autoptr (GPtrArray) parts = g_ptr_array_new_with_free_func (g_free);
   g_auto (GStrv) split = g_strsplit (name, "/", -1);
   for (char **p = split; *p; p++)
@@ -126,10 +131,12 @@ split_entry_path (const char *name, GError **error)
         continue;
       if (g_str_equal (*p, ".."))
         return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                             "layer entry '%s': '..' is not allowed", name), NULL);
+                             "layer entry '%s': '..' is not allowed", name),
+                NULL);
       if (strlen (*p) > 255)
         return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                             "layer entry '%s': name component too long", name), NULL);
+                             "layer entry '%s': name component too long", name),
+                NULL);
       g_ptr_array_add (parts, g_strdup (*p));
     }
   return g_steal_pointer (&parts);
@@ -157,13 +164,16 @@ open_parent (Import *imp, GPtrArray *parts, const char *name, GError **error)
       if (next < 0 && errno == ENOENT)
         {
           if (mkdirat (cur, comp, 0755) < 0)
-            return (crisp_throw_errno (error, errno, "layer entry '%s': creating parent", name), -1);
+            return (crisp_throw_errno (error, errno, "layer entry '%s': creating parent", name),
+                    -1);
           next = openat (cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
       if (next < 0 && (errno == ELOOP || errno == ENOTDIR))
         return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                              "layer entry '%s': '%s' is not a directory (a path through a symlink "
-                             "is not allowed)", name, comp), -1);
+                             "is not allowed)",
+                             name, comp),
+                -1);
       if (next < 0)
         return (crisp_throw_errno (error, errno, "layer entry '%s'", name), -1);
       close (cur);
@@ -213,7 +223,8 @@ entry_xattrs (struct archive_entry *e, const char *name, GError **error)
         {
           g_variant_builder_clear (&b);
           return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                               "layer entry '%s': xattr %s too large", name, xname), NULL);
+                               "layer entry '%s': xattr %s too large", name, xname),
+                  NULL);
         }
       g_variant_builder_add (&b, "(@ay@ay)", g_variant_new_bytestring (xname),
                              g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, value, size, 1));
@@ -270,11 +281,19 @@ tree_conflict (GError **error, const char *name)
 static OstreeMutableTree *
 mtree_parent (Import *imp, GPtrArray *parts, GError **error)
 {
-  OstreeMutableTree *parent = NULL;
-  if (!ostree_mutable_tree_ensure_parent_dirs (imp->mtree, parts, imp->default_dirmeta, &parent,
-                                               error))
-    return NULL;
-  return parent;
+  /* walked by hand: ostree 2022.7's ensure_parent_dirs leaks the name of every
+   * directory it creates (LeakSanitizer in the sanitizer build) */
+  g_autoptr (OstreeMutableTree) cur = g_object_ref (imp->mtree);
+  for (guint i = 0; i + 1 < parts->len; i++)
+    {
+      g_autoptr (OstreeMutableTree) next = NULL;
+      if (!ostree_mutable_tree_ensure_dir (cur, parts->pdata[i], &next, error))
+        return NULL;
+      if (ostree_mutable_tree_get_metadata_checksum (next) == NULL)
+        ostree_mutable_tree_set_metadata_checksum (next, imp->default_dirmeta);
+      g_set_object (&cur, next);
+    }
+  return g_steal_pointer (&cur);
 }
 
 static char *
@@ -288,8 +307,8 @@ write_dirmeta (Import *imp, guint32 uid, guint32 gid, guint32 mode, GVariant *xa
   g_file_info_set_attribute_uint32 (info, "unix::mode", S_IFDIR | (mode & 07777));
   g_autoptr (GVariant) meta = g_variant_ref_sink (ostree_create_directory_metadata (info, xattrs));
   g_autofree guchar *csum = NULL;
-  if (!ostree_repo_write_metadata (imp->store->repo, OSTREE_OBJECT_TYPE_DIR_META, NULL, meta,
-                                   &csum, imp->cancellable, error))
+  if (!ostree_repo_write_metadata (imp->store->repo, OSTREE_OBJECT_TYPE_DIR_META, NULL, meta, &csum,
+                                   imp->cancellable, error))
     return NULL;
   return ostree_checksum_from_bytes (csum);
 }
@@ -337,7 +356,8 @@ write_regfile (Import *imp, struct archive_entry *e, GVariant *xattrs, const cha
 {
   gint64 size = archive_entry_size (e);
   if (size < 0 || (guint64) size > CRISP_LAYER_MAX_BYTES)
-    return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "layer entry '%s': bad size", name), NULL);
+    return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "layer entry '%s': bad size", name),
+            NULL);
   g_autoptr (OstreeContentWriter) w = ostree_repo_write_regfile (
       imp->store->repo, NULL, archive_entry_uid (e), archive_entry_gid (e),
       S_IFREG | (archive_entry_perm (e) & 07777), (guint64) size, xattrs, error);
@@ -346,11 +366,13 @@ write_regfile (Import *imp, struct archive_entry *e, GVariant *xattrs, const cha
   gint64 left = size;
   while (left > 0)
     {
-      la_ssize_t n = archive_read_data (imp->tar, imp->buf, MIN (left, READ_CHUNK));
+      la_ssize_t n = archive_read_data (imp->tar, imp->file_buf, MIN (left, READ_CHUNK));
       if (n <= 0)
         return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "layer entry '%s': %s", name,
-                             n < 0 ? archive_error_string (imp->tar) : "truncated"), NULL);
-      if (!g_output_stream_write_all (G_OUTPUT_STREAM (w), imp->buf, n, NULL, imp->cancellable, error))
+                             n < 0 ? archive_error_string (imp->tar) : "truncated"),
+                NULL);
+      if (!g_output_stream_write_all (G_OUTPUT_STREAM (w), imp->file_buf, n, NULL, imp->cancellable,
+                                      error))
         return NULL;
       left -= n;
     }
@@ -366,7 +388,8 @@ make_meta_file (int dfd, struct archive_entry *e, GPtrArray *parts, const char *
   const char *leaf = parts->pdata[parts->len - 1];
   if (!clear_slot (dfd, leaf, FALSE, name, error))
     return FALSE;
-  _cleanup_close_ int fd = openat (dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  _cleanup_close_ int fd
+      = openat (dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return crisp_throw_errno (error, errno, "layer entry '%s': creating", name);
   gint64 size = archive_entry_size (e);
@@ -385,7 +408,8 @@ import_file (Import *imp, struct archive_entry *e, GPtrArray *parts, const char 
              GVariant *xattrs, GError **error)
 {
   if (parts->len == 0)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "layer entry '%s': the root is not a file", name);
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "layer entry '%s': the root is not a file", name);
   _cleanup_close_ int dfd = open_parent (imp, parts, name, error);
   if (dfd < 0)
     return FALSE;
@@ -413,9 +437,9 @@ import_symlink (Import *imp, struct archive_entry *e, GPtrArray *parts, const ch
   const char *leaf = parts->pdata[parts->len - 1];
   if (dfd < 0 || !clear_slot (dfd, leaf, FALSE, name, error))
     return FALSE;
-  g_autofree char *checksum = ostree_repo_write_symlink (imp->store->repo, NULL, archive_entry_uid (e),
-                                                         archive_entry_gid (e), NULL, target,
-                                                         imp->cancellable, error);
+  g_autofree char *checksum
+      = ostree_repo_write_symlink (imp->store->repo, NULL, archive_entry_uid (e),
+                                   archive_entry_gid (e), NULL, target, imp->cancellable, error);
   if (checksum == NULL)
     return FALSE;
   g_autoptr (OstreeMutableTree) parent = mtree_parent (imp, parts, error);
@@ -471,7 +495,8 @@ import_special (Import *imp, struct archive_entry *e, GPtrArray *parts, const ch
   if (dfd < 0 || !clear_slot (dfd, leaf, FALSE, name, error))
     return FALSE;
   mode_t type = archive_entry_filetype (e);
-  dev_t dev = type == AE_IFIFO ? 0 : makedev (archive_entry_rdevmajor (e), archive_entry_rdevminor (e));
+  dev_t dev
+      = type == AE_IFIFO ? 0 : makedev (archive_entry_rdevmajor (e), archive_entry_rdevminor (e));
   struct timespec ts[2] = { entry_mtime (e), entry_mtime (e) };
   if (mknodat (dfd, leaf, type | (archive_entry_perm (e) & 07777), dev) < 0
       || fchownat (dfd, leaf, archive_entry_uid (e), archive_entry_gid (e), AT_SYMLINK_NOFOLLOW) < 0
@@ -485,8 +510,7 @@ import_special (Import *imp, struct archive_entry *e, GPtrArray *parts, const ch
 /* `.wh.<name>` hides name of lower layers (an overlay whiteout), `.wh..wh..opq` makes
  * the directory opaque. Returns FALSE with *handled unset when not a whiteout. */
 static gboolean
-import_whiteout (Import *imp, GPtrArray *parts, const char *name, gboolean *handled,
-                 GError **error)
+import_whiteout (Import *imp, GPtrArray *parts, const char *name, gboolean *handled, GError **error)
 {
   const char *leaf = parts->len ? parts->pdata[parts->len - 1] : "";
   *handled = g_str_has_prefix (leaf, ".wh.");
@@ -596,9 +620,9 @@ commit_layer (Import *imp, const char *hex, GError **error)
     return FALSE;
   GVariantBuilder meta;
   g_variant_builder_init (&meta, G_VARIANT_TYPE ("a{sv}"));
-  g_variant_builder_add (&meta, "{sv}", "crisp.special-files",
-                         g_variant_new_strv ((const char *const *) imp->specials->pdata,
-                                             imp->specials->len));
+  g_variant_builder_add (
+      &meta, "{sv}", "crisp.special-files",
+      g_variant_new_strv ((const char *const *) imp->specials->pdata, imp->specials->len));
   g_autofree char *commit = NULL;
   g_autofree char *ref = g_strconcat (CRISP_LAYER_REF_PREFIX, hex, NULL);
   g_autoptr (GVariant) metadata = g_variant_ref_sink (g_variant_builder_end (&meta));
@@ -631,8 +655,8 @@ import_locked (Import *imp, int fd, const char *diff_id, const char *staging, GE
   if (imp->meta_fd < 0 || imp->default_dirmeta == NULL)
     return FALSE;
   ostree_mutable_tree_set_metadata_checksum (imp->mtree, imp->default_dirmeta);
-  if (!open_readers (imp, fd, error) || !walk_tar (imp, error) || !check_diff_id (imp, diff_id, error)
-      || !commit_layer (imp, hex, error))
+  if (!open_readers (imp, fd, error) || !walk_tar (imp, error)
+      || !check_diff_id (imp, diff_id, error) || !commit_layer (imp, hex, error))
     return FALSE;
   if (renameat (imp->store->tmp_fd, staging, imp->store->layers_fd, hex) < 0 && errno != ENOTEMPTY
       && errno != EEXIST)

@@ -36,7 +36,8 @@ add_lowers (CrispStorage *store, int fsfd, const char *const *diff_ids, GError *
     {
       const char *hex = crisp_storage_diff_hex (diff_ids[i]);
       if (hex == NULL || !crisp_storage_has_layer (store, diff_ids[i]))
-        return crisp_throw (error, CRISP_ERROR_NOT_FOUND, "layer %s is not in the store", diff_ids[i]);
+        return crisp_throw (error, CRISP_ERROR_NOT_FOUND, "layer %s is not in the store",
+                            diff_ids[i]);
       g_autofree char *path = g_build_filename (store->root, "layers", hex, NULL);
       if (!set_string (fsfd, "lowerdir+", path, error))
         return FALSE;
@@ -45,9 +46,8 @@ add_lowers (CrispStorage *store, int fsfd, const char *const *diff_ids, GError *
 }
 
 gboolean
-crisp_storage_mount_layers (CrispStorage *store, const char *const *diff_ids,
-                            const char *upper_dir, const char *work_dir, const char *target,
-                            GError **error)
+crisp_storage_mount_layers (CrispStorage *store, const char *const *diff_ids, const char *upper_dir,
+                            const char *work_dir, const char *target, GError **error)
 {
   _cleanup_close_ int fsfd = fsopen ("overlay", FSOPEN_CLOEXEC);
   if (fsfd < 0)

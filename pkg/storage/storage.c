@@ -84,8 +84,8 @@ open_repo (CrispStorage *store, GError **error)
   if (fstatat (store->root_fd, "repo/config", &st, 0) == 0)
     store->repo = ostree_repo_open_at (store->root_fd, "repo", NULL, error);
   else
-    store->repo = ostree_repo_create_at (store->root_fd, "repo", OSTREE_REPO_MODE_BARE, NULL,
-                                         NULL, error);
+    store->repo
+        = ostree_repo_create_at (store->root_fd, "repo", OSTREE_REPO_MODE_BARE, NULL, NULL, error);
   if (store->repo == NULL)
     return crisp_prefix_error (error, "ostree repo %s/repo: ", store->root);
   store->objects_path = g_build_filename (store->root, "repo", "objects", NULL);
@@ -152,7 +152,8 @@ crisp_storage_open_tmpfile (CrispStorage *store, GError **error)
 {
   int fd = openat (store->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0)
-    return (crisp_throw_errno (error, errno, "creating a temporary file in %s/tmp", store->root), -1);
+    return (crisp_throw_errno (error, errno, "creating a temporary file in %s/tmp", store->root),
+            -1);
   return fd;
 }
 
@@ -203,8 +204,8 @@ list_layers (CrispStorage *store, GError **error)
 {
   g_autoptr (GHashTable) all = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr (GHashTable) refs = NULL;
-  if (!ostree_repo_list_refs_ext (store->repo, "layer", &refs,
-                                  OSTREE_REPO_LIST_REFS_EXT_NONE, NULL, error))
+  if (!ostree_repo_list_refs_ext (store->repo, "layer", &refs, OSTREE_REPO_LIST_REFS_EXT_NONE, NULL,
+                                  error))
     return NULL;
   GHashTableIter it;
   gpointer key;
@@ -226,10 +227,22 @@ list_layers (CrispStorage *store, GError **error)
   return g_steal_pointer (&all);
 }
 
-gboolean
-crisp_storage_prune (CrispStorage *store, GHashTable *keep, guint *out_removed, GError **error)
+void
+crisp_storage_lock (CrispStorage *store)
 {
   g_mutex_lock (&store->repo_lock);
+}
+
+void
+crisp_storage_unlock (CrispStorage *store)
+{
+  g_mutex_unlock (&store->repo_lock);
+}
+
+gboolean
+crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, guint *out_removed,
+                            GError **error)
+{
   guint removed = 0;
   g_autoptr (GHashTable) all = list_layers (store, error);
   gboolean ok = all != NULL;
@@ -247,10 +260,10 @@ crisp_storage_prune (CrispStorage *store, GHashTable *keep, guint *out_removed, 
     }
   gint total = 0, pruned = 0;
   guint64 freed = 0;
-  if (ok && removed > 0)
+  /* always: a crash mid-import can leave objects no commit references */
+  if (ok)
     ok = ostree_repo_prune (store->repo, OSTREE_REPO_PRUNE_FLAGS_REFS_ONLY, -1, &total, &pruned,
                             &freed, NULL, error);
-  g_mutex_unlock (&store->repo_lock);
   if (ok && out_removed)
     *out_removed = removed;
   return ok;
@@ -264,8 +277,8 @@ usage_at (int dfd, const char *name, GHashTable *seen, guint64 *bytes, guint64 *
     return errno == ENOENT ? 0 : -errno;
   if (st.st_nlink > 1 && !S_ISDIR (st.st_mode))
     {
-      g_autofree char *key = g_strdup_printf ("%lu:%lu", (unsigned long) st.st_dev,
-                                              (unsigned long) st.st_ino);
+      g_autofree char *key
+          = g_strdup_printf ("%lu:%lu", (unsigned long) st.st_dev, (unsigned long) st.st_ino);
       if (!g_hash_table_add (seen, g_steal_pointer (&key)))
         return 0;
     }

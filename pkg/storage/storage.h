@@ -39,10 +39,17 @@ gboolean crisp_storage_import_layer (CrispStorage *store, int fd, const char *di
 void crisp_storage_pin (CrispStorage *store, const char *diff_id);
 void crisp_storage_unpin (CrispStorage *store, const char *diff_id);
 
-/* Removes every layer not in `keep` (diff IDs) and not pinned, then the repo objects
- * no remaining layer references. *out_removed (nullable) counts removed layers. */
-gboolean crisp_storage_prune (CrispStorage *store, GHashTable *keep, guint *out_removed,
-                              GError **error);
+/* The repo lock: every import and prune runs under it. Callers hold it around
+ * crisp_storage_prune_locked () together with whatever decides `keep`, so that nothing
+ * starts needing a layer between the decision and the prune. */
+void crisp_storage_lock (CrispStorage *store);
+void crisp_storage_unlock (CrispStorage *store);
+
+/* With the lock held: removes every layer not in `keep` (diff IDs) and not pinned, then
+ * the repo objects no remaining layer references. *out_removed (nullable) counts
+ * removed layers. */
+gboolean crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, guint *out_removed,
+                                     GError **error);
 
 /* Bytes and inodes the store uses on disk. */
 gboolean crisp_storage_usage (CrispStorage *store, guint64 *out_bytes, guint64 *out_inodes,

@@ -181,6 +181,14 @@ class Monitor:
             os.kill(self.pid, 9)
         subprocess.run([RUNC, "--root", self.root, "delete", "-f", self.cid],
                        capture_output=True)
+        # Whatever runc could not reach (its state gone with a killed monitor): the container
+        # init this test started, by its pid.
+        cpid = getattr(self, "container_pid", None)
+        if cpid:
+            try:
+                os.kill(cpid, 9)
+            except ProcessLookupError:
+                pass
 
 
 def read_kv(path):

@@ -112,10 +112,12 @@ def rootfs(d, image):
 
 class StallingProxy:
     """A plain-HTTP front for a registry that forwards everything, except that blob
-    downloads of STALL_DIGEST send half their body and then hang until stop()."""
+    downloads of STALL_DIGEST send half their body and then hang until stop(), and the
+    first FAIL_FIRST requests for FAIL_DIGEST get 503."""
 
-    def __init__(self, upstream, stall_digest):
+    def __init__(self, upstream, stall_digest, fail_digest=None, fail_first=0):
         self.upstream, self.stall_digest = upstream, stall_digest
+        self.fail_digest, self.fail_left, self.failed = fail_digest, fail_first, 0
         self.stalled = threading.Event()
         self.release = threading.Event()
         proxy = self
@@ -136,6 +138,13 @@ class StallingProxy:
         self.thread.start()
 
     def _forward(self, h):
+        if self.fail_digest and self.fail_digest in h.path and self.fail_left > 0:
+            self.fail_left -= 1
+            self.failed += 1
+            h.send_response(503)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
         conn = http.client.HTTPConnection(self.upstream, timeout=30)
         headers = {k: v for k, v in h.headers.items() if k.lower() != "host"}
         conn.request("GET", h.path, headers=headers)

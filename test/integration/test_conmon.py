@@ -49,11 +49,13 @@ def ctr(tmp_path):
     for cg in cgroups:
         for ctrl in os.listdir("/sys/fs/cgroup"):
             d = "/sys/fs/cgroup/%s%s" % (ctrl, cg)
-            if os.path.isdir(d):
+            for _ in range(100):  # a killed container takes a moment to leave its cgroup
+                if not os.path.isdir(d):
+                    break
                 try:
                     os.rmdir(d)
                 except OSError:
-                    pass
+                    time.sleep(0.02)
 
 
 def runc_state(m):

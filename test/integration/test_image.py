@@ -4,6 +4,7 @@ hostile layers, concurrency, removal and pruning, restarts and crashes."""
 import concurrent.futures
 import json
 import os
+import shutil
 import stat
 import tarfile
 import threading
@@ -283,6 +284,31 @@ def test_concurrent_pulls_share_one_download(icrisp, registry):
     assert len(list_images(icrisp)) == 1
 
 
+def test_tag_and_digest_pulled_at_once_share_layer_downloads(icrisp, registry):
+    name = unique("twonames")
+    res = build_and_push(registry, name, [[build.file_("a", os.urandom(4 << 20))],
+                                          [build.file_("b", os.urandom(4 << 20))]])
+    refs = ["%s/%s:latest" % (registry.host, name), "%s/%s@%s" % (registry.host, name,
+                                                                  res["pushed"])]
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        ids = list(ex.map(lambda r: pull(icrisp, r), refs))
+    assert ids == [res["config"]] * 2
+    for layer in res["layers"]:
+        assert blob_gets(registry, layer) == 1
+    img = status(icrisp, res["config"]).image
+    assert list(img.repo_tags) == [refs[0]] and list(img.repo_digests) == [refs[1]]
+
+
+def test_record_with_missing_layer_is_forgotten(icrisp, registry):
+    pull(icrisp, registry.host + "/busybox:latest")
+    icrisp.stop()
+    layers = os.path.join(storage_dir(icrisp), "layers")
+    shutil.rmtree(os.path.join(layers, stored_layers(icrisp)[0]))
+    icrisp.start()
+    assert list_images(icrisp) == []
+    assert stored_layers(icrisp) == []
+
+
 def test_remove_and_prune(icrisp, registry, test_images):
     bb = pull(icrisp, registry.host + "/busybox:latest")
     ml = pull(icrisp, registry.host + "/multilayer:latest")
@@ -346,5 +372,39 @@ def test_kill9_during_pull_leaves_nothing(crisp_factory, registry):
         assert list_images(d) == []
         assert stored_layers(d) == []
         assert os.listdir(os.path.join(storage_dir(d), "tmp")) == []
+    finally:
+        proxy.stop()
+
+
+def test_transient_errors_are_retried(crisp_factory, registry):
+    name = unique("flaky")
+    res = build_and_push(registry, name, [[build.file_("a", "flaky")]])
+    proxy = StallingProxy(registry.host, "sha256:none", fail_digest=res["layers"][0],
+                          fail_first=2)
+    try:
+        d = start_crisp(crisp_factory, registry.host, mirror=proxy.host)
+        assert pull(d, "gcr.io/%s:latest" % name) == res["config"]
+        assert proxy.failed == 2
+    finally:
+        proxy.stop()
+
+
+def test_deadline_cancels_a_stalled_pull(crisp_factory, registry):
+    name = unique("deadline")
+    res = build_and_push(registry, name, [[build.file_("a", os.urandom(1 << 20))]])
+    proxy = StallingProxy(registry.host, res["layers"][0])
+    try:
+        d = start_crisp(crisp_factory, registry.host, mirror=proxy.host)
+        err = rpc_error(pull, d, "registry.k8s.io/%s:latest" % name, timeout=3)
+        assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # the download is aborted at once, not when the proxy lets go (60 s)
+        deadline = time.monotonic() + 10
+        while "cancelled" not in open(d.log_path).read() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "cancelled" in open(d.log_path).read()
+        assert list_images(d) == [] and stored_layers(d) == []
+        proxy.release.set()
+        # and the daemon still pulls afterwards
+        assert pull(d, "%s/%s:latest" % (registry.host, name)) == res["config"]
     finally:
         proxy.stop()

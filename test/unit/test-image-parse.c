@@ -4,6 +4,7 @@
 
 #include "auth.h"
 #include "crisp-error.h"
+#include "image-store.h"
 #include "manifest.h"
 #include "reference.h"
 #include "registries.h"
@@ -15,7 +16,8 @@
 #define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 
 static void
-check_ref (const char *in, const char *domain, const char *path, const char *tag, const char *digest)
+check_ref (const char *in, const char *domain, const char *path, const char *tag,
+           const char *digest)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CrispImageRef) ref = crisp_image_ref_parse (in, &error);
@@ -47,9 +49,9 @@ test_ref_normalises (void)
 static void
 test_ref_rejects_malformed (void)
 {
-  const char *bad[] = { "", "Busybox", "busybox:", "busybox@sha256:abc", "a//b", "-a", "a-",
-                        "host:port/x", "busybox:-tag", "x@md5:1234", "a/b/", ":tag", "a__-b",
-                        "ex ample", "a/../b" };
+  const char *bad[] = { "",     "Busybox", "busybox:",    "busybox@sha256:abc", "a//b",
+                        "-a",   "a-",      "host:port/x", "busybox:-tag",       "x@md5:1234",
+                        "a/b/", ":tag",    "a__-b",       "ex ample",           "a/../b" };
   for (size_t i = 0; i < G_N_ELEMENTS (bad); i++)
     {
       g_autoptr (GError) error = NULL;
@@ -75,7 +77,8 @@ static void
 test_manifest_parses_image (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (CrispManifest) m = crisp_manifest_parse (manifest_json, strlen (manifest_json), NULL, &error);
+  g_autoptr (CrispManifest) m
+      = crisp_manifest_parse (manifest_json, strlen (manifest_json), NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (m->kind, ==, CRISP_MANIFEST_IMAGE);
   g_assert_cmpstr (m->config->digest, ==, D1);
@@ -88,12 +91,18 @@ static void
 test_manifest_rejects_bad (void)
 {
   const char *bad[] = {
-    "[]", "{", "{\"schemaVersion\":1}",
+    "[]",
+    "{",
+    "{\"schemaVersion\":1}",
     "{\"schemaVersion\":2,\"mediaType\":\"text/plain\"}",
-    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":[{\"digest\":\"sha256:xx\",\"size\":1}]}",
+    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1
+    "\",\"size\":1},\"layers\":[{\"digest\":\"sha256:xx\",\"size\":1}]}",
     "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":-1},\"layers\":[]}",
-    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":[{\"mediaType\":\"application/x-helm\",\"digest\":\"" D2 "\",\"size\":1}]}",
-    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":[{\"digest\":7,\"size\":1}]}",
+    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1
+    "\",\"size\":1},\"layers\":[{\"mediaType\":\"application/x-helm\",\"digest\":\"" D2
+    "\",\"size\":1}]}",
+    "{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1
+    "\",\"size\":1},\"layers\":[{\"digest\":7,\"size\":1}]}",
   };
   for (size_t i = 0; i < G_N_ELEMENTS (bad); i++)
     {
@@ -108,7 +117,8 @@ test_manifest_rejects_bad (void)
 static void
 test_manifest_bounds_layers (void)
 {
-  GString *s = g_string_new ("{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":[");
+  GString *s = g_string_new ("{\"schemaVersion\":2,\"config\":{\"digest\":\"" D1
+                             "\",\"size\":1},\"layers\":[");
   for (int i = 0; i < CRISP_MANIFEST_MAX_LAYERS + 1; i++)
     g_string_append_printf (s, "%s{\"digest\":\"" D2 "\",\"size\":1}", i ? "," : "");
   g_string_append (s, "]}");
@@ -121,9 +131,12 @@ test_manifest_bounds_layers (void)
 static void
 test_index_selects_platform (void)
 {
-  const char *json = "{\"schemaVersion\":2,\"mediaType\":\"" CRISP_MT_DOCKER_LIST "\",\"manifests\":["
-                     "{\"digest\":\"" D1 "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\",\"variant\":\"v8\"}},"
-                     "{\"digest\":\"" D2 "\",\"size\":2,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
+  const char *json
+      = "{\"schemaVersion\":2,\"mediaType\":\"" CRISP_MT_DOCKER_LIST "\",\"manifests\":["
+        "{\"digest\":\"" D1 "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":"
+        "\"arm64\",\"variant\":\"v8\"}},"
+        "{\"digest\":\"" D2
+        "\",\"size\":2,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
   g_autoptr (GError) error = NULL;
   g_autoptr (CrispManifest) m = crisp_manifest_parse (json, strlen (json), NULL, &error);
   g_assert_no_error (error);
@@ -140,16 +153,26 @@ test_index_selects_platform (void)
 static void
 test_config_user (void)
 {
-  const char *json = "{\"os\":\"linux\",\"architecture\":\"amd64\",\"config\":{\"User\":\"1002:1003\"},"
-                     "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\"]}}";
+  const char *json
+      = "{\"os\":\"linux\",\"architecture\":\"amd64\",\"config\":{\"User\":\"1002:1003\"},"
+        "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\"]}}";
   g_autoptr (GError) error = NULL;
   g_autoptr (CrispImageConfig) c = crisp_image_config_parse (json, strlen (json), &error);
   g_assert_no_error (error);
   g_assert_cmpstr (c->user, ==, "1002:1003");
   g_assert_cmpuint (c->diff_ids->len, ==, 1);
-  struct { const char *user; gint64 uid; const char *name; } cases[] = {
-    { "1002", 1002, NULL }, { "1002:1003", 1002, NULL }, { "www-data", -1, "www-data" },
-    { "www-data:www-data", -1, "www-data" }, { "", -1, NULL }, { "0", 0, NULL },
+  struct
+  {
+    const char *user;
+    gint64 uid;
+    const char *name;
+  } cases[] = {
+    { "1002", 1002, NULL },
+    { "1002:1003", 1002, NULL },
+    { "www-data", -1, "www-data" },
+    { "www-data:www-data", -1, "www-data" },
+    { "", -1, NULL },
+    { "0", 0, NULL },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (cases); i++)
     {
@@ -169,7 +192,9 @@ test_challenge_parses (void)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CrispChallenge) c = crisp_challenge_parse (
-      "Bearer realm=\"https://auth.example/token\",service=\"reg\\\"istry\", scope=repository:a/b:pull", &error);
+      "Bearer realm=\"https://auth.example/token\",service=\"reg\\\"istry\", "
+      "scope=repository:a/b:pull",
+      &error);
   g_assert_no_error (error);
   g_assert_cmpstr (c->scheme, ==, "bearer");
   g_assert_cmpstr (g_hash_table_lookup (c->params, "realm"), ==, "https://auth.example/token");
@@ -194,7 +219,8 @@ test_credentials_from_auth (void)
   g_autoptr (GError) error = NULL;
   g_assert_null (crisp_credentials_new ("", "", "", "", "", &error));
   g_assert_no_error (error);
-  g_autoptr (CrispCredentials) c = crisp_credentials_new (NULL, NULL, "dXNlcjpwYTpzcw==", NULL, NULL, &error);
+  g_autoptr (CrispCredentials) c
+      = crisp_credentials_new (NULL, NULL, "dXNlcjpwYTpzcw==", NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (c->username, ==, "user");
   g_assert_cmpstr (c->password, ==, "pa:ss");
@@ -210,9 +236,13 @@ test_registries_endpoints (void)
   g_autofree char *dir = g_dir_make_tmp ("crisp-test-reg-XXXXXX", NULL);
   g_autofree char *f1 = g_build_filename (dir, "10-local.conf", NULL);
   g_autofree char *f2 = g_build_filename (dir, "20-k8s.conf", NULL);
-  g_assert_true (g_file_set_contents (f1, "[registry \"127.0.0.1:5000\"]\ninsecure=true\n", -1, NULL));
-  g_assert_true (g_file_set_contents (f2, "[registry \"registry.k8s.io\"]\nmirrors=127.0.0.1:5000;https://m2.example\n"
-                                      "mirrors-only=true\n[registry \"docker.io\"]\nusername=u\npassword=p\n", -1, NULL));
+  g_assert_true (
+      g_file_set_contents (f1, "[registry \"127.0.0.1:5000\"]\ninsecure=true\n", -1, NULL));
+  g_assert_true (g_file_set_contents (
+      f2,
+      "[registry \"registry.k8s.io\"]\nmirrors=127.0.0.1:5000;https://m2.example\n"
+      "mirrors-only=true\n[registry \"docker.io\"]\nusername=u\npassword=p\n",
+      -1, NULL));
   g_autoptr (GError) error = NULL;
   g_autoptr (CrispRegistries) regs = crisp_registries_load (dir, &error);
   g_assert_no_error (error);
@@ -239,6 +269,41 @@ test_registries_endpoints (void)
   g_rmdir (dir);
 }
 
+static void
+test_record_round_trip (void)
+{
+  g_autoptr (CrispImage) img = crisp_image_new ();
+  img->id = g_strdup (D1);
+  img->manifest_digest = g_strdup (D2);
+  g_ptr_array_add (img->repo_tags, g_strdup ("docker.io/library/busybox:latest"));
+  g_ptr_array_add (img->layer_digests, g_strdup (D2));
+  g_ptr_array_add (img->diff_ids, g_strdup (D1));
+  img->size = 42;
+  img->user = g_strdup ("www-data");
+  img->config_json = g_strdup ("{\"os\":\"linux\"}");
+  img->manifest_json = g_strdup ("{}");
+  g_autofree char *json = crisp_image_to_json (img);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CrispImage) back = crisp_image_from_json (json, strlen (json), &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (back->id, ==, D1);
+  g_assert_cmpstr (back->repo_tags->pdata[0], ==, "docker.io/library/busybox:latest");
+  g_assert_cmpuint (back->size, ==, 42);
+  g_assert_cmpstr (back->user, ==, "www-data");
+  g_assert_cmpstr (back->config_json, ==, img->config_json);
+  g_autofree char *again = crisp_image_to_json (back);
+  g_assert_cmpstr (again, ==, json);
+  const char *bad[]
+      = { "{}", "[]", "{\"version\":1,\"id\":\"sha256:x\"}", "{\"version\":2,\"id\":\"" D1 "\"}" };
+  for (size_t i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) e = NULL;
+      g_autoptr (CrispImage) x = crisp_image_from_json (bad[i], strlen (bad[i]), &e);
+      g_assert_null (x);
+      g_assert_nonnull (e);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -253,5 +318,6 @@ main (int argc, char **argv)
   g_test_add_func ("/image/auth/challenge", test_challenge_parses);
   g_test_add_func ("/image/auth/credentials", test_credentials_from_auth);
   g_test_add_func ("/image/registries/endpoints", test_registries_endpoints);
+  g_test_add_func ("/image/record/round-trip", test_record_round_trip);
   return g_test_run ();
 }

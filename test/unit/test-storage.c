@@ -122,7 +122,8 @@ gzip_bytes (GBytes *in)
   g_autoptr (GInputStream) src = g_memory_input_stream_new_from_bytes (in);
   g_autoptr (GInputStream) conv = g_converter_input_stream_new (src, G_CONVERTER (z));
   g_autoptr (GOutputStream) out = g_memory_output_stream_new_resizable ();
-  g_assert_cmpint (g_output_stream_splice (out, conv, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, NULL), >, 0);
+  g_assert_cmpint (
+      g_output_stream_splice (out, conv, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, NULL), >, 0);
   return g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
 }
 
@@ -156,8 +157,9 @@ import_entries (Fixture *f, const Entry *entries, size_t n, const char *comp, GE
 {
   g_autoptr (GBytes) tar = make_tar (entries, n);
   char *diff_id = digest_of (tar);
-  g_autoptr (GBytes) blob = comp == NULL ? g_bytes_ref (tar)
-                            : g_str_equal (comp, "gzip") ? gzip_bytes (tar) : zstd_bytes (tar);
+  g_autoptr (GBytes) blob = comp == NULL                 ? g_bytes_ref (tar)
+                            : g_str_equal (comp, "gzip") ? gzip_bytes (tar)
+                                                         : zstd_bytes (tar);
   if (!import_bytes (f, blob, diff_id, error))
     g_clear_pointer (&diff_id, g_free);
   return diff_id;
@@ -347,7 +349,9 @@ test_prune (Fixture *f, gconstpointer data)
   g_autoptr (GHashTable) keep = g_hash_table_new (g_str_hash, g_str_equal);
   g_hash_table_add (keep, la);
   guint removed = 0;
-  gboolean ok = crisp_storage_prune (f->store, keep, &removed, &error);
+  crisp_storage_lock (f->store);
+  gboolean ok = crisp_storage_prune_locked (f->store, keep, &removed, &error);
+  crisp_storage_unlock (f->store);
   g_assert_no_error (error);
   g_assert_true (ok);
   g_assert_cmpuint (removed, ==, 1);
@@ -361,7 +365,8 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-#define ADD(name, fn) g_test_add ("/storage/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+#define ADD(name, fn)                                                                              \
+  g_test_add ("/storage/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
   ADD ("import-and-mount", test_import_and_mount);
   ADD ("diff-id-mismatch", test_diff_id_mismatch);
   ADD ("hostile-layers", test_hostile_layers);

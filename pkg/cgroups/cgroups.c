@@ -1,0 +1,235 @@
+/* cgroup layout detection, controller presence, and where a container's cgroup lives. */
+#include "config.h"
+
+#include "crisp-cgroups.h"
+#include "crisp-error.h"
+
+#include <linux/magic.h>
+#include <string.h>
+#include <sys/statfs.h>
+
+#define MAX_PARENT_LEN 4096
+
+void
+crisp_cgroups_free (CrispCgroups *cg)
+{
+  if (cg == NULL)
+    return;
+  g_free (cg->root);
+  g_free (cg);
+}
+
+CrispCgroups *
+crisp_cgroups_new_with_mode (const char *root, CrispCgroupMode mode)
+{
+  CrispCgroups *cg = g_new0 (CrispCgroups, 1);
+  cg->root = g_strdup (root ? root : "/sys/fs/cgroup");
+  cg->mode = mode;
+  return cg;
+}
+
+static gboolean
+fs_type_is (const char *path, long magic)
+{
+  struct statfs sfs;
+  return statfs (path, &sfs) == 0 && (long) sfs.f_type == magic;
+}
+
+CrispCgroups *
+crisp_cgroups_new (const char *root, GError **error)
+{
+  if (root == NULL)
+    root = "/sys/fs/cgroup";
+  g_autofree char *unified = g_build_filename (root, "unified", NULL);
+  if (fs_type_is (root, CGROUP2_SUPER_MAGIC))
+    return crisp_cgroups_new_with_mode (root, CRISP_CGROUP_MODE_V2);
+  if (!fs_type_is (root, TMPFS_MAGIC))
+    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
+                        "'%s' is neither a cgroup2 mount nor a tmpfs of cgroup v1 hierarchies",
+                        root),
+           NULL;
+  return crisp_cgroups_new_with_mode (root, fs_type_is (unified, CGROUP2_SUPER_MAGIC)
+                                                ? CRISP_CGROUP_MODE_HYBRID
+                                                : CRISP_CGROUP_MODE_V1);
+}
+
+const char *
+crisp_cgroup_mode_to_string (CrispCgroupMode mode)
+{
+  switch (mode)
+    {
+    case CRISP_CGROUP_MODE_V1:
+      return "v1";
+    case CRISP_CGROUP_MODE_HYBRID:
+      return "hybrid";
+    case CRISP_CGROUP_MODE_V2:
+      return "v2";
+    }
+  return "unknown";
+}
+
+static gboolean
+word_in_list (const char *list, const char *word)
+{
+  g_auto (GStrv) words = g_strsplit_set (list, " \t\n", -1);
+  return g_strv_contains ((const char *const *) words, word);
+}
+
+gboolean
+crisp_cgroups_has_controller (CrispCgroups *cg, const char *controller)
+{
+  if (controller == NULL || strchr (controller, '/') != NULL || controller[0] == '.')
+    return FALSE;
+  if (cg->mode != CRISP_CGROUP_MODE_V2)
+    {
+      g_autofree char *dir = g_build_filename (cg->root, controller, NULL);
+      return g_file_test (dir, G_FILE_TEST_IS_DIR);
+    }
+  g_autofree char *path = g_build_filename (cg->root, "cgroup.controllers", NULL);
+  g_autofree char *list = NULL;
+  return g_file_get_contents (path, &list, NULL, NULL) && word_in_list (list, controller);
+}
+
+static gboolean
+check_parent (const char *parent, GError **error)
+{
+  if (strlen (parent) > MAX_PARENT_LEN)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "cgroup_parent is longer than %d",
+                        MAX_PARENT_LEN);
+  for (const char *p = parent; *p; p++)
+    if (g_ascii_iscntrl (*p))
+      return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                          "cgroup_parent '%s' contains a control character", parent);
+  g_auto (GStrv) parts = g_strsplit (parent, "/", -1);
+  for (char **p = parts; *p; p++)
+    if (g_str_equal (*p, "..") || g_str_equal (*p, "."))
+      return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                          "cgroup_parent '%s' has a '%s' component", parent, *p);
+  return TRUE;
+}
+
+/* "a-b-c.slice" -> "a.slice/a-b.slice/a-b-c.slice", as systemd nests slices. */
+static char *
+expand_slice (const char *slice, GError **error)
+{
+  if (!g_str_has_suffix (slice, ".slice") || strchr (slice, '/') != NULL
+      || strlen (slice) <= strlen (".slice"))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "cgroup_parent '%s' is not a systemd slice name", slice),
+           NULL;
+  if (g_str_equal (slice, "-.slice"))
+    return g_strdup ("");
+  g_autofree char *stem = g_strndup (slice, strlen (slice) - strlen (".slice"));
+  if (stem[0] == '-' || g_str_has_suffix (stem, "-") || strstr (stem, "--") != NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "cgroup_parent '%s' is not a valid slice name", slice),
+           NULL;
+  g_autoptr (GString) path = g_string_new (NULL);
+  for (const char *dash = strchr (stem, '-'); dash != NULL; dash = strchr (dash + 1, '-'))
+    {
+      g_string_append_len (path, stem, dash - stem);
+      g_string_append (path, ".slice/");
+    }
+  g_string_append_printf (path, "%s.slice", stem);
+  return g_string_free (g_steal_pointer (&path), FALSE);
+}
+
+static gboolean
+systemd_paths (const char *parent, const char *id, char **out_oci, char **out_rel, GError **error)
+{
+  const char *slice = parent[0] ? parent : "system.slice";
+  g_autofree char *expanded = expand_slice (slice, error);
+  if (expanded == NULL)
+    return FALSE;
+  if (out_oci)
+    *out_oci = g_strdup_printf ("%s:crisp:%s", slice, id);
+  if (out_rel)
+    *out_rel = expanded[0] ? g_strdup_printf ("%s/crisp-%s.scope", expanded, id)
+                           : g_strdup_printf ("crisp-%s.scope", id);
+  return TRUE;
+}
+
+gboolean
+crisp_cgroups_container_path (CrispCgroupDriver driver, const char *parent, const char *id,
+                              char **out_oci_path, char **out_rel_path, GError **error)
+{
+  if (id == NULL || id[0] == '\0' || strchr (id, '/') != NULL || strchr (id, ':') != NULL
+      || g_str_equal (id, "..") || strlen (id) > 128)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "invalid container id '%s'",
+                        id ? id : "");
+  if (parent == NULL)
+    parent = "";
+  if (!check_parent (parent, error))
+    return FALSE;
+  if (driver == CRISP_CGROUP_DRIVER_SYSTEMD)
+    return systemd_paths (parent, id, out_oci_path, out_rel_path, error);
+  g_autofree char *trimmed = g_strdup (parent);
+  g_strstrip (trimmed);
+  const char *p = trimmed;
+  while (*p == '/')
+    p++;
+  g_autofree char *rel
+      = p[0] ? g_strdup_printf ("%s/crisp-%s", p, id) : g_strdup_printf ("crisp-%s", id);
+  /* collapse doubled slashes a parent may carry */
+  g_auto (GStrv) parts = g_strsplit (rel, "/", -1);
+  g_autoptr (GString) clean = g_string_new (NULL);
+  for (char **c = parts; *c; c++)
+    if (**c)
+      g_string_append_printf (clean, "%s%s", clean->len ? "/" : "", *c);
+  if (out_oci_path)
+    *out_oci_path = g_strdup_printf ("/%s", clean->str);
+  if (out_rel_path)
+    *out_rel_path = g_strdup (clean->str);
+  return TRUE;
+}
+
+char *
+crisp_cgroups_self_path (const char *controller, GError **error)
+{
+  g_autofree char *text = NULL;
+  g_autoptr (GError) local_error = NULL;
+  if (!g_file_get_contents ("/proc/self/cgroup", &text, NULL, &local_error))
+    return crisp_throw (error, CRISP_ERROR_INTERNAL, "%s", local_error->message), NULL;
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (char **l = lines; *l; l++)
+    {
+      /* hierarchy-id:controller-list:path */
+      g_auto (GStrv) f = g_strsplit (*l, ":", 3);
+      if (g_strv_length (f) != 3)
+        continue;
+      gboolean match = controller == NULL
+                           ? f[1][0] == '\0' && g_str_equal (f[0], "0")
+                           : word_in_list (g_strdelimit (f[1], ",", ' '), controller);
+      if (match)
+        return g_strdup (f[2]);
+    }
+  return crisp_throw (error, CRISP_ERROR_NOT_FOUND, "no '%s' entry in /proc/self/cgroup",
+                      controller ? controller : "cgroup2"),
+         NULL;
+}
+
+gboolean
+crisp_cgroups_driver_from_string (const char *name, CrispCgroupDriver *out_driver, GError **error)
+{
+  if (g_strcmp0 (name, "cgroupfs") == 0)
+    *out_driver = CRISP_CGROUP_DRIVER_CGROUPFS;
+  else if (g_strcmp0 (name, "systemd") == 0)
+    *out_driver = CRISP_CGROUP_DRIVER_SYSTEMD;
+  else
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "cgroup driver '%s' is neither 'cgroupfs' nor 'systemd'", name ? name : "");
+  return TRUE;
+}
+
+gboolean
+crisp_cgroups_parent_path (CrispCgroupDriver driver, const char *parent, char **out_rel_path,
+                           GError **error)
+{
+  /* the container path with a placeholder id, minus its last component */
+  g_autofree char *rel = NULL;
+  if (!crisp_cgroups_container_path (driver, parent, "x", NULL, &rel, error))
+    return FALSE;
+  char *slash = strrchr (rel, '/');
+  *out_rel_path = slash ? g_strndup (rel, (gsize) (slash - rel)) : g_strdup ("");
+  return TRUE;
+}

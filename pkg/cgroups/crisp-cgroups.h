@@ -1,0 +1,126 @@
+/* Container cgroups: which hierarchy layout the host uses (v1, hybrid, v2), where a
+ * container's cgroup lives for each cgroup driver, its CPU and memory statistics, and
+ * UpdateContainerResources written straight into the cgroup files, with the v1 to v2
+ * conversions the OCI runtimes use.  No root needed except to write real cgroups. */
+#pragma once
+
+#include <glib.h>
+
+#include "proto/runtime.pb-c.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  CRISP_CGROUP_MODE_V1,     /* controllers under <root>/<controller>, no unified hierarchy */
+  CRISP_CGROUP_MODE_HYBRID, /* v1 controllers, plus an empty v2 hierarchy at <root>/unified */
+  CRISP_CGROUP_MODE_V2,     /* <root> itself is cgroup2 */
+} CrispCgroupMode;
+
+typedef enum
+{
+  CRISP_CGROUP_DRIVER_CGROUPFS,
+  CRISP_CGROUP_DRIVER_SYSTEMD,
+} CrispCgroupDriver;
+
+/* The host's cgroup layout.  root is normally "/sys/fs/cgroup". */
+typedef struct
+{
+  char *root;
+  CrispCgroupMode mode;
+} CrispCgroups;
+
+void crisp_cgroups_free (CrispCgroups *cg);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispCgroups, crisp_cgroups_free)
+
+/* Detects the layout at root (NULL: /sys/fs/cgroup) by filesystem type: cgroup2 at root is
+ * V2; a tmpfs with cgroup2 at root/unified is HYBRID; otherwise V1.  Fails with
+ * FAILED_PRECONDITION when root is not a cgroup mount point at all. */
+CrispCgroups *crisp_cgroups_new (const char *root, GError **error);
+
+/* The same object with the layout given, for tests and fixture directories. */
+CrispCgroups *crisp_cgroups_new_with_mode (const char *root, CrispCgroupMode mode);
+
+const char *crisp_cgroup_mode_to_string (CrispCgroupMode mode);
+
+/* Whether controller (e.g. "hugetlb", "memory") is usable: for V1/HYBRID its hierarchy
+ * directory root/<controller> exists; for V2 it is listed in root/cgroup.controllers. */
+gboolean crisp_cgroups_has_controller (CrispCgroups *cg, const char *controller);
+
+/* A container's cgroup for driver, parent (the pod's cgroup_parent) and container id:
+ * *out_oci_path is the OCI spec's linux.cgroupsPath ("/parent/crisp-<id>" for cgroupfs,
+ * "parent.slice:crisp:<id>" for systemd) and *out_rel_path the cgroup's path relative to
+ * each hierarchy's root ("parent/crisp-<id>", or the systemd slice expanded:
+ * "kubepods.slice/kubepods-besteffort.slice/.../crisp-<id>.scope").  Either out may be NULL.
+ * parent is hostile: INVALID_ARGUMENT for ".." components, control characters, over 4096
+ * bytes, or for systemd a parent that is not a "*.slice" name.  An empty parent is the root
+ * for cgroupfs and "system.slice" (runc's default) for systemd. */
+gboolean crisp_cgroups_container_path (CrispCgroupDriver driver, const char *parent, const char *id,
+                                       char **out_oci_path, char **out_rel_path, GError **error);
+
+/* "cgroupfs" or "systemd" (the sandbox options' cgroup_driver string); INVALID_ARGUMENT
+ * otherwise. */
+gboolean crisp_cgroups_driver_from_string (const char *name, CrispCgroupDriver *out_driver,
+                                           GError **error);
+
+/* The pod's own cgroup (cgroup_parent) relative to each hierarchy's root, for PodSandboxStats:
+ * "kubepods/pod1" for cgroupfs, the expanded slice path for systemd.  Same checks as above. */
+gboolean crisp_cgroups_parent_path (CrispCgroupDriver driver, const char *parent,
+                                    char **out_rel_path, GError **error);
+
+/* CPU and memory of one cgroup, the figures CRI ContainerStats reports.  has_* say which
+ * controllers could be read. */
+typedef struct
+{
+  gint64 timestamp_ns; /* CLOCK_REALTIME when read */
+  gboolean has_cpu;
+  guint64 cpu_usage_ns; /* cumulative */
+  gboolean has_memory;
+  guint64 memory_usage;       /* v1 memory.usage_in_bytes, v2 memory.current */
+  guint64 memory_working_set; /* usage - inactive_file, floored at 0 */
+  guint64 memory_rss;         /* v1 total_rss, v2 anon */
+  guint64 memory_limit;       /* 0: unlimited */
+  guint64 page_faults;
+  guint64 major_page_faults;
+} CrispCgroupStats;
+
+/* Reads the stats of the cgroup at rel_path (as from crisp_cgroups_container_path).
+ * NOT_FOUND when the cgroup does not exist in any hierarchy (container gone); a
+ * controller that is missing only leaves its has_* FALSE. */
+gboolean crisp_cgroups_read_stats (CrispCgroups *cg, const char *rel_path,
+                                   CrispCgroupStats *out_stats, GError **error);
+
+/* Parses "key value" lines (memory.stat, cpu.stat) for key; FALSE when absent/garbled. */
+gboolean crisp_cgroups_parse_stat (const char *text, const char *key, guint64 *out_value);
+
+/* Checks CRI LinuxContainerResources coming from a request: cpu_period 0 or 1000..1000000,
+ * cpu_quota 0, -1 or >= 1000, cpu_shares 0 or 2..262144, memory limits >= 0 (swap -1 =
+ * unlimited), oom_score_adj -1000..1000, cpuset lists of digits, ',' and '-', hugepage sizes
+ * like "2MB", unified keys "<controller>.<file>" with single-line values; bounded counts.
+ * INVALID_ARGUMENT naming the field and value. */
+gboolean crisp_cgroups_validate_resources (const Runtime__V1__LinuxContainerResources *r,
+                                           GError **error);
+
+/* cgroup v1 to v2 conversions (as runc and crun do them). */
+guint64 crisp_cgroups_shares_to_weight (guint64 shares); /* 0 -> 0 (unset), 2..262144 -> 1..10000 */
+/* cpu.max "quota period" line; quota <= 0 is "max"; period 0 is the default 100000. */
+char *crisp_cgroups_cpu_max (gint64 quota, gint64 period);
+/* memory.swap.max from CRI's memory+swap figure: "max" when swap is -1, swap - memory (at
+ * least 0) when both are set, NULL (leave alone) otherwise. */
+char *crisp_cgroups_swap_max (gint64 memory_limit, gint64 memory_swap_limit);
+
+/* UpdateContainerResources: writes r into the cgroup at rel_path.  V1/HYBRID: cpu.shares,
+ * cpu.cfs_period_us, cpu.cfs_quota_us, memory.limit_in_bytes (and memory.memsw.limit_in_bytes
+ * where swap accounting exists, in the order the kernel accepts), cpuset.cpus/mems,
+ * hugetlb.<size>.limit_in_bytes where mounted; unified entries are refused (INVALID_ARGUMENT)
+ * since there is no v2 controller.  V2: cpu.weight, cpu.max, memory.max, memory.swap.max,
+ * cpuset.cpus/mems, hugetlb.<size>.max, and unified entries as named (file must exist).
+ * Zero fields are left alone.  Validates r first.  NOT_FOUND when the cgroup is gone. */
+gboolean crisp_cgroups_update (CrispCgroups *cg, const char *rel_path,
+                               const Runtime__V1__LinuxContainerResources *r, GError **error);
+
+/* This process's cgroup path in the v1 hierarchy holding controller (or the v2 path when
+ * controller is NULL), from /proc/self/cgroup; e.g. "/process_api/…" for "memory". */
+char *crisp_cgroups_self_path (const char *controller, GError **error);
+
+G_END_DECLS

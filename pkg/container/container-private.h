@@ -1,0 +1,135 @@
+/* Internals of pkg/container shared between its files. */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "container.h"
+#include "crisp-cgroups.h"
+#include "crisp-error.h"
+#include "crisp-oci.h"
+#include "pkg/config/crisp-config.h"
+#include "pkg/image/image-service.h"
+#include "pkg/sandbox/sandbox.h"
+#include "pkg/store/store.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  CRISP_CONTAINER_CREATING, /* CreateContainer in progress (or crashed: removed at start-up) */
+  CRISP_CONTAINER_CREATED,
+  CRISP_CONTAINER_RUNNING,
+  CRISP_CONTAINER_EXITED,
+  CRISP_CONTAINER_REMOVING, /* RemoveContainer in progress (finished at start-up) */
+} CrispContainerState;
+
+/* A container. Identity fields never change after creation; `state`, the times, the exit
+ * facts and `resources` change under the service lock, and every operation on one container
+ * holds its op_lock. */
+typedef struct
+{
+  gint ref_count;
+  char *id;
+  char *pod_id;
+  char *name; /* metadata.name */
+  guint32 attempt;
+  Runtime__V1__ContainerConfig *config; /* as requested, unpacked from config.pb */
+  char *image_id;                       /* sha256:... */
+  char *image_ref;                      /* a repo digest of the image, or its id */
+  char *runtime;                        /* runtime handler name */
+  char *runtime_path;
+  char *runtime_root;
+  char *log_path; /* absolute, or NULL */
+  char *cgroup_path;
+  char *stop_signal;
+  CrispContainerState state;
+  gint64 created_at, started_at, finished_at; /* ns since the epoch; 0: not yet */
+  int exit_code;
+  gboolean oom_killed;
+  char *reason, *message;
+  int pid;                /* the container's init, in crisp's PID namespace */
+  guint64 pid_start_time; /* its start time in clock ticks, for pid reuse */
+  int monitor_pid;
+  guint64 monitor_start_time;
+  int monitor_version;
+  JsonNode *resources; /* the linux resources last applied, as JSON (for status) */
+  GMutex op_lock;
+} CrispContainer;
+
+CrispContainer *crisp_container_ref (CrispContainer *c);
+void crisp_container_unref (CrispContainer *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispContainer, crisp_container_unref)
+
+struct _CrispContainerService
+{
+  const CrispConfig *config;
+  struct _CrispPodService *pods;
+  struct _CrispImageService *images;
+  CrispStore *store; /* <root>/containers: container.json, config.pb, upper/, work/ */
+  char *run_dir;     /* <run-root>/containers/<id>: bundle, rootfs, monitor state */
+  GMutex lock;       /* guards the tables and each container's mutable fields */
+  GHashTable *by_id; /* id -> CrispContainer */
+  GHashTable *names; /* "pod/name/attempt" -> id, for CreateContainer retries */
+  CrispCgroups *cgroups;
+  CrispCgroupDriver cgroup_driver;
+  CrispOciHost host; /* probed once at start-up */
+};
+
+/* container-record.c */
+CrispContainer *crisp_container_new (void);
+JsonNode *crisp_container_to_json (CrispContainer *c);
+CrispContainer *crisp_container_from_json (const char *id, JsonNode *node, GError **error);
+const char *crisp_container_state_to_string (CrispContainerState state);
+char *crisp_container_name_key (const char *pod_id, const char *name, guint32 attempt);
+
+/* Paths of one container. */
+char *crisp_container_run_path (CrispContainerService *svc, const char *id, const char *sub);
+char *crisp_container_root_path (CrispContainerService *svc, const char *id, const char *sub);
+
+/* container-runtime.c: the OCI runtime and the monitor. */
+gboolean crisp_container_runtime_start (CrispContainer *c, GError **error);
+gboolean crisp_container_runtime_delete (CrispContainer *c, GError **error);
+/* Reads the monitor's exit file into c (under the caller's lock); FALSE when absent. */
+gboolean crisp_container_read_exit (CrispContainerService *svc, CrispContainer *c);
+/* Whether pid still is the process that started at start_time. */
+gboolean crisp_process_matches (int pid, guint64 start_time);
+guint64 crisp_process_start_time (int pid);
+
+/* container-spec.c */
+gboolean crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, CrispPod *pod,
+                                     const CrispImage *img,
+                                     const Runtime__V1__CreateContainerRequest *req,
+                                     const char *rootfs, const char *bundle, GError **error);
+
+/* container-status.c */
+/* Every map<string,string> entry type of the protocol has this layout. */
+typedef struct
+{
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+} CrispProtoStringEntry;
+
+/* A deep copy through the wire format: the simplest correct copy for protobuf-c. */
+void *crisp_proto_dup (const ProtobufCMessage *m);
+/* Copies a map's entries into entries of another map type (desc), malloc'd. */
+void *crisp_proto_copy_map (size_t n, void *const *src, const ProtobufCMessageDescriptor *desc,
+                            size_t *out_n);
+Runtime__V1__Container *crisp_container_build_item (CrispContainerService *svc, CrispContainer *c);
+Runtime__V1__ContainerStatusResponse *
+crisp_container_build_status (CrispContainerService *svc, CrispContainer *c, gboolean verbose);
+Runtime__V1__ContainerState crisp_container_cri_state (CrispContainerState state);
+
+/* container-service.c */
+CrispContainer *crisp_container_lookup (CrispContainerService *svc, const char *id, GError **error);
+GPtrArray *crisp_container_snapshot (CrispContainerService *svc, const char *pod_id);
+void crisp_container_remember (CrispContainerService *svc, CrispContainer *c);
+void crisp_container_forget (CrispContainerService *svc, CrispContainer *c);
+/* Monitor, runtime state, mounts and directories; the caller forgets the container. */
+gboolean crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, GError **error);
+gboolean crisp_container_monitor_alive (CrispContainer *c);
+gboolean crisp_container_save (CrispContainerService *svc, CrispContainer *c, GError **error);
+/* Refreshes a running container's state from its monitor's files. */
+void crisp_container_refresh (CrispContainerService *svc, CrispContainer *c);
+
+G_END_DECLS

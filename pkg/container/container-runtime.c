@@ -1,0 +1,124 @@
+/* Calls into the OCI runtime (start, delete) and reads what the monitor leaves behind. */
+#include "config.h"
+
+#include "container-private.h"
+
+#include "crisp-base.h"
+#include "monitor-protocol.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Runs `<runtime> [--root R] <verb> [args] <id>`; its stderr becomes the error message. */
+static gboolean
+run_runtime (CrispContainer *c, const char *verb, const char *flag, GError **error)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, c->runtime_path);
+  if (c->runtime_root)
+    {
+      g_ptr_array_add (argv, (char *) "--root");
+      g_ptr_array_add (argv, c->runtime_root);
+    }
+  g_ptr_array_add (argv, (char *) verb);
+  if (flag)
+    g_ptr_array_add (argv, (char *) flag);
+  g_ptr_array_add (argv, c->id);
+  g_ptr_array_add (argv, NULL);
+  g_autofree char *err = NULL;
+  int status = 0;
+  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL,
+                     G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err,
+                     &status, error))
+    return crisp_prefix_error (error, "running '%s %s': ", c->runtime_path, verb);
+  if (!g_spawn_check_wait_status (status, NULL))
+    {
+      g_strstrip (err);
+      return crisp_throw (error, CRISP_ERROR_INTERNAL, "'%s %s' failed for container '%s': %.1024s",
+                          c->runtime_path, verb, c->id, err);
+    }
+  return TRUE;
+}
+
+gboolean
+crisp_container_runtime_start (CrispContainer *c, GError **error)
+{
+  return run_runtime (c, "start", NULL, error);
+}
+
+gboolean
+crisp_container_runtime_delete (CrispContainer *c, GError **error)
+{
+  return run_runtime (c, "delete", "--force", error);
+}
+
+guint64
+crisp_process_start_time (int pid)
+{
+  char path[64], buf[1024];
+  snprintf (path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen (path, "re");
+  if (f == NULL)
+    return 0;
+  size_t n = fread (buf, 1, sizeof buf - 1, f);
+  fclose (f);
+  buf[n] = '\0';
+  /* The command name may hold spaces and parentheses: fields resume after the last ')'. */
+  char *p = strrchr (buf, ')');
+  if (p == NULL)
+    return 0;
+  unsigned long long start = 0;
+  /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime
+   * cstime priority nice threads itrealvalue starttime */
+  if (sscanf (p + 2,
+              "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+              "%*d %llu",
+              &start)
+      != 1)
+    return 0;
+  return start;
+}
+
+gboolean
+crisp_process_matches (int pid, guint64 start_time)
+{
+  if (pid <= 0)
+    return FALSE;
+  guint64 now = crisp_process_start_time (pid);
+  return now != 0 && (start_time == 0 || now == start_time);
+}
+
+static const char *
+exit_value (char **lines, const char *key)
+{
+  size_t klen = strlen (key);
+  for (char **l = lines; *l; l++)
+    if (strncmp (*l, key, klen) == 0 && (*l)[klen] == '=')
+      return *l + klen + 1;
+  return NULL;
+}
+
+gboolean
+crisp_container_read_exit (CrispContainerService *svc, CrispContainer *c)
+{
+  g_autofree char *dir = crisp_container_run_path (svc, c->id, "monitor");
+  _cleanup_close_ int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  char *buf = NULL;
+  if (dfd < 0 || crisp_read_all_at (dfd, CRISP_MONITOR_FILE_EXIT, 4096, &buf, NULL) < 0)
+    return FALSE;
+  g_auto (GStrv) lines = g_strsplit (buf, "\n", -1);
+  free (buf);
+  const char *status = exit_value (lines, "status");
+  const char *at = exit_value (lines, "exited_at_ns");
+  const char *oom = exit_value (lines, "oom_killed");
+  if (status == NULL)
+    return FALSE;
+  c->exit_code = (int) g_ascii_strtoll (status, NULL, 10);
+  c->finished_at = at ? g_ascii_strtoll (at, NULL, 10) : g_get_real_time () * 1000;
+  c->oom_killed = oom != NULL && g_str_equal (oom, "1");
+  c->state = CRISP_CONTAINER_EXITED;
+  g_free (c->reason);
+  c->reason = g_strdup (c->oom_killed ? "OOMKilled" : c->exit_code == 0 ? "Completed" : "Error");
+  return TRUE;
+}

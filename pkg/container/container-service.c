@@ -1,0 +1,420 @@
+/* The container service: tables, records, recovery at start-up, and the lifecycle calls. */
+#include "config.h"
+
+#include "container-private.h"
+
+#include "crisp-base.h"
+#include "monitor-client.h"
+#include "monitor-protocol.h"
+#include "pkg/image/image-service.h"
+#include "pkg/sandbox/sandbox.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
+
+#define RECORD "container.json"
+#define MAX_NAME 253
+/* How long RemoveContainer waits for the monitor's own `runtime delete` before doing it. */
+#define MONITOR_EXIT_WAIT_MS 10000
+/* How long a stop waits for the exit file once the process is gone. */
+#define EXIT_FILE_WAIT_MS 10000
+
+char *
+crisp_container_run_path (CrispContainerService *svc, const char *id, const char *sub)
+{
+  return g_build_filename (svc->run_dir, id, sub, NULL);
+}
+
+char *
+crisp_container_root_path (CrispContainerService *svc, const char *id, const char *sub)
+{
+  g_autofree char *dir = crisp_store_object_path (svc->store, id);
+  return g_build_filename (dir, sub, NULL);
+}
+
+gboolean
+crisp_container_save (CrispContainerService *svc, CrispContainer *c, GError **error)
+{
+  g_mutex_lock (&svc->lock);
+  g_autoptr (JsonNode) node = crisp_container_to_json (c);
+  g_mutex_unlock (&svc->lock);
+  return crisp_store_save (svc->store, c->id, RECORD, node, error);
+}
+
+void
+crisp_container_refresh (CrispContainerService *svc, CrispContainer *c)
+{
+  g_mutex_lock (&svc->lock);
+  gboolean live = c->state == CRISP_CONTAINER_CREATED || c->state == CRISP_CONTAINER_RUNNING;
+  gboolean changed = live && crisp_container_read_exit (svc, c);
+  g_mutex_unlock (&svc->lock);
+  g_autoptr (GError) error = NULL;
+  if (changed && !crisp_container_save (svc, c, &error))
+    g_debug ("container '%s': saving its exit: %s", c->id, error->message);
+}
+
+/* A new reference to the container `id` names (full id or unique prefix), or NOT_FOUND. */
+CrispContainer *
+crisp_container_lookup (CrispContainerService *svc, const char *id, GError **error)
+{
+  if (id == NULL || *id == '\0')
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "container id is empty"), NULL;
+  g_mutex_lock (&svc->lock);
+  CrispContainer *found = g_hash_table_lookup (svc->by_id, id);
+  guint matches = found ? 1 : 0;
+  if (found == NULL && strlen (id) < 64)
+    {
+      GHashTableIter it;
+      gpointer value;
+      g_hash_table_iter_init (&it, svc->by_id);
+      while (g_hash_table_iter_next (&it, NULL, &value))
+        if (g_str_has_prefix (((CrispContainer *) value)->id, id) && ++matches)
+          found = value;
+    }
+  if (found != NULL && matches == 1)
+    crisp_container_ref (found);
+  g_mutex_unlock (&svc->lock);
+  if (matches > 1)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "container id '%s' is ambiguous", id),
+           NULL;
+  if (found == NULL)
+    return crisp_throw (error, CRISP_ERROR_NOT_FOUND, "container '%s' not found", id), NULL;
+  return found;
+}
+
+/* Containers of one pod, or all (pod_id NULL): new references. */
+GPtrArray *
+crisp_container_snapshot (CrispContainerService *svc, const char *pod_id)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) crisp_container_unref);
+  g_mutex_lock (&svc->lock);
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, svc->by_id);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      CrispContainer *c = value;
+      if (pod_id == NULL || g_str_equal (c->pod_id, pod_id))
+        g_ptr_array_add (out, crisp_container_ref (c));
+    }
+  g_mutex_unlock (&svc->lock);
+  return out;
+}
+
+gboolean
+crisp_container_service_image_in_use (CrispContainerService *svc, const char *image_id)
+{
+  gboolean used = FALSE;
+  g_mutex_lock (&svc->lock);
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, svc->by_id);
+  while (!used && g_hash_table_iter_next (&it, NULL, &value))
+    used = g_strcmp0 (((CrispContainer *) value)->image_id, image_id) == 0;
+  g_mutex_unlock (&svc->lock);
+  return used;
+}
+
+/* Unmounts the root filesystem if it is mounted; a missing mount is fine. */
+static gboolean
+unmount_rootfs (CrispContainerService *svc, CrispContainer *c, GError **error)
+{
+  g_autofree char *rootfs = crisp_container_run_path (svc, c->id, "rootfs");
+  if (umount2 (rootfs, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
+    return crisp_throw_errno (error, errno, "unmounting '%s'", rootfs);
+  return TRUE;
+}
+
+gboolean
+crisp_container_monitor_alive (CrispContainer *c)
+{
+  return crisp_process_matches (c->monitor_pid, c->monitor_start_time);
+}
+
+/* Waits for the monitor to finish (it deletes the runtime's state before it exits). */
+static gboolean
+wait_monitor_exit (CrispContainer *c, int timeout_ms)
+{
+  for (int waited = 0; crisp_container_monitor_alive (c); waited += 10)
+    {
+      if (waited >= timeout_ms)
+        return FALSE;
+      g_usleep (10 * 1000);
+    }
+  return TRUE;
+}
+
+/* Everything of a container but its table entries: monitor, runtime state, mounts, dirs. */
+gboolean
+crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, GError **error)
+{
+  if (crisp_container_monitor_alive (c) && !wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS))
+    {
+      g_debug ("container '%s': monitor %d still there, killing it", c->id, c->monitor_pid);
+      kill (c->monitor_pid, SIGKILL);
+    }
+  g_autoptr (GError) local = NULL;
+  if (c->runtime_path != NULL && !crisp_container_runtime_delete (c, &local))
+    g_debug ("container '%s': %s", c->id, local->message); /* usually: already deleted */
+  if (!unmount_rootfs (svc, c, error))
+    return FALSE;
+  _cleanup_close_ int dfd = open (svc->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int r = dfd < 0 ? -errno : crisp_store_rm_rf_at (dfd, c->id);
+  if (r < 0 && r != -ENOENT)
+    return crisp_throw_errno (error, r, "removing the run directory of container '%s'", c->id);
+  return crisp_store_remove (svc->store, c->id, error);
+}
+
+static gboolean
+still_known (CrispContainerService *svc, CrispContainer *c)
+{
+  g_mutex_lock (&svc->lock);
+  gboolean known = g_hash_table_lookup (svc->by_id, c->id) == c;
+  g_mutex_unlock (&svc->lock);
+  return known;
+}
+
+void
+crisp_container_forget (CrispContainerService *svc, CrispContainer *c)
+{
+  g_mutex_lock (&svc->lock);
+  g_autofree char *key = crisp_container_name_key (c->pod_id, c->name, c->attempt);
+  const char *owner = g_hash_table_lookup (svc->names, key);
+  if (g_strcmp0 (owner, c->id) == 0)
+    g_hash_table_remove (svc->names, key);
+  g_hash_table_remove (svc->by_id, c->id);
+  g_mutex_unlock (&svc->lock);
+}
+
+void
+crisp_container_remember (CrispContainerService *svc, CrispContainer *c)
+{
+  g_hash_table_insert (svc->by_id, c->id, crisp_container_ref (c));
+  g_hash_table_insert (svc->names, crisp_container_name_key (c->pod_id, c->name, c->attempt),
+                       g_strdup (c->id));
+}
+
+/* Sends sig to the container's init through a pidfd, so a recycled pid is never hit. */
+static int
+signal_init (CrispContainer *c, int sig, int *out_pidfd)
+{
+  if (!crisp_process_matches (c->pid, c->pid_start_time))
+    return -ESRCH;
+  int fd = (int) syscall (SYS_pidfd_open, c->pid, 0);
+  if (fd < 0)
+    return -errno;
+  /* Checked again now that the pidfd pins the process. */
+  if (!crisp_process_matches (c->pid, c->pid_start_time)
+      || syscall (SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0)
+    {
+      int r = errno ? -errno : -ESRCH;
+      close (fd);
+      return r;
+    }
+  *out_pidfd = fd;
+  return 0;
+}
+
+static gboolean
+wait_pidfd (int pidfd, gint64 timeout_ms)
+{
+  struct pollfd p = { .fd = pidfd, .events = POLLIN };
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * 1000;
+  for (;;)
+    {
+      gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
+      int r = poll (&p, 1, (int) MAX (left, 0));
+      if (r > 0)
+        return TRUE;
+      if (r == 0 || (r < 0 && errno != EINTR))
+        return FALSE;
+    }
+}
+
+static void
+wait_exit_file (CrispContainerService *svc, CrispContainer *c)
+{
+  for (int waited = 0; waited < EXIT_FILE_WAIT_MS; waited += 5)
+    {
+      crisp_container_refresh (svc, c);
+      if (c->state == CRISP_CONTAINER_EXITED || !crisp_container_monitor_alive (c))
+        return;
+      g_usleep (5 * 1000);
+    }
+}
+
+static int
+parse_signal (const char *name)
+{
+  static const struct
+  {
+    const char *name;
+    int sig;
+  } table[] = {
+    { "TERM", SIGTERM }, { "KILL", SIGKILL }, { "INT", SIGINT },   { "QUIT", SIGQUIT },
+    { "HUP", SIGHUP },   { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "WINCH", SIGWINCH },
+    { "PWR", SIGPWR },   { "STOP", SIGSTOP }, { "CONT", SIGCONT },
+  };
+  if (name == NULL || *name == '\0')
+    return SIGTERM;
+  if (g_ascii_isdigit (*name))
+    {
+      gint64 n = g_ascii_strtoll (name, NULL, 10);
+      return n > 0 && n < 65 ? (int) n : SIGTERM;
+    }
+  const char *bare = g_ascii_strncasecmp (name, "SIG", 3) == 0 ? name + 3 : name;
+  for (gsize i = 0; i < G_N_ELEMENTS (table); i++)
+    if (g_ascii_strcasecmp (bare, table[i].name) == 0)
+      return table[i].sig;
+  return SIGTERM;
+}
+
+/* Under c->op_lock. */
+static gboolean
+stop_locked (CrispContainerService *svc, CrispContainer *c, gint64 timeout)
+{
+  crisp_container_refresh (svc, c);
+  if (c->state != CRISP_CONTAINER_RUNNING && c->state != CRISP_CONTAINER_CREATED)
+    return TRUE;
+  int sig = c->state == CRISP_CONTAINER_RUNNING && timeout > 0 ? parse_signal (c->stop_signal)
+                                                               : SIGKILL;
+  _cleanup_close_ int pidfd = -1;
+  int r = signal_init (c, sig, &pidfd);
+  if (r == 0 && sig != SIGKILL && !wait_pidfd (pidfd, timeout * 1000))
+    {
+      g_debug ("container '%s': still running after %" G_GINT64_FORMAT " s, killing", c->id,
+               timeout);
+      syscall (SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    }
+  if (r == 0)
+    wait_pidfd (pidfd, EXIT_FILE_WAIT_MS);
+  wait_exit_file (svc, c);
+  if (c->state != CRISP_CONTAINER_EXITED && !crisp_container_monitor_alive (c))
+    {
+      /* The monitor died without writing the exit file: record what we know. */
+      g_mutex_lock (&svc->lock);
+      c->state = CRISP_CONTAINER_EXITED;
+      c->exit_code = 255;
+      c->finished_at = g_get_real_time () * 1000;
+      g_free (c->reason);
+      c->reason = g_strdup ("Unknown");
+      g_free (c->message);
+      c->message = g_strdup ("the container's monitor exited without recording an exit status");
+      g_mutex_unlock (&svc->lock);
+      crisp_container_save (svc, c, NULL);
+    }
+  return TRUE;
+}
+
+gboolean
+crisp_container_service_stop (CrispContainerService *svc, const char *id, gint64 timeout,
+                              GCancellable *cancellable, GError **error)
+{
+  g_autoptr (CrispContainer) c = crisp_container_lookup (svc, id, error);
+  if (c == NULL)
+    return FALSE;
+  g_mutex_lock (&c->op_lock);
+  gboolean ok = stop_locked (svc, c, MAX (timeout, 0));
+  g_mutex_unlock (&c->op_lock);
+  if (ok && c->state != CRISP_CONTAINER_EXITED && c->state != CRISP_CONTAINER_REMOVING)
+    return crisp_throw (error, CRISP_ERROR_INTERNAL, "container '%s' did not stop", c->id);
+  return ok;
+}
+
+static gboolean
+remove_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
+{
+  if (c->state == CRISP_CONTAINER_RUNNING || c->state == CRISP_CONTAINER_CREATED)
+    stop_locked (svc, c, 0);
+  g_mutex_lock (&svc->lock);
+  c->state = CRISP_CONTAINER_REMOVING;
+  g_mutex_unlock (&svc->lock);
+  if (!crisp_container_save (svc, c, error) || !crisp_container_destroy (svc, c, error))
+    return crisp_prefix_error (error, "removing container '%s': ", c->id);
+  crisp_container_forget (svc, c);
+  return TRUE;
+}
+
+gboolean
+crisp_container_service_remove (CrispContainerService *svc, const char *id,
+                                GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  g_autoptr (CrispContainer) c = crisp_container_lookup (svc, id, &local);
+  if (c == NULL)
+    {
+      if (g_error_matches (local, CRISP_ERROR, CRISP_ERROR_NOT_FOUND))
+        return TRUE; /* idempotent */
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  g_mutex_lock (&c->op_lock);
+  gboolean ok = TRUE;
+  if (still_known (svc, c)) /* not removed meanwhile */
+    ok = remove_locked (svc, c, error);
+  g_mutex_unlock (&c->op_lock);
+  return ok;
+}
+
+gboolean
+crisp_container_service_start (CrispContainerService *svc, const char *id, GError **error)
+{
+  g_autoptr (CrispContainer) c = crisp_container_lookup (svc, id, error);
+  if (c == NULL)
+    return FALSE;
+  g_mutex_lock (&c->op_lock);
+  crisp_container_refresh (svc, c);
+  gboolean ok;
+  if (c->state != CRISP_CONTAINER_CREATED)
+    ok = crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is %s, not created",
+                      c->id, crisp_container_state_to_string (c->state));
+  else
+    ok = crisp_container_runtime_start (c, error);
+  if (ok)
+    {
+      g_mutex_lock (&svc->lock);
+      c->started_at = g_get_real_time () * 1000;
+      c->state = CRISP_CONTAINER_RUNNING;
+      g_mutex_unlock (&svc->lock);
+      ok = crisp_container_save (svc, c, error);
+      crisp_container_refresh (svc, c); /* it may have exited already */
+    }
+  g_mutex_unlock (&c->op_lock);
+  return ok;
+}
+
+static gboolean
+for_each_in_pod (CrispContainerService *svc, const char *pod_id, gboolean remove, GError **error)
+{
+  g_autoptr (GPtrArray) all = crisp_container_snapshot (svc, pod_id);
+  for (guint i = 0; i < all->len; i++)
+    {
+      CrispContainer *c = all->pdata[i];
+      g_mutex_lock (&c->op_lock);
+      gboolean ok = remove ? !still_known (svc, c) || remove_locked (svc, c, error)
+                           : stop_locked (svc, c, 0);
+      g_mutex_unlock (&c->op_lock);
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+crisp_container_service_stop_pod (gpointer svc, const char *pod_id, GCancellable *cancellable,
+                                  GError **error)
+{
+  return for_each_in_pod (svc, pod_id, FALSE, error);
+}
+
+gboolean
+crisp_container_service_remove_pod (gpointer svc, const char *pod_id, GCancellable *cancellable,
+                                    GError **error)
+{
+  return for_each_in_pod (svc, pod_id, TRUE, error);
+}

@@ -1,0 +1,76 @@
+/* Containers: the container half of the CRI RuntimeService — create, start, stop, remove,
+ * status, list, exec-sync, log reopen, resources and stats — on top of one crisp-conmon per
+ * container. Every fact is on disk before a call returns, so a restarted crisp rebuilds all
+ * of it from the records, the monitors' files and the kernel. Thread-safe. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "proto/runtime.pb-c.h"
+
+G_BEGIN_DECLS
+
+typedef struct _CrispContainerService CrispContainerService;
+struct _CrispPodService;
+struct _CrispImageService;
+struct CrispConfig;
+
+/* Loads every container record, reconnects the live ones, collects the exit codes written
+ * while crisp was down, and removes what an interrupted create left behind. */
+CrispContainerService *crisp_container_service_new (const struct CrispConfig *config,
+                                                    struct _CrispPodService *pods,
+                                                    struct _CrispImageService *images,
+                                                    GError **error);
+void crisp_container_service_free (CrispContainerService *svc);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispContainerService, crisp_container_service_free)
+
+/* Whether any container was made from the image (RemoveImage refuses then). */
+gboolean crisp_container_service_image_in_use (CrispContainerService *svc, const char *image_id);
+
+char *crisp_container_service_create (CrispContainerService *svc,
+                                      const Runtime__V1__CreateContainerRequest *req,
+                                      GCancellable *cancellable, GError **error);
+gboolean crisp_container_service_start (CrispContainerService *svc, const char *id, GError **error);
+/* timeout: seconds before SIGKILL (0: at once). Stopping a stopped container succeeds. */
+gboolean crisp_container_service_stop (CrispContainerService *svc, const char *id, gint64 timeout,
+                                       GCancellable *cancellable, GError **error);
+/* Stops if needed, then removes everything; a missing container is success. */
+gboolean crisp_container_service_remove (CrispContainerService *svc, const char *id,
+                                         GCancellable *cancellable, GError **error);
+
+/* For the pod service: stop (kill) or remove every container of a pod. */
+gboolean crisp_container_service_stop_pod (gpointer svc, const char *pod_id,
+                                           GCancellable *cancellable, GError **error);
+gboolean crisp_container_service_remove_pod (gpointer svc, const char *pod_id,
+                                             GCancellable *cancellable, GError **error);
+
+/* Responses allocated with malloc: free with protobuf_c_message_free_unpacked (m, NULL). */
+Runtime__V1__ContainerStatusResponse *crisp_container_service_status (CrispContainerService *svc,
+                                                                      const char *id,
+                                                                      gboolean verbose,
+                                                                      GError **error);
+Runtime__V1__ListContainersResponse *
+crisp_container_service_list (CrispContainerService *svc, const Runtime__V1__ContainerFilter *f);
+
+Runtime__V1__ExecSyncResponse *
+crisp_container_service_exec_sync (CrispContainerService *svc,
+                                   const Runtime__V1__ExecSyncRequest *req, GError **error);
+gboolean crisp_container_service_reopen_log (CrispContainerService *svc, const char *id,
+                                             GError **error);
+gboolean
+crisp_container_service_update_resources (CrispContainerService *svc,
+                                          const Runtime__V1__UpdateContainerResourcesRequest *req,
+                                          GError **error);
+
+Runtime__V1__ContainerStatsResponse *crisp_container_service_stats (CrispContainerService *svc,
+                                                                    const char *id, GError **error);
+Runtime__V1__ListContainerStatsResponse *
+crisp_container_service_list_stats (CrispContainerService *svc,
+                                    const Runtime__V1__ContainerStatsFilter *filter);
+Runtime__V1__PodSandboxStatsResponse *
+crisp_container_service_pod_stats (CrispContainerService *svc, const char *pod_id, GError **error);
+Runtime__V1__ListPodSandboxStatsResponse *
+crisp_container_service_list_pod_stats (CrispContainerService *svc,
+                                        const Runtime__V1__PodSandboxStatsFilter *filter);
+
+G_END_DECLS

@@ -1,0 +1,305 @@
+/* mounts[] (the defaults every container gets, the pod's files, the request's bind mounts with
+ * their propagation) and devices (the request's, or every host device when privileged). */
+#include "config.h"
+
+#include "oci-private.h"
+#include "crisp-error.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#define MAX_DEVICES 128
+#define MAX_HOST_DEVICES 4096
+#define MAX_DEV_DEPTH 8
+
+static JsonObject *
+mount_new (const char *dest, const char *type, const char *source, const char *const *options)
+{
+  JsonObject *m = json_object_new ();
+  json_object_set_string_member (m, "destination", dest);
+  json_object_set_string_member (m, "type", type);
+  json_object_set_string_member (m, "source", source);
+  json_object_set_array_member (m, "options", crisp_oci_strv_array (options));
+  return m;
+}
+
+static JsonObject *
+bind_new (const char *dest, const char *source, gboolean readonly, const char *propagation)
+{
+  const char *opts[] = { "rbind", propagation, readonly ? "ro" : "rw", NULL };
+  return mount_new (dest, "bind", source, opts);
+}
+
+static gboolean
+taken (GHashTable *dests, const char *dest)
+{
+  return g_hash_table_contains (dests, dest);
+}
+
+/* The defaults, skipping any destination the request mounts itself (kubelet brings its own
+ * /etc/hosts, for one). */
+static void
+add_default_mounts (const CrispOciInput *in, JsonArray *mounts, GHashTable *dests,
+                    gboolean privileged)
+{
+  const char *proc[] = { "nosuid", "noexec", "nodev", NULL };
+  const char *dev[] = { "nosuid", "strictatime", "mode=755", "size=65536k", NULL };
+  const char *pts[]
+      = { "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5", NULL };
+  const char *mqueue[] = { "nosuid", "noexec", "nodev", NULL };
+  const char *sys[] = { "nosuid", "noexec", "nodev", privileged ? "rw" : "ro", NULL };
+  const char *cgroup[]
+      = { "nosuid", "noexec", "nodev", "relatime", privileged ? "rw" : "ro", NULL };
+  const char *shm[] = { "nosuid", "noexec", "nodev", "mode=1777", "size=65536k", NULL };
+  const gboolean ro = crisp_oci_security_context (in)->readonly_rootfs;
+  struct
+  {
+    JsonObject *m;
+  } all[] = {
+    { mount_new ("/proc", "proc", "proc", proc) },
+    { mount_new ("/dev", "tmpfs", "tmpfs", dev) },
+    { mount_new ("/dev/pts", "devpts", "devpts", pts) },
+    { mount_new ("/dev/mqueue", "mqueue", "mqueue", mqueue) },
+    { mount_new ("/sys", "sysfs", "sysfs", sys) },
+    { mount_new ("/sys/fs/cgroup", "cgroup", "cgroup", cgroup) },
+    { in->shm_path ? bind_new ("/dev/shm", in->shm_path, FALSE, "rprivate")
+                   : mount_new ("/dev/shm", "tmpfs", "shm", shm) },
+    { in->resolv_conf_path ? bind_new ("/etc/resolv.conf", in->resolv_conf_path, ro, "rprivate")
+                           : NULL },
+    { in->hostname_path ? bind_new ("/etc/hostname", in->hostname_path, ro, "rprivate") : NULL },
+    { in->hosts_path ? bind_new ("/etc/hosts", in->hosts_path, ro, "rprivate") : NULL },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (all); i++)
+    {
+      if (all[i].m == NULL)
+        continue;
+      if (taken (dests, json_object_get_string_member (all[i].m, "destination")))
+        json_object_unref (all[i].m);
+      else
+        json_array_add_object_element (mounts, all[i].m);
+    }
+}
+
+static gboolean
+propagation_option (Runtime__V1__MountPropagation p, const char **out, GError **error)
+{
+  switch (p)
+    {
+    case RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE:
+      *out = "rprivate";
+      return TRUE;
+    case RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER:
+      *out = "rslave";
+      return TRUE;
+    case RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL:
+      *out = "rshared";
+      return TRUE;
+    default:
+      return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                          "container config: mount propagation %d is unknown", (int) p);
+    }
+}
+
+static gboolean
+check_mount (const CrispOciInput *in, const Runtime__V1__Mount *m, GError **error)
+{
+  if (!crisp_oci_check_path ("container config: mounts container_path", m->container_path, error)
+      || !crisp_oci_check_path ("container config: mounts host_path", m->host_path, error))
+    return FALSE;
+  if (g_str_equal (m->container_path, "/"))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: mounts container_path '/' is the container's root");
+  if (m->n_uidmappings || m->n_gidmappings || m->recursive_read_only
+      || (m->image && m->image->image && m->image->image[0]))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: mount '%s' uses id mappings, recursive read-only or "
+                        "an image volume, which crisp does not support",
+                        m->container_path);
+  if (m->selinux_relabel)
+    crisp_oci_note (in, "mount '%s': selinux_relabel ignored (no SELinux on this host)",
+                    m->container_path);
+  return TRUE;
+}
+
+/* Parents before children, so /data is mounted before /data/cache whatever the request order. */
+static gint
+by_depth (gconstpointer a, gconstpointer b)
+{
+  const Runtime__V1__Mount *ma = *(Runtime__V1__Mount *const *) a;
+  const Runtime__V1__Mount *mb = *(Runtime__V1__Mount *const *) b;
+  int da = 0, db = 0;
+  for (const char *p = ma->container_path; *p; p++)
+    da += *p == '/';
+  for (const char *p = mb->container_path; *p; p++)
+    db += *p == '/';
+  return da - db;
+}
+
+static gboolean
+add_request_mounts (const CrispOciInput *in, JsonArray *mounts, GHashTable *dests,
+                    const char **out_root_propagation, GError **error)
+{
+  const Runtime__V1__ContainerConfig *c = in->config;
+  if (c->n_mounts > OCI_MAX_LIST)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: more than %d mounts", OCI_MAX_LIST);
+  g_autoptr (GPtrArray) sorted = g_ptr_array_new ();
+  for (gsize i = 0; i < c->n_mounts; i++)
+    {
+      /* protobuf-c never decodes a NULL element; this is for hand-built requests */
+      g_return_val_if_fail (c->mounts[i] != NULL, FALSE);
+      if (!check_mount (in, c->mounts[i], error))
+        return FALSE;
+      if (!g_hash_table_add (dests, c->mounts[i]->container_path))
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                            "container config: two mounts at '%s'", c->mounts[i]->container_path);
+      g_ptr_array_add (sorted, c->mounts[i]);
+    }
+  g_ptr_array_sort (sorted, by_depth); /* GLib's sort is stable */
+  for (guint i = 0; i < sorted->len; i++)
+    {
+      const Runtime__V1__Mount *m = sorted->pdata[i];
+      const char *prop;
+      if (!propagation_option (m->propagation, &prop, error))
+        return FALSE;
+      if (g_str_equal (prop, "rshared")
+          || (g_str_equal (prop, "rslave") && *out_root_propagation == NULL))
+        *out_root_propagation = prop;
+      json_array_add_object_element (mounts,
+                                     bind_new (m->container_path, m->host_path, m->readonly, prop));
+    }
+  return TRUE;
+}
+
+gboolean
+crisp_oci_build_mounts (const CrispOciInput *in, JsonObject *spec, gboolean privileged,
+                        GError **error)
+{
+  g_autoptr (GHashTable) dests = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr (JsonArray) request = json_array_new ();
+  const char *root_propagation = NULL;
+  if (!add_request_mounts (in, request, dests, &root_propagation, error))
+    return FALSE;
+  JsonArray *mounts = json_array_new ();
+  json_object_set_array_member (spec, "mounts", mounts);
+  add_default_mounts (in, mounts, dests, privileged);
+  for (guint i = 0; i < json_array_get_length (request); i++)
+    json_array_add_element (mounts, json_array_dup_element (request, i));
+  /* A slave or shared bind needs the container's root mount to let events through. */
+  if (root_propagation != NULL)
+    json_object_set_string_member (json_object_get_object_member (spec, "linux"),
+                                   "rootfsPropagation", root_propagation);
+  return TRUE;
+}
+
+static JsonObject *
+device_new (const char *path, const struct stat *st)
+{
+  JsonObject *d = json_object_new ();
+  json_object_set_string_member (d, "path", path);
+  json_object_set_string_member (d, "type", S_ISBLK (st->st_mode) ? "b" : "c");
+  json_object_set_int_member (d, "major", major (st->st_rdev));
+  json_object_set_int_member (d, "minor", minor (st->st_rdev));
+  json_object_set_int_member (d, "fileMode", st->st_mode & 07777);
+  json_object_set_int_member (d, "uid", 0);
+  json_object_set_int_member (d, "gid", 0);
+  return d;
+}
+
+static JsonObject *
+device_rule_new (const struct stat *st, const char *access)
+{
+  JsonObject *r = json_object_new ();
+  json_object_set_boolean_member (r, "allow", TRUE);
+  json_object_set_string_member (r, "type", S_ISBLK (st->st_mode) ? "b" : "c");
+  json_object_set_int_member (r, "major", major (st->st_rdev));
+  json_object_set_int_member (r, "minor", minor (st->st_rdev));
+  json_object_set_string_member (r, "access", access);
+  return r;
+}
+
+static gboolean
+check_permissions (const char *p, GError **error)
+{
+  gsize n = strlen (p);
+  if (n > 3 || strspn (p, "rwm") != n || (n > 1 && p[0] == p[1])
+      || (n > 2 && (p[0] == p[2] || p[1] == p[2])))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: device permissions '%s' are not a subset of 'rwm'", p);
+  return TRUE;
+}
+
+static gboolean
+add_request_device (const Runtime__V1__Device *d, JsonArray *devices, JsonArray *rules,
+                    GError **error)
+{
+  struct stat st;
+  if (!crisp_oci_check_path ("container config: devices container_path", d->container_path, error)
+      || !crisp_oci_check_path ("container config: devices host_path", d->host_path, error)
+      || !check_permissions (d->permissions ? d->permissions : "", error))
+    return FALSE;
+  if (stat (d->host_path, &st) < 0)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: device host_path '%s': %s", d->host_path,
+                        g_strerror (errno));
+  if (!S_ISCHR (st.st_mode) && !S_ISBLK (st.st_mode))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: device host_path '%s' is not a device node",
+                        d->host_path);
+  json_array_add_object_element (devices, device_new (d->container_path, &st));
+  const char *access = d->permissions && d->permissions[0] ? d->permissions : "rwm";
+  json_array_add_object_element (rules, device_rule_new (&st, access));
+  return TRUE;
+}
+
+/* Every device node under dir, as the same path in the container; the runtime makes the
+ * console and the pty devices itself. */
+static void
+add_host_devices (const char *host_dir, const char *rel, int depth, JsonArray *devices)
+{
+  static const char *const skip[] = { "pts", "shm", "mqueue", "fd", "console", ".udev", NULL };
+  g_autofree char *dir = g_build_filename (host_dir, rel, NULL);
+  g_autoptr (GDir) d = depth > MAX_DEV_DEPTH ? NULL : g_dir_open (dir, 0, NULL);
+  for (const char *name; d != NULL && (name = g_dir_read_name (d)) != NULL;)
+    {
+      struct stat st;
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      g_autofree char *crel = g_build_filename (rel, name, NULL);
+      if ((depth == 0 && g_strv_contains (skip, name)) || lstat (path, &st) < 0
+          || json_array_get_length (devices) >= MAX_HOST_DEVICES)
+        continue;
+      if (S_ISDIR (st.st_mode))
+        add_host_devices (host_dir, crel, depth + 1, devices);
+      else if (S_ISCHR (st.st_mode) || S_ISBLK (st.st_mode))
+        {
+          g_autofree char *cpath = g_build_filename ("/dev", crel, NULL);
+          json_array_add_object_element (devices, device_new (cpath, &st));
+        }
+    }
+}
+
+gboolean
+crisp_oci_build_devices (const CrispOciInput *in, JsonObject *linux_obj, JsonArray *device_rules,
+                         gboolean privileged, GError **error)
+{
+  const Runtime__V1__ContainerConfig *c = in->config;
+  JsonArray *devices = json_array_new ();
+  json_object_set_array_member (linux_obj, "devices", devices);
+  JsonObject *deny = json_object_new ();
+  json_object_set_boolean_member (deny, "allow", privileged);
+  json_object_set_string_member (deny, "access", "rwm");
+  json_array_add_object_element (device_rules, deny);
+  if (privileged)
+    add_host_devices (in->host_dev_dir ? in->host_dev_dir : "/dev", "", 0, devices);
+  if (c->n_devices > MAX_DEVICES)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: more than %d devices", MAX_DEVICES);
+  for (gsize i = 0; i < c->n_devices; i++)
+    {
+      g_return_val_if_fail (c->devices[i] != NULL, FALSE);
+      if (!add_request_device (c->devices[i], devices, device_rules, error))
+        return FALSE;
+    }
+  return TRUE;
+}

@@ -1,0 +1,246 @@
+/* The container RPCs: lifecycle, status and list, exec-sync, log reopen, resources, stats.
+ * Thin: decode, one call into pkg/container, encode. Anything that touches the runtime or the
+ * monitor runs in a worker thread. */
+#include "config.h"
+
+#include "server.h"
+
+#include "pkg/container/container.h"
+#include "pkg/image/image-service.h"
+#include "pkg/sandbox/sandbox.h"
+
+/* Ends a call with a malloc'd response, or with the error when there is none. */
+/* Call as finish_owned (call, resp, error) only after resp was computed: C leaves the order
+ * of argument evaluation open. */
+static void
+finish_owned (CrispCall *call, ProtobufCMessage *resp, GError *error)
+{
+  if (resp == NULL)
+    {
+      crisp_call_fail (call, error);
+      return;
+    }
+  crisp_call_finish (call, resp);
+  protobuf_c_message_free_unpacked (resp, NULL);
+}
+
+static void
+create_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__CreateContainerRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__CreateContainerRequest);
+  g_autofree char *id = crisp_container_service_create (self->containers, req,
+                                                        crisp_call_cancellable (call), &error);
+  if (id == NULL)
+    {
+      crisp_call_fail (call, error);
+      return;
+    }
+  Runtime__V1__CreateContainerResponse resp = RUNTIME__V1__CREATE_CONTAINER_RESPONSE__INIT;
+  resp.container_id = id;
+  crisp_call_finish (call, &resp.base);
+}
+
+static void
+start_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__StartContainerRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__StartContainerRequest);
+  Runtime__V1__StartContainerResponse resp = RUNTIME__V1__START_CONTAINER_RESPONSE__INIT;
+  if (crisp_container_service_start (self->containers, req->container_id, &error))
+    crisp_call_finish (call, &resp.base);
+  else
+    crisp_call_fail (call, error);
+}
+
+static void
+stop_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__StopContainerRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__StopContainerRequest);
+  Runtime__V1__StopContainerResponse resp = RUNTIME__V1__STOP_CONTAINER_RESPONSE__INIT;
+  if (crisp_container_service_stop (self->containers, req->container_id, req->timeout,
+                                    crisp_call_cancellable (call), &error))
+    crisp_call_finish (call, &resp.base);
+  else
+    crisp_call_fail (call, error);
+}
+
+static void
+remove_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__RemoveContainerRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__RemoveContainerRequest);
+  Runtime__V1__RemoveContainerResponse resp = RUNTIME__V1__REMOVE_CONTAINER_RESPONSE__INIT;
+  if (crisp_container_service_remove (self->containers, req->container_id,
+                                      crisp_call_cancellable (call), &error))
+    crisp_call_finish (call, &resp.base);
+  else
+    crisp_call_fail (call, error);
+}
+
+static void
+status_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__ContainerStatusRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__ContainerStatusRequest);
+  ProtobufCMessage *resp = (ProtobufCMessage *) crisp_container_service_status (
+      self->containers, req->container_id, req->verbose, &error);
+  finish_owned (call, resp, error);
+}
+
+static void
+list_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  const Runtime__V1__ListContainersRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__ListContainersRequest);
+  ProtobufCMessage *resp
+      = (ProtobufCMessage *) crisp_container_service_list (self->containers, req->filter);
+  finish_owned (call, resp, NULL);
+}
+
+static void
+exec_sync_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__ExecSyncRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__ExecSyncRequest);
+  ProtobufCMessage *resp
+      = (ProtobufCMessage *) crisp_container_service_exec_sync (self->containers, req, &error);
+  finish_owned (call, resp, error);
+}
+
+static void
+reopen_log_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__ReopenContainerLogRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__ReopenContainerLogRequest);
+  Runtime__V1__ReopenContainerLogResponse resp = RUNTIME__V1__REOPEN_CONTAINER_LOG_RESPONSE__INIT;
+  if (crisp_container_service_reopen_log (self->containers, req->container_id, &error))
+    crisp_call_finish (call, &resp.base);
+  else
+    crisp_call_fail (call, error);
+}
+
+static void
+update_resources_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__UpdateContainerResourcesRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__UpdateContainerResourcesRequest);
+  Runtime__V1__UpdateContainerResourcesResponse resp
+      = RUNTIME__V1__UPDATE_CONTAINER_RESOURCES_RESPONSE__INIT;
+  if (crisp_container_service_update_resources (self->containers, req, &error))
+    crisp_call_finish (call, &resp.base);
+  else
+    crisp_call_fail (call, error);
+}
+
+static void
+container_stats_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__ContainerStatsRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__ContainerStatsRequest);
+  ProtobufCMessage *resp = (ProtobufCMessage *) crisp_container_service_stats (
+      self->containers, req->container_id, &error);
+  finish_owned (call, resp, error);
+}
+
+static void
+list_container_stats_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  const Runtime__V1__ListContainerStatsRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__ListContainerStatsRequest);
+  ProtobufCMessage *resp
+      = (ProtobufCMessage *) crisp_container_service_list_stats (self->containers, req->filter);
+  finish_owned (call, resp, NULL);
+}
+
+static void
+pod_stats_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__PodSandboxStatsRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__PodSandboxStatsRequest);
+  ProtobufCMessage *resp = (ProtobufCMessage *) crisp_container_service_pod_stats (
+      self->containers, req->pod_sandbox_id, &error);
+  finish_owned (call, resp, error);
+}
+
+static void
+list_pod_stats_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  const Runtime__V1__ListPodSandboxStatsRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__ListPodSandboxStatsRequest);
+  ProtobufCMessage *resp
+      = (ProtobufCMessage *) crisp_container_service_list_pod_stats (self->containers, req->filter);
+  finish_owned (call, resp, NULL);
+}
+
+#define THREADED(name, fn)                                                                         \
+  static void name (CrispServer *self, CrispCall *call)                                            \
+  {                                                                                                \
+    crisp_call_run_in_thread (call, fn, NULL, NULL);                                               \
+  }
+
+THREADED (handle_create_container, create_thread)
+THREADED (handle_start_container, start_thread)
+THREADED (handle_stop_container, stop_thread)
+THREADED (handle_remove_container, remove_thread)
+THREADED (handle_container_status, status_thread)
+THREADED (handle_list_containers, list_thread)
+THREADED (handle_exec_sync, exec_sync_thread)
+THREADED (handle_reopen_container_log, reopen_log_thread)
+THREADED (handle_update_container_resources, update_resources_thread)
+THREADED (handle_container_stats, container_stats_thread)
+THREADED (handle_list_container_stats, list_container_stats_thread)
+THREADED (handle_pod_sandbox_stats, pod_stats_thread)
+THREADED (handle_list_pod_sandbox_stats, list_pod_stats_thread)
+
+static gboolean
+image_in_use (const char *image_id, gpointer data)
+{
+  return crisp_container_service_image_in_use (data, image_id);
+}
+
+static void
+free_containers (gpointer data)
+{
+  crisp_container_service_free (data);
+}
+
+gboolean
+crisp_container_handlers_init (CrispServer *self, GError **error)
+{
+  self->containers = crisp_container_service_new (self->config, self->pods, self->images, error);
+  if (self->containers == NULL)
+    return crisp_prefix_error (error, "loading containers: ");
+  crisp_server_add_cleanup (self, free_containers, self->containers);
+  CrispPodContainerHooks hooks = {
+    .stop_pod = crisp_container_service_stop_pod,
+    .remove_pod = crisp_container_service_remove_pod,
+    .data = self->containers,
+  };
+  crisp_pod_service_set_container_hooks (self->pods, &hooks);
+  crisp_image_service_set_in_use_func (self->images, image_in_use, self->containers);
+  crisp_server_register (self, "CreateContainer", handle_create_container);
+  crisp_server_register (self, "StartContainer", handle_start_container);
+  crisp_server_register (self, "StopContainer", handle_stop_container);
+  crisp_server_register (self, "RemoveContainer", handle_remove_container);
+  crisp_server_register (self, "ContainerStatus", handle_container_status);
+  crisp_server_register (self, "ListContainers", handle_list_containers);
+  crisp_server_register (self, "ExecSync", handle_exec_sync);
+  crisp_server_register (self, "ReopenContainerLog", handle_reopen_container_log);
+  crisp_server_register (self, "UpdateContainerResources", handle_update_container_resources);
+  crisp_server_register (self, "ContainerStats", handle_container_stats);
+  crisp_server_register (self, "ListContainerStats", handle_list_container_stats);
+  crisp_server_register (self, "PodSandboxStats", handle_pod_sandbox_stats);
+  crisp_server_register (self, "ListPodSandboxStats", handle_list_pod_sandbox_stats);
+  return TRUE;
+}

@@ -1,0 +1,448 @@
+/* Unit tests for pkg/cgroups: paths per driver, v1->v2 conversions, stats parsing from fixture
+ * trees, updates into fixture trees, and (as root) a real scratch cgroup. */
+#include "config.h"
+
+#include "crisp-cgroups.h"
+#include "crisp-error.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *
+make_tree (void)
+{
+  g_autoptr (GError) error = NULL;
+  char *dir = g_dir_make_tmp ("crisp-test-cgroups-XXXXXX", &error);
+  g_assert_no_error (error);
+  return dir;
+}
+
+static void
+put (const char *root, const char *rel, const char *text)
+{
+  g_autofree char *path = g_build_filename (root, rel, NULL);
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+}
+
+static char *
+get (const char *root, const char *rel)
+{
+  g_autofree char *path = g_build_filename (root, rel, NULL);
+  char *text = NULL;
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  return text;
+}
+
+static void
+rm_rf (const char *path)
+{
+  g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", path);
+  g_assert_cmpint (system (cmd), ==, 0);
+}
+
+static void
+test_paths_cgroupfs (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *oci = NULL, *rel = NULL;
+  g_assert_true (crisp_cgroups_container_path (CRISP_CGROUP_DRIVER_CGROUPFS, "/kubepods/podX",
+                                               "abc", &oci, &rel, &error));
+  g_assert_cmpstr (oci, ==, "/kubepods/podX/crisp-abc");
+  g_assert_cmpstr (rel, ==, "kubepods/podX/crisp-abc");
+  g_clear_pointer (&oci, g_free);
+  g_assert_true (
+      crisp_cgroups_container_path (CRISP_CGROUP_DRIVER_CGROUPFS, "", "abc", &oci, NULL, &error));
+  g_assert_cmpstr (oci, ==, "/crisp-abc");
+  g_assert_false (crisp_cgroups_container_path (CRISP_CGROUP_DRIVER_CGROUPFS, "/a/../../etc", "abc",
+                                                NULL, NULL, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (crisp_cgroups_container_path (CRISP_CGROUP_DRIVER_CGROUPFS, "/a", "../x", NULL,
+                                                NULL, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+}
+
+static void
+test_paths_systemd (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *oci = NULL, *rel = NULL;
+  g_assert_true (crisp_cgroups_container_path (
+      CRISP_CGROUP_DRIVER_SYSTEMD, "kubepods-besteffort-pod12.slice", "abc", &oci, &rel, &error));
+  g_assert_cmpstr (oci, ==, "kubepods-besteffort-pod12.slice:crisp:abc");
+  g_assert_cmpstr (rel, ==,
+                   "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice/"
+                   "crisp-abc.scope");
+  g_clear_pointer (&rel, g_free);
+  g_assert_true (
+      crisp_cgroups_container_path (CRISP_CGROUP_DRIVER_SYSTEMD, "", "abc", NULL, &rel, &error));
+  g_assert_cmpstr (rel, ==, "system.slice/crisp-abc.scope");
+  g_assert_false (crisp_cgroups_container_path (CRISP_CGROUP_DRIVER_SYSTEMD, "/kubepods/pod", "abc",
+                                                NULL, NULL, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (crisp_cgroups_container_path (CRISP_CGROUP_DRIVER_SYSTEMD, "a--b.slice", "abc",
+                                                NULL, NULL, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+}
+
+static void
+test_driver_and_parent (void)
+{
+  g_autoptr (GError) error = NULL;
+  CrispCgroupDriver d;
+  g_assert_true (crisp_cgroups_driver_from_string ("systemd", &d, &error));
+  g_assert_cmpint (d, ==, CRISP_CGROUP_DRIVER_SYSTEMD);
+  g_assert_true (crisp_cgroups_driver_from_string ("cgroupfs", &d, &error));
+  g_assert_cmpint (d, ==, CRISP_CGROUP_DRIVER_CGROUPFS);
+  g_assert_false (crisp_cgroups_driver_from_string ("cgroupv3", &d, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_autofree char *a = NULL, *b = NULL, *c = NULL;
+  g_assert_true (
+      crisp_cgroups_parent_path (CRISP_CGROUP_DRIVER_CGROUPFS, "/kubepods/pod1/", &a, &error));
+  g_assert_cmpstr (a, ==, "kubepods/pod1");
+  g_assert_true (crisp_cgroups_parent_path (CRISP_CGROUP_DRIVER_SYSTEMD,
+                                            "kubepods-besteffort-pod1.slice", &b, &error));
+  g_assert_cmpstr (b, ==,
+                   "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice");
+  g_assert_true (crisp_cgroups_parent_path (CRISP_CGROUP_DRIVER_CGROUPFS, "", &c, &error));
+  g_assert_cmpstr (c, ==, "");
+}
+
+static void
+test_conversions (void)
+{
+  g_assert_cmpuint (crisp_cgroups_shares_to_weight (0), ==, 0);
+  g_assert_cmpuint (crisp_cgroups_shares_to_weight (2), ==, 1);
+  g_assert_cmpuint (crisp_cgroups_shares_to_weight (1024), ==, 39);
+  g_assert_cmpuint (crisp_cgroups_shares_to_weight (262144), ==, 10000);
+  g_autofree char *a = crisp_cgroups_cpu_max (50000, 100000);
+  g_autofree char *b = crisp_cgroups_cpu_max (-1, 0);
+  g_autofree char *c = crisp_cgroups_cpu_max (20000, 0);
+  g_assert_cmpstr (a, ==, "50000 100000");
+  g_assert_cmpstr (b, ==, "max 100000");
+  g_assert_cmpstr (c, ==, "20000 100000");
+  g_autofree char *s1 = crisp_cgroups_swap_max (100, 300);
+  g_autofree char *s2 = crisp_cgroups_swap_max (100, -1);
+  g_autofree char *s3 = crisp_cgroups_swap_max (100, 100);
+  g_assert_cmpstr (s1, ==, "200");
+  g_assert_cmpstr (s2, ==, "max");
+  g_assert_cmpstr (s3, ==, "0");
+  g_assert_null (crisp_cgroups_swap_max (100, 0));
+  g_assert_null (crisp_cgroups_swap_max (0, 300));
+}
+
+static void
+test_parse_stat (void)
+{
+  const char *text = "cache 10\nrss 20\ntotal_rss 30\ntotal_inactive_file 40\npgfault 5\n";
+  guint64 v = 0;
+  g_assert_true (crisp_cgroups_parse_stat (text, "rss", &v));
+  g_assert_cmpuint (v, ==, 20);
+  g_assert_true (crisp_cgroups_parse_stat (text, "total_inactive_file", &v));
+  g_assert_cmpuint (v, ==, 40);
+  g_assert_false (crisp_cgroups_parse_stat (text, "inactive_file", &v));
+  g_assert_false (crisp_cgroups_parse_stat ("rss -3\n", "rss", &v));
+  g_assert_false (crisp_cgroups_parse_stat ("rss 3x\n", "rss", &v));
+  g_assert_false (crisp_cgroups_parse_stat ("", "rss", &v));
+}
+
+static void
+test_stats_v1 (void)
+{
+  g_autofree char *root = make_tree ();
+  put (root, "cpuacct/pod/c1/cpuacct.usage", "123456789\n");
+  put (root, "memory/pod/c1/memory.usage_in_bytes", "10000\n");
+  put (root, "memory/pod/c1/memory.limit_in_bytes", "9223372036854771712\n");
+  put (root, "memory/pod/c1/memory.stat",
+       "cache 4000\nrss 3000\ninactive_file 99\ntotal_cache 4000\ntotal_rss 3500\n"
+       "total_inactive_file 2500\ntotal_pgfault 77\ntotal_pgmajfault 7\n");
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new_with_mode (root, CRISP_CGROUP_MODE_HYBRID);
+  CrispCgroupStats s;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_cgroups_read_stats (cg, "pod/c1", &s, &error));
+  g_assert_true (s.has_cpu && s.has_memory);
+  g_assert_cmpuint (s.cpu_usage_ns, ==, 123456789);
+  g_assert_cmpuint (s.memory_usage, ==, 10000);
+  g_assert_cmpuint (s.memory_working_set, ==, 7500);
+  g_assert_cmpuint (s.memory_rss, ==, 3500);
+  g_assert_cmpuint (s.memory_limit, ==, 0);
+  g_assert_cmpuint (s.page_faults, ==, 77);
+  g_assert_cmpuint (s.major_page_faults, ==, 7);
+  g_assert_false (crisp_cgroups_read_stats (cg, "pod/gone", &s, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_false (crisp_cgroups_read_stats (cg, "../etc", &s, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  rm_rf (root);
+}
+
+static void
+test_stats_v2 (void)
+{
+  g_autofree char *root = make_tree ();
+  put (root, "pod/c1/cpu.stat", "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n");
+  put (root, "pod/c1/memory.current", "8192\n");
+  put (root, "pod/c1/memory.max", "max\n");
+  put (root, "pod/c1/memory.stat",
+       "anon 4096\nfile 4096\ninactive_file 10000\npgfault 3\npgmajfault 1\n");
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new_with_mode (root, CRISP_CGROUP_MODE_V2);
+  CrispCgroupStats s;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_cgroups_read_stats (cg, "pod/c1", &s, &error));
+  g_assert_cmpuint (s.cpu_usage_ns, ==, 2500000);
+  g_assert_cmpuint (s.memory_usage, ==, 8192);
+  g_assert_cmpuint (s.memory_working_set, ==, 0); /* inactive above usage floors at 0 */
+  g_assert_cmpuint (s.memory_rss, ==, 4096);
+  g_assert_cmpuint (s.memory_limit, ==, 0);
+  g_assert_cmpuint (s.major_page_faults, ==, 1);
+  rm_rf (root);
+}
+
+static void
+test_has_controller (void)
+{
+  g_autofree char *root = make_tree ();
+  put (root, "memory/x", "");
+  put (root, "cgroup.controllers", "cpuset cpu io memory pids\n");
+  g_autoptr (CrispCgroups) v1 = crisp_cgroups_new_with_mode (root, CRISP_CGROUP_MODE_V1);
+  g_autoptr (CrispCgroups) v2 = crisp_cgroups_new_with_mode (root, CRISP_CGROUP_MODE_V2);
+  g_assert_true (crisp_cgroups_has_controller (v1, "memory"));
+  g_assert_false (crisp_cgroups_has_controller (v1, "hugetlb"));
+  g_assert_false (crisp_cgroups_has_controller (v1, "../memory"));
+  g_assert_true (crisp_cgroups_has_controller (v2, "io"));
+  g_assert_false (crisp_cgroups_has_controller (v2, "hugetlb"));
+  rm_rf (root);
+}
+
+static void
+test_detect_host (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new (NULL, &error);
+  if (cg == NULL)
+    {
+      g_test_skip (error->message);
+      return;
+    }
+  /* The mode must agree with what the filesystem says about the unified hierarchy. */
+  gboolean unified = g_file_test ("/sys/fs/cgroup/unified/cgroup.procs", G_FILE_TEST_EXISTS);
+  gboolean top = g_file_test ("/sys/fs/cgroup/cgroup.procs", G_FILE_TEST_EXISTS);
+  g_assert_cmpint (cg->mode, ==,
+                   top ? CRISP_CGROUP_MODE_V2
+                       : (unified ? CRISP_CGROUP_MODE_HYBRID : CRISP_CGROUP_MODE_V1));
+  g_assert_false (crisp_cgroups_new ("/proc", &error) != NULL);
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_FAILED_PRECONDITION);
+}
+
+static Runtime__V1__LinuxContainerResources *
+resources_new (void)
+{
+  Runtime__V1__LinuxContainerResources *r = g_new0 (Runtime__V1__LinuxContainerResources, 1);
+  runtime__v1__linux_container_resources__init (r);
+  return r;
+}
+
+static void
+test_validate (void)
+{
+  g_autofree Runtime__V1__LinuxContainerResources *r = resources_new ();
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_cgroups_validate_resources (r, &error));
+  struct
+  {
+    gint64 *field;
+    gint64 value;
+    const char *needle;
+  } bad[] = {
+    { &r->cpu_period, 10, "cpu_period 10" },
+    { &r->cpu_quota, -5, "cpu_quota -5" },
+    { &r->cpu_shares, 1, "cpu_shares 1" },
+    { &r->memory_limit_in_bytes, -2, "memory_limit_in_bytes -2" },
+    { &r->memory_swap_limit_in_bytes, -7, "memory_swap_limit_in_bytes -7" },
+    { &r->oom_score_adj, 1001, "oom_score_adj 1001" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      gint64 saved = *bad[i].field;
+      *bad[i].field = bad[i].value;
+      g_assert_false (crisp_cgroups_validate_resources (r, &error));
+      g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+      g_assert_nonnull (strstr (error->message, bad[i].needle));
+      g_clear_error (&error);
+      *bad[i].field = saved;
+    }
+  r->cpuset_cpus = (char *) "0-3,x";
+  g_assert_false (crisp_cgroups_validate_resources (r, &error));
+  g_assert_nonnull (strstr (error->message, "cpuset_cpus '0-3,x'"));
+  g_clear_error (&error);
+  r->cpuset_cpus = (char *) "0-3,8";
+  g_assert_true (crisp_cgroups_validate_resources (r, &error));
+  Runtime__V1__LinuxContainerResources__UnifiedEntry e
+      = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__UNIFIED_ENTRY__INIT;
+  Runtime__V1__LinuxContainerResources__UnifiedEntry *ep = &e;
+  r->n_unified = 1;
+  r->unified = &ep;
+  e.key = (char *) "cgroup.procs";
+  e.value = (char *) "1";
+  g_assert_false (crisp_cgroups_validate_resources (r, &error));
+  g_assert_nonnull (strstr (error->message, "'cgroup.procs'"));
+  g_clear_error (&error);
+  e.key = (char *) "memory.high";
+  e.value = (char *) "1\n2";
+  g_assert_false (crisp_cgroups_validate_resources (r, &error));
+  g_clear_error (&error);
+  e.value = (char *) "1000000";
+  g_assert_true (crisp_cgroups_validate_resources (r, &error));
+  Runtime__V1__HugepageLimit h = RUNTIME__V1__HUGEPAGE_LIMIT__INIT;
+  Runtime__V1__HugepageLimit *hp = &h;
+  r->n_hugepage_limits = 1;
+  r->hugepage_limits = &hp;
+  h.page_size = (char *) "2M";
+  g_assert_false (crisp_cgroups_validate_resources (r, &error));
+  g_assert_nonnull (strstr (error->message, "'2M'"));
+  g_clear_error (&error);
+  h.page_size = (char *) "2MB";
+  g_assert_true (crisp_cgroups_validate_resources (r, &error));
+}
+
+static void
+test_update_v1_fixture (void)
+{
+  g_autofree char *root = make_tree ();
+  put (root, "cpu/pod/c/cpu.shares", "1024");
+  put (root, "cpu/pod/c/cpu.cfs_period_us", "100000");
+  put (root, "cpu/pod/c/cpu.cfs_quota_us", "-1");
+  put (root, "memory/pod/c/memory.limit_in_bytes", "0");
+  put (root, "cpuset/pod/c/cpuset.cpus", "");
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new_with_mode (root, CRISP_CGROUP_MODE_HYBRID);
+  g_autofree Runtime__V1__LinuxContainerResources *r = resources_new ();
+  r->cpu_shares = 512;
+  r->cpu_quota = 50000;
+  r->memory_limit_in_bytes = 64 << 20;
+  r->cpuset_cpus = (char *) "0";
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_cgroups_update (cg, "pod/c", r, &error));
+  g_autofree char *shares = get (root, "cpu/pod/c/cpu.shares");
+  g_autofree char *quota = get (root, "cpu/pod/c/cpu.cfs_quota_us");
+  g_autofree char *period = get (root, "cpu/pod/c/cpu.cfs_period_us");
+  g_autofree char *mem = get (root, "memory/pod/c/memory.limit_in_bytes");
+  g_autofree char *cpus = get (root, "cpuset/pod/c/cpuset.cpus");
+  g_assert_cmpstr (shares, ==, "512");
+  g_assert_cmpstr (quota, ==, "50000");
+  g_assert_cmpstr (period, ==, "100000"); /* zero: left alone */
+  g_assert_cmpstr (mem, ==, "67108864");
+  g_assert_cmpstr (cpus, ==, "0");
+  g_assert_false (crisp_cgroups_update (cg, "pod/gone", r, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_NOT_FOUND);
+  rm_rf (root);
+}
+
+static void
+test_update_v2_fixture (void)
+{
+  g_autofree char *root = make_tree ();
+  const char *files[] = { "cpu.weight", "cpu.max", "memory.max", "memory.swap.max", "memory.high" };
+  for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *rel = g_build_filename ("pod/c", files[i], NULL);
+      put (root, rel, "");
+    }
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new_with_mode (root, CRISP_CGROUP_MODE_V2);
+  g_autofree Runtime__V1__LinuxContainerResources *r = resources_new ();
+  r->cpu_shares = 1024;
+  r->cpu_quota = 25000;
+  r->cpu_period = 50000;
+  r->memory_limit_in_bytes = 1000000;
+  r->memory_swap_limit_in_bytes = 3000000;
+  Runtime__V1__LinuxContainerResources__UnifiedEntry e
+      = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__UNIFIED_ENTRY__INIT;
+  Runtime__V1__LinuxContainerResources__UnifiedEntry *ep = &e;
+  e.key = (char *) "memory.high";
+  e.value = (char *) "900000";
+  r->n_unified = 1;
+  r->unified = &ep;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_cgroups_update (cg, "pod/c", r, &error));
+  g_autofree char *w = get (root, "pod/c/cpu.weight");
+  g_autofree char *m = get (root, "pod/c/cpu.max");
+  g_autofree char *mm = get (root, "pod/c/memory.max");
+  g_autofree char *sw = get (root, "pod/c/memory.swap.max");
+  g_autofree char *hi = get (root, "pod/c/memory.high");
+  g_assert_cmpstr (w, ==, "39");
+  g_assert_cmpstr (m, ==, "25000 50000");
+  g_assert_cmpstr (mm, ==, "1000000");
+  g_assert_cmpstr (sw, ==, "2000000");
+  g_assert_cmpstr (hi, ==, "900000");
+  /* a unified key whose file does not exist is an error, never a created file */
+  e.key = (char *) "memory.nonexistent";
+  g_assert_false (crisp_cgroups_update (cg, "pod/c", r, &error));
+  g_autofree char *created = g_build_filename (root, "pod/c/memory.nonexistent", NULL);
+  g_assert_false (g_file_test (created, G_FILE_TEST_EXISTS));
+  rm_rf (root);
+}
+
+/* As root on a v1/hybrid host: a scratch memory cgroup under this process's own, updated and
+ * read back through the kernel, then removed. */
+static void
+test_real_memory_cgroup (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new (NULL, &error);
+  if (getuid () != 0 || cg == NULL || cg->mode == CRISP_CGROUP_MODE_V2
+      || !crisp_cgroups_has_controller (cg, "memory"))
+    {
+      g_test_skip ("needs root and a cgroup v1 memory controller");
+      return;
+    }
+  g_autofree char *self = crisp_cgroups_self_path ("memory", &error);
+  g_assert_no_error (error);
+  g_autofree char *rel
+      = g_strdup_printf ("%s/crisp-unit-%d", self[1] ? self + 1 : "", (int) getpid ());
+  if (rel[0] == '/')
+    memmove (rel, rel + 1, strlen (rel));
+  g_autofree char *dir = g_build_filename (cg->root, "memory", rel, NULL);
+  if (g_mkdir (dir, 0755) != 0)
+    {
+      g_test_skip ("cannot create a memory cgroup here");
+      return;
+    }
+  g_autofree Runtime__V1__LinuxContainerResources *r = resources_new ();
+  r->memory_limit_in_bytes = 32 << 20;
+  gboolean ok = crisp_cgroups_update (cg, rel, r, &error);
+  CrispCgroupStats s = { 0 };
+  gboolean stats_ok = ok && crisp_cgroups_read_stats (cg, rel, &s, &error);
+  g_autofree char *limit_path = g_build_filename (dir, "memory.limit_in_bytes", NULL);
+  g_autofree char *limit = NULL;
+  g_file_get_contents (limit_path, &limit, NULL, NULL);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+  g_assert_no_error (error);
+  g_assert_true (ok && stats_ok);
+  g_assert_true (s.has_memory);
+  g_assert_cmpuint (s.memory_limit, ==, 32 << 20);
+  g_assert_cmpstr (limit, ==, "33554432\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cgroups/paths/cgroupfs", test_paths_cgroupfs);
+  g_test_add_func ("/cgroups/paths/systemd", test_paths_systemd);
+  g_test_add_func ("/cgroups/conversions", test_conversions);
+  g_test_add_func ("/cgroups/driver-and-parent", test_driver_and_parent);
+  g_test_add_func ("/cgroups/parse-stat", test_parse_stat);
+  g_test_add_func ("/cgroups/stats/v1", test_stats_v1);
+  g_test_add_func ("/cgroups/stats/v2", test_stats_v2);
+  g_test_add_func ("/cgroups/has-controller", test_has_controller);
+  g_test_add_func ("/cgroups/detect-host", test_detect_host);
+  g_test_add_func ("/cgroups/validate", test_validate);
+  g_test_add_func ("/cgroups/update/v1", test_update_v1_fixture);
+  g_test_add_func ("/cgroups/update/v2", test_update_v2_fixture);
+  g_test_add_func ("/cgroups/root/memory", test_real_memory_cgroup);
+  return g_test_run ();
+}
