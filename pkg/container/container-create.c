@@ -112,11 +112,19 @@ make_dirs (CrispContainerService *svc, CrispContainer *c, GError **error)
       if (mkdir (p, 0700) < 0 && errno != EEXIST)
         return crisp_throw_errno (error, errno, "creating '%s'", p);
     }
-  const char *root_subs[] = { "upper", "work" };
+  /* The upper directory's own inode is the container's "/": it must be 0755 like a root
+   * directory, or nobody but root could reach anything in the container. */
+  const struct
+  {
+    const char *name;
+    mode_t mode;
+  } root_subs[] = { { "upper", 0755 }, { "work", 0700 } };
   for (gsize i = 0; i < G_N_ELEMENTS (root_subs); i++)
     {
-      g_autofree char *p = crisp_container_root_path (svc, c->id, root_subs[i]);
+      g_autofree char *p = crisp_container_root_path (svc, c->id, root_subs[i].name);
       int r = crisp_mkdir_p (p, 0700);
+      if (r == 0 && chmod (p, root_subs[i].mode) < 0)
+        r = -errno;
       if (r < 0)
         return crisp_throw_errno (error, r, "creating '%s'", p);
     }

@@ -69,13 +69,17 @@ crisp_process_start_time (int pid)
   if (p == NULL)
     return 0;
   unsigned long long start = 0;
+  char state = 0;
   /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime
    * cstime priority nice threads itrealvalue starttime */
   if (sscanf (p + 2,
-              "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+              "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
               "%*d %llu",
-              &start)
-      != 1)
+              &state, &start)
+      != 2)
+    return 0;
+  /* A zombie is gone for our purposes: its parent (pid 1 for a monitor) may reap it late. */
+  if (state == 'Z' || state == 'X')
     return 0;
   return start;
 }

@@ -158,9 +158,13 @@ crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, GError *
       g_debug ("container '%s': monitor %d still there, killing it", c->id, c->monitor_pid);
       kill (c->monitor_pid, SIGKILL);
     }
+  /* The monitor deletes the runtime's state before it exits; only what it left (it was
+   * killed, or never got that far) costs a runtime call here. */
+  g_autofree char *state = c->runtime_root ? g_build_filename (c->runtime_root, c->id, NULL) : NULL;
   g_autoptr (GError) local = NULL;
-  if (c->runtime_path != NULL && !crisp_container_runtime_delete (c, &local))
-    g_debug ("container '%s': %s", c->id, local->message); /* usually: already deleted */
+  if (c->runtime_path != NULL && (state == NULL || g_file_test (state, G_FILE_TEST_EXISTS))
+      && !crisp_container_runtime_delete (c, &local))
+    g_debug ("container '%s': %s", c->id, local->message);
   if (!unmount_rootfs (svc, c, error))
     return FALSE;
   _cleanup_close_ int dfd = open (svc->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

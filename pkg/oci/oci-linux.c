@@ -121,6 +121,14 @@ add_pid_namespace (const CrispOciInput *in, JsonArray *nss, Runtime__V1__Namespa
       return TRUE;
     case RUNTIME__V1__NAMESPACE_MODE__POD:
     case RUNTIME__V1__NAMESPACE_MODE__TARGET:
+      /* POD is also what a request that says nothing decodes to: in a pod that shares no PID
+       * namespace (no pause process), the container's own is the pod's. */
+      if (in->pidns_path == NULL && mode == RUNTIME__V1__NAMESPACE_MODE__POD
+          && pod_namespace_options (in)->pid != RUNTIME__V1__NAMESPACE_MODE__POD)
+        {
+          add_namespace (nss, "pid", NULL);
+          return TRUE;
+        }
       if (in->pidns_path == NULL)
         return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
                             "no pid namespace to join for pid mode %s",

@@ -244,7 +244,8 @@ class ContainerEnv:
             log_directory=os.path.join(self.logdir, name),
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=kw.pop("cgroup_parent", ""),
-                security_context=pb.LinuxSandboxSecurityContext(namespace_options=ns)),
+                security_context=pb.LinuxSandboxSecurityContext(
+                    namespace_options=ns, privileged=kw.pop("privileged", False))),
             **kw)
 
     def run_pod(self, name="pod", **kw):
@@ -264,7 +265,9 @@ class ContainerEnv:
             metadata=pb.ContainerMetadata(name=name, attempt=attempt),
             image=pb.ImageSpec(image=image or self.busybox),
             command=command or [], args=args or [], working_dir=working_dir,
-            envs=[pb.KeyValue(key=k, value=v) for k, v in (envs or {}).items()],
+            # KeyValue.value is `bytes` in runtime.v1 (the same wire type as a string).
+            envs=[pb.KeyValue(key=k, value=v.encode() if isinstance(v, str) else v)
+                  for k, v in (envs or {}).items()],
             mounts=mounts or [], labels=labels or {}, annotations=annotations or {},
             log_path=log_path if log_path is not None else "%s_%d.log" % (name, attempt),
             stop_signal=stop_signal)
