@@ -239,12 +239,14 @@ class ContainerEnv:
     def pod_config(self, name, **kw):
         ns = pb.NamespaceOption(network=pb.NODE, pid=kw.pop("pid", pb.CONTAINER),
                                 ipc=kw.pop("ipc", pb.POD))
+        privileged = kw.pop("privileged", False)
         return pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=name, uid=name + "-uid", namespace="ctest"),
             log_directory=os.path.join(self.logdir, name),
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=kw.pop("cgroup_parent", ""),
-                security_context=pb.LinuxSandboxSecurityContext(namespace_options=ns)),
+                security_context=pb.LinuxSandboxSecurityContext(namespace_options=ns,
+                                                                privileged=privileged)),
             **kw)
 
     def run_pod(self, name="pod", **kw):
@@ -264,7 +266,7 @@ class ContainerEnv:
             metadata=pb.ContainerMetadata(name=name, attempt=attempt),
             image=pb.ImageSpec(image=image or self.busybox),
             command=command or [], args=args or [], working_dir=working_dir,
-            envs=[pb.KeyValue(key=k, value=v) for k, v in (envs or {}).items()],
+            envs=[pb.KeyValue(key=k, value=v.encode()) for k, v in (envs or {}).items()],
             mounts=mounts or [], labels=labels or {}, annotations=annotations or {},
             log_path=log_path if log_path is not None else "%s_%d.log" % (name, attempt),
             stop_signal=stop_signal)
@@ -276,6 +278,11 @@ class ContainerEnv:
 
     def create(self, pod_id, name="c", **kw):
         cfg = kw.pop("config", None) or self.config(name, **kw)
+        pod_cfg = self.pods.get(pod_id)
+        if pod_cfg is not None and not cfg.linux.security_context.HasField("namespace_options"):
+            # kubelet gives every container the namespace modes of its pod.
+            cfg.linux.security_context.namespace_options.CopyFrom(
+                pod_cfg.linux.security_context.namespace_options)
         req = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=cfg,
                                         sandbox_config=self.pods.get(pod_id))
         cid = self.c.call("CreateContainer", req, timeout=60).container_id
