@@ -295,8 +295,12 @@ class ContainerEnv:
         pid = info.get("pid") if info else None
         if pid:
             self.cgroups.setdefault(cid, [])
-            for path in cgroups_of(int(pid)).values():
-                if path not in self.cgroups[cid] and path not in self.daemon_cgroups():
+            # A zombie shows the root cgroups (it was moved out at exit): skip those.
+            paths = cgroups_of(int(pid)) if alive(int(pid)) else {}
+            for path in paths.values():
+                if path.endswith("/") or path in self.cgroups[cid]:
+                    continue
+                if path not in self.daemon_cgroups():
                     self.cgroups[cid].append(path)
 
     def run(self, pod_id, name="c", **kw):
