@@ -239,13 +239,14 @@ class ContainerEnv:
     def pod_config(self, name, **kw):
         ns = pb.NamespaceOption(network=pb.NODE, pid=kw.pop("pid", pb.CONTAINER),
                                 ipc=kw.pop("ipc", pb.POD))
+        privileged = kw.pop("privileged", False)
         return pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=name, uid=name + "-uid", namespace="ctest"),
             log_directory=os.path.join(self.logdir, name),
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=kw.pop("cgroup_parent", ""),
-                security_context=pb.LinuxSandboxSecurityContext(
-                    namespace_options=ns, privileged=kw.pop("privileged", False))),
+                security_context=pb.LinuxSandboxSecurityContext(namespace_options=ns,
+                                                                privileged=privileged)),
             **kw)
 
     def run_pod(self, name="pod", **kw):
@@ -265,9 +266,7 @@ class ContainerEnv:
             metadata=pb.ContainerMetadata(name=name, attempt=attempt),
             image=pb.ImageSpec(image=image or self.busybox),
             command=command or [], args=args or [], working_dir=working_dir,
-            # KeyValue.value is `bytes` in runtime.v1 (the same wire type as a string).
-            envs=[pb.KeyValue(key=k, value=v.encode() if isinstance(v, str) else v)
-                  for k, v in (envs or {}).items()],
+            envs=[pb.KeyValue(key=k, value=v.encode()) for k, v in (envs or {}).items()],
             mounts=mounts or [], labels=labels or {}, annotations=annotations or {},
             log_path=log_path if log_path is not None else "%s_%d.log" % (name, attempt),
             stop_signal=stop_signal)
@@ -279,6 +278,11 @@ class ContainerEnv:
 
     def create(self, pod_id, name="c", **kw):
         cfg = kw.pop("config", None) or self.config(name, **kw)
+        pod_cfg = self.pods.get(pod_id)
+        if pod_cfg is not None and not cfg.linux.security_context.HasField("namespace_options"):
+            # kubelet gives every container the namespace modes of its pod.
+            cfg.linux.security_context.namespace_options.CopyFrom(
+                pod_cfg.linux.security_context.namespace_options)
         req = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=cfg,
                                         sandbox_config=self.pods.get(pod_id))
         cid = self.c.call("CreateContainer", req, timeout=60).container_id
@@ -291,8 +295,12 @@ class ContainerEnv:
         pid = info.get("pid") if info else None
         if pid:
             self.cgroups.setdefault(cid, [])
-            for path in cgroups_of(int(pid)).values():
-                if path not in self.cgroups[cid] and path not in self.daemon_cgroups():
+            # A zombie shows the root cgroups (it was moved out at exit): skip those.
+            paths = cgroups_of(int(pid)) if alive(int(pid)) else {}
+            for path in paths.values():
+                if path.endswith("/") or path in self.cgroups[cid]:
+                    continue
+                if path not in self.daemon_cgroups():
                     self.cgroups[cid].append(path)
 
     def run(self, pod_id, name="c", **kw):
