@@ -373,16 +373,19 @@ crisp_container_service_start (CrispContainerService *svc, const char *id, GErro
     return FALSE;
   g_mutex_lock (&c->op_lock);
   crisp_container_refresh (svc, c);
-  gboolean ok;
+  gboolean ok = TRUE;
   if (c->state != CRISP_CONTAINER_CREATED)
     ok = crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is %s, not created",
                       c->id, crisp_container_state_to_string (c->state));
-  else
+  /* Taken before the call: a short-lived process can exit before 'runtime start' returns,
+   * and its start must not come after its finish. */
+  gint64 started_at = g_get_real_time () * 1000;
+  if (ok)
     ok = crisp_container_runtime_start (c, error);
   if (ok)
     {
       g_mutex_lock (&svc->lock);
-      c->started_at = g_get_real_time () * 1000;
+      c->started_at = started_at;
       c->state = CRISP_CONTAINER_RUNNING;
       g_mutex_unlock (&svc->lock);
       ok = crisp_container_save (svc, c, error);

@@ -265,6 +265,16 @@ crisp_container_service_exec_sync (CrispContainerService *svc,
   int r = crisp_monitor_exec (fd, argv, NULL, timeout_ms, 0, &res);
   if (r < 0)
     return crisp_throw_errno (error, r, "exec in container '%s'", c->id), NULL;
+  /* The container may have exited while the runtime was setting the exec up: then the
+   * runtime's own complaint is not the command's result. */
+  crisp_container_refresh (svc, c);
+  if (c->state != CRISP_CONTAINER_RUNNING)
+    {
+      crisp_monitor_exec_result_clear (&res);
+      return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
+                          "container '%s' exited during the exec", c->id),
+             NULL;
+    }
   if (res.timed_out)
     {
       crisp_monitor_exec_result_clear (&res);

@@ -40,8 +40,9 @@ def test_memory_working_set_follows_usage(cenv):
     base = cstats(cenv, cid).memory.working_set_bytes.value
     # /dev/shm of the pod is shared; a file in the writable layer on tmpfs is not, so
     # allocate in a process instead: a shell variable of 20 MB held by a background job.
+    # (sleep must not be the subshell's last command: busybox sh would exec it and free x.)
     cenv.exec_sync(cid, ["sh", "-c", "(x=$(head -c 20000000 /dev/zero | tr '\\0' x); "
-                                     "sleep 30) >/dev/null 2>&1 &"])
+                                     "sleep 30; echo ${#x}) >/dev/null 2>&1 &"])
     wait_for(lambda: cstats(cenv, cid).memory.working_set_bytes.value > base + 15 * MiB, 10,
              what="working set to grow by ~20 MB")
 
