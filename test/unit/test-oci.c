@@ -923,6 +923,8 @@ namespaces (JsonObject *spec)
 static void
 test_namespaces (Fixture *f, gconstpointer d)
 {
+  /* kubelet sends the pod's options with the pod and with each of its containers. */
+  f->pod_sc.namespace_options = &f->ns;
   g_autoptr (JsonObject) a = build_ok (f);
   g_autofree char *na = namespaces (a);
   g_assert_cmpstr (na, ==,
@@ -948,6 +950,34 @@ test_namespaces (Fixture *f, gconstpointer d)
   f->ns.pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
   f->in.netns_path = NULL;
   build_fails (f, CRISP_ERROR_FAILED_PRECONDITION, "no network namespace");
+}
+
+/* Network and IPC are the pod's, whatever a container's own options claim. */
+static void
+test_namespaces_follow_the_pod (Fixture *f, gconstpointer d)
+{
+  Runtime__V1__NamespaceOption pod_ns = RUNTIME__V1__NAMESPACE_OPTION__INIT;
+  pod_ns.pid = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+  f->pod_sc.namespace_options = &pod_ns;
+  f->ns.network = RUNTIME__V1__NAMESPACE_MODE__NODE;
+  f->ns.ipc = RUNTIME__V1__NAMESPACE_MODE__NODE;
+  g_autoptr (JsonObject) a = build_ok (f);
+  g_autofree char *na = namespaces (a);
+  g_assert_cmpstr (na, ==,
+                   "mount pid network=/run/crisp/ns/net-1 ipc=/run/crisp/ns/ipc-1 "
+                   "uts=/run/crisp/ns/uts-1");
+  /* A request that leaves pid unset (POD) in a pod without a shared PID namespace. */
+  f->ns.pid = RUNTIME__V1__NAMESPACE_MODE__POD;
+  f->in.pidns_path = NULL;
+  g_autoptr (JsonObject) b = build_ok (f);
+  g_autofree char *nb = namespaces (b);
+  g_assert_true (g_str_has_prefix (nb, "mount pid network="));
+  pod_ns.network = RUNTIME__V1__NAMESPACE_MODE__NODE;
+  pod_ns.ipc = RUNTIME__V1__NAMESPACE_MODE__NODE;
+  f->ns.network = RUNTIME__V1__NAMESPACE_MODE__POD;
+  g_autoptr (JsonObject) c = build_ok (f);
+  g_autofree char *nc = namespaces (c);
+  g_assert_cmpstr (nc, ==, "mount pid");
 }
 
 static void
@@ -986,6 +1016,8 @@ test_sysctls (Fixture *f, gconstpointer d)
   g_assert_cmpuint (json_object_get_size (sys), ==, 2);
   g_assert_cmpstr (json_object_get_string_member (sys, "kernel.shm_rmid_forced"), ==, "1");
   g_assert_true (has_note (f, "'vm.swappiness' not applied"));
+  /* A host-network pod: network sysctls would change the host's. */
+  f->pod_sc.namespace_options = &f->ns;
   f->ns.network = RUNTIME__V1__NAMESPACE_MODE__NODE;
   g_autoptr (JsonObject) b = build_ok (f);
   sys = json_node_get_object (path_get (b, "linux.sysctl"));
@@ -1097,6 +1129,7 @@ run_in_runc (Fixture *f, const char *script)
   f->config.command = cmd;
   f->config.n_command = G_N_ELEMENTS (cmd);
   f->ns.network = f->ns.ipc = RUNTIME__V1__NAMESPACE_MODE__NODE;
+  f->pod_sc.namespace_options = &f->ns; /* a host-network, host-IPC pod */
   f->pod_linux.cgroup_parent = (char *) "";
   f->in.container_id = "crisp-unit-oci";
   f->in.resolv_conf_path = f->in.hostname_path = f->in.hosts_path = f->in.shm_path = NULL;
@@ -1205,6 +1238,7 @@ main (int argc, char **argv)
   ADD ("resources/hugepages-unified", test_resources_hugepages_and_unified);
   ADD ("oom-score", test_oom_score);
   ADD ("namespaces", test_namespaces);
+  ADD ("namespaces-follow-the-pod", test_namespaces_follow_the_pod);
   ADD ("cgroups-path", test_cgroups_path);
   ADD ("sysctls", test_sysctls);
   ADD ("annotations", test_annotations);
