@@ -67,6 +67,13 @@ int crisp_fd_set_nonblock (int fd, bool on);
 /* Copies src into dst of size n, failing with -ENAMETOOLONG instead of truncating. */
 int crisp_strlcpy (char *dst, const char *src, size_t n);
 
+/* The start time of process pid in clock ticks since boot (field 22 of /proc/PID/stat), or 0
+ * when it is gone or a zombie: with the pid, an identity that survives pid reuse. */
+unsigned long long crisp_proc_start_time (pid_t pid);
+
+/* 64 lowercase hex characters from the kernel's random source, NUL-terminated. */
+int crisp_random_hex_id (char out[65]);
+
 /* true when s is a non-empty string of lowercase hex digits of exactly len characters
  * (len 0: any length from 1 to 64) — the shape of crisp's object ids. */
 bool crisp_id_is_valid_len (const char *s, size_t len);

@@ -17,21 +17,13 @@
 #define MAX_LOG_PATH 4096
 
 static char *
-random_id (void)
+random_id (GError **error)
 {
-  guint8 bytes[32];
-  g_autoptr (GRand) r = NULL;
-  _cleanup_close_ int fd = open ("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || read (fd, bytes, sizeof bytes) != sizeof bytes)
-    {
-      r = g_rand_new ();
-      for (gsize i = 0; i < sizeof bytes; i++)
-        bytes[i] = (guint8) g_rand_int (r);
-    }
-  GString *s = g_string_sized_new (64);
-  for (gsize i = 0; i < sizeof bytes; i++)
-    g_string_append_printf (s, "%02x", bytes[i]);
-  return g_string_free (s, FALSE);
+  char id[65];
+  int r = crisp_random_hex_id (id);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "making a container id"), NULL;
+  return g_strdup (id);
 }
 
 static gboolean
@@ -157,9 +149,9 @@ spawn_monitor (CrispContainerService *svc, CrispContainer *c, GError **error)
   if (r < 0)
     return crisp_throw_errno (error, r, "starting the monitor of container '%s'", c->id);
   c->pid = started.container_pid;
-  c->pid_start_time = crisp_process_start_time (c->pid);
+  c->pid_start_time = crisp_proc_start_time (c->pid);
   c->monitor_pid = started.monitor_pid;
-  c->monitor_start_time = crisp_process_start_time (c->monitor_pid);
+  c->monitor_start_time = crisp_proc_start_time (c->monitor_pid);
   c->monitor_version = started.protocol_version;
   return TRUE;
 }
@@ -197,7 +189,9 @@ container_from_request (CrispContainerService *svc, CrispPod *pod, const CrispIm
                         "runtime handler '%s': '%s' is not found on PATH", rt->name, rt->path),
            NULL;
   g_autoptr (CrispContainer) c = crisp_container_new ();
-  c->id = random_id ();
+  c->id = random_id (error);
+  if (c->id == NULL)
+    return NULL;
   c->pod_id = g_strdup (pod->id);
   c->name = g_strdup (req->config->metadata->name);
   c->attempt = req->config->metadata->attempt;

@@ -93,7 +93,6 @@ gboolean crisp_container_runtime_delete (CrispContainer *c, GError **error);
 gboolean crisp_container_read_exit (CrispContainerService *svc, CrispContainer *c);
 /* Whether pid still is the process that started at start_time. */
 gboolean crisp_process_matches (int pid, guint64 start_time);
-guint64 crisp_process_start_time (int pid);
 
 /* container-spec.c */
 gboolean crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, CrispPod *pod,

@@ -53,43 +53,12 @@ crisp_container_runtime_delete (CrispContainer *c, GError **error)
   return run_runtime (c, "delete", "--force", error);
 }
 
-guint64
-crisp_process_start_time (int pid)
-{
-  char path[64], buf[1024];
-  snprintf (path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen (path, "re");
-  if (f == NULL)
-    return 0;
-  size_t n = fread (buf, 1, sizeof buf - 1, f);
-  fclose (f);
-  buf[n] = '\0';
-  /* The command name may hold spaces and parentheses: fields resume after the last ')'. */
-  char *p = strrchr (buf, ')');
-  if (p == NULL)
-    return 0;
-  unsigned long long start = 0;
-  char state = 0;
-  /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime
-   * cstime priority nice threads itrealvalue starttime */
-  if (sscanf (p + 2,
-              "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
-              "%*d %llu",
-              &state, &start)
-      != 2)
-    return 0;
-  /* A zombie is gone for our purposes: its parent (pid 1 for a monitor) may reap it late. */
-  if (state == 'Z' || state == 'X')
-    return 0;
-  return start;
-}
-
 gboolean
 crisp_process_matches (int pid, guint64 start_time)
 {
   if (pid <= 0)
     return FALSE;
-  guint64 now = crisp_process_start_time (pid);
+  guint64 now = crisp_proc_start_time (pid);
   return now != 0 && (start_time == 0 || now == start_time);
 }
 

@@ -405,6 +405,10 @@ for_each_in_pod (CrispContainerService *svc, const char *pod_id, gboolean remove
       g_mutex_lock (&c->op_lock);
       gboolean ok = remove ? !still_known (svc, c) || remove_locked (svc, c, error)
                            : stop_locked (svc, c, 0);
+      /* A pod being stopped keeps nothing running: wait for each monitor's own cleanup. */
+      if (ok && !remove && !wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS))
+        g_warning ("container '%s': monitor %d still running after its container stopped", c->id,
+                   c->monitor_pid);
       g_mutex_unlock (&c->op_lock);
       if (!ok)
         return FALSE;

@@ -18,21 +18,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-guint64
-crisp_proc_start_time (int pid)
-{
-  char path[64];
-  snprintf (path, sizeof path, "/proc/%d/stat", pid);
-  g_autofree char *text = NULL;
-  if (!g_file_get_contents (path, &text, NULL, NULL))
-    return 0;
-  /* Field 22; the command name (field 2) may contain spaces, so count from its ')'. */
-  char *p = strrchr (text, ')');
-  for (int field = 2; p != NULL && field < 22; field++)
-    p = strchr (p + 1, ' ');
-  return p ? g_ascii_strtoull (p + 1, NULL, 10) : 0;
-}
-
 typedef struct
 {
   int fds[3];

@@ -293,21 +293,13 @@ pod_abandon (CrispPodService *svc, CrispPod *pod)
 static char *
 new_pod_id (CrispPodService *svc)
 {
-  for (;;)
-    {
-      guint8 raw[32];
-      for (gsize i = 0; i < sizeof raw; i += 4)
-        {
-          guint32 v = g_random_int ();
-          memcpy (raw + i, &v, 4);
-        }
-      GString *s = g_string_sized_new (65);
-      for (gsize i = 0; i < sizeof raw; i++)
-        g_string_append_printf (s, "%02x", raw[i]);
-      if (!g_hash_table_contains (svc->pods, s->str))
-        return g_string_free (s, FALSE);
-      g_string_free (s, TRUE);
-    }
+  char id[65];
+  do
+    if (crisp_random_hex_id (id) < 0) /* getrandom cannot fail once booted; still, no abort */
+      for (int i = 0; i < 64; i += 8)
+        g_snprintf (id + i, 9, "%08x", g_random_int ());
+  while (g_hash_table_contains (svc->pods, id));
+  return g_strdup (id);
 }
 
 /* Returns the pod this name already has (waiting for its creation to end), or NULL after

@@ -42,7 +42,6 @@ gboolean crisp_ns_start_pause (const char *pause_path, const char *net, const ch
                                guint64 *out_start_time, GError **error);
 /* Kills the pause process if `pid` still is the one started at `start_time`; waits for it. */
 int crisp_ns_stop_pause (int pid, guint64 start_time);
-guint64 crisp_proc_start_time (int pid);
 /* Bind-mounts /proc/<pid>/ns/pid onto a new file at pid_pin. */
 gboolean crisp_ns_pin_pid (int pid, const char *pid_pin, GError **error);
 
