@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what the tests need on Debian 12, builds crisp with warnings as errors, runs the
-# unit tests (make check) and the integration suite against the real daemon (as root).
+# unit tests (make check) and the integration suite against the real daemon (as root); then
+# the same suites again on an ASan+UBSan build (leak detection on). CRISP_SKIP_SANITIZERS=1
+# skips that second pass.
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: run me as root (the integration tests run containers)" >&2; exit 1; }
@@ -8,3 +10,10 @@ contrib/install-deps.sh --test
 contrib/build.sh --enable-werror
 make -C _build -j"$(nproc)" check
 make -C _build integration
+if [ "${CRISP_SKIP_SANITIZERS:-}" != 1 ]; then
+  mkdir -p _build-asan
+  (cd _build-asan && ../configure --sysconfdir=/etc --enable-werror --enable-sanitizers >/dev/null)
+  make -C _build-asan -j"$(nproc)" >/dev/null
+  ASAN_OPTIONS=detect_leaks=1 make -C _build-asan -j"$(nproc)" check
+  ASAN_OPTIONS=detect_leaks=1 make -C _build-asan integration
+fi
