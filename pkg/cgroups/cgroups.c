@@ -3,8 +3,11 @@
 
 #include "crisp-cgroups.h"
 #include "crisp-error.h"
+#include "cgroups-private.h"
 
+#include <fcntl.h>
 #include <linux/magic.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/statfs.h>
 
@@ -231,5 +234,82 @@ crisp_cgroups_parent_path (CrispCgroupDriver driver, const char *parent, char **
     return FALSE;
   char *slash = strrchr (rel, '/');
   *out_rel_path = slash ? g_strndup (rel, (gsize) (slash - rel)) : g_strdup ("");
+  return TRUE;
+}
+
+/* v1 cpuset cgroups start with no CPUs and no memory nodes, and refuse tasks until given
+ * some: each new level gets its parent's. */
+static gboolean
+fill_cpuset (const char *hierarchy, const char *rel_path, GError **error)
+{
+  g_auto (GStrv) parts = g_strsplit (rel_path, "/", -1);
+  g_autofree char *dir = g_strdup (hierarchy);
+  for (char **p = parts; *p; p++)
+    {
+      if (**p == '\0')
+        continue;
+      g_autofree char *child = g_build_filename (dir, *p, NULL);
+      const char *files[] = { "cpuset.cpus", "cpuset.mems" };
+      for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
+        {
+          g_autofree char *mine = g_build_filename (child, files[i], NULL);
+          g_autofree char *parents = g_build_filename (dir, files[i], NULL);
+          g_autofree char *cur = NULL, *want = NULL;
+          if (!g_file_get_contents (mine, &cur, NULL, NULL) || *g_strstrip (cur) != '\0')
+            continue;
+          if (!g_file_get_contents (parents, &want, NULL, error)
+              || !g_file_set_contents_full (mine, want, -1, G_FILE_SET_CONTENTS_NONE, 0644, error))
+            return FALSE;
+        }
+      g_free (dir);
+      dir = g_steal_pointer (&child);
+    }
+  return TRUE;
+}
+
+/* Writes pid into <hierarchy>/<rel_path>/cgroup.procs, creating the cgroup. */
+static gboolean
+move_in_hierarchy (const char *hierarchy, const char *rel_path, pid_t pid, GError **error)
+{
+  g_autofree char *dir = g_build_filename (hierarchy, rel_path, NULL);
+  if (g_mkdir_with_parents (dir, 0755) < 0)
+    return crisp_throw_errno (error, errno, "creating cgroup '%s'", dir);
+  g_autofree char *cpus = g_build_filename (hierarchy, "cpuset.cpus", NULL);
+  if (g_file_test (cpus, G_FILE_TEST_EXISTS) && !fill_cpuset (hierarchy, rel_path, error))
+    return FALSE;
+  g_autofree char *procs = g_build_filename (dir, "cgroup.procs", NULL);
+  g_autofree char *text = g_strdup_printf ("%d\n", (int) pid);
+  int fd = open (procs, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return crisp_throw_errno (error, errno, "opening '%s'", procs);
+  gboolean ok = write (fd, text, strlen (text)) == (ssize_t) strlen (text);
+  int saved = errno;
+  close (fd);
+  if (!ok)
+    return crisp_throw_errno (error, saved, "moving pid %d into '%s'", (int) pid, dir);
+  return TRUE;
+}
+
+gboolean
+crisp_cgroups_move_pid (CrispCgroups *cg, const char *rel_path, pid_t pid, GError **error)
+{
+  if (!crisp_cgroups_check_rel_path (rel_path, error))
+    return FALSE;
+  if (cg->mode == CRISP_CGROUP_MODE_V2)
+    return move_in_hierarchy (cg->root, rel_path, pid, error);
+  /* v1: every mounted hierarchy (named ones like systemd too); hybrid adds "unified". */
+  g_autoptr (GDir) d = g_dir_open (cg->root, 0, error);
+  if (d == NULL)
+    return FALSE;
+  const char *name;
+  while ((name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *h = g_build_filename (cg->root, name, NULL);
+      g_autofree char *procs = g_build_filename (h, "cgroup.procs", NULL);
+      if (g_file_test (h, G_FILE_TEST_IS_SYMLINK) || !g_file_test (procs, G_FILE_TEST_EXISTS))
+        continue; /* cpu -> cpu,cpuacct links, and controllers listed but not mounted */
+      if (!move_in_hierarchy (h, rel_path, pid, error))
+        return FALSE;
+    }
   return TRUE;
 }

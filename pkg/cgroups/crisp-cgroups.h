@@ -5,6 +5,7 @@
 #pragma once
 
 #include <glib.h>
+#include <sys/types.h>
 
 #include "proto/runtime.pb-c.h"
 
@@ -122,5 +123,10 @@ gboolean crisp_cgroups_update (CrispCgroups *cg, const char *rel_path,
 /* This process's cgroup path in the v1 hierarchy holding controller (or the v2 path when
  * controller is NULL), from /proc/self/cgroup; e.g. "/process_api/…" for "memory". */
 char *crisp_cgroups_self_path (const char *controller, GError **error);
+
+/* Moves pid into the cgroup rel_path (relative to each hierarchy's root, created if needed)
+ * in every mounted hierarchy: how crisp gives its monitors a cgroup of their own. */
+gboolean crisp_cgroups_move_pid (CrispCgroups *cg, const char *rel_path, pid_t pid,
+                                 GError **error);
 
 G_END_DECLS

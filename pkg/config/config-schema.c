@@ -47,7 +47,7 @@ const CrispConfigKey crisp_config_schema[] = {
     "The runtime's state directory (--root); default <run-root>/runtime/<name>.",
     .optional = TRUE },
   { NULL, "monitor-cgroup", CRISP_CONFIG_STRING, HANDLER_FIELD (monitor_cgroup), NULL,
-    "Cgroup the container monitors are placed in; unset: crisp chooses.", .optional = TRUE },
+    "Cgroup monitors move to before their container exists; unset: crisp's own cgroup.", .optional = TRUE },
 
   { "network", "cni-config-dir", CRISP_CONFIG_PATH, FIELD (cni_config_dir), "/etc/cni/net.d",
     "Directory of CNI network configuration files." },

@@ -123,6 +123,24 @@ make_dirs (CrispContainerService *svc, CrispContainer *c, GError **error)
   return TRUE;
 }
 
+typedef struct
+{
+  CrispContainerService *svc;
+  const char *cgroup; /* relative to each hierarchy's root */
+  GError *error;
+} MonitorCgroup;
+
+/* Runs after the monitor detached and before it creates the container: once the monitor is in
+ * a cgroup of its own, the container's OOM and crisp's own cgroup cannot take it down. */
+static int
+place_monitor (pid_t monitor_pid, void *data)
+{
+  MonitorCgroup *mc = data;
+  if (mc->cgroup == NULL)
+    return 0;
+  return crisp_cgroups_move_pid (mc->svc->cgroups, mc->cgroup, monitor_pid, &mc->error) ? 0 : -EIO;
+}
+
 static gboolean
 spawn_monitor (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
@@ -141,8 +159,16 @@ spawn_monitor (CrispContainerService *svc, CrispContainer *c, GError **error)
     .stdin_open = cfg->stdin,
     .stdin_once = cfg->stdin_once,
   };
+  const CrispRuntimeHandler *rt = crisp_config_get_runtime (svc->config, c->runtime);
+  const char *cg = rt && rt->monitor_cgroup && *rt->monitor_cgroup ? rt->monitor_cgroup : NULL;
+  MonitorCgroup place = { svc, cg ? cg + strspn (cg, "/") : NULL, NULL };
   CrispMonitorStarted started = { 0 };
-  int r = crisp_monitor_spawn (&mc, NULL, NULL, &started);
+  int r = crisp_monitor_spawn (&mc, place_monitor, &place, &started);
+  if (place.error != NULL)
+    {
+      g_propagate_prefixed_error (error, place.error, "placing the monitor of '%s': ", c->id);
+      return FALSE;
+    }
   if (r == -EIO)
     return crisp_throw (error, CRISP_ERROR_INTERNAL, "creating container '%s': %s", c->id,
                         started.error);

@@ -575,3 +575,38 @@ def test_writable_layer_is_per_container(cenv):
     assert r.stdout == b"/bin/true\n" and b"No such file" in r.stderr
     r = cenv.exec_sync(a, ["sh", "-c", "cat /etc/motd; ls /bin/true"])
     assert r.stdout == b"mine\n" and r.exit_code != 0
+
+
+# ---- the monitor's own cgroup ----
+
+def test_monitor_is_placed_in_its_configured_cgroup(crisp_factory, registry, tmp_path):
+    from container_harness import finish_env, make_env, push_extra_images
+    name = "crisp-test-monitors-%d" % os.getpid()
+    logdir = str(tmp_path / "logs")
+    os.makedirs(logdir)
+    env = make_env(crisp_factory, registry, push_extra_images(registry), logdir,
+                   config="[runtime.runc]\nmonitor-cgroup = /%s\n" % name)
+    try:
+        pod = env.run_pod()
+        cid = env.run(pod, "m", command=SLEEPER)
+        [mon] = monitors(cid)
+        with open("/proc/%d/cgroup" % mon) as f:
+            lines = f.read().splitlines()
+        memory = [l for l in lines if ":memory:" in l]
+        assert memory and memory[0].endswith(":/" + name), lines
+        # ... while the container itself lives in its own cgroup, not the monitors'.
+        with open("/proc/%d/cgroup" % env.pid(cid)) as f:
+            assert ":/" + name not in f.read()
+    finally:
+        leaks = finish_env(env)
+        for root in os.listdir("/sys/fs/cgroup"):
+            d = os.path.join("/sys/fs/cgroup", root, name)
+            for _ in range(100):
+                if not os.path.isdir(d):
+                    break
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    time.sleep(0.05)
+            assert not os.path.isdir(d), "monitor cgroup %s still busy" % d
+    assert not leaks, "leaked: %s" % leaks
