@@ -5,7 +5,9 @@
 #include "container-private.h"
 
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 
 static Runtime__V1__UInt64Value *
@@ -53,30 +55,51 @@ crisp_container_service_update_resources (CrispContainerService *svc,
   return ok;
 }
 
-/* The writable layer's usage; nftw with FTW_PHYS|FTW_MOUNT never leaves it. The walk is
- * single-threaded through static state, hence the lock. */
-static GMutex walk_lock;
-static guint64 walk_bytes, walk_inodes;
-
-static int
-walk_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Adds up the blocks and inodes below dfd without following links or leaving its
+ * filesystem; depth-bounded so a hostile tree cannot exhaust the stack. */
+static void
+walk_usage (int dfd, dev_t dev, int depth, guint64 *bytes, guint64 *inodes)
 {
-  walk_inodes++;
-  if (flag == FTW_F)
-    walk_bytes += (guint64) st->st_blocks * 512;
-  return 0;
+  DIR *d = depth < 256 ? fdopendir (dfd) : NULL;
+  if (d == NULL)
+    {
+      close (dfd);
+      return;
+    }
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    {
+      struct stat st;
+      if (g_str_equal (de->d_name, ".") || g_str_equal (de->d_name, "..")
+          || fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != dev)
+        continue;
+      (*inodes)++;
+      *bytes += (guint64) st.st_blocks * 512;
+      if (S_ISDIR (st.st_mode))
+        {
+          int sub = openat (dirfd (d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (sub >= 0)
+            walk_usage (sub, dev, depth + 1, bytes, inodes);
+        }
+    }
+  closedir (d);
 }
 
 static void
 layer_usage (CrispContainerService *svc, CrispContainer *c, guint64 *bytes, guint64 *inodes)
 {
   g_autofree char *upper = crisp_container_root_path (svc, c->id, "upper");
-  g_mutex_lock (&walk_lock);
-  walk_bytes = walk_inodes = 0;
-  nftw (upper, walk_one, 16, FTW_PHYS | FTW_MOUNT);
-  *bytes = walk_bytes;
-  *inodes = walk_inodes;
-  g_mutex_unlock (&walk_lock);
+  *bytes = *inodes = 0;
+  int fd = open (upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0)
+    return;
+  if (fstat (fd, &st) < 0)
+    {
+      close (fd);
+      return;
+    }
+  walk_usage (fd, st.st_dev, 0, bytes, inodes);
 }
 
 static Runtime__V1__ContainerStats *
