@@ -28,27 +28,6 @@ handle_version (CrispServer *self, CrispCall *call)
   crisp_call_finish (call, &resp.base);
 }
 
-/* A stand-in for the CNI module's readiness check: any parseable network config file. */
-static gboolean
-network_config_present (const char *dir, char **out_reason)
-{
-  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
-  const char *name;
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      if (!g_str_has_suffix (name, ".conflist") && !g_str_has_suffix (name, ".conf")
-          && !g_str_has_suffix (name, ".json"))
-        continue;
-      g_autofree char *path = g_build_filename (dir, name, NULL);
-      g_autoptr (JsonParser) parser = json_parser_new ();
-      if (json_parser_load_from_file (parser, path, NULL)
-          && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
-        return TRUE;
-    }
-  *out_reason = g_strdup_printf ("no valid CNI network config found in '%s'", dir);
-  return FALSE;
-}
-
 static char *
 config_as_json (CrispServer *self)
 {
@@ -104,8 +83,7 @@ handle_status (CrispServer *self, CrispCall *call)
   runtime_ready.status = TRUE;
   network_ready.type = (char *) "NetworkReady";
   network_ready.status
-      = self->pods ? crisp_network_status (crisp_pod_service_get_network (self->pods), NULL, &reason)
-                   : network_config_present (self->config->cni_config_dir, &reason);
+      = crisp_network_status (crisp_pod_service_get_network (self->pods), NULL, &reason);
   if (!network_ready.status)
     {
       network_ready.reason = (char *) "NetworkPluginNotReady";
