@@ -126,16 +126,24 @@ make_dirs (CrispContainerService *svc, CrispContainer *c, GError **error)
 typedef struct
 {
   CrispContainerService *svc;
+  CrispContainer *c;
   const char *cgroup; /* relative to each hierarchy's root */
   GError *error;
 } MonitorCgroup;
 
-/* Runs after the monitor detached and before it creates the container: once the monitor is in
- * a cgroup of its own, the container's OOM and crisp's own cgroup cannot take it down. */
+/* Runs after the monitor detached and before it creates the container. The record learns the
+ * monitor first, so a crisp killed during 'runtime create' finds it at the next start; then,
+ * once in a cgroup of its own, the container's OOM and crisp's cgroup cannot take it down. */
 static int
 place_monitor (pid_t monitor_pid, void *data)
 {
   MonitorCgroup *mc = data;
+  g_mutex_lock (&mc->svc->lock);
+  mc->c->monitor_pid = monitor_pid;
+  mc->c->monitor_start_time = crisp_proc_start_time (monitor_pid);
+  g_mutex_unlock (&mc->svc->lock);
+  if (!crisp_container_save (mc->svc, mc->c, &mc->error))
+    return -EIO;
   if (mc->cgroup == NULL)
     return 0;
   return crisp_cgroups_move_pid (mc->svc->cgroups, mc->cgroup, monitor_pid, &mc->error) ? 0 : -EIO;
@@ -161,7 +169,7 @@ spawn_monitor (CrispContainerService *svc, CrispContainer *c, GError **error)
   };
   const CrispRuntimeHandler *rt = crisp_config_get_runtime (svc->config, c->runtime);
   const char *cg = rt && rt->monitor_cgroup && *rt->monitor_cgroup ? rt->monitor_cgroup : NULL;
-  MonitorCgroup place = { svc, cg ? cg + strspn (cg, "/") : NULL, NULL };
+  MonitorCgroup place = { svc, c, cg ? cg + strspn (cg, "/") : NULL, NULL };
   CrispMonitorStarted started = { 0 };
   int r = crisp_monitor_spawn (&mc, place_monitor, &place, &started);
   if (place.error != NULL)
@@ -329,7 +337,7 @@ crisp_container_service_create (CrispContainerService *svc,
   if (!ok)
     {
       g_autoptr (GError) cleanup = NULL;
-      if (!crisp_container_destroy (svc, c, &cleanup))
+      if (!crisp_container_destroy (svc, c, TRUE, &cleanup))
         g_warning ("container '%s': cleaning up a failed create: %s", c->id, cleanup->message);
       crisp_container_forget (svc, c);
     }
@@ -347,7 +355,7 @@ recover_one (CrispContainerService *svc, CrispContainer *c)
     {
       g_message ("container '%s': finishing an interrupted %s", c->id,
                  c->state == CRISP_CONTAINER_CREATING ? "create" : "removal");
-      if (!crisp_container_destroy (svc, c, &error))
+      if (!crisp_container_destroy (svc, c, c->state == CRISP_CONTAINER_CREATING, &error))
         g_warning ("container '%s': %s", c->id, error->message);
       else
         crisp_container_forget (svc, c);

@@ -125,7 +125,9 @@ GPtrArray *crisp_container_snapshot (CrispContainerService *svc, const char *pod
 void crisp_container_remember (CrispContainerService *svc, CrispContainer *c);
 void crisp_container_forget (CrispContainerService *svc, CrispContainer *c);
 /* Monitor, runtime state, mounts and directories; the caller forgets the container. */
-gboolean crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, GError **error);
+/* half_made: a create that never finished (its monitor is killed, not waited for). */
+gboolean crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, gboolean half_made,
+                                  GError **error);
 gboolean crisp_container_monitor_alive (CrispContainer *c);
 gboolean crisp_container_save (CrispContainerService *svc, CrispContainer *c, GError **error);
 /* Refreshes a running container's state from its monitor's files. */

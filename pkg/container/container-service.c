@@ -151,12 +151,23 @@ wait_monitor_exit (CrispContainer *c, int timeout_ms)
 
 /* Everything of a container but its table entries: monitor, runtime state, mounts, dirs. */
 gboolean
-crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, GError **error)
+crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, gboolean half_made,
+                         GError **error)
 {
-  if (crisp_container_monitor_alive (c) && !wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS))
+  /* A half-made container's monitor never exits on its own (once its create completes it
+   * keeps the container), so it is not waited for. */
+  if (crisp_container_monitor_alive (c)
+      && (half_made || !wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS)))
     {
+      /* Its process group holds what it started (a 'runtime create' still in progress after
+       * a crash): kill them with it, or the create could finish with nobody to own it. */
+      pid_t group = getpgid (c->monitor_pid);
       g_debug ("container '%s': monitor %d still there, killing it", c->id, c->monitor_pid);
-      kill (c->monitor_pid, SIGKILL);
+      if (group > 1 && group != getpgrp ())
+        kill (-group, SIGKILL);
+      else
+        kill (c->monitor_pid, SIGKILL);
+      wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS);
     }
   /* The monitor deletes the runtime's state before it exits; only what it left (it was
    * killed, or never got that far) costs a runtime call here. */
@@ -338,7 +349,7 @@ remove_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
   g_mutex_lock (&svc->lock);
   c->state = CRISP_CONTAINER_REMOVING;
   g_mutex_unlock (&svc->lock);
-  if (!crisp_container_save (svc, c, error) || !crisp_container_destroy (svc, c, error))
+  if (!crisp_container_save (svc, c, error) || !crisp_container_destroy (svc, c, FALSE, error))
     return crisp_prefix_error (error, "removing container '%s': ", c->id);
   crisp_container_forget (svc, c);
   return TRUE;

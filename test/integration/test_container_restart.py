@@ -140,3 +140,45 @@ def test_pod_with_containers_survives_a_restart(cenv):
     assert cenv.state(cid) == pb.CONTAINER_EXITED
     cenv.c.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
     assert not cenv.list()
+
+
+def test_kill9_during_runtime_create_leaves_nothing(crisp_factory, registry, tmp_path):
+    """crisp killed while 'runtime create' runs: the next start removes the half-made
+    container, its monitor and whatever the create had started; nothing comes back later."""
+    from container_harness import finish_env, make_env, push_extra_images
+    marker = tmp_path / "create-started"
+    script = tmp_path / "slow-runc"
+    script.write_text("#!/bin/sh\n"
+                      "for a in \"$@\"; do [ \"$a\" = create ] && { touch %s; sleep 8; }; done\n"
+                      "exec /usr/sbin/runc \"$@\"\n" % marker)
+    script.chmod(0o755)
+    runtime_root = tmp_path / "slow-root"
+    logdir = str(tmp_path / "logs")
+    os.makedirs(logdir)
+    env = make_env(crisp_factory, registry, push_extra_images(registry), logdir,
+                   config="[runtime.slow]\npath = %s\nroot = %s\n" % (script, runtime_root))
+    try:
+        cfg = env.pod_config("slowpod")
+        os.makedirs(cfg.log_directory, exist_ok=True)
+        pod = env.c.call("RunPodSandbox", pb.RunPodSandboxRequest(
+            config=cfg, runtime_handler="slow")).pod_sandbox_id
+        env.pods[pod] = cfg
+        ccfg = env.config("half", command=SLEEPER)
+        ccfg.linux.security_context.namespace_options.CopyFrom(
+            cfg.linux.security_context.namespace_options)
+        fut = env.c.future("CreateContainer", pb.CreateContainerRequest(
+            pod_sandbox_id=pod, config=ccfg, sandbox_config=cfg), timeout=60)
+        wait_for(marker.exists, 20, what="runtime create to start")
+        env.d.kill9()
+        fut.exception()  # the call died with crisp
+        env.d.start()
+        assert not env.c.call("ListContainers").containers
+        time.sleep(9)  # past the moment the slow create would have finished
+        assert not monitors(str(env.d.run_root))
+        leftovers = os.listdir(runtime_root) if runtime_root.exists() else []
+        assert leftovers == [], "runtime state left: %s" % leftovers
+        assert not any(str(env.d.tmp) in line.split()[4] for line in open("/proc/self/mountinfo")
+                       if "/containers/" in line.split()[4])
+    finally:
+        leaks = finish_env(env)
+    assert not leaks, "leaked: %s" % leaks
