@@ -257,6 +257,23 @@ build_pod_stats (CrispContainerService *svc, CrispPod *pod)
       ws += cs->memory && cs->memory->working_set_bytes ? cs->memory->working_set_bytes->value : 0;
       usage += cs->memory && cs->memory->usage_bytes ? cs->memory->usage_bytes->value : 0;
     }
+  /* The pod's own cgroup (kubelet makes it) counts everything in the pod; without one, the
+   * sum of its containers is the best figure there is. */
+  CrispCgroupStats ps = { 0 };
+  g_autofree char *rel = NULL;
+  if (pod->cgroup_parent && *pod->cgroup_parent
+      && crisp_cgroups_parent_path (svc->cgroup_driver, pod->cgroup_parent, &rel, NULL)
+      && crisp_cgroups_read_stats (svc->cgroups, rel, &ps, NULL))
+    {
+      now = ps.timestamp_ns;
+      if (ps.has_cpu)
+        cpu = ps.cpu_usage_ns;
+      if (ps.has_memory)
+        {
+          ws = ps.memory_working_set;
+          usage = ps.memory_usage;
+        }
+    }
   l->cpu = malloc (sizeof *l->cpu);
   runtime__v1__cpu_usage__init (l->cpu);
   l->cpu->timestamp = now;

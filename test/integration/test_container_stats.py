@@ -1,6 +1,8 @@
 """Container and pod statistics: ContainerStats, ListContainerStats (with filters),
 PodSandboxStats and ListPodSandboxStats — CPU, memory working set and writable-layer usage of
 running containers, read back the way kubelet's summary API and `crictl stats` use them."""
+import os
+import subprocess
 import time
 
 import grpc
@@ -101,3 +103,35 @@ def test_pod_sandbox_stats(cenv):
     err = rpc_error(cenv.c.call, "PodSandboxStats",
                     pb.PodSandboxStatsRequest(pod_sandbox_id="c" * 64))
     assert err.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_pod_stats_come_from_the_pod_cgroup(cenv):
+    """With a cgroup parent (kubelet's pod cgroup), the pod's figures are that cgroup's, which
+    counts processes no container owns; here a busy process the test puts there."""
+    name = "crisp-test-pod-%d" % os.getpid()
+    pod = cenv.run_pod("cg", cgroup_parent="/" + name)
+    cid = cenv.run(pod, "idle", command=SLEEPER)
+    cpuacct = "/sys/fs/cgroup/cpuacct/" + name
+    busy = subprocess.Popen(["/usr/bin/python3", "-c",
+                             "import time\nt=time.time()\nwhile time.time()-t<3: pass"])
+    try:
+        with open(os.path.join(cpuacct, "cgroup.procs"), "w") as f:
+            f.write("%d\n" % busy.pid)
+        busy.wait(30)
+        s = cenv.c.call("PodSandboxStats", pb.PodSandboxStatsRequest(pod_sandbox_id=pod)).stats
+        own = s.linux.containers[0].cpu.usage_core_nano_seconds.value
+        assert s.linux.cpu.usage_core_nano_seconds.value > own + 10**9
+    finally:
+        if busy.poll() is None:
+            busy.kill()
+            busy.wait()
+        cenv.c.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
+        for root in os.listdir("/sys/fs/cgroup"):
+            d = os.path.join("/sys/fs/cgroup", root, name)
+            for _ in range(100):
+                if not os.path.isdir(d) or os.path.islink(os.path.join("/sys/fs/cgroup", root)):
+                    break
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    time.sleep(0.05)
