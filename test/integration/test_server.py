@@ -328,3 +328,69 @@ def test_deadline_ends_a_slow_call(slow_cni):
     assert [p.id for p in pods] == [pod_id]
     d.client.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
     d.client.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+
+
+# Decodable but hostile requests: every field of every message filled with odd values.
+
+ODD_STRINGS = ["", "..", "../../etc/passwd", "/", "a" * 5000, "\x00", "x\ny", "${HOME}",
+               "%s%n", "sha256:" + "f" * 64, "-1", "☃"]
+
+
+def random_message(msg, rng, depth=0):
+    for field in msg.DESCRIPTOR.fields:
+        if rng.random() < 0.4:
+            continue
+        repeated = field.label == field.LABEL_REPEATED
+        count = rng.randrange(0, 4) if repeated else 1
+        for _ in range(count):
+            if field.type == field.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+                key = rng.choice(ODD_STRINGS)
+                value_field = field.message_type.fields_by_name["value"]
+                if value_field.type == value_field.TYPE_MESSAGE:
+                    random_message(getattr(msg, field.name)[key], rng, depth + 1)
+                else:
+                    getattr(msg, field.name)[key] = rng.choice(ODD_STRINGS)
+                continue
+            if field.type == field.TYPE_MESSAGE:
+                if depth > 3:
+                    break
+                sub = getattr(msg, field.name).add() if repeated else getattr(msg, field.name)
+                random_message(sub, rng, depth + 1)
+                continue
+            if field.type == field.TYPE_STRING:
+                value = rng.choice(ODD_STRINGS)
+            elif field.type == field.TYPE_BYTES:
+                value = rng.choice(ODD_STRINGS).encode()
+            elif field.type == field.TYPE_BOOL:
+                value = rng.random() < 0.5
+            elif field.type == field.TYPE_ENUM:
+                value = rng.choice([v.number for v in field.enum_type.values])
+            elif field.type in (field.TYPE_UINT32, field.TYPE_UINT64):
+                value = rng.choice([0, 1, 2**31, 2**32 - 1])
+            else:
+                value = rng.choice([0, -1, 1, 2**31 - 1, -2**31])
+            if repeated:
+                getattr(msg, field.name).append(value)
+            else:
+                setattr(msg, field.name, value)
+
+
+# PullImage would go to whatever registry a random name says: never send that anywhere.
+NO_FUZZ = {"PullImage", "PortForward"}
+
+
+def test_hostile_decodable_requests_never_crash_crisp(crisp):
+    rng = random.Random(int(os.environ.get("FUZZ_SEED", "4321")))
+    names = sorted(n for n in SERVICES if n not in NO_FUZZ and not n.startswith("Stream")
+                   and n != "GetContainerEvents")
+    for _ in range(int(os.environ.get("FUZZ_N", "400"))):
+        name = rng.choice(names)
+        req = getattr(pb, SERVICES[name][1].input_type.name)()
+        random_message(req, rng)
+        try:
+            crisp.client.call(name, req, timeout=30)
+        except grpc.RpcError as e:
+            assert e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN), \
+                "%s: %s\n%s" % (name, e.details(), crisp.log_tail())
+    assert crisp.proc.poll() is None
+    crisp.client.call("Version")
