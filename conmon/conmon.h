@@ -127,6 +127,9 @@ struct Monitor
   int oom_cgroup_fd; /* the memory cgroup dir, to read the kill counter */
   bool oom_v2;
   bool oom_killed;
+  /* v1 signals the OOM before the killer has counted its kill: re-read until this time. */
+  uint64_t oom_recheck_ns;
+  uint64_t oom_recheck_until_ns;
 };
 
 /* main.c */
@@ -170,3 +173,4 @@ uint64_t ctl_next_deadline (Monitor *m);
 /* oom.c */
 int oom_setup (Monitor *m);
 void oom_check (Monitor *m);
+void oom_tick (Monitor *m, uint64_t now);

@@ -434,6 +434,7 @@ lifecycle_tick (Monitor *m, uint64_t now)
   if (m->partial_deadline_ns && now >= m->partial_deadline_ns)
     stdio_flush_partial (m);
   ctl_tick (m, now);
+  oom_tick (m, now);
   if (m->phase == PHASE_DRAINING && (stdio_drained (m) || now >= m->drain_deadline_ns))
     finish_exit (m);
 }

@@ -104,6 +104,8 @@ next_deadline (Monitor *m)
     d = m->partial_deadline_ns;
   if (m->drain_deadline_ns && (!d || m->drain_deadline_ns < d))
     d = m->drain_deadline_ns;
+  if (m->oom_recheck_ns && (!d || m->oom_recheck_ns < d))
+    d = m->oom_recheck_ns;
   return d;
 }
 

@@ -96,6 +96,26 @@ on_oom_event (Monitor *m, MonitorSource *src, uint32_t events)
   long kills = read_oom_kills (m);
   if (kills != 0)
     record_oom (m);
+  else if (!m->oom_killed)
+    {
+      /* The event can come before the kill is counted: look again for a second. */
+      uint64_t now = monitor_now_ns ();
+      m->oom_recheck_ns = now + 10 * 1000000ull;
+      m->oom_recheck_until_ns = now + 1000 * 1000000ull;
+    }
+}
+
+void
+oom_tick (Monitor *m, uint64_t now)
+{
+  if (m->oom_recheck_ns == 0 || now < m->oom_recheck_ns)
+    return;
+  if (read_oom_kills (m) > 0)
+    record_oom (m);
+  if (m->oom_killed || now >= m->oom_recheck_until_ns)
+    m->oom_recheck_ns = 0;
+  else
+    m->oom_recheck_ns = now + 20 * 1000000ull;
 }
 
 static int
