@@ -31,7 +31,7 @@ handle_packet (Monitor *m, const unsigned char *buf, size_t len)
   switch (buf[0])
     {
     case CRISP_MONITOR_STREAM_STDIN:
-      stdio_write_stdin (m, (const char *)buf + 1, len - 1);
+      stdio_write_stdin (m, (const char *) buf + 1, len - 1);
       break;
     case CRISP_MONITOR_ATTACH_RESIZE:
       if (len >= 5)
@@ -55,12 +55,12 @@ on_client (Monitor *m, MonitorSource *src, uint32_t events)
   AttachClient *c = &m->attach[src->index];
   /* Input is read into the output buffer's tail half: output is never pending between
    * handlers, so the two cannot collide. */
-  unsigned char *buf = (unsigned char *)m->io_buf;
+  unsigned char *buf = (unsigned char *) m->io_buf;
   if (events & EPOLLIN)
     {
       ssize_t n = recv (src->fd, buf, MONITOR_IO_CHUNK, MSG_DONTWAIT);
       if (n > 0)
-        return handle_packet (m, buf, (size_t)n);
+        return handle_packet (m, buf, (size_t) n);
       if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
       return client_drop (m, c);

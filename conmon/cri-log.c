@@ -60,7 +60,7 @@ static void
 put_digits (char *p, unsigned v, int width)
 {
   for (int i = width - 1; i >= 0; i--, v /= 10)
-    p[i] = (char)('0' + v % 10);
+    p[i] = (char) ('0' + v % 10);
 }
 
 void
@@ -79,13 +79,13 @@ crisp_cri_log_format_time (char buf[CRISP_CRI_LOG_TIME_LEN + 1], const struct ti
   int64_t y = yoe + era * 400 + (m <= 2);
 
   memcpy (buf, "0000-00-00T00:00:00.000000000Z", CRISP_CRI_LOG_TIME_LEN + 1);
-  put_digits (buf, (unsigned)y, 4);
-  put_digits (buf + 5, (unsigned)m, 2);
-  put_digits (buf + 8, (unsigned)d, 2);
-  put_digits (buf + 11, (unsigned)(rem / 3600), 2);
-  put_digits (buf + 14, (unsigned)(rem / 60 % 60), 2);
-  put_digits (buf + 17, (unsigned)(rem % 60), 2);
-  put_digits (buf + 20, (unsigned)t->tv_nsec, 9);
+  put_digits (buf, (unsigned) y, 4);
+  put_digits (buf + 5, (unsigned) m, 2);
+  put_digits (buf + 8, (unsigned) d, 2);
+  put_digits (buf + 11, (unsigned) (rem / 3600), 2);
+  put_digits (buf + 14, (unsigned) (rem / 60 % 60), 2);
+  put_digits (buf + 17, (unsigned) (rem % 60), 2);
+  put_digits (buf + 20, (unsigned) t->tv_nsec, 9);
 }
 
 static void
@@ -112,10 +112,10 @@ batch_flush (CrispCriLog *log, Batch *b)
       if (w < 0)
         return -errno;
       /* A short write to a regular file (disk full): resume where it stopped. */
-      while (n > 0 && (size_t)w >= iov->iov_len)
-        w -= (ssize_t)iov->iov_len, iov++, n--;
+      while (n > 0 && (size_t) w >= iov->iov_len)
+        w -= (ssize_t) iov->iov_len, iov++, n--;
       if (n > 0)
-        iov->iov_base = (char *)iov->iov_base + w, iov->iov_len -= (size_t)w;
+        iov->iov_base = (char *) iov->iov_base + w, iov->iov_len -= (size_t) w;
     }
   return 0;
 }
@@ -127,9 +127,9 @@ batch_add (CrispCriLog *log, Batch *b, bool full, const char *data, size_t len)
   if (b->n + 4 > IOV_BATCH)
     r = batch_flush (log, b);
   b->iov[b->n++] = (struct iovec){ b->prefix, b->prefix_len };
-  b->iov[b->n++] = (struct iovec){ (void *)(full ? "F " : "P "), 2 };
-  b->iov[b->n++] = (struct iovec){ (void *)data, len };
-  b->iov[b->n++] = (struct iovec){ (void *)"\n", 1 };
+  b->iov[b->n++] = (struct iovec){ (void *) (full ? "F " : "P "), 2 };
+  b->iov[b->n++] = (struct iovec){ (void *) data, len };
+  b->iov[b->n++] = (struct iovec){ (void *) "\n", 1 };
   return r;
 }
 
@@ -184,7 +184,7 @@ crisp_cri_log_write (CrispCriLog *log, int stream, const char *buf, size_t len,
   while (len > 0)
     {
       const char *nl = memchr (buf, '\n', len);
-      size_t seg = nl ? (size_t)(nl - buf) : len;
+      size_t seg = nl ? (size_t) (nl - buf) : len;
       int r2 = write_segment (log, &b, stream, buf, seg, nl != NULL);
       if (r2 < 0)
         r = r2;

@@ -36,7 +36,7 @@ exec_kill (Monitor *m, CtlClient *c)
     {
       long pid = strtol (buf, NULL, 10);
       if (pid > 1)
-        kill ((pid_t)pid, SIGKILL);
+        kill ((pid_t) pid, SIGKILL);
     }
   if (c->exec_pid > 0 && !c->exec_reaped)
     kill (c->exec_pid, SIGKILL);
@@ -91,7 +91,7 @@ exec_maybe_finish (Monitor *m, CtlClient *c)
   uint32_t flags = (c->timed_out ? CRISP_MONITOR_EXEC_FLAG_TIMED_OUT : 0)
                    | (c->truncated ? CRISP_MONITOR_EXEC_FLAG_TRUNCATED : 0);
   exec_reset (m, c);
-  if (reply (c, CRISP_MONITOR_MSG_EXEC_EXIT, code, (int32_t)flags) < 0)
+  if (reply (c, CRISP_MONITOR_MSG_EXEC_EXIT, code, (int32_t) flags) < 0)
     client_drop (m, c);
 }
 
@@ -129,15 +129,15 @@ exec_read (Monitor *m, CtlClient *c, int stream)
   if (n < 0)
     return 0;
   uint32_t room = c->output_max - c->sent[stream];
-  if ((uint32_t)n > room)
-    c->truncated = true, n = (ssize_t)room;
+  if ((uint32_t) n > room)
+    c->truncated = true, n = (ssize_t) room;
   if (n == 0)
     return 1; /* over the bound: read and dropped */
-  c->sent[stream] += (uint32_t)n;
+  c->sent[stream] += (uint32_t) n;
   CrispMonitorMsg msg
       = { CRISP_MONITOR_PROTOCOL_VERSION, CRISP_MONITOR_MSG_EXEC_OUTPUT, stream + 1, 0 };
   memcpy (pkt, &msg, sizeof msg);
-  exec_send (m, c, pkt, sizeof msg + (size_t)n);
+  exec_send (m, c, pkt, sizeof msg + (size_t) n);
   return 1;
 }
 
@@ -170,10 +170,10 @@ exec_build_argv (Monitor *m, const char *pidpath, const char *buf, size_t len,
   size_t nstr = 0;
   for (size_t i = 0; i < len; i++)
     nstr += buf[i] == '\0';
-  if (req->argc == 0 || req->flags != 0 || (size_t)req->argc + req->envc != nstr
+  if (req->argc == 0 || req->flags != 0 || (size_t) req->argc + req->envc != nstr
       || (len > 0 && buf[len - 1] != '\0'))
     return -EINVAL;
-  const char **argv = calloc (16 + 2 * (size_t)req->envc + req->argc, sizeof *argv);
+  const char **argv = calloc (16 + 2 * (size_t) req->envc + req->argc, sizeof *argv);
   if (argv == NULL)
     return -ENOMEM;
   int n = 0;
@@ -209,7 +209,7 @@ exec_start (Monitor *m, CtlClient *c, const char *payload, size_t len)
   c->seq = ++m->exec_seq;
   char pidpath[PATH_MAX];
   if (snprintf (pidpath, sizeof pidpath, "%s/exec-%d.pid", m->opt.state_dir, c->seq)
-      >= (int)sizeof pidpath)
+      >= (int) sizeof pidpath)
     return -ENAMETOOLONG;
   const char **argv = NULL;
   int r = exec_build_argv (m, pidpath, payload + sizeof req, len - sizeof req, &req, &argv);
@@ -231,7 +231,7 @@ exec_start (Monitor *m, CtlClient *c, const char *payload, size_t len)
       if (r < 0)
         continue;
       crisp_fd_set_nonblock (p[i][0], true);
-      c->out[i].index = (int)(c - m->ctl) * 2 + i;
+      c->out[i].index = (int) (c - m->ctl) * 2 + i;
       monitor_watch (m, &c->out[i], p[i][0], on_exec_output, EPOLLIN);
     }
   if (r < 0)
@@ -249,24 +249,24 @@ handle_request (Monitor *m, CtlClient *c, const char *buf, size_t len)
   memcpy (&msg, buf, sizeof msg);
   int r;
   if (c->exec_pid > 0)
-    return (void)reply (c, CRISP_MONITOR_MSG_REPLY, -EBUSY, 0);
+    return (void) reply (c, CRISP_MONITOR_MSG_REPLY, -EBUSY, 0);
   switch (msg.type)
     {
     case CRISP_MONITOR_MSG_VERSION:
-      return (void)reply (c, CRISP_MONITOR_MSG_REPLY, 0, CRISP_MONITOR_PROTOCOL_VERSION);
+      return (void) reply (c, CRISP_MONITOR_MSG_REPLY, 0, CRISP_MONITOR_PROTOCOL_VERSION);
     case CRISP_MONITOR_MSG_RESIZE:
       r = msg.arg0 < 0 || msg.arg1 < 0 ? -EINVAL : stdio_resize (m, msg.arg0, msg.arg1);
-      return (void)reply (c, CRISP_MONITOR_MSG_REPLY, r, 0);
+      return (void) reply (c, CRISP_MONITOR_MSG_REPLY, r, 0);
     case CRISP_MONITOR_MSG_REOPEN_LOG:
       r = m->opt.log_path ? crisp_cri_log_reopen (&m->log, m->opt.log_path) : -ENOENT;
-      return (void)reply (c, CRISP_MONITOR_MSG_REPLY, r, 0);
+      return (void) reply (c, CRISP_MONITOR_MSG_REPLY, r, 0);
     case CRISP_MONITOR_MSG_EXEC:
       r = exec_start (m, c, buf + sizeof msg, len - sizeof msg);
       if (r < 0)
         reply (c, CRISP_MONITOR_MSG_REPLY, r, 0);
       return;
     default: /* reserved or newer than us */
-      return (void)reply (c, CRISP_MONITOR_MSG_REPLY, -EOPNOTSUPP, 0);
+      return (void) reply (c, CRISP_MONITOR_MSG_REPLY, -EOPNOTSUPP, 0);
     }
 }
 
@@ -287,17 +287,17 @@ on_client (Monitor *m, MonitorSource *src, uint32_t events)
       return exec_drain (m, c);
     }
   if (!(events & EPOLLIN))
-    return events & (EPOLLHUP | EPOLLERR) ? client_drop (m, c) : (void)0;
+    return events & (EPOLLHUP | EPOLLERR) ? client_drop (m, c) : (void) 0;
   ssize_t n = recv (src->fd, m->io_buf, sizeof m->io_buf, MSG_DONTWAIT | MSG_TRUNC);
   if (n < 0 && (errno == EAGAIN || errno == EINTR))
     return;
   if (n <= 0)
     return client_drop (m, c);
-  if ((size_t)n > sizeof m->io_buf)
-    return (void)reply (c, CRISP_MONITOR_MSG_REPLY, -EMSGSIZE, 0);
-  if ((size_t)n < sizeof (CrispMonitorMsg))
-    return (void)reply (c, CRISP_MONITOR_MSG_REPLY, -EBADMSG, 0);
-  handle_request (m, c, m->io_buf, (size_t)n);
+  if ((size_t) n > sizeof m->io_buf)
+    return (void) reply (c, CRISP_MONITOR_MSG_REPLY, -EMSGSIZE, 0);
+  if ((size_t) n < sizeof (CrispMonitorMsg))
+    return (void) reply (c, CRISP_MONITOR_MSG_REPLY, -EBADMSG, 0);
+  handle_request (m, c, m->io_buf, (size_t) n);
 }
 
 static void

@@ -48,13 +48,13 @@ lifecycle_daemonize (Monitor *m)
     dup2 (null, fd); /* dup2 clears O_CLOEXEC on 0-2: the runtime gets them when unmapped */
   if (null > 2)
     close (null);
-  (void)!chdir ("/");
+  (void) !chdir ("/");
   /* A container OOM must not take its monitor.  Without CAP_SYS_RESOURCE lowering the score
    * fails with EACCES; the monitor then runs at the default, which is not an error. */
   int fd = open ("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
   if (fd >= 0)
     {
-      (void)!write (fd, "-1000", 5);
+      (void) !write (fd, "-1000", 5);
       close (fd);
     }
   return 0;
@@ -66,7 +66,7 @@ sync_send (Monitor *m, uint32_t type, int32_t arg0, int32_t arg1, const char *te
   if (m->opt.sync_fd < 0)
     return -EPIPE;
   CrispMonitorMsg msg = { CRISP_MONITOR_PROTOCOL_VERSION, type, arg0, arg1 };
-  struct iovec iov[2] = { { &msg, sizeof msg }, { (void *)text, text ? len : 0 } };
+  struct iovec iov[2] = { { &msg, sizeof msg }, { (void *) text, text ? len : 0 } };
   struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
   return sendmsg (m->opt.sync_fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
@@ -93,7 +93,7 @@ sync_wait_go (Monitor *m)
         return -errno;
       if (n == 0)
         return -ECONNRESET;
-      if ((size_t)n >= sizeof msg && msg.type == CRISP_MONITOR_MSG_GO)
+      if ((size_t) n >= sizeof msg && msg.type == CRISP_MONITOR_MSG_GO)
         return 0;
     }
 }
@@ -116,7 +116,7 @@ lifecycle_spawn_runtime (Monitor *m, const char *const *argv, const int fds[3], 
   posix_spawnattr_setsigmask (&attr, &none);
   posix_spawnattr_setsigdefault (&attr, &all);
   posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  int r = posix_spawn (out_pid, m->opt.runtime, &fa, &attr, (char *const *)argv, environ);
+  int r = posix_spawn (out_pid, m->opt.runtime, &fa, &attr, (char *const *) argv, environ);
   posix_spawn_file_actions_destroy (&fa);
   posix_spawnattr_destroy (&attr);
   return -r;
@@ -148,7 +148,7 @@ spawn_create (Monitor *m)
   const char *argv[20];
   int n = runtime_argv_prefix (m, argv, log_path, sizeof log_path);
   if (snprintf (pid_path, sizeof pid_path, "%s/%s", m->opt.state_dir, CRISP_MONITOR_FILE_PID)
-      >= (int)sizeof pid_path)
+      >= (int) sizeof pid_path)
     return -ENAMETOOLONG;
   argv[n++] = "create";
   argv[n++] = "--bundle";
@@ -159,7 +159,7 @@ spawn_create (Monitor *m)
     {
       /* The runtime resolves our state dir through our own descriptor table: short, whatever
        * the state dir's length. */
-      snprintf (console, sizeof console, "/proc/%d/fd/%d/%s", (int)getpid (), m->state_dirfd,
+      snprintf (console, sizeof console, "/proc/%d/fd/%d/%s", (int) getpid (), m->state_dirfd,
                 CRISP_MONITOR_SOCKET_CONSOLE);
       argv[n++] = "--console-socket";
       argv[n++] = console;
@@ -214,8 +214,8 @@ setup (Monitor *m)
 int
 lifecycle_start (Monitor *m)
 {
-  int r = sync_send (m, CRISP_MONITOR_MSG_HELLO, (int32_t)getpid (), CRISP_MONITOR_PROTOCOL_VERSION,
-                     NULL, 0);
+  int r = sync_send (m, CRISP_MONITOR_MSG_HELLO, (int32_t) getpid (),
+                     CRISP_MONITOR_PROTOCOL_VERSION, NULL, 0);
   if (r == 0)
     r = sync_wait_go (m);
   if (r < 0)
@@ -227,7 +227,7 @@ lifecycle_start (Monitor *m)
     {
       char msg[128];
       int n = snprintf (msg, sizeof msg, "crisp-conmon: setting up: %s", strerror (-r));
-      sync_send (m, CRISP_MONITOR_MSG_FAILED, r, 0, msg, (size_t)n);
+      sync_send (m, CRISP_MONITOR_MSG_FAILED, r, 0, msg, (size_t) n);
       return r;
     }
   m->phase = PHASE_WAIT_CREATE;
@@ -271,8 +271,8 @@ write_info (Monitor *m)
 {
   char buf[128];
   int n = snprintf (buf, sizeof buf, "version=%d\npid=%d\ncontainer_pid=%d\n",
-                    CRISP_MONITOR_PROTOCOL_VERSION, (int)getpid (), (int)m->container_pid);
-  crisp_write_file_atomic_at (m->state_dirfd, CRISP_MONITOR_FILE_INFO, buf, (size_t)n, 0600);
+                    CRISP_MONITOR_PROTOCOL_VERSION, (int) getpid (), (int) m->container_pid);
+  crisp_write_file_atomic_at (m->state_dirfd, CRISP_MONITOR_FILE_INFO, buf, (size_t) n, 0600);
 }
 
 static void unlink_sockets (Monitor *m);
@@ -284,7 +284,8 @@ create_failed (Monitor *m, int status)
   size_t n = runtime_error_message (m, msg, sizeof msg);
   int code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
   if (n == 0)
-    n = (size_t)snprintf (msg, sizeof msg, "%s create exited with status %d", m->opt.runtime, code);
+    n = (size_t) snprintf (msg, sizeof msg, "%s create exited with status %d", m->opt.runtime,
+                           code);
   sync_send (m, CRISP_MONITOR_MSG_FAILED, code, 0, msg, n);
   sync_close (m);
   unlink_sockets (m);
@@ -304,12 +305,12 @@ on_create_exit (Monitor *m, int status)
       || crisp_read_all_at (m->state_dirfd, CRISP_MONITOR_FILE_PID, 64, &buf, NULL) < 0
       || (pid = strtoul (buf, NULL, 10)) == 0)
     return create_failed (m, status);
-  m->container_pid = (pid_t)pid;
+  m->container_pid = (pid_t) pid;
   if (m->opt.terminal && m->out[0].fd < 0)
     stdio_take_console (m, -1); /* the runtime sent the master and left before we looked */
   write_info (m);
   oom_setup (m);
-  sync_send (m, CRISP_MONITOR_MSG_CREATED, (int32_t)pid, 0, NULL, 0);
+  sync_send (m, CRISP_MONITOR_MSG_CREATED, (int32_t) pid, 0, NULL, 0);
   sync_close (m);
   m->phase = PHASE_RUNNING;
   for (size_t i = 0; i < CRISP_N_ELEMENTS (m->early_reaped); i++)
@@ -354,7 +355,7 @@ void
 lifecycle_on_signal (Monitor *m, MonitorSource *src, uint32_t events)
 {
   struct signalfd_siginfo si;
-  while (read (src->fd, &si, sizeof si) == (ssize_t)sizeof si)
+  while (read (src->fd, &si, sizeof si) == (ssize_t) sizeof si)
     if (si.ssi_signo != SIGCHLD)
       monitor_log ("container '%s': got signal %u, ignoring", m->opt.id, si.ssi_signo);
   int status;
@@ -375,9 +376,9 @@ write_exit_file (Monitor *m)
                     "exited_at=%s\n",
                     CRISP_MONITOR_PROTOCOL_VERSION, code, WIFSIGNALED (st) ? WTERMSIG (st) : 0,
                     m->oom_killed ? 1 : 0,
-                    (long long)m->exited_at.tv_sec * 1000000000ll + m->exited_at.tv_nsec, ts);
+                    (long long) m->exited_at.tv_sec * 1000000000ll + m->exited_at.tv_nsec, ts);
   int r
-      = crisp_write_file_atomic_at (m->state_dirfd, CRISP_MONITOR_FILE_EXIT, buf, (size_t)n, 0600);
+      = crisp_write_file_atomic_at (m->state_dirfd, CRISP_MONITOR_FILE_EXIT, buf, (size_t) n, 0600);
   if (r < 0)
     monitor_log ("container '%s': writing exit file: %s", m->opt.id, strerror (-r));
 }

@@ -29,16 +29,16 @@ monitor_log (const char *fmt, ...)
   va_end (ap);
   if (n < 0)
     return;
-  if (n > (int)sizeof buf - 2)
-    n = (int)sizeof buf - 2;
+  if (n > (int) sizeof buf - 2)
+    n = (int) sizeof buf - 2;
   if (log_to_syslog)
     {
       syslog (LOG_DAEMON | LOG_WARNING, "%s", buf);
       return;
     }
   buf[n++] = '\n';
-  (void)!write (STDERR_FILENO, "crisp-conmon: ", 14);
-  (void)!write (STDERR_FILENO, buf, (size_t)n);
+  (void) !write (STDERR_FILENO, "crisp-conmon: ", 14);
+  (void) !write (STDERR_FILENO, buf, (size_t) n);
 }
 
 uint64_t
@@ -46,7 +46,7 @@ monitor_now_ns (void)
 {
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
 int
@@ -85,13 +85,13 @@ monitor_bind_unix (Monitor *m, const char *name, int type, int backlog)
 {
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   if (snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", m->state_dirfd, name)
-      >= (int)sizeof addr.sun_path)
+      >= (int) sizeof addr.sun_path)
     return -ENAMETOOLONG;
   _cleanup_close_ int fd = socket (AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return -errno;
   unlinkat (m->state_dirfd, name, 0);
-  if (bind (fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen (fd, backlog) < 0)
+  if (bind (fd, (struct sockaddr *) &addr, sizeof addr) < 0 || listen (fd, backlog) < 0)
     return -errno;
   return take_fd (&fd);
 }
@@ -118,8 +118,8 @@ monitor_run (Monitor *m)
       uint64_t deadline = next_deadline (m), now = monitor_now_ns ();
       int timeout = -1;
       if (deadline)
-        timeout = deadline <= now ? 0 : (int)((deadline - now + 999999) / 1000000);
-      int n = epoll_wait (m->epfd, ev, (int)CRISP_N_ELEMENTS (ev), timeout);
+        timeout = deadline <= now ? 0 : (int) ((deadline - now + 999999) / 1000000);
+      int n = epoll_wait (m->epfd, ev, (int) CRISP_N_ELEMENTS (ev), timeout);
       if (n < 0 && errno != EINTR)
         return -errno;
       for (int i = 0; i < n; i++)
@@ -141,7 +141,7 @@ usage (void)
         "  [--runtime-root DIR] [--log-path FILE] [--log-max-line N] [--terminal] [--stdin]\n"
         "  [--stdin-once] [--no-delete] --sync-fd N\n"
         "Runs and watches one container for crisp; see docs/monitor-protocol.md.\n";
-  (void)!write (STDERR_FILENO, text, sizeof text - 1);
+  (void) !write (STDERR_FILENO, text, sizeof text - 1);
 }
 
 static int
@@ -234,7 +234,7 @@ parse_args (MonitorOptions *o, int argc, char **argv)
       case OPT_SYNC:
         if (parse_uint (optarg, INT_MAX, &v) < 0 || v < 3)
           return -EINVAL;
-        o->sync_fd = (int)v;
+        o->sync_fd = (int) v;
         break;
       default:
         return -EINVAL;
@@ -249,8 +249,8 @@ static void
 close_inherited (int keep)
 {
   if (keep > 3)
-    close_range (3, (unsigned)keep - 1, 0);
-  close_range ((unsigned)keep + 1, ~0u, 0);
+    close_range (3, (unsigned) keep - 1, 0);
+  close_range ((unsigned) keep + 1, ~0u, 0);
   if (keep < 0)
     close_range (3, ~0u, 0);
 }

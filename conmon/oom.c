@@ -32,7 +32,7 @@ open_memory_cgroup (Monitor *m, bool *out_v2)
 {
   char path[PATH_MAX], name[64];
   _cleanup_free_ char *buf = NULL;
-  snprintf (name, sizeof name, "/proc/%d/cgroup", (int)m->container_pid);
+  snprintf (name, sizeof name, "/proc/%d/cgroup", (int) m->container_pid);
   int r = crisp_read_all_at (AT_FDCWD, name, 1 << 16, &buf, NULL);
   if (r < 0)
     return r;
@@ -82,7 +82,7 @@ record_oom (Monitor *m)
   m->oom_killed = true;
   char buf[32];
   int n = snprintf (buf, sizeof buf, "version=%d\n", CRISP_MONITOR_PROTOCOL_VERSION);
-  crisp_write_file_atomic_at (m->state_dirfd, CRISP_MONITOR_FILE_OOM, buf, (size_t)n, 0600);
+  crisp_write_file_atomic_at (m->state_dirfd, CRISP_MONITOR_FILE_OOM, buf, (size_t) n, 0600);
 }
 
 static void
@@ -90,7 +90,7 @@ on_oom_event (Monitor *m, MonitorSource *src, uint32_t events)
 {
   uint64_t v;
   if (!m->oom_v2)
-    (void)!read (src->fd, &v, sizeof v);
+    (void) !read (src->fd, &v, sizeof v);
   /* v1 also fires when the group is merely under OOM with the killer disabled: the counter
    * says whether something was killed (a kernel without it: trust the event). */
   long kills = read_oom_kills (m);
@@ -128,7 +128,7 @@ watch_v1 (Monitor *m)
     return -errno;
   char line[32];
   int n = snprintf (line, sizeof line, "%d %d", efd, ofd);
-  if (write (cfd, line, (size_t)n) < 0)
+  if (write (cfd, line, (size_t) n) < 0)
     return -errno;
   int r = monitor_watch (m, &m->oom_src, efd, on_oom_event, EPOLLIN);
   if (r == 0)

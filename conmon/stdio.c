@@ -166,14 +166,14 @@ read_output (Monitor *m, MonitorSource *src)
     }
   struct timespec now;
   clock_gettime (CLOCK_REALTIME, &now);
-  int r = crisp_cri_log_write (&m->log, src->index, m->io_buf + 1, (size_t)n, &now);
+  int r = crisp_cri_log_write (&m->log, src->index, m->io_buf + 1, (size_t) n, &now);
   if (r < 0)
     monitor_log ("container '%s': writing log: %s", m->opt.id, strerror (-r));
   if (crisp_cri_log_has_pending (&m->log) && m->partial_deadline_ns == 0)
     m->partial_deadline_ns = monitor_now_ns () + PARTIAL_FLUSH_NS;
   m->io_buf[0]
-      = (char)(src->index == 0 ? CRISP_MONITOR_STREAM_STDOUT : CRISP_MONITOR_STREAM_STDERR);
-  attach_broadcast (m, m->io_buf, (size_t)n + 1);
+      = (char) (src->index == 0 ? CRISP_MONITOR_STREAM_STDOUT : CRISP_MONITOR_STREAM_STDERR);
+  attach_broadcast (m, m->io_buf, (size_t) n + 1);
   return n;
 }
 
@@ -217,7 +217,7 @@ close_stdin_now (Monitor *m)
     {
       /* A terminal has no half-close: the line discipline's end-of-file character is the
        * equivalent, and the master stays open for the output. */
-      (void)!write (m->in.fd, "\x04", 1);
+      (void) !write (m->in.fd, "\x04", 1);
     }
   monitor_unwatch_close (m, &m->in);
   m->in_pending_len = 0;
@@ -246,7 +246,7 @@ stdio_write_stdin (Monitor *m, const char *buf, size_t len)
       if (n < 0 && errno != EAGAIN && errno != EINTR)
         return close_stdin_now (m);
       n = n < 0 ? 0 : n;
-      buf += n, len -= (size_t)n;
+      buf += n, len -= (size_t) n;
       if (len == 0)
         return;
     }
@@ -268,8 +268,8 @@ on_stdin_writable (Monitor *m, MonitorSource *src, uint32_t events)
     return close_stdin_now (m);
   if (n > 0)
     {
-      memmove (m->in_pending, m->in_pending + n, m->in_pending_len - (size_t)n);
-      m->in_pending_len -= (size_t)n;
+      memmove (m->in_pending, m->in_pending + n, m->in_pending_len - (size_t) n);
+      m->in_pending_len -= (size_t) n;
     }
   if (m->in_pending_len > 0)
     return;
@@ -284,6 +284,6 @@ stdio_resize (Monitor *m, unsigned rows, unsigned cols)
 {
   if (!m->opt.terminal || m->out[0].fd < 0)
     return -ENOTTY;
-  struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
+  struct winsize ws = { .ws_row = (unsigned short) rows, .ws_col = (unsigned short) cols };
   return ioctl (m->out[0].fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
 }

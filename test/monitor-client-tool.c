@@ -15,7 +15,7 @@
 static int
 before_go (pid_t pid, void *data)
 {
-  printf ("hello=%d\n", (int)pid);
+  printf ("hello=%d\n", (int) pid);
   return data ? -ECANCELED : 0;
 }
 
@@ -36,7 +36,7 @@ cmd_spawn (int argc, char **argv)
   int r = crisp_monitor_spawn (&cfg, before_go, fail ? &cfg : NULL, &st);
   printf ("rc=%d\n", r);
   if (r == 0)
-    printf ("monitor=%d\ncontainer=%d\nversion=%d\n", (int)st.monitor_pid, (int)st.container_pid,
+    printf ("monitor=%d\ncontainer=%d\nversion=%d\n", (int) st.monitor_pid, (int) st.container_pid,
             st.protocol_version);
   else if (r == -EIO)
     printf ("runtime_status=%d\nerror=%s\n", st.runtime_status, st.error);
@@ -53,13 +53,13 @@ cmd_exec (int argc, char **argv, int fd)
     if (strcmp (argv[i], "--") == 0)
       {
         argv[i] = NULL;
-        env = (const char **)argv + i + 1;
+        env = (const char **) argv + i + 1;
         break;
       }
   CrispMonitorExecResult res;
-  int r = crisp_monitor_exec (fd, (const char *const *)argv + 5, (const char *const *)env,
-                              (uint32_t)strtoul (argv[3], NULL, 10),
-                              (uint32_t)strtoul (argv[4], NULL, 10), &res);
+  int r = crisp_monitor_exec (fd, (const char *const *) argv + 5, (const char *const *) env,
+                              (uint32_t) strtoul (argv[3], NULL, 10),
+                              (uint32_t) strtoul (argv[4], NULL, 10), &res);
   printf ("rc=%d\n", r);
   if (r < 0)
     return 0;
@@ -94,7 +94,7 @@ main (int argc, char **argv)
   else if (strcmp (argv[1], "reopen") == 0)
     r = crisp_monitor_reopen_log (fd);
   else if (strcmp (argv[1], "resize") == 0 && argc == 5)
-    r = crisp_monitor_resize (fd, (unsigned)atoi (argv[3]), (unsigned)atoi (argv[4]));
+    r = crisp_monitor_resize (fd, (unsigned) atoi (argv[3]), (unsigned) atoi (argv[4]));
   else
     return 2;
   printf ("rc=%d\nversion=%d\n", r, v);

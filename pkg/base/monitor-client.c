@@ -38,7 +38,7 @@ recv_packet (int fd, void *buf, size_t size, int timeout_ms)
     ;
   if (n < 0)
     return -errno;
-  if ((size_t)n < sizeof (CrispMonitorMsg))
+  if ((size_t) n < sizeof (CrispMonitorMsg))
     return n == 0 ? -ECONNRESET : -EBADMSG;
   return n;
 }
@@ -47,7 +47,7 @@ static int
 send_packet (int fd, uint32_t type, int32_t arg0, int32_t arg1, const void *payload, size_t len)
 {
   CrispMonitorMsg msg = { CRISP_MONITOR_PROTOCOL_VERSION, type, arg0, arg1 };
-  struct iovec iov[2] = { { &msg, sizeof msg }, { (void *)payload, len } };
+  struct iovec iov[2] = { { &msg, sizeof msg }, { (void *) payload, len } };
   struct msghdr mh = { .msg_iov = iov, .msg_iovlen = payload ? 2 : 1 };
   return sendmsg (fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
@@ -99,7 +99,7 @@ spawn_process (const CrispMonitorConfig *cfg, int sync_fd, pid_t *out_pid)
   posix_spawnattr_setsigmask (&attr, &none);
   posix_spawnattr_setsigdefault (&attr, &all);
   posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  int r = posix_spawn (out_pid, argv[0], &fa, &attr, (char *const *)argv, environ);
+  int r = posix_spawn (out_pid, argv[0], &fa, &attr, (char *const *) argv, environ);
   posix_spawn_file_actions_destroy (&fa);
   posix_spawnattr_destroy (&attr);
   return -r;
@@ -124,7 +124,7 @@ handshake (int fd, int timeout, CrispMonitorBeforeGo before_go, void *user_data,
   CrispMonitorMsg msg;
   ssize_t n = recv_packet (fd, buf, sizeof buf, timeout);
   if (n < 0)
-    return (int)n;
+    return (int) n;
   memcpy (&msg, buf, sizeof msg);
   if (msg.type != CRISP_MONITOR_MSG_HELLO || msg.arg0 <= 0)
     return -EPROTO;
@@ -136,7 +136,7 @@ handshake (int fd, int timeout, CrispMonitorBeforeGo before_go, void *user_data,
   if ((r = send_packet (fd, CRISP_MONITOR_MSG_GO, 0, 0, NULL, 0)) < 0)
     return r;
   if ((n = recv_packet (fd, buf, sizeof buf - 1, timeout)) < 0)
-    return (int)n;
+    return (int) n;
   memcpy (&msg, buf, sizeof msg);
   if (msg.type == CRISP_MONITOR_MSG_CREATED && msg.arg0 > 0)
     {
@@ -146,7 +146,7 @@ handshake (int fd, int timeout, CrispMonitorBeforeGo before_go, void *user_data,
   if (msg.type != CRISP_MONITOR_MSG_FAILED)
     return -EPROTO;
   out->runtime_status = msg.arg0;
-  size_t len = (size_t)n - sizeof msg;
+  size_t len = (size_t) n - sizeof msg;
   memcpy (out->error, buf + sizeof msg, len);
   out->error[len] = '\0';
   return -EIO;
@@ -197,7 +197,7 @@ crisp_monitor_connect (const char *state_dir, int *out_fd)
   _cleanup_close_ int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -errno;
-  if (connect (fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
     return -errno;
   *out_fd = take_fd (&fd);
   return 0;
@@ -213,7 +213,7 @@ request (int fd, uint32_t type, int32_t arg0, int32_t arg1, int32_t *out_arg1)
     return r;
   ssize_t n = recv_packet (fd, &msg, sizeof msg, REQUEST_TIMEOUT_MS);
   if (n < 0)
-    return (int)n;
+    return (int) n;
   if (msg.type != CRISP_MONITOR_MSG_REPLY)
     return -EPROTO;
   if (msg.arg0 < 0)
@@ -238,7 +238,7 @@ crisp_monitor_resize (int fd, unsigned rows, unsigned cols)
 {
   if (rows > UINT16_MAX || cols > UINT16_MAX)
     return -EINVAL;
-  return request (fd, CRISP_MONITOR_MSG_RESIZE, (int32_t)rows, (int32_t)cols, NULL);
+  return request (fd, CRISP_MONITOR_MSG_RESIZE, (int32_t) rows, (int32_t) cols, NULL);
 }
 
 int
@@ -299,20 +299,20 @@ crisp_monitor_exec (int fd, const char *const *argv, const char *const *envp, ui
   if (r < 0)
     return r;
   /* The monitor enforces timeout_ms; ours only guards against a monitor gone silent. */
-  int wait_ms = timeout_ms ? (int)(timeout_ms > 3600000 ? 3600000 : timeout_ms) + 30000 : -1;
+  int wait_ms = timeout_ms ? (int) (timeout_ms > 3600000 ? 3600000 : timeout_ms) + 30000 : -1;
   CrispMonitorExecResult res = { 0 };
   for (;;)
     {
       CrispMonitorMsg msg;
       ssize_t n = recv_packet (fd, buf, CRISP_MONITOR_MSG_MAX, wait_ms);
       if (n < 0)
-        r = (int)n;
+        r = (int) n;
       else
         memcpy (&msg, buf, sizeof msg);
       if (r == 0 && msg.type == CRISP_MONITOR_MSG_EXEC_OUTPUT)
         {
           const char *data = buf + sizeof msg;
-          size_t dlen = (size_t)n - sizeof msg;
+          size_t dlen = (size_t) n - sizeof msg;
           r = msg.arg0 == CRISP_MONITOR_STREAM_STDERR ? append (&res.err, &res.err_len, data, dlen)
                                                       : append (&res.out, &res.out_len, data, dlen);
           if (r == 0)

@@ -126,7 +126,6 @@ char *crisp_cgroups_self_path (const char *controller, GError **error);
 
 /* Moves pid into the cgroup rel_path (relative to each hierarchy's root, created if needed)
  * in every mounted hierarchy: how crisp gives its monitors a cgroup of their own. */
-gboolean crisp_cgroups_move_pid (CrispCgroups *cg, const char *rel_path, pid_t pid,
-                                 GError **error);
+gboolean crisp_cgroups_move_pid (CrispCgroups *cg, const char *rel_path, pid_t pid, GError **error);
 
 G_END_DECLS

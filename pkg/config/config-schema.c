@@ -37,8 +37,8 @@ const CrispConfigKey crisp_config_schema[] = {
     .choices = cgroup_drivers },
   { "runtime", "conmon", CRISP_CONFIG_PATH, FIELD (conmon), LIBEXECDIR "/crisp-conmon",
     "Path of the per-container monitor." },
-  { "runtime", "restrict-oom-score-adj", CRISP_CONFIG_BOOL, FIELD (restrict_oom_score_adj),
-    "false", "Never give a container an oom_score_adj below crisp's own (unprivileged hosts)." },
+  { "runtime", "restrict-oom-score-adj", CRISP_CONFIG_BOOL, FIELD (restrict_oom_score_adj), "false",
+    "Never give a container an oom_score_adj below crisp's own (unprivileged hosts)." },
 
   /* [runtime.<name>]: one group per handler; path and root defaults depend on the name. */
   { NULL, "path", CRISP_CONFIG_COMMAND, HANDLER_FIELD (path), NULL,
@@ -47,7 +47,8 @@ const CrispConfigKey crisp_config_schema[] = {
     "The runtime's state directory (--root); default <run-root>/runtime/<name>.",
     .optional = TRUE },
   { NULL, "monitor-cgroup", CRISP_CONFIG_STRING, HANDLER_FIELD (monitor_cgroup), NULL,
-    "Cgroup monitors move to before their container exists; unset: crisp's own cgroup.", .optional = TRUE },
+    "Cgroup monitors move to before their container exists; unset: crisp's own cgroup.",
+    .optional = TRUE },
 
   { "network", "cni-config-dir", CRISP_CONFIG_PATH, FIELD (cni_config_dir), "/etc/cni/net.d",
     "Directory of CNI network configuration files." },
@@ -59,8 +60,8 @@ const CrispConfigKey crisp_config_schema[] = {
   { "streaming", "port", CRISP_CONFIG_INT, FIELD (streaming_port), "0",
     "Port of the streaming server; 0 picks a free one.", .min = 0, .max = 65535 },
 
-  { "image", "registries-dir", CRISP_CONFIG_PATH, FIELD (registries_dir),
-    "/etc/crisp/registries.d", "Directory of per-registry settings (mirrors, plain HTTP)." },
+  { "image", "registries-dir", CRISP_CONFIG_PATH, FIELD (registries_dir), "/etc/crisp/registries.d",
+    "Directory of per-registry settings (mirrors, plain HTTP)." },
   { "image", "max-concurrent-downloads", CRISP_CONFIG_INT, FIELD (max_concurrent_downloads), "3",
     "Layers downloaded at once per image pull (1 to 64).", .min = 1, .max = 64 },
 };

@@ -194,8 +194,8 @@ load_group (CrispConfig *self, GKeyFile *kf, const char *path, const char *group
     {
       const CrispConfigKey *row = crisp_config_schema_lookup (schema_group, keys[i]);
       if (row == NULL && warnings != NULL)
-        g_ptr_array_add (warnings, g_strdup_printf ("%s: [%s] %s: unknown key, ignoring", path,
-                                                    group, keys[i]));
+        g_ptr_array_add (
+            warnings, g_strdup_printf ("%s: [%s] %s: unknown key, ignoring", path, group, keys[i]));
       if (row != NULL && !load_key (kf, path, group, keys[i], row, base, error))
         return FALSE;
     }
@@ -290,8 +290,8 @@ gboolean
 crisp_config_set (CrispConfig *self, const char *group, const char *key, const char *value,
                   const char *origin, GError **error)
 {
-  g_autofree char *where = origin != NULL ? g_strdup (origin)
-                                          : g_strdup_printf ("[%s] %s", group, key);
+  g_autofree char *where
+      = origin != NULL ? g_strdup (origin) : g_strdup_printf ("[%s] %s", group, key);
   void *base;
   const char *schema_group;
   if (!resolve_group (self, group, where, &base, &schema_group, error))

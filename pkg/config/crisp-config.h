@@ -53,8 +53,8 @@ gboolean crisp_config_load_files (CrispConfig *self, const char *main_file, cons
 /* One override, e.g. ("crisp", "log-level", "debug", "--log-level"); origin names it in errors.
  * value is taken literally (no GKeyFile escapes); a list value is ';'-separated, so a
  * repeatable option joins its arguments with ';'.  group may be "runtime.<name>". */
-gboolean crisp_config_set (CrispConfig *self, const char *group, const char *key,
-                           const char *value, const char *origin, GError **error);
+gboolean crisp_config_set (CrispConfig *self, const char *group, const char *key, const char *value,
+                           const char *origin, GError **error);
 
 /* Cross-key checks after all sources (default-runtime exists, run-root and root apart, handler
  * roots distinct); also derives each handler's root from run-root when none was given. */

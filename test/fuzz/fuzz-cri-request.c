@@ -25,8 +25,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       pick -= svc->n_methods;
       svc = services[1];
     }
-  ProtobufCMessage *msg = protobuf_c_message_unpack (svc->methods[pick].input, NULL, size - 1,
-                                                     data + 1);
+  ProtobufCMessage *msg
+      = protobuf_c_message_unpack (svc->methods[pick].input, NULL, size - 1, data + 1);
   if (msg == NULL)
     return 0;
   size_t len = protobuf_c_message_get_packed_size (msg);

@@ -207,8 +207,8 @@ test_unknown_key_and_group_warn (Fixture *f, gconstpointer data)
   g_assert_cmpuint (warnings->len, ==, 3);
   g_autofree char *w0 = g_strdup_printf ("%s: [crisp] log-colour: unknown key, ignoring", f->main);
   g_autofree char *w1 = g_strdup_printf ("%s: [plugins]: unknown group, ignoring", f->main);
-  g_autofree char *w2 = g_strdup_printf ("%s: [runtime.kata] engine: unknown key, ignoring",
-                                         f->main);
+  g_autofree char *w2
+      = g_strdup_printf ("%s: [runtime.kata] engine: unknown key, ignoring", f->main);
   g_assert_cmpstr (warnings->pdata[0], ==, w0);
   g_assert_cmpstr (warnings->pdata[1], ==, w1);
   g_assert_cmpstr (warnings->pdata[2], ==, w2);
@@ -355,7 +355,12 @@ static void
 test_runtime_name_rejected (Fixture *f, gconstpointer data)
 {
   static const char *const bad[]
-      = { "Kata", "-kata", ".kata", "ka_ta", "", "k/ata",
+      = { "Kata",
+          "-kata",
+          ".kata",
+          "ka_ta",
+          "",
+          "k/ata",
           "a123456789012345678901234567890123456789012345678901234567890123" };
   for (size_t i = 0; i < G_N_ELEMENTS (bad); i++)
     {
@@ -405,8 +410,8 @@ test_validate_cross_checks (void)
   g_assert_no_error (error);
 
   g_autoptr (CrispConfig) shared = crisp_config_new ();
-  g_assert_true (crisp_config_set (shared, "runtime.crun", "root", "/run/crisp/runtime/runc", NULL,
-                                   &error));
+  g_assert_true (
+      crisp_config_set (shared, "runtime.crun", "root", "/run/crisp/runtime/runc", NULL, &error));
   assert_validate_fails (shared, "[runtime.runc] root: '/run/crisp/runtime/runc' overlaps the root "
                                  "of [runtime.crun] '/run/crisp/runtime/runc'");
 
@@ -485,8 +490,8 @@ test_round_trip (Fixture *f, gconstpointer data)
   g_autoptr (CrispConfig) config = load_ok (f, NULL);
   g_autoptr (GError) error = NULL;
   g_assert_cmpstr (config->cni_plugin_dirs[1], ==, "/opt/cni;bin;x"); /* escaped ';' */
-  g_assert_true (crisp_config_set (config, "runtime.kata", "monitor-cgroup", " lead\ttab", NULL,
-                                   &error));
+  g_assert_true (
+      crisp_config_set (config, "runtime.kata", "monitor-cgroup", " lead\ttab", NULL, &error));
   g_assert_true (crisp_config_set (config, "crisp", "root", "/srv/crisp\\state\n", NULL, &error));
   g_assert_no_error (error);
   g_assert_true (

@@ -32,8 +32,8 @@ fixture_finish (Fixture *f)
 {
   crisp_cri_log_destroy (&f->log);
   off_t len = lseek (f->fd, 0, SEEK_END);
-  char *buf = g_malloc0 ((size_t)len + 1);
-  g_assert_cmpint (pread (f->fd, buf, (size_t)len, 0), ==, len);
+  char *buf = g_malloc0 ((size_t) len + 1);
+  g_assert_cmpint (pread (f->fd, buf, (size_t) len, 0), ==, len);
   close (f->fd);
   return buf;
 }
