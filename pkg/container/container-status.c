@@ -295,6 +295,23 @@ crisp_container_service_exec_sync (CrispContainerService *svc,
 }
 
 gboolean
+crisp_container_service_exec_info (CrispContainerService *svc, const char *id, char **full_id,
+                                   char **runtime_path, char **runtime_root, GError **error)
+{
+  g_autoptr (CrispContainer) c = crisp_container_lookup (svc, id, error);
+  if (c == NULL)
+    return FALSE;
+  crisp_container_refresh (svc, c);
+  if (c->state != CRISP_CONTAINER_RUNNING)
+    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is not running",
+                        c->id);
+  *full_id = g_strdup (c->id);
+  *runtime_path = g_strdup (c->runtime_path);
+  *runtime_root = g_strdup (c->runtime_root);
+  return TRUE;
+}
+
+gboolean
 crisp_container_service_reopen_log (CrispContainerService *svc, const char *id, GError **error)
 {
   g_autoptr (CrispContainer) c = crisp_container_lookup (svc, id, error);

@@ -1,0 +1,89 @@
+/* Streaming RPC handlers: Exec validates the request, stores it under a single-use token and
+ * answers the URL of crisp's streaming server, which serves the session. Attach and
+ * PortForward are not served yet (UNIMPLEMENTED). */
+#include "config.h"
+
+#include "pkg/container/container.h"
+#include "server.h"
+#include "streaming.h"
+
+static CrispStreaming *streaming; /* one per daemon, set by crisp_streaming_handlers_init */
+
+static CrispExecRequest *
+exec_request_new (CrispServer *self, const Runtime__V1__ExecRequest *req, GError **error)
+{
+  if (req->n_cmd == 0 || req->cmd[0] == NULL || *req->cmd[0] == '\0')
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "cmd is empty"), NULL;
+  if (!req->stdin && !req->stdout && !req->stderr)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "one of stdin, stdout and stderr must be set"),
+           NULL;
+  if (req->tty && req->stderr)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "tty and stderr cannot both be set (a tty merges stderr into stdout)"),
+           NULL;
+  if (req->tty)
+    return crisp_throw (error, CRISP_ERROR_UNIMPLEMENTED, "exec with a tty is not supported yet"),
+           NULL;
+  g_autoptr (GError) local = NULL;
+  CrispExecRequest *r = g_new0 (CrispExecRequest, 1);
+  if (!crisp_container_service_exec_info (self->containers, req->container_id, &r->container_id,
+                                          &r->runtime_path, &r->runtime_root, error))
+    {
+      crisp_exec_request_free (r);
+      return NULL;
+    }
+  r->cmd = g_new0 (char *, req->n_cmd + 1);
+  for (size_t i = 0; i < req->n_cmd; i++)
+    r->cmd[i] = g_strdup (req->cmd[i]);
+  r->tty = req->tty;
+  r->in = req->stdin;
+  r->out = req->stdout;
+  r->err = req->stderr;
+  return r;
+}
+
+static void
+exec_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__ExecRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__ExecRequest);
+  CrispExecRequest *r = exec_request_new (self, req, &error);
+  g_autofree char *token
+      = r ? crisp_stream_tokens_put (crisp_streaming_tokens (streaming), "exec", r,
+                                     (GDestroyNotify) crisp_exec_request_free, &error)
+          : NULL;
+  if (token == NULL)
+    return crisp_call_fail (call, error);
+  g_autofree char *url = crisp_streaming_url (streaming, "exec", token);
+  Runtime__V1__ExecResponse resp = RUNTIME__V1__EXEC_RESPONSE__INIT;
+  resp.url = url;
+  crisp_call_finish (call, &resp.base);
+}
+
+static void
+handle_exec (CrispServer *self, CrispCall *call)
+{
+  crisp_call_run_in_thread (call, exec_thread, NULL, NULL);
+}
+
+static void
+free_streaming (gpointer data)
+{
+  crisp_streaming_free (data);
+  streaming = NULL;
+}
+
+gboolean
+crisp_streaming_handlers_init (CrispServer *self, GError **error)
+{
+  if (self->containers == NULL)
+    return TRUE;
+  streaming = crisp_streaming_new (self->config->streaming_address, self->config->streaming_port,
+                                   error);
+  if (streaming == NULL)
+    return FALSE;
+  crisp_server_add_cleanup (self, free_streaming, streaming);
+  crisp_server_register (self, "Exec", handle_exec);
+  return TRUE;
+}

@@ -1,0 +1,38 @@
+/* crisp's streaming server: the HTTP/1.1 front end at [streaming] address:port that turns
+ * a token URL from Exec into a SPDY/3.1 remotecommand session. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "pkg/streaming/tokens.h"
+
+G_BEGIN_DECLS
+
+typedef struct _CrispStreaming CrispStreaming;
+
+/* What an Exec call asked for, kept under its token until the client connects. */
+typedef struct
+{
+  char *container_id;
+  char *runtime_path;
+  char *runtime_root;
+  char **cmd;
+  gboolean tty, in, out, err;
+} CrispExecRequest;
+
+void crisp_exec_request_free (CrispExecRequest *req);
+
+/* Binds the listener (port 0: a free one) and starts serving in worker threads. */
+CrispStreaming *crisp_streaming_new (const char *address, int port, GError **error);
+void crisp_streaming_free (CrispStreaming *self);
+
+CrispStreamTokens *crisp_streaming_tokens (CrispStreaming *self);
+/* http://address:port/<kind>/<token>, with the port actually bound. */
+char *crisp_streaming_url (CrispStreaming *self, const char *kind, const char *token);
+
+/* streaming-exec.c: serves one upgraded exec connection to its end. `leftover` are bytes
+ * read past the request head. */
+void crisp_streaming_serve_exec (int fd, const char *protocol, CrispExecRequest *req,
+                                 const guint8 *leftover, gsize leftover_len);
+
+G_END_DECLS
