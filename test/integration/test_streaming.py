@@ -1,0 +1,183 @@
+"""crisp's streaming server: Exec returns a single-use URL on [streaming] address:port; the
+URL upgrades to SPDY/3.1 and runs a remotecommand session (stdin/stdout/stderr streams, the
+exit on the error stream). Driven with spdy_client.py (an independent SPDY/3.1 client), and
+with crictl when it is installed.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import urllib.parse
+
+import pytest
+
+from container_harness import SLEEPER, cenv, rpc_error  # noqa: F401 (fixture)
+from cri_client import pb
+from spdy_client import Session, exec_session, upgrade
+
+import grpc
+
+CRICTL = os.environ.get("CRICTL") or shutil.which("crictl") or "/tmp/cri-tools/bin/crictl"
+
+
+def exec_url(env, cid, cmd, stdin=False, stdout=True, stderr=True, tty=False):
+    return env.c.call("Exec", pb.ExecRequest(container_id=cid, cmd=cmd, stdin=stdin,
+                                             stdout=stdout, stderr=stderr, tty=tty)).url
+
+
+def running(env):
+    pod = env.run_pod()
+    return env.run(pod, "sh", command=SLEEPER)
+
+
+def finish(s, ids):
+    s.wait_closed([ids["error"]] + [ids[k] for k in ("stdout", "stderr") if k in ids])
+    return s
+
+
+def test_exec_url_points_at_the_listening_port(cenv):
+    cid = running(cenv)
+    url = exec_url(cenv, cid, ["true"])
+    u = urllib.parse.urlsplit(url)
+    assert u.scheme == "http" and u.hostname == "127.0.0.1" and u.port
+    assert u.path.startswith("/exec/") and len(u.path.split("/")[2]) == 64
+    socket.create_connection((u.hostname, u.port), timeout=5).close()
+
+
+def test_exec_stdout_and_success_status(cenv):
+    cid = running(cenv)
+    s, ids, proto = exec_session(exec_url(cenv, cid, ["echo", "hi"]))
+    assert proto == "v4.channel.k8s.io"
+    finish(s, ids)
+    assert s.data[ids["stdout"]] == b"hi\n"
+    assert s.data[ids["stderr"]] == b""
+    status = json.loads(s.data[ids["error"]])
+    assert status["status"] == "Success", status
+    s.close()
+
+
+def test_exec_exit_code_on_the_error_stream(cenv):
+    cid = running(cenv)
+    s, ids, _ = exec_session(exec_url(cenv, cid, ["sh", "-c", "echo oops >&2; exit 3"]))
+    finish(s, ids)
+    assert s.data[ids["stderr"]] == b"oops\n"
+    status = json.loads(s.data[ids["error"]])
+    assert status["status"] == "Failure" and status["reason"] == "NonZeroExitCode", status
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+    s.close()
+
+
+def test_exec_stdin_is_copied_to_the_command(cenv):
+    cid = running(cenv)
+    url = exec_url(cenv, cid, ["sh", "-c", "cat; echo done"], stdin=True, stderr=False)
+    s, ids, _ = exec_session(url, stdin=True, stderr=False)
+    payload = b"line one\n" + b"x" * 100000 + b"\n"
+    s.send(ids["stdin"], payload[:50000])
+    s.send(ids["stdin"], payload[50000:], fin=True)
+    finish(s, ids)
+    assert s.data[ids["stdout"]] == payload + b"done\n"
+    assert json.loads(s.data[ids["error"]])["status"] == "Success"
+    s.close()
+
+
+def test_exec_older_protocol_reports_exit_as_text(cenv):
+    cid = running(cenv)
+    url = exec_url(cenv, cid, ["sh", "-c", "exit 5"])
+    s, ids, proto = exec_session(url, protocols=("v9.example", "v2.channel.k8s.io"))
+    assert proto == "v2.channel.k8s.io"
+    finish(s, ids)
+    assert s.data[ids["error"]] == b"command terminated with non-zero exit code: 5"
+    s.close()
+
+
+def test_exec_answers_ping(cenv):
+    cid = running(cenv)
+    s, ids, _ = exec_session(exec_url(cenv, cid, ["sleep", "1"]))
+    s.ping(7)
+    s.wait(lambda: 7 in s.pings, timeout=5)
+    finish(s, ids)
+    s.close()
+
+
+def test_token_is_single_use(cenv):
+    cid = running(cenv)
+    url = exec_url(cenv, cid, ["true"])
+    s, ids, _ = exec_session(url)
+    finish(s, ids)
+    s.close()
+    res, sock, _ = upgrade(url)
+    assert sock is None and res.status == 404
+
+
+def test_unknown_token_and_path_and_bad_requests(cenv):
+    cid = running(cenv)
+    url = exec_url(cenv, cid, ["true"])
+    u = urllib.parse.urlsplit(url)
+    base = "http://%s" % u.netloc
+    assert upgrade(base + "/exec/" + "0" * 64)[0].status == 404
+    assert upgrade(base + "/nothing/here")[0].status == 404
+    # No upgrade: refused, and the token is not spent by it.
+    assert upgrade(url, spdy=False)[0].status == 400
+    # No protocol crisp speaks: refused (the token is spent: it was presented).
+    url2 = exec_url(cenv, cid, ["true"])
+    assert upgrade(url2, protocols=("v99.channel.k8s.io",))[0].status == 403
+    # Garbage and an oversized head get an HTTP error, and the server keeps serving.
+    with socket.create_connection((u.hostname, u.port), timeout=10) as sk:
+        sk.sendall(b"\x00\x01garbage\r\n\r\n")
+        assert sk.recv(100).startswith(b"HTTP/1.1 400")
+    with socket.create_connection((u.hostname, u.port), timeout=10) as sk:
+        sk.sendall(b"GET / HTTP/1.1\r\nX: " + b"a" * 9000)
+        assert sk.recv(100).startswith(b"HTTP/1.1 431")
+    s, ids, _ = exec_session(url)
+    finish(s, ids)
+    assert json.loads(s.data[ids["error"]])["status"] == "Success"
+    s.close()
+
+
+def test_garbage_spdy_after_upgrade_closes_only_that_session(cenv):
+    cid = running(cenv)
+    res, sock, rest = upgrade(exec_url(cenv, cid, ["true"]))
+    assert res.status == 101
+    sock.sendall(b"\x80\x02\x00\x01" + b"\xff" * 64)
+    sock.settimeout(10)
+    assert sock.recv(100) == b""  # crisp hung up
+    sock.close()
+    s, ids, _ = exec_session(exec_url(cenv, cid, ["echo", "still"]))
+    finish(s, ids)
+    assert s.data[ids["stdout"]] == b"still\n"
+    s.close()
+
+
+def test_exec_request_validation(cenv):
+    cid = running(cenv)
+    e = rpc_error(exec_url, cenv, cid, [])
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    e = rpc_error(exec_url, cenv, "0" * 64, ["true"])
+    assert e.code() == grpc.StatusCode.NOT_FOUND
+    e = rpc_error(exec_url, cenv, cid, ["true"], stdout=False, stderr=False)
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    cenv.stop(cid, timeout=0)
+    e = rpc_error(exec_url, cenv, cid, ["true"])
+    assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_streaming_port_from_config(crisp_factory):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    crisp_factory(config="[streaming]\naddress = 127.0.0.1\nport = %d\n" % port)
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+@pytest.mark.skipif(not os.access(CRICTL, os.X_OK), reason="crictl is not installed")
+def test_crictl_exec(cenv):
+    cid = running(cenv)
+    base = [CRICTL, "--runtime-endpoint", "unix://" + cenv.d.sock, "--timeout", "30s"]
+    r = subprocess.run(base + ["exec", cid, "sh", "-c", "echo from-crictl; exit 4"],
+                       capture_output=True, timeout=60)
+    assert r.stdout == b"from-crictl\n", r
+    assert r.returncode != 0, r
+    r = subprocess.run(base + ["exec", "-i", cid, "tr", "a-z", "A-Z"], input=b"shout\n",
+                       capture_output=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, b"SHOUT\n"), r
