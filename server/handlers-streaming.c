@@ -22,9 +22,6 @@ exec_request_new (CrispServer *self, const Runtime__V1__ExecRequest *req, GError
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                         "tty and stderr cannot both be set (a tty merges stderr into stdout)"),
            NULL;
-  if (req->tty)
-    return crisp_throw (error, CRISP_ERROR_UNIMPLEMENTED, "exec with a tty is not supported yet"),
-           NULL;
   g_autoptr (GError) local = NULL;
   CrispExecRequest *r = g_new0 (CrispExecRequest, 1);
   if (!crisp_container_service_exec_info (self->containers, req->container_id, &r->container_id,

@@ -1,17 +1,23 @@
-/* One exec session over SPDY/3.1 (remotecommand channel.k8s.io v1-v4, no tty): waits for
- * the client's streams, runs `<runtime> --root <root> exec <id> <cmd...>` as crisp's child
- * with pipes, copies stdin/stdout/stderr between the streams and the pipes, and reports
- * the exit on the error stream (a metav1.Status in v4, plain text before). Blocking I/O in
- * the connection's own thread; every read is bounded by a fixed buffer. */
+/* One exec session over SPDY/3.1 (remotecommand channel.k8s.io v1-v4): waits for the
+ * client's streams, runs `<runtime> --root <root> exec [--tty] <id> <cmd...>` as crisp's
+ * child with pipes (or, with a tty, on a pty crisp opens),
+ * copies stdin/stdout/stderr between the streams and the child, applies resize messages,
+ * and reports the exit on the error stream (a metav1.Status in v4, plain text before).
+ * Blocking I/O in the connection's own thread; every read is bounded by a fixed buffer. */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
+
+#include <json-glib/json-glib.h>
 
 #include "crisp-base.h"
 #include "pkg/streaming/spdy.h"
@@ -20,6 +26,7 @@
 #define STREAMS_TIMEOUT_MS 30000
 #define CHUNK 32768
 #define KILL_GRACE_MS 5000
+#define RESIZE_MAX 4096
 
 typedef struct
 {
@@ -29,7 +36,13 @@ typedef struct
   CrispSpdy *spdy;
   GByteArray *out; /* frames waiting to be sent */
   guint32 error_id, stdin_id, stdout_id, stderr_id, resize_id;
-  int child_stdin; /* -1 when closed or not requested */
+  int child_stdin; /* -1 when closed or not requested; a dup of the pty master with a tty */
+  int pty;         /* the pty master, or -1 */
+  gboolean started; /* the command runs: stdin goes to child_stdin from now on */
+  GByteArray *early_stdin; /* stdin that came before the command started (bounded) */
+  gboolean early_fin;
+  GString *resize; /* resize messages not yet complete */
+  struct winsize size; /* the last size asked for; applied when the pty arrives */
   gboolean client_gone;
 } Session;
 
@@ -67,6 +80,13 @@ close_stdin (Session *s)
 static int
 write_stdin (Session *s, const guint8 *p, gsize len)
 {
+  if (!s->started)
+    {
+      if (s->early_stdin->len + len > CRISP_SPDY_MAX_FRAME)
+        return -ENOBUFS;
+      g_byte_array_append (s->early_stdin, p, len);
+      return 0;
+    }
   while (len > 0 && s->child_stdin >= 0)
     {
       ssize_t n = write (s->child_stdin, p, len);
@@ -81,6 +101,42 @@ write_stdin (Session *s, const guint8 *p, gsize len)
       len -= n;
     }
   return 0;
+}
+
+static void
+apply_size (Session *s)
+{
+  if (s->pty >= 0 && s->size.ws_row > 0)
+    ioctl (s->pty, TIOCSWINSZ, &s->size);
+}
+
+/* Applies every complete {"Width":..,"Height":..} object received on the resize stream
+ * (the client writes one JSON object per terminal size change). */
+static void
+on_resize (Session *s, const guint8 *p, gsize len)
+{
+  if (s->resize->len + len > RESIZE_MAX)
+    g_string_truncate (s->resize, 0); /* garbage: start over rather than grow */
+  g_string_append_len (s->resize, (const char *) p, len);
+  char *end;
+  while ((end = strchr (s->resize->str, '}')) != NULL)
+    {
+      gsize n = end - s->resize->str + 1;
+      g_autofree char *obj = g_strndup (s->resize->str, n);
+      g_string_erase (s->resize, 0, n);
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      if (!json_parser_load_from_data (parser, obj, -1, NULL)
+          || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+        continue;
+      JsonObject *o = json_node_get_object (json_parser_get_root (parser));
+      gint64 w = json_object_get_int_member_with_default (o, "Width", 0);
+      gint64 h = json_object_get_int_member_with_default (o, "Height", 0);
+      if (w > 0 && h > 0)
+        {
+          s->size = (struct winsize){ .ws_row = MIN (h, G_MAXUINT16), .ws_col = MIN (w, G_MAXUINT16) };
+          apply_size (s);
+        }
+    }
 }
 
 static guint32 *
@@ -124,11 +180,17 @@ on_frame (const CrispSpdyFrame *f, gpointer data)
     case CRISP_SPDY_DATA:
       if (f->stream_id != 0 && f->stream_id == s->stdin_id)
         {
-          write_stdin (s, f->data, f->len);
+          if (write_stdin (s, f->data, f->len) < 0)
+            return -ENOBUFS;
           if (f->flags & CRISP_SPDY_FLAG_FIN)
-            close_stdin (s);
+            {
+              s->early_fin = !s->started;
+              close_stdin (s);
+            }
         }
-      return 0; /* resize and anything else: no tty, nothing to resize */
+      if (f->stream_id != 0 && f->stream_id == s->resize_id)
+        on_resize (s, f->data, f->len);
+      return 0;
     case CRISP_SPDY_RST_STREAM:
       if (f->stream_id == s->stdin_id)
         close_stdin (s);
@@ -182,33 +244,72 @@ wait_streams (Session *s)
   return TRUE;
 }
 
+/* A pty pair for a tty exec: the runtime gets the slave as its stdio and controlling
+ * terminal and, seeing a terminal, makes its own pty for the command and copies between
+ * the two, forwarding size changes (SIGWINCH on our slave) to it. runc refuses
+ * --console-socket unless it detaches, and a detached exec leaves crisp no exit status. */
+static int
+open_pty (int *slave)
+{
+  _cleanup_close_ int master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
+  char name[128];
+  if (master < 0 || grantpt (master) < 0 || unlockpt (master) < 0
+      || ptsname_r (master, name, sizeof name) != 0)
+    return -1;
+  *slave = open (name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (*slave < 0)
+    return -1;
+  return take_fd (&master);
+}
+
+/* In the child before exec: a new session whose controlling terminal is the slave. */
+static void
+child_tty_setup (gpointer data)
+{
+  int slave = GPOINTER_TO_INT (data);
+  setsid ();
+  ioctl (slave, TIOCSCTTY, 0);
+  dup2 (slave, 0);
+  dup2 (slave, 1);
+  dup2 (slave, 2);
+}
+
 static GPid
-spawn_exec (Session *s, int *out_fd, int *err_fd, GError **error)
+spawn_exec (Session *s, int slave, int *out_fd, int *err_fd, GError **error)
 {
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_ptr_array_add (argv, s->req->runtime_path);
   g_ptr_array_add (argv, "--root");
   g_ptr_array_add (argv, s->req->runtime_root);
   g_ptr_array_add (argv, "exec");
+  if (slave >= 0)
+    g_ptr_array_add (argv, "--tty");
   g_ptr_array_add (argv, s->req->container_id);
   for (char **c = s->req->cmd; *c; c++)
     g_ptr_array_add (argv, *c);
   g_ptr_array_add (argv, NULL);
-  GSpawnFlags flags = G_SPAWN_DO_NOT_REAP_CHILD | (s->req->in ? 0 : G_SPAWN_STDIN_FROM_DEV_NULL);
   GPid pid = 0;
-  if (!g_spawn_async_with_pipes (NULL, (char **) argv->pdata, NULL, flags, NULL, NULL, &pid,
+  char **args = (char **) argv->pdata;
+  if (slave >= 0)
+    return g_spawn_async (NULL, args, NULL, G_SPAWN_DO_NOT_REAP_CHILD, child_tty_setup,
+                          GINT_TO_POINTER (slave), &pid, error)
+               ? pid
+               : 0;
+  GSpawnFlags flags = G_SPAWN_DO_NOT_REAP_CHILD | (s->req->in ? 0 : G_SPAWN_STDIN_FROM_DEV_NULL);
+  if (!g_spawn_async_with_pipes (NULL, args, NULL, flags, NULL, NULL, &pid,
                                  s->req->in ? &s->child_stdin : NULL, out_fd, err_fd, error))
     return 0;
   return pid;
 }
 
-/* Copies one pipe's chunk to its stream (or drops it if the client did not ask for it). */
+/* Copies one chunk from a pipe or the pty to its stream (dropped if the client did not ask
+ * for it). FALSE at the end (EOF, or EIO from a pty whose other side is gone). */
 static gboolean
 pump_pipe (Session *s, int fd, guint32 stream_id)
 {
   guint8 buf[CHUNK];
   ssize_t n = read (fd, buf, sizeof buf);
-  if (n < 0 && errno == EINTR)
+  if (n < 0 && (errno == EINTR || errno == EAGAIN))
     return TRUE;
   if (n <= 0)
     return FALSE;
@@ -220,16 +321,28 @@ pump_pipe (Session *s, int fd, guint32 stream_id)
   return TRUE;
 }
 
-/* Copies until both output pipes end; stops the command if the client goes away. */
 static void
-copy_loop (Session *s, GPid pid, int out_fd, int err_fd)
+close_fd (int *fd)
 {
+  if (*fd >= 0)
+    close (*fd);
+  *fd = -1;
+}
+
+/* Copies until the runtime's pipes or pty end; stops the command if the client goes away.
+ * fds: stdout pipe, stderr pipe, pty master (each may be -1). Sets *reaped if it collected
+ * the runtime's exit into *status. */
+static void
+copy_loop (Session *s, GPid pid, int fds[3], int *status, gboolean *reaped)
+{
+  /* With a tty, the runtime's own output (its errors) goes to stdout: there is no stderr. */
+  guint32 ids[3] = { s->stdout_id, s->stderr_id, s->stdout_id };
   gint64 kill_at = 0;
-  while (out_fd >= 0 || err_fd >= 0)
+  while (fds[0] >= 0 || fds[1] >= 0 || fds[2] >= 0)
     {
-      struct pollfd p[3] = { { s->client_gone ? -1 : s->fd, POLLIN, 0 },
-                             { out_fd, POLLIN, 0 },
-                             { err_fd, POLLIN, 0 } };
+      struct pollfd p[4] = { { s->client_gone ? -1 : s->fd, POLLIN, 0 } };
+      for (int i = 0; i < 3; i++)
+        p[i + 1] = (struct pollfd){ fds[i], POLLIN, 0 };
       if (s->client_gone && kill_at == 0)
         {
           kill (pid, SIGTERM); /* runc forwards it to the command */
@@ -240,25 +353,24 @@ copy_loop (Session *s, GPid pid, int out_fd, int err_fd)
           kill (pid, SIGKILL);
           break;
         }
-      if (poll (p, 3, kill_at ? 200 : -1) < 0 && errno != EINTR)
+      /* With a pty, the end of its output is EIO once the runtime is gone; a quiet pty is
+       * also checked for the runtime's exit, in case something else holds the slave. */
+      int r = poll (p, 4, kill_at || fds[2] >= 0 ? 200 : -1);
+      if (r < 0 && errno != EINTR)
         break;
+      if (r == 0 && fds[2] >= 0 && waitpid (pid, status, WNOHANG) == pid)
+        {
+          *reaped = TRUE;
+          break;
+        }
       if (p[0].revents)
         pump_client (s);
-      if (p[1].revents && !pump_pipe (s, out_fd, s->stdout_id))
-        {
-          close (out_fd);
-          out_fd = -1;
-        }
-      if (p[2].revents && !pump_pipe (s, err_fd, s->stderr_id))
-        {
-          close (err_fd);
-          err_fd = -1;
-        }
+      for (int i = 0; i < 3; i++)
+        if (p[i + 1].revents && !pump_pipe (s, fds[i], ids[i]))
+          close_fd (&fds[i]);
     }
-  if (out_fd >= 0)
-    close (out_fd);
-  if (err_fd >= 0)
-    close (err_fd);
+  for (int i = 0; i < 3; i++)
+    close_fd (&fds[i]);
 }
 
 static char *
@@ -331,27 +443,47 @@ crisp_streaming_serve_exec (int fd, const char *protocol, CrispExecRequest *req,
 {
   g_autoptr (CrispSpdy) spdy = crisp_spdy_new ();
   g_autoptr (GByteArray) out = g_byte_array_new ();
+  g_autoptr (GString) resize = g_string_new (NULL);
+  g_autoptr (GByteArray) early_stdin = g_byte_array_new ();
   Session s = { .fd = fd, .protocol = protocol, .req = req, .spdy = spdy, .out = out,
-                .child_stdin = -1 };
+                .child_stdin = -1, .pty = -1, .resize = resize, .early_stdin = early_stdin };
   if (leftover_len > 0
       && (crisp_spdy_feed (spdy, leftover, leftover_len, on_frame, &s) < 0 || flush_out (&s) < 0))
     return;
   if (!wait_streams (&s))
     return;
   g_autoptr (GError) error = NULL;
-  int out_fd = -1, err_fd = -1;
-  GPid pid = spawn_exec (&s, &out_fd, &err_fd, &error);
+  _cleanup_close_ int slave = -1;
+  if (req->tty && (s.pty = open_pty (&slave)) < 0)
+    {
+      finish (&s, -1, "opening a pty failed");
+      linger (&s);
+      return;
+    }
+  apply_size (&s); /* a size that arrived with the streams */
+  int fds[3] = { -1, -1, s.pty };
+  GPid pid = spawn_exec (&s, slave, &fds[0], &fds[1], &error);
+  close_fd (&slave);
   if (pid == 0)
     {
+      close_fd (&fds[2]);
       g_warning ("exec in container '%s': %s", req->container_id, error->message);
       finish (&s, -1, "starting the OCI runtime failed");
       linger (&s);
       return;
     }
-  copy_loop (&s, pid, out_fd, err_fd);
-  close_stdin (&s);
+  if (s.pty >= 0 && req->in)
+    s.child_stdin = fcntl (s.pty, F_DUPFD_CLOEXEC, 3);
+  s.started = TRUE;
+  write_stdin (&s, s.early_stdin->data, s.early_stdin->len);
+  if (s.early_fin)
+    close_stdin (&s);
   int status = 0;
-  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+  gboolean reaped = FALSE;
+  copy_loop (&s, pid, fds, &status, &reaped);
+  s.pty = -1; /* closed by copy_loop */
+  close_stdin (&s);
+  while (!reaped && waitpid (pid, &status, 0) < 0 && errno == EINTR)
     ;
   g_spawn_close_pid (pid);
   finish (&s, exit_code_of (status), NULL);

@@ -181,3 +181,26 @@ def test_crictl_exec(cenv):
     r = subprocess.run(base + ["exec", "-i", cid, "tr", "a-z", "A-Z"], input=b"shout\n",
                        capture_output=True, timeout=60)
     assert (r.returncode, r.stdout) == (0, b"SHOUT\n"), r
+
+
+def test_exec_tty_resize_and_exit_code(cenv):
+    cid = running(cenv)
+    cmd = ["sh", "-c", "read x; stty size; [ -t 0 ] && echo is-a-tty; exit 3"]
+    url = exec_url(cenv, cid, cmd, stdin=True, stdout=True, stderr=False, tty=True)
+    s, ids, _ = exec_session(url, stdin=True, stderr=False)
+    resize = s.open_stream("resize")
+    s.wait(lambda: resize in s.replied)
+    s.send(resize, json.dumps({"Width": 123, "Height": 45}).encode())
+    s.send(ids["stdin"], b"go\n")
+    finish(s, ids)
+    out = s.data[ids["stdout"]]
+    assert b"45 123\r\n" in out and b"is-a-tty\r\n" in out, out
+    status = json.loads(s.data[ids["error"]])
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}], status
+    s.close()
+
+
+def test_exec_tty_rejects_stderr(cenv):
+    cid = running(cenv)
+    e = rpc_error(exec_url, cenv, cid, ["true"], stderr=True, tty=True)
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
