@@ -1,9 +1,10 @@
-/* Streaming RPC handlers: Exec validates the request, stores it under a single-use token and
- * answers the URL of crisp's streaming server, which serves the session. Attach and
- * PortForward are not served yet (UNIMPLEMENTED). */
+/* Streaming RPC handlers: Exec and PortForward validate the request, store it under a
+ * single-use token and answer the URL of crisp's streaming server, which serves the
+ * session. Attach is not served yet (UNIMPLEMENTED). */
 #include "config.h"
 
 #include "pkg/container/container.h"
+#include "pkg/sandbox/sandbox.h"
 #include "server.h"
 #include "streaming.h"
 
@@ -64,6 +65,55 @@ handle_exec (CrispServer *self, CrispCall *call)
   crisp_call_run_in_thread (call, exec_thread, NULL, NULL);
 }
 
+static CrispPortForwardRequest *
+port_forward_request_new (CrispServer *self, const char *pod_id, GError **error)
+{
+  g_autoptr (CrispPod) pod = crisp_pod_service_lookup (self->pods, pod_id, error);
+  if (pod == NULL)
+    return NULL;
+  if (crisp_pod_service_get_state (self->pods, pod) != CRISP_POD_READY)
+    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "pod '%s' is not ready", pod->id),
+           NULL;
+  CrispPortForwardRequest *r = g_new0 (CrispPortForwardRequest, 1);
+  r->pod_id = g_strdup (pod->id);
+  g_mutex_lock (&pod->op_lock); /* the namespace paths change under it */
+  r->net_ns = g_strdup (pod->net_ns);
+  g_mutex_unlock (&pod->op_lock);
+  return r;
+}
+
+static void
+port_forward_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__PortForwardRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__PortForwardRequest);
+  for (size_t i = 0; i < req->n_port; i++)
+    if (req->port[i] <= 0 || req->port[i] > 65535)
+      {
+        crisp_throw (&error, CRISP_ERROR_INVALID_ARGUMENT, "port %d is out of range",
+                     req->port[i]);
+        return crisp_call_fail (call, error);
+      }
+  CrispPortForwardRequest *r = port_forward_request_new (self, req->pod_sandbox_id, &error);
+  g_autofree char *token
+      = r ? crisp_stream_tokens_put (crisp_streaming_tokens (streaming), "portforward", r,
+                                     (GDestroyNotify) crisp_port_forward_request_free, &error)
+          : NULL;
+  if (token == NULL)
+    return crisp_call_fail (call, error);
+  g_autofree char *url = crisp_streaming_url (streaming, "portforward", token);
+  Runtime__V1__PortForwardResponse resp = RUNTIME__V1__PORT_FORWARD_RESPONSE__INIT;
+  resp.url = url;
+  crisp_call_finish (call, &resp.base);
+}
+
+static void
+handle_port_forward (CrispServer *self, CrispCall *call)
+{
+  crisp_call_run_in_thread (call, port_forward_thread, NULL, NULL);
+}
+
 static void
 free_streaming (gpointer data)
 {
@@ -82,5 +132,7 @@ crisp_streaming_handlers_init (CrispServer *self, GError **error)
     return FALSE;
   crisp_server_add_cleanup (self, free_streaming, streaming);
   crisp_server_register (self, "Exec", handle_exec);
+  if (self->pods != NULL)
+    crisp_server_register (self, "PortForward", handle_port_forward);
   return TRUE;
 }

@@ -31,6 +31,18 @@ struct _CrispStreaming
 static const char *const exec_protocols[]
     = { "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io", NULL };
 
+static const char *const port_forward_protocols[] = { "portforward.k8s.io", NULL };
+
+void
+crisp_port_forward_request_free (CrispPortForwardRequest *req)
+{
+  if (req == NULL)
+    return;
+  g_free (req->pod_id);
+  g_free (req->net_ns);
+  g_free (req);
+}
+
 void
 crisp_exec_request_free (CrispExecRequest *req)
 {
@@ -185,7 +197,8 @@ serve_connection (CrispStreaming *self, int fd)
       head_clear (&h);
       return send_status (fd, "400 Bad Request", "malformed or unsupported request\n");
     }
-  if (!g_str_has_prefix (token, "/exec/"))
+  gboolean exec = g_str_has_prefix (token, "/exec/");
+  if (!exec && !g_str_has_prefix (token, "/portforward/"))
     {
       head_clear (&h);
       return send_status (fd, "404 Not Found", "unknown path\n");
@@ -195,14 +208,17 @@ serve_connection (CrispStreaming *self, int fd)
       head_clear (&h);
       return send_status (fd, "400 Bad Request", "an upgrade to SPDY/3.1 is required\n");
     }
-  CrispExecRequest *req = crisp_stream_tokens_take (self->tokens, "exec", token + strlen ("/exec/"));
-  const char *protocol = negotiate (h.protocols, exec_protocols);
+  const char *kind = exec ? "exec" : "portforward";
+  GDestroyNotify destroy = exec ? (GDestroyNotify) crisp_exec_request_free
+                                : (GDestroyNotify) crisp_port_forward_request_free;
+  gpointer req = crisp_stream_tokens_take (self->tokens, kind, token + strlen (kind) + 2);
+  const char *protocol = negotiate (h.protocols, exec ? exec_protocols : port_forward_protocols);
   head_clear (&h);
   if (req == NULL)
     return send_status (fd, "404 Not Found", "unknown, used or expired token\n");
-  if (protocol == NULL)
+  if (protocol == NULL || (!exec && *protocol == '\0'))
     {
-      crisp_exec_request_free (req);
+      destroy (req);
       return send_status (fd, "403 Forbidden", "no supported X-Stream-Protocol-Version offered\n");
     }
   g_autofree char *reply = g_strdup_printf (
@@ -210,8 +226,13 @@ serve_connection (CrispStreaming *self, int fd)
       "%s%s%s\r\n",
       *protocol ? "X-Stream-Protocol-Version: " : "", protocol, *protocol ? "\r\n" : "");
   if (send_all (fd, reply, strlen (reply)) == 0)
-    crisp_streaming_serve_exec (fd, protocol, req, buf->data + head_len, buf->len - head_len);
-  crisp_exec_request_free (req);
+    {
+      if (exec)
+        crisp_streaming_serve_exec (fd, protocol, req, buf->data + head_len, buf->len - head_len);
+      else
+        crisp_streaming_serve_port_forward (fd, req, buf->data + head_len, buf->len - head_len);
+    }
+  destroy (req);
 }
 
 static gboolean

@@ -22,6 +22,15 @@ typedef struct
 
 void crisp_exec_request_free (CrispExecRequest *req);
 
+/* What a PortForward call asked for. */
+typedef struct
+{
+  char *pod_id;
+  char *net_ns; /* the pod's pinned network namespace; NULL: the host's */
+} CrispPortForwardRequest;
+
+void crisp_port_forward_request_free (CrispPortForwardRequest *req);
+
 /* Binds the listener (port 0: a free one) and starts serving in worker threads. */
 CrispStreaming *crisp_streaming_new (const char *address, int port, GError **error);
 void crisp_streaming_free (CrispStreaming *self);
@@ -34,5 +43,9 @@ char *crisp_streaming_url (CrispStreaming *self, const char *kind, const char *t
  * read past the request head. */
 void crisp_streaming_serve_exec (int fd, const char *protocol, CrispExecRequest *req,
                                  const guint8 *leftover, gsize leftover_len);
+
+/* streaming-portforward.c: serves one upgraded portforward.k8s.io connection. */
+void crisp_streaming_serve_port_forward (int fd, CrispPortForwardRequest *req,
+                                         const guint8 *leftover, gsize leftover_len);
 
 G_END_DECLS

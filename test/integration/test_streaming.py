@@ -204,3 +204,101 @@ def test_exec_tty_rejects_stderr(cenv):
     cid = running(cenv)
     e = rpc_error(exec_url, cenv, cid, ["true"], stderr=True, tty=True)
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# ---- port-forward ----
+
+@pytest.fixture
+def pfenv(crisp_factory, registry, tmp_path):
+    """A ContainerEnv whose pods get their own network namespace with only loopback (CNI
+    `loopback`): nothing is created on the host, and 127.0.0.1 in the pod is not the host's."""
+    from container_harness import finish_env, push_extra_images, ContainerEnv
+    from image_harness import registries_conf
+    from pod_harness import PLUGIN_DIRS
+    if not any(os.path.exists(os.path.join(d, "loopback")) for d in PLUGIN_DIRS):
+        pytest.skip("the CNI loopback plugin is not installed")
+    images = push_extra_images(registry)
+    logdir = str(tmp_path / "logs")
+    os.makedirs(logdir)
+    d = crisp_factory(config="[network]\ncni-plugin-dirs = %s\n" % ";".join(PLUGIN_DIRS),
+                      start=False)
+    with open(os.path.join(d.registries_dir, "50-test.conf"), "w") as f:
+        f.write(registries_conf(registry.host, None))
+    with open(os.path.join(d.cni_dir, "10-lo.conflist"), "w") as f:
+        json.dump({"cniVersion": "1.0.0", "name": "crisp-stream-lo",
+                   "plugins": [{"type": "loopback"}]}, f)
+    d.start()
+    env = ContainerEnv(d, registry, images, logdir)
+    yield env
+    leaks = finish_env(env)
+    assert not leaks, "leaked: %s" % leaks
+
+
+def pod_with_own_netns(env):
+    cfg = env.pod_config("pf")
+    cfg.linux.security_context.namespace_options.network = pb.POD
+    os.makedirs(cfg.log_directory, exist_ok=True)
+    pod = env.c.call("RunPodSandbox", pb.RunPodSandboxRequest(config=cfg), timeout=60)
+    env.pods[pod.pod_sandbox_id] = cfg
+    return pod.pod_sandbox_id
+
+
+def port_forward_session(env, pod, port):
+    url = env.c.call("PortForward", pb.PortForwardRequest(pod_sandbox_id=pod, port=[port])).url
+    assert "/portforward/" in url
+    res, sock, rest = upgrade(url, protocols=("portforward.k8s.io",))
+    assert res.status == 101, res.body
+    assert res.headers["x-stream-protocol-version"] == ["portforward.k8s.io"]
+    return Session(sock, rest)
+
+
+def open_pair(s, port, request_id):
+    extra = [("port", str(port)), ("requestid", str(request_id))]
+    err = s.open_stream("error", extra)
+    data = s.open_stream("data", extra)
+    s.wait(lambda: err in s.replied and data in s.replied)
+    return err, data
+
+
+def test_port_forward_reaches_a_server_in_the_pod_netns(pfenv):
+    pod = pod_with_own_netns(pfenv)
+    # The server answers only after reading the client's line: both directions are checked.
+    script = "printf '#!/bin/sh\\nread l\\necho \"pod got $l\"\\n' > /tmp/srv; chmod +x /tmp/srv; "
+    cid = pfenv.run(pod, "srv", command=["sh", "-c",
+                                         script + "nc -l -p 8080 -e /tmp/srv; sleep 3600"])
+    wait_listening(pfenv, cid, 8080)
+    s = port_forward_session(pfenv, pod, 8080)
+    err, data = open_pair(s, 8080, 0)
+    s.send(data, b"ping-from-client\n", fin=True)
+    s.wait_closed([data, err])
+    assert s.data[data] == b"pod got ping-from-client\n"
+    assert s.data[err] == b""
+    s.close()
+
+
+def test_port_forward_to_a_closed_port_reports_on_the_error_stream(pfenv):
+    pod = pod_with_own_netns(pfenv)
+    pfenv.run(pod, "idle", command=SLEEPER)
+    s = port_forward_session(pfenv, pod, 8081)
+    err, data = open_pair(s, 8081, 1)
+    s.wait_closed([err, data])
+    assert b"8081" in s.data[err] and b"refused" in s.data[err].lower(), s.data[err]
+    s.close()
+
+
+def test_port_forward_validation(pfenv):
+    e = rpc_error(pfenv.c.call, "PortForward", pb.PortForwardRequest(pod_sandbox_id="0" * 64))
+    assert e.code() == grpc.StatusCode.NOT_FOUND
+    pod = pod_with_own_netns(pfenv)
+    e = rpc_error(pfenv.c.call, "PortForward",
+                  pb.PortForwardRequest(pod_sandbox_id=pod, port=[70000]))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def wait_listening(env, cid, port):
+    from container_harness import wait_for
+    hexport = ":%04X" % port
+    # busybox nc listens on :: (dual stack), so the socket shows in tcp6.
+    wait_for(lambda: hexport in env.exec_sync(
+        cid, ["cat", "/proc/net/tcp", "/proc/net/tcp6"]).stdout.decode(),
+             10, what="port %d to listen" % port)
