@@ -1,6 +1,6 @@
-/* Streaming RPC handlers: Exec and PortForward validate the request, store it under a
- * single-use token and answer the URL of crisp's streaming server, which serves the
- * session. Attach is not served yet (UNIMPLEMENTED). */
+/* Streaming RPC handlers: Exec, Attach and PortForward validate the request, store it under
+ * a single-use token and answer the URL of crisp's streaming server, which serves the
+ * session. */
 #include "config.h"
 
 #include "pkg/container/container.h"
@@ -63,6 +63,51 @@ static void
 handle_exec (CrispServer *self, CrispCall *call)
 {
   crisp_call_run_in_thread (call, exec_thread, NULL, NULL);
+}
+
+static void
+attach_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__AttachRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__AttachRequest);
+  CrispExecRequest *r = g_new0 (CrispExecRequest, 1);
+  gboolean tty = FALSE, stdin_open = FALSE;
+  if (!crisp_container_service_attach_info (self->containers, req->container_id,
+                                            &r->container_id, &r->attach_dir, &tty, &stdin_open,
+                                            &error))
+    {
+      crisp_exec_request_free (r);
+      return crisp_call_fail (call, error);
+    }
+  /* The container's own settings decide: a tty merges stderr, and stdin exists only if the
+   * container was created with it. */
+  r->tty = tty;
+  r->in = req->stdin && stdin_open;
+  r->out = req->stdout;
+  r->err = req->stderr && !tty;
+  if (!r->in && !r->out && !r->err)
+    {
+      crisp_exec_request_free (r);
+      crisp_throw (&error, CRISP_ERROR_INVALID_ARGUMENT,
+                   "one of stdin, stdout and stderr must be set (stdin only if the container "
+                   "has one)");
+      return crisp_call_fail (call, error);
+    }
+  g_autofree char *token
+      = crisp_stream_tokens_put (crisp_streaming_tokens (streaming), "attach", r,
+                                 (GDestroyNotify) crisp_exec_request_free, &error);
+  if (token == NULL)
+    return crisp_call_fail (call, error);
+  g_autofree char *url = crisp_streaming_url (streaming, "attach", token);
+  Runtime__V1__AttachResponse resp = RUNTIME__V1__ATTACH_RESPONSE__INIT;
+  resp.url = url;
+  crisp_call_finish (call, &resp.base);
+}
+
+static void
+handle_attach (CrispServer *self, CrispCall *call)
+{
+  crisp_call_run_in_thread (call, attach_thread, NULL, NULL);
 }
 
 static CrispPortForwardRequest *
@@ -132,6 +177,7 @@ crisp_streaming_handlers_init (CrispServer *self, GError **error)
     return FALSE;
   crisp_server_add_cleanup (self, free_streaming, streaming);
   crisp_server_register (self, "Exec", handle_exec);
+  crisp_server_register (self, "Attach", handle_attach);
   if (self->pods != NULL)
     crisp_server_register (self, "PortForward", handle_port_forward);
   return TRUE;

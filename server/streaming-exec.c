@@ -10,9 +10,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include <json-glib/json-glib.h>
 
 #include "crisp-base.h"
+#include "monitor-protocol.h"
 #include "pkg/streaming/spdy.h"
 #include "streaming.h"
 
@@ -38,6 +41,7 @@ typedef struct
   guint32 error_id, stdin_id, stdout_id, stderr_id, resize_id;
   int child_stdin; /* -1 when closed or not requested; a dup of the pty master with a tty */
   int pty;         /* the pty master, or -1 */
+  int attach;       /* Attach: the monitor's attach socket, or -1 */
   gboolean started; /* the command runs: stdin goes to child_stdin from now on */
   GByteArray *early_stdin; /* stdin that came before the command started (bounded) */
   gboolean early_fin;
@@ -77,6 +81,17 @@ close_stdin (Session *s)
   s->child_stdin = -1;
 }
 
+/* One tagged packet to the monitor's attach socket; a monitor gone away ends it. */
+static void
+attach_send (Session *s, guint8 tag, const void *data, gsize len)
+{
+  guint8 buf[1 + CRISP_MONITOR_OUTPUT_CHUNK];
+  buf[0] = tag;
+  memcpy (buf + 1, data, len);
+  while (s->attach >= 0 && send (s->attach, buf, len + 1, MSG_NOSIGNAL) < 0 && errno == EINTR)
+    ;
+}
+
 static int
 write_stdin (Session *s, const guint8 *p, gsize len)
 {
@@ -87,6 +102,9 @@ write_stdin (Session *s, const guint8 *p, gsize len)
       g_byte_array_append (s->early_stdin, p, len);
       return 0;
     }
+  for (gsize off = 0; s->attach >= 0 && off < len; off += CRISP_MONITOR_OUTPUT_CHUNK)
+    attach_send (s, CRISP_MONITOR_STREAM_STDIN, p + off,
+                 MIN (len - off, CRISP_MONITOR_OUTPUT_CHUNK));
   while (len > 0 && s->child_stdin >= 0)
     {
       ssize_t n = write (s->child_stdin, p, len);
@@ -108,6 +126,9 @@ apply_size (Session *s)
 {
   if (s->pty >= 0 && s->size.ws_row > 0)
     ioctl (s->pty, TIOCSWINSZ, &s->size);
+  guint16 rc[2] = { s->size.ws_row, s->size.ws_col };
+  if (s->attach >= 0 && s->size.ws_row > 0)
+    attach_send (s, CRISP_MONITOR_ATTACH_RESIZE, rc, sizeof rc);
 }
 
 /* Applies every complete {"Width":..,"Height":..} object received on the resize stream
@@ -185,6 +206,8 @@ on_frame (const CrispSpdyFrame *f, gpointer data)
           if (f->flags & CRISP_SPDY_FLAG_FIN)
             {
               s->early_fin = !s->started;
+              if (s->started && s->attach >= 0)
+                attach_send (s, CRISP_MONITOR_ATTACH_CLOSE_STDIN, NULL, 0);
               close_stdin (s);
             }
         }
@@ -392,10 +415,11 @@ static void
 finish (Session *s, int code, const char *failure)
 {
   g_autofree char *msg = NULL;
+  g_autofree char *escaped = failure ? g_strescape (failure, NULL) : NULL;
   if (g_str_equal (s->protocol, "v4.channel.k8s.io"))
     msg = failure ? g_strdup_printf ("{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
                                      "\"status\":\"Failure\",\"message\":\"%s\"}",
-                                     failure)
+                                     escaped)
                   : status_json (code);
   else if (failure || code != 0)
     msg = failure ? g_strdup (failure)
@@ -437,6 +461,76 @@ exit_code_of (int status)
   return 255;
 }
 
+static int
+attach_connect (const char *monitor_dir)
+{
+  _cleanup_close_ int dirfd = open (monitor_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    return -errno;
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dirfd,
+            CRISP_MONITOR_SOCKET_ATTACH);
+  _cleanup_close_ int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
+    return -errno;
+  return take_fd (&fd);
+}
+
+/* Bridges the attach socket and the streams until the container's output ends (it
+ * exited) or the client leaves. */
+static void
+attach_loop (Session *s)
+{
+  guint32 err_id = s->req->tty ? s->stdout_id : s->stderr_id;
+  while (!s->client_gone)
+    {
+      struct pollfd p[2] = { { s->fd, POLLIN, 0 }, { s->attach, POLLIN, 0 } };
+      if (poll (p, 2, -1) < 0 && errno != EINTR)
+        return;
+      if (p[1].revents)
+        {
+          guint8 buf[1 + CRISP_MONITOR_MSG_MAX];
+          ssize_t n = recv (s->attach, buf, sizeof buf, 0);
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n <= 0)
+            return;
+          guint32 id = buf[0] == CRISP_MONITOR_STREAM_STDOUT   ? s->stdout_id
+                       : buf[0] == CRISP_MONITOR_STREAM_STDERR ? err_id
+                                                               : 0;
+          if (id != 0 && n > 1)
+            {
+              crisp_spdy_put_data (s->out, id, 0, buf + 1, n - 1);
+              flush_out (s);
+            }
+        }
+      if (p[0].revents)
+        pump_client (s);
+    }
+}
+
+static void
+serve_attach (Session *s)
+{
+  s->attach = attach_connect (s->req->attach_dir);
+  if (s->attach < 0)
+    {
+      g_autofree char *msg = g_strdup_printf ("attaching to container %s: %s",
+                                              s->req->container_id, g_strerror (-s->attach));
+      finish (s, -1, msg);
+      return;
+    }
+  s->started = TRUE;
+  apply_size (s);
+  write_stdin (s, s->early_stdin->data, s->early_stdin->len);
+  if (s->early_fin)
+    attach_send (s, CRISP_MONITOR_ATTACH_CLOSE_STDIN, NULL, 0);
+  attach_loop (s);
+  close (s->attach);
+  s->attach = -1;
+  finish (s, 0, NULL);
+}
+
 void
 crisp_streaming_serve_exec (int fd, const char *protocol, CrispExecRequest *req,
                             const guint8 *leftover, gsize leftover_len)
@@ -446,12 +540,19 @@ crisp_streaming_serve_exec (int fd, const char *protocol, CrispExecRequest *req,
   g_autoptr (GString) resize = g_string_new (NULL);
   g_autoptr (GByteArray) early_stdin = g_byte_array_new ();
   Session s = { .fd = fd, .protocol = protocol, .req = req, .spdy = spdy, .out = out,
-                .child_stdin = -1, .pty = -1, .resize = resize, .early_stdin = early_stdin };
+                .child_stdin = -1, .pty = -1, .attach = -1, .resize = resize,
+                .early_stdin = early_stdin };
   if (leftover_len > 0
       && (crisp_spdy_feed (spdy, leftover, leftover_len, on_frame, &s) < 0 || flush_out (&s) < 0))
     return;
   if (!wait_streams (&s))
     return;
+  if (req->attach_dir != NULL)
+    {
+      serve_attach (&s);
+      linger (&s);
+      return;
+    }
   g_autoptr (GError) error = NULL;
   _cleanup_close_ int slave = -1;
   if (req->tty && (s.pty = open_pty (&slave)) < 0)

@@ -52,6 +52,7 @@ crisp_exec_request_free (CrispExecRequest *req)
   g_free (req->runtime_path);
   g_free (req->runtime_root);
   g_strfreev (req->cmd);
+  g_free (req->attach_dir);
   g_free (req);
 }
 
@@ -197,7 +198,7 @@ serve_connection (CrispStreaming *self, int fd)
       head_clear (&h);
       return send_status (fd, "400 Bad Request", "malformed or unsupported request\n");
     }
-  gboolean exec = g_str_has_prefix (token, "/exec/");
+  gboolean exec = g_str_has_prefix (token, "/exec/") || g_str_has_prefix (token, "/attach/");
   if (!exec && !g_str_has_prefix (token, "/portforward/"))
     {
       head_clear (&h);
@@ -208,7 +209,7 @@ serve_connection (CrispStreaming *self, int fd)
       head_clear (&h);
       return send_status (fd, "400 Bad Request", "an upgrade to SPDY/3.1 is required\n");
     }
-  const char *kind = exec ? "exec" : "portforward";
+  const char *kind = !exec ? "portforward" : token[1] == 'e' ? "exec" : "attach";
   GDestroyNotify destroy = exec ? (GDestroyNotify) crisp_exec_request_free
                                 : (GDestroyNotify) crisp_port_forward_request_free;
   gpointer req = crisp_stream_tokens_take (self->tokens, kind, token + strlen (kind) + 2);

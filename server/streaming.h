@@ -10,7 +10,7 @@ G_BEGIN_DECLS
 
 typedef struct _CrispStreaming CrispStreaming;
 
-/* What an Exec call asked for, kept under its token until the client connects. */
+/* What an Exec or Attach call asked for, kept under its token until the client connects. */
 typedef struct
 {
   char *container_id;
@@ -18,6 +18,7 @@ typedef struct
   char *runtime_root;
   char **cmd;
   gboolean tty, in, out, err;
+  char *attach_dir; /* set for Attach: the monitor's state directory; cmd is NULL */
 } CrispExecRequest;
 
 void crisp_exec_request_free (CrispExecRequest *req);

@@ -60,6 +60,13 @@ crisp_container_service_exec_sync (CrispContainerService *svc,
 gboolean crisp_container_service_exec_info (CrispContainerService *svc, const char *id,
                                             char **full_id, char **runtime_path,
                                             char **runtime_root, GError **error);
+/* What a streaming attach needs: the full id, the monitor's state directory (its attach
+ * socket is "attach" there) and whether the container has a tty and an open stdin.
+ * NOT_FOUND, or FAILED_PRECONDITION unless the container is running. */
+gboolean crisp_container_service_attach_info (CrispContainerService *svc, const char *id,
+                                              char **full_id, char **monitor_dir,
+                                              gboolean *tty, gboolean *stdin_open,
+                                              GError **error);
 gboolean crisp_container_service_reopen_log (CrispContainerService *svc, const char *id,
                                              GError **error);
 gboolean

@@ -302,3 +302,66 @@ def wait_listening(env, cid, port):
     wait_for(lambda: hexport in env.exec_sync(
         cid, ["cat", "/proc/net/tcp", "/proc/net/tcp6"]).stdout.decode(),
              10, what="port %d to listen" % port)
+
+
+# ---- attach ----
+
+def attach_url(env, cid, stdin=False, stdout=True, stderr=True, tty=False):
+    return env.c.call("Attach", pb.AttachRequest(container_id=cid, stdin=stdin, stdout=stdout,
+                                                 stderr=stderr, tty=tty)).url
+
+
+def test_attach_bridges_stdin_stdout_stderr(cenv):
+    pod = cenv.run_pod()
+    cfg = cenv.config("echoer", command=["sh", "-c", 'while read l; do echo "out:$l"; '
+                                                     'echo "err:$l" >&2; done; echo bye'])
+    cfg.stdin = True
+    cid = cenv.create(pod, config=cfg)
+    cenv.start(cid)
+    url = attach_url(cenv, cid, stdin=True)
+    assert "/attach/" in url
+    s, ids, _ = exec_session(url, stdin=True)
+    s.send(ids["stdin"], b"one\n")
+    s.wait(lambda: b"out:one\n" in s.data[ids["stdout"]] and b"err:one\n" in s.data[ids["stderr"]])
+    s.send(ids["stdin"], b"", fin=True)  # closes the container's stdin: the loop ends
+    finish(s, ids)
+    assert s.data[ids["stdout"]] == b"out:one\nbye\n"
+    assert json.loads(s.data[ids["error"]])["status"] == "Success"
+    s.close()
+    assert cenv.wait_exit(cid).exit_code == 0
+
+
+def test_attach_receives_output_of_a_running_container(cenv):
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "ticker", command=["sh", "-c", "i=0; while :; do echo tick$i; "
+                                                       "i=$((i+1)); sleep 0.1; done"])
+    s, ids, _ = exec_session(attach_url(cenv, cid, stderr=False), stderr=False)
+    s.wait(lambda: s.data[ids["stdout"]].count(b"\n") >= 3)
+    assert s.data[ids["stdout"]].startswith(b"tick")
+    s.close()
+    # Detaching leaves the container running.
+    assert cenv.state(cid) == pb.CONTAINER_RUNNING
+
+
+def test_attach_tty(cenv):
+    pod = cenv.run_pod()
+    cfg = cenv.config("shell", command=["sh"])
+    cfg.stdin = True
+    cfg.tty = True
+    cid = cenv.create(pod, config=cfg)
+    cenv.start(cid)
+    s, ids, _ = exec_session(attach_url(cenv, cid, stdin=True, stderr=False, tty=True),
+                             stdin=True, stderr=False)
+    resize = s.open_stream("resize")
+    s.wait(lambda: resize in s.replied)
+    s.send(resize, b'{"Width":77,"Height":22}')
+    s.send(ids["stdin"], b"stty size; echo tty-$((6*7))\n")
+    s.wait(lambda: b"tty-42" in s.data[ids["stdout"]] and b"22 77" in s.data[ids["stdout"]])
+    s.send(ids["stdin"], b"exit\n")
+    finish(s, ids)
+    s.close()
+
+
+def test_attach_to_a_missing_container(cenv):
+    e = rpc_error(attach_url, cenv, "0" * 64)
+    assert e.code() == grpc.StatusCode.NOT_FOUND
