@@ -365,3 +365,96 @@ def test_attach_tty(cenv):
 def test_attach_to_a_missing_container(cenv):
     e = rpc_error(attach_url, cenv, "0" * 64)
     assert e.code() == grpc.StatusCode.NOT_FOUND
+
+
+# ---- crictl (the Go client kubelet's tooling uses); skipped without crictl ----
+
+needs_crictl = pytest.mark.skipif(not os.access(CRICTL, os.X_OK), reason="crictl is not installed")
+
+
+def crictl(env):
+    return [CRICTL, "--runtime-endpoint", "unix://" + env.d.sock, "--timeout", "30s"]
+
+
+def read_pty(master, proc, timeout=60):
+    import select
+    import time
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    return out
+
+
+@needs_crictl
+def test_crictl_exec_tty(cenv):
+    cid = running(cenv)
+    master, slave = os.openpty()
+    p = subprocess.Popen(crictl(cenv) + ["exec", "-it", cid, "sh", "-c",
+                                         "[ -t 0 ] && echo is-a-tty; stty size"],
+                         stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        out = read_pty(master, p)
+        assert p.wait(timeout=30) == 0, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    assert b"is-a-tty" in out, out
+
+
+@needs_crictl
+def test_crictl_attach(cenv):
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "ticker", command=["sh", "-c", "sleep 1; for i in 1 2 3 4 5 6 7 8; do "
+                                                       "echo tick$i; sleep 0.2; done"])
+    r = subprocess.run(crictl(cenv) + ["attach", cid], capture_output=True, timeout=60)
+    assert b"tick8\n" in r.stdout, r
+
+
+@needs_crictl
+def test_crictl_port_forward(pfenv):
+    import time
+    pod = pod_with_own_netns(pfenv)
+    script = "printf '#!/bin/sh\\nread l\\necho \"pod got $l\"\\n' > /tmp/srv; chmod +x /tmp/srv; "
+    cid = pfenv.run(pod, "srv", command=["sh", "-c",
+                                         script + "nc -l -p 8080 -e /tmp/srv; sleep 3600"])
+    wait_listening(pfenv, cid, 8080)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        local = probe.getsockname()[1]
+    p = subprocess.Popen(crictl(pfenv) + ["port-forward", pod, "%d:8080" % local],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", local), timeout=10)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and p.poll() is None, "crictl never listened"
+                time.sleep(0.1)
+        with conn:
+            conn.sendall(b"via-crictl\n")
+            got = b""
+            while not got.endswith(b"\n"):
+                chunk = conn.recv(100)
+                if not chunk:
+                    break
+                got += chunk
+        assert got == b"pod got via-crictl\n"
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
