@@ -72,9 +72,8 @@ attach_thread (CrispServer *self, CrispCall *call, gpointer data)
   const Runtime__V1__AttachRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__AttachRequest);
   CrispExecRequest *r = g_new0 (CrispExecRequest, 1);
   gboolean tty = FALSE, stdin_open = FALSE;
-  if (!crisp_container_service_attach_info (self->containers, req->container_id,
-                                            &r->container_id, &r->attach_dir, &tty, &stdin_open,
-                                            &error))
+  if (!crisp_container_service_attach_info (self->containers, req->container_id, &r->container_id,
+                                            &r->attach_dir, &tty, &stdin_open, &error))
     {
       crisp_exec_request_free (r);
       return crisp_call_fail (call, error);
@@ -136,8 +135,7 @@ port_forward_thread (CrispServer *self, CrispCall *call, gpointer data)
   for (size_t i = 0; i < req->n_port; i++)
     if (req->port[i] <= 0 || req->port[i] > 65535)
       {
-        crisp_throw (&error, CRISP_ERROR_INVALID_ARGUMENT, "port %d is out of range",
-                     req->port[i]);
+        crisp_throw (&error, CRISP_ERROR_INVALID_ARGUMENT, "port %d is out of range", req->port[i]);
         return crisp_call_fail (call, error);
       }
   CrispPortForwardRequest *r = port_forward_request_new (self, req->pod_sandbox_id, &error);
@@ -171,8 +169,8 @@ crisp_streaming_handlers_init (CrispServer *self, GError **error)
 {
   if (self->containers == NULL)
     return TRUE;
-  streaming = crisp_streaming_new (self->config->streaming_address, self->config->streaming_port,
-                                   error);
+  streaming
+      = crisp_streaming_new (self->config->streaming_address, self->config->streaming_port, error);
   if (streaming == NULL)
     return FALSE;
   crisp_server_add_cleanup (self, free_streaming, streaming);

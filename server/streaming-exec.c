@@ -39,13 +39,13 @@ typedef struct
   CrispSpdy *spdy;
   GByteArray *out; /* frames waiting to be sent */
   guint32 error_id, stdin_id, stdout_id, stderr_id, resize_id;
-  int child_stdin; /* -1 when closed or not requested; a dup of the pty master with a tty */
-  int pty;         /* the pty master, or -1 */
-  int attach;       /* Attach: the monitor's attach socket, or -1 */
-  gboolean started; /* the command runs: stdin goes to child_stdin from now on */
+  int child_stdin;         /* -1 when closed or not requested; a dup of the pty master with a tty */
+  int pty;                 /* the pty master, or -1 */
+  int attach;              /* Attach: the monitor's attach socket, or -1 */
+  gboolean started;        /* the command runs: stdin goes to child_stdin from now on */
   GByteArray *early_stdin; /* stdin that came before the command started (bounded) */
   gboolean early_fin;
-  GString *resize; /* resize messages not yet complete */
+  GString *resize;     /* resize messages not yet complete */
   struct winsize size; /* the last size asked for; applied when the pty arrives */
   gboolean client_gone;
 } Session;
@@ -87,7 +87,8 @@ attach_send (Session *s, guint8 tag, const void *data, gsize len)
 {
   guint8 buf[1 + CRISP_MONITOR_OUTPUT_CHUNK];
   buf[0] = tag;
-  memcpy (buf + 1, data, len);
+  if (len > 0) /* CLOSE_STDIN has no data (and memcpy must not see NULL) */
+    memcpy (buf + 1, data, len);
   while (s->attach >= 0 && send (s->attach, buf, len + 1, MSG_NOSIGNAL) < 0 && errno == EINTR)
     ;
 }
@@ -154,7 +155,8 @@ on_resize (Session *s, const guint8 *p, gsize len)
       gint64 h = json_object_get_int_member_with_default (o, "Height", 0);
       if (w > 0 && h > 0)
         {
-          s->size = (struct winsize){ .ws_row = MIN (h, G_MAXUINT16), .ws_col = MIN (w, G_MAXUINT16) };
+          s->size
+              = (struct winsize){ .ws_row = MIN (h, G_MAXUINT16), .ws_col = MIN (w, G_MAXUINT16) };
           apply_size (s);
         }
     }
@@ -515,8 +517,8 @@ serve_attach (Session *s)
   s->attach = attach_connect (s->req->attach_dir);
   if (s->attach < 0)
     {
-      g_autofree char *msg = g_strdup_printf ("attaching to container %s: %s",
-                                              s->req->container_id, g_strerror (-s->attach));
+      g_autofree char *msg = g_strdup_printf ("attaching to container %s: %s", s->req->container_id,
+                                              g_strerror (-s->attach));
       finish (s, -1, msg);
       return;
     }
@@ -539,8 +541,15 @@ crisp_streaming_serve_exec (int fd, const char *protocol, CrispExecRequest *req,
   g_autoptr (GByteArray) out = g_byte_array_new ();
   g_autoptr (GString) resize = g_string_new (NULL);
   g_autoptr (GByteArray) early_stdin = g_byte_array_new ();
-  Session s = { .fd = fd, .protocol = protocol, .req = req, .spdy = spdy, .out = out,
-                .child_stdin = -1, .pty = -1, .attach = -1, .resize = resize,
+  Session s = { .fd = fd,
+                .protocol = protocol,
+                .req = req,
+                .spdy = spdy,
+                .out = out,
+                .child_stdin = -1,
+                .pty = -1,
+                .attach = -1,
+                .resize = resize,
                 .early_stdin = early_stdin };
   if (leftover_len > 0
       && (crisp_spdy_feed (spdy, leftover, leftover_len, on_frame, &s) < 0 || flush_out (&s) < 0))

@@ -88,7 +88,8 @@ dial_thread (gpointer data)
       return NULL;
     }
   _cleanup_close_ int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (d->port),
+  struct sockaddr_in addr = { .sin_family = AF_INET,
+                              .sin_port = htons (d->port),
                               .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
   if (fd < 0 || connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
     d->result = -errno;
@@ -141,8 +142,8 @@ start_pair (Session *s, Pair *p)
   int fd = dial (s, p->port);
   if (fd < 0)
     {
-      g_autofree char *msg = g_strdup_printf ("error forwarding port %u to pod: %s", p->port,
-                                              g_strerror (-fd));
+      g_autofree char *msg
+          = g_strdup_printf ("error forwarding port %u to pod: %s", p->port, g_strerror (-fd));
       end_pair (s, p, msg);
       return;
     }

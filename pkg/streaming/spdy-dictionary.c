@@ -1,3 +1,4 @@
+/* clang-format off */
 /* The SPDY/3 header-compression dictionary (draft-mbelshe-httpbis-spdy-00 section 2.6.10.1),
  * a fixed table of the specification. Generated as bytes; do not edit. */
 #include "spdy-private.h"
@@ -123,3 +124,4 @@ const unsigned char crisp_spdy_dictionary[CRISP_SPDY_DICTIONARY_SIZE] = {
   0x38, 0x35, 0x39, 0x2d, 0x31, 0x2c, 0x75, 0x74, 0x66, 0x2d, 0x2c, 0x2a,
   0x2c, 0x65, 0x6e, 0x71, 0x3d, 0x30, 0x2e,
 };
+/* clang-format on */

@@ -21,10 +21,10 @@ crisp_spdy_new (void)
   CrispSpdy *self = g_new0 (CrispSpdy, 1);
   self->in = g_byte_array_new ();
   self->inflate_ok = inflateInit (&self->inflate) == Z_OK;
-  self->deflate_ok = deflateInit (&self->deflate, Z_DEFAULT_COMPRESSION) == Z_OK
-                     && deflateSetDictionary (&self->deflate, crisp_spdy_dictionary,
-                                              CRISP_SPDY_DICTIONARY_SIZE)
-                            == Z_OK;
+  self->deflate_ok
+      = deflateInit (&self->deflate, Z_DEFAULT_COMPRESSION) == Z_OK
+        && deflateSetDictionary (&self->deflate, crisp_spdy_dictionary, CRISP_SPDY_DICTIONARY_SIZE)
+               == Z_OK;
   return self;
 }
 

@@ -72,8 +72,8 @@ void crisp_spdy_put_data (GByteArray *out, guint32 stream_id, guint8 flags, cons
                           gsize len);
 /* SYN_STREAM (associated id 0, priority 0), SYN_REPLY or HEADERS with a compressed block of
  * `headers` (name, value, ..., NULL). Returns FALSE only if zlib fails. */
-gboolean crisp_spdy_put_headers (CrispSpdy *self, GByteArray *out, CrispSpdyType type,
-                                 guint8 flags, guint32 stream_id, const char *const *headers);
+gboolean crisp_spdy_put_headers (CrispSpdy *self, GByteArray *out, CrispSpdyType type, guint8 flags,
+                                 guint32 stream_id, const char *const *headers);
 void crisp_spdy_put_rst_stream (GByteArray *out, guint32 stream_id, guint32 status);
 void crisp_spdy_put_ping (GByteArray *out, guint32 id);
 void crisp_spdy_put_goaway (GByteArray *out, guint32 last_stream_id, guint32 status);

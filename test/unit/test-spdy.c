@@ -109,8 +109,8 @@ deflate_init (z_stream *z)
 {
   memset (z, 0, sizeof *z);
   g_assert_cmpint (deflateInit (z, Z_DEFAULT_COMPRESSION), ==, Z_OK);
-  g_assert_cmpint (deflateSetDictionary (z, crisp_spdy_dictionary, CRISP_SPDY_DICTIONARY_SIZE),
-                   ==, Z_OK);
+  g_assert_cmpint (deflateSetDictionary (z, crisp_spdy_dictionary, CRISP_SPDY_DICTIONARY_SIZE), ==,
+                   Z_OK);
 }
 
 static void
@@ -155,11 +155,11 @@ static void
 test_control_frames (void)
 {
   guint8 in[] = {
-    0x80, 3, 0, 6, 0, 0, 0, 4, 0, 0, 0, 7,                         /* PING 7 */
-    0x80, 3, 0, 3, 0, 0, 0, 8, 0, 0, 0, 5, 0, 0, 0, 5,             /* RST 5 CANCEL */
-    0x80, 3, 0, 4, 0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 1, 0, /* SETTINGS */
-    0x80, 3, 0, 42, 0, 0, 0, 2, 9, 9,                              /* unknown: skipped */
-    0x80, 3, 0, 7, 0, 0, 0, 8, 0, 0, 0, 9, 0, 0, 0, 0,             /* GOAWAY 9 */
+    0x80, 3, 0, 6,  0, 0, 0, 4,  0, 0, 0, 7,                         /* PING 7 */
+    0x80, 3, 0, 3,  0, 0, 0, 8,  0, 0, 0, 5, 0, 0, 0, 5,             /* RST 5 CANCEL */
+    0x80, 3, 0, 4,  0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 1, 0, /* SETTINGS */
+    0x80, 3, 0, 42, 0, 0, 0, 2,  9, 9,                               /* unknown: skipped */
+    0x80, 3, 0, 7,  0, 0, 0, 8,  0, 0, 0, 9, 0, 0, 0, 0,             /* GOAWAY 9 */
   };
   Seen seen = { g_ptr_array_new_with_free_func (copy_free) };
   g_autoptr (CrispSpdy) spdy = crisp_spdy_new ();
