@@ -10,6 +10,18 @@
 
 static CrispStreaming *streaming; /* one per daemon, set by crisp_streaming_handlers_init */
 
+/* Stores `req` under a new token and returns its URL, or fails the call (NULL). */
+static char *
+issue_url (CrispCall *call, const char *kind, gpointer req, GDestroyNotify destroy)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *token
+      = crisp_stream_tokens_put (crisp_streaming_tokens (streaming), kind, req, destroy, &error);
+  if (token == NULL)
+    return crisp_call_fail (call, error), NULL;
+  return crisp_streaming_url (streaming, kind, token);
+}
+
 static CrispExecRequest *
 exec_request_new (CrispServer *self, const Runtime__V1__ExecRequest *req, GError **error)
 {
@@ -47,13 +59,11 @@ exec_thread (CrispServer *self, CrispCall *call, gpointer data)
   g_autoptr (GError) error = NULL;
   const Runtime__V1__ExecRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__ExecRequest);
   CrispExecRequest *r = exec_request_new (self, req, &error);
-  g_autofree char *token
-      = r ? crisp_stream_tokens_put (crisp_streaming_tokens (streaming), "exec", r,
-                                     (GDestroyNotify) crisp_exec_request_free, &error)
-          : NULL;
-  if (token == NULL)
+  if (r == NULL)
     return crisp_call_fail (call, error);
-  g_autofree char *url = crisp_streaming_url (streaming, "exec", token);
+  g_autofree char *url = issue_url (call, "exec", r, (GDestroyNotify) crisp_exec_request_free);
+  if (url == NULL)
+    return;
   Runtime__V1__ExecResponse resp = RUNTIME__V1__EXEC_RESPONSE__INIT;
   resp.url = url;
   crisp_call_finish (call, &resp.base);
@@ -92,12 +102,9 @@ attach_thread (CrispServer *self, CrispCall *call, gpointer data)
                    "has one)");
       return crisp_call_fail (call, error);
     }
-  g_autofree char *token
-      = crisp_stream_tokens_put (crisp_streaming_tokens (streaming), "attach", r,
-                                 (GDestroyNotify) crisp_exec_request_free, &error);
-  if (token == NULL)
-    return crisp_call_fail (call, error);
-  g_autofree char *url = crisp_streaming_url (streaming, "attach", token);
+  g_autofree char *url = issue_url (call, "attach", r, (GDestroyNotify) crisp_exec_request_free);
+  if (url == NULL)
+    return;
   Runtime__V1__AttachResponse resp = RUNTIME__V1__ATTACH_RESPONSE__INIT;
   resp.url = url;
   crisp_call_finish (call, &resp.base);
@@ -139,13 +146,12 @@ port_forward_thread (CrispServer *self, CrispCall *call, gpointer data)
         return crisp_call_fail (call, error);
       }
   CrispPortForwardRequest *r = port_forward_request_new (self, req->pod_sandbox_id, &error);
-  g_autofree char *token
-      = r ? crisp_stream_tokens_put (crisp_streaming_tokens (streaming), "portforward", r,
-                                     (GDestroyNotify) crisp_port_forward_request_free, &error)
-          : NULL;
-  if (token == NULL)
+  if (r == NULL)
     return crisp_call_fail (call, error);
-  g_autofree char *url = crisp_streaming_url (streaming, "portforward", token);
+  g_autofree char *url
+      = issue_url (call, "portforward", r, (GDestroyNotify) crisp_port_forward_request_free);
+  if (url == NULL)
+    return;
   Runtime__V1__PortForwardResponse resp = RUNTIME__V1__PORT_FORWARD_RESPONSE__INIT;
   resp.url = url;
   crisp_call_finish (call, &resp.base);

@@ -10,11 +10,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -22,6 +20,7 @@
 #include <json-glib/json-glib.h>
 
 #include "crisp-base.h"
+#include "monitor-client.h"
 #include "monitor-protocol.h"
 #include "pkg/streaming/spdy.h"
 #include "streaming.h"
@@ -53,24 +52,11 @@ typedef struct
 static int
 flush_out (Session *s)
 {
-  const guint8 *p = s->out->data;
-  gsize len = s->out->len;
-  while (len > 0)
-    {
-      ssize_t n = send (s->fd, p, len, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        {
-          g_byte_array_set_size (s->out, 0);
-          s->client_gone = TRUE;
-          return -errno;
-        }
-      p += n;
-      len -= n;
-    }
+  int r = crisp_streaming_send_all (s->fd, s->out->data, s->out->len);
   g_byte_array_set_size (s->out, 0);
-  return 0;
+  if (r < 0)
+    s->client_gone = TRUE;
+  return r;
 }
 
 static void
@@ -463,21 +449,6 @@ exit_code_of (int status)
   return 255;
 }
 
-static int
-attach_connect (const char *monitor_dir)
-{
-  _cleanup_close_ int dirfd = open (monitor_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd < 0)
-    return -errno;
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dirfd,
-            CRISP_MONITOR_SOCKET_ATTACH);
-  _cleanup_close_ int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
-    return -errno;
-  return take_fd (&fd);
-}
-
 /* Bridges the attach socket and the streams until the container's output ends (it
  * exited) or the client leaves. */
 static void
@@ -514,11 +485,13 @@ attach_loop (Session *s)
 static void
 serve_attach (Session *s)
 {
-  s->attach = attach_connect (s->req->attach_dir);
-  if (s->attach < 0)
+  int r
+      = crisp_monitor_connect_socket (s->req->attach_dir, CRISP_MONITOR_SOCKET_ATTACH, &s->attach);
+  if (r < 0)
     {
+      s->attach = -1;
       g_autofree char *msg = g_strdup_printf ("attaching to container %s: %s", s->req->container_id,
-                                              g_strerror (-s->attach));
+                                              g_strerror (-r));
       finish (s, -1, msg);
       return;
     }

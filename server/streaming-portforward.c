@@ -54,21 +54,11 @@ pair_free (gpointer p)
 static int
 flush_out (Session *s)
 {
-  gsize off = 0;
-  while (off < s->out->len)
-    {
-      ssize_t n = send (s->fd, s->out->data + off, s->out->len - off, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        {
-          s->client_gone = TRUE;
-          break;
-        }
-      off += n;
-    }
+  int r = crisp_streaming_send_all (s->fd, s->out->data, s->out->len);
   g_byte_array_set_size (s->out, 0);
-  return s->client_gone ? -EPIPE : 0;
+  if (r < 0)
+    s->client_gone = TRUE;
+  return r;
 }
 
 typedef struct
@@ -193,21 +183,6 @@ on_syn_stream (Session *s, const CrispSpdyFrame *f)
     start_pair (s, p);
 }
 
-static void
-send_all_blocking (int fd, const guint8 *p, gsize len)
-{
-  while (len > 0)
-    {
-      ssize_t n = send (fd, p, len, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return;
-      p += n;
-      len -= n;
-    }
-}
-
 static int
 on_frame (const CrispSpdyFrame *f, gpointer data)
 {
@@ -222,7 +197,7 @@ on_frame (const CrispSpdyFrame *f, gpointer data)
       p = find_pair (s, NULL, f->stream_id);
       if (p == NULL || f->stream_id != p->data_id || p->conn < 0)
         return 0;
-      send_all_blocking (p->conn, f->data, f->len);
+      crisp_streaming_send_all (p->conn, f->data, f->len);
       if (f->flags & CRISP_SPDY_FLAG_FIN)
         {
           p->client_fin = TRUE;

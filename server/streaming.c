@@ -72,8 +72,8 @@ head_clear (Head *h)
     g_ptr_array_unref (h->protocols);
 }
 
-static int
-send_all (int fd, const void *buf, gsize len)
+int
+crisp_streaming_send_all (int fd, const void *buf, gsize len)
 {
   const char *p = buf;
   while (len > 0)
@@ -95,7 +95,7 @@ send_status (int fd, const char *status, const char *body)
   g_autofree char *msg = g_strdup_printf ("HTTP/1.1 %s\r\nContent-Type: text/plain\r\n"
                                           "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                                           status, strlen (body), body);
-  send_all (fd, msg, strlen (msg));
+  crisp_streaming_send_all (fd, msg, strlen (msg));
 }
 
 /* Reads until the blank line ending the head; bytes after it are kept in *rest. */
@@ -226,7 +226,7 @@ serve_connection (CrispStreaming *self, int fd)
       "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
       "%s%s%s\r\n",
       *protocol ? "X-Stream-Protocol-Version: " : "", protocol, *protocol ? "\r\n" : "");
-  if (send_all (fd, reply, strlen (reply)) == 0)
+  if (crisp_streaming_send_all (fd, reply, strlen (reply)) == 0)
     {
       if (exec)
         crisp_streaming_serve_exec (fd, protocol, req, buf->data + head_len, buf->len - head_len);

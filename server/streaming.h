@@ -40,6 +40,9 @@ CrispStreamTokens *crisp_streaming_tokens (CrispStreaming *self);
 /* http://address:port/<kind>/<token>, with the port actually bound. */
 char *crisp_streaming_url (CrispStreaming *self, const char *kind, const char *token);
 
+/* Sends all of buf on a blocking socket (no SIGPIPE); 0 or -errno. */
+int crisp_streaming_send_all (int fd, const void *buf, gsize len);
+
 /* streaming-exec.c: serves one upgraded exec connection to its end. `leftover` are bytes
  * read past the request head. */
 void crisp_streaming_serve_exec (int fd, const char *protocol, CrispExecRequest *req,

@@ -262,11 +262,7 @@ def open_pair(s, port, request_id):
 
 def test_port_forward_reaches_a_server_in_the_pod_netns(pfenv):
     pod = pod_with_own_netns(pfenv)
-    # The server answers only after reading the client's line: both directions are checked.
-    script = "printf '#!/bin/sh\\nread l\\necho \"pod got $l\"\\n' > /tmp/srv; chmod +x /tmp/srv; "
-    cid = pfenv.run(pod, "srv", command=["sh", "-c",
-                                         script + "nc -l -p 8080 -e /tmp/srv; sleep 3600"])
-    wait_listening(pfenv, cid, 8080)
+    reply_server(pfenv, pod, 8080)
     s = port_forward_session(pfenv, pod, 8080)
     err, data = open_pair(s, 8080, 0)
     s.send(data, b"ping-from-client\n", fin=True)
@@ -293,6 +289,16 @@ def test_port_forward_validation(pfenv):
     e = rpc_error(pfenv.c.call, "PortForward",
                   pb.PortForwardRequest(pod_sandbox_id=pod, port=[70000]))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def reply_server(env, pod, port):
+    """A one-shot busybox nc server on PORT in POD that answers "pod got <line>" only after
+    reading the client's line, so both directions are checked."""
+    script = "printf '#!/bin/sh\\nread l\\necho \"pod got $l\"\\n' > /tmp/srv; chmod +x /tmp/srv; "
+    cid = env.run(pod, "srv", command=["sh", "-c", script + "nc -l -p %d -e /tmp/srv; "
+                                                            "sleep 3600" % port])
+    wait_listening(env, cid, port)
+    return cid
 
 
 def wait_listening(env, cid, port):
@@ -428,10 +434,7 @@ def test_crictl_attach(cenv):
 def test_crictl_port_forward(pfenv):
     import time
     pod = pod_with_own_netns(pfenv)
-    script = "printf '#!/bin/sh\\nread l\\necho \"pod got $l\"\\n' > /tmp/srv; chmod +x /tmp/srv; "
-    cid = pfenv.run(pod, "srv", command=["sh", "-c",
-                                         script + "nc -l -p 8080 -e /tmp/srv; sleep 3600"])
-    wait_listening(pfenv, cid, 8080)
+    reply_server(pfenv, pod, 8080)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         local = probe.getsockname()[1]
