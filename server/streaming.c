@@ -25,6 +25,7 @@ struct _CrispStreaming
   CrispStreamTokens *tokens;
   char *host; /* as it goes into URLs: IPv6 in brackets */
   guint16 port;
+  gint active; /* connections being served (atomic) */
 };
 
 /* The remotecommand versions crisp speaks, most preferred first. */
@@ -240,8 +241,11 @@ static gboolean
 on_run (GThreadedSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
 {
   GSocket *sock = g_socket_connection_get_socket (conn);
+  CrispStreaming *self = data;
   g_socket_set_blocking (sock, TRUE);
-  serve_connection (data, g_socket_get_fd (sock));
+  g_atomic_int_inc (&self->active);
+  serve_connection (self, g_socket_get_fd (sock));
+  g_atomic_int_dec_and_test (&self->active);
   g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
   return TRUE;
 }
@@ -282,7 +286,10 @@ crisp_streaming_free (CrispStreaming *self)
     return;
   g_socket_service_stop (self->service);
   g_socket_listener_close (G_SOCKET_LISTENER (self->service));
-  /* Sessions still running keep their own copies; the service object is dropped last. */
+  /* A connection still being served may yet look up its token: at shutdown the process
+   * exits right after this, so leave the state to it rather than pull it from under it. */
+  if (g_atomic_int_get (&self->active) > 0)
+    return;
   g_object_unref (self->service);
   crisp_stream_tokens_free (self->tokens);
   g_free (self->host);

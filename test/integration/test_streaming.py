@@ -149,6 +149,21 @@ def test_garbage_spdy_after_upgrade_closes_only_that_session(cenv):
     s.close()
 
 
+def test_daemon_stops_cleanly_with_sessions_open(cenv):
+    import time
+    cid = running(cenv)
+    s, ids, _ = exec_session(exec_url(cenv, cid, ["sleep", "30"]))
+    url = exec_url(cenv, cid, ["true"])
+    u = urllib.parse.urlsplit(url)
+    half = socket.create_connection((u.hostname, u.port), timeout=10)
+    half.sendall(b"POST " + u.path.encode() + b" HTTP/1.1\r\n")  # a head still being read
+    t0 = time.monotonic()
+    assert cenv.d.stop() == 0
+    assert time.monotonic() - t0 < 10
+    half.close()
+    s.close()
+
+
 def test_exec_request_validation(cenv):
     cid = running(cenv)
     e = rpc_error(exec_url, cenv, cid, [])
