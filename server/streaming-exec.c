@@ -29,6 +29,9 @@
 #define CHUNK 32768
 #define KILL_GRACE_MS 5000
 #define RESIZE_MAX 4096
+/* The client is not read while this much stdin waits for the command to take it: the
+ * command's pace holds the client back instead of crisp's memory. */
+#define STDIN_HIGH (256 * 1024)
 
 typedef struct
 {
@@ -42,10 +45,10 @@ typedef struct
   int pty;                 /* the pty master, or -1 */
   int attach;              /* Attach: the monitor's attach socket, or -1 */
   gboolean started;        /* the command runs: stdin goes to child_stdin from now on */
-  GByteArray *early_stdin; /* stdin that came before the command started (bounded) */
-  gboolean early_fin;
-  GString *resize;     /* resize messages not yet complete */
-  struct winsize size; /* the last size asked for; applied when the pty arrives */
+  GByteArray *early_stdin; /* stdin not yet taken by the command (bounded, see STDIN_HIGH) */
+  gboolean early_fin;      /* the client finished stdin: close it once early_stdin drains */
+  GString *resize;         /* resize messages not yet complete */
+  struct winsize size;     /* the last size asked for; applied when the pty arrives */
   gboolean client_gone;
 } Session;
 
@@ -79,32 +82,49 @@ attach_send (Session *s, guint8 tag, const void *data, gsize len)
     ;
 }
 
+/* Writes what the non-blocking stdin pipe (or pty) takes now; closes it once the client
+ * finished stdin and everything went in. A command that closed its stdin drops the rest. */
+static void
+flush_stdin (Session *s)
+{
+  while (s->child_stdin >= 0 && s->early_stdin->len > 0)
+    {
+      ssize_t n = write (s->child_stdin, s->early_stdin->data, s->early_stdin->len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && errno == EAGAIN)
+        return;
+      if (n < 0)
+        {
+          close_stdin (s);
+          break;
+        }
+      g_byte_array_remove_range (s->early_stdin, 0, n);
+    }
+  if (s->child_stdin < 0 || s->early_fin)
+    {
+      g_byte_array_set_size (s->early_stdin, 0);
+      close_stdin (s);
+    }
+}
+
 static int
 write_stdin (Session *s, const guint8 *p, gsize len)
 {
-  if (!s->started)
+  if (s->started && s->attach >= 0)
     {
-      if (s->early_stdin->len + len > CRISP_SPDY_MAX_FRAME)
-        return -ENOBUFS;
-      g_byte_array_append (s->early_stdin, p, len);
+      for (gsize off = 0; off < len; off += CRISP_MONITOR_OUTPUT_CHUNK)
+        attach_send (s, CRISP_MONITOR_STREAM_STDIN, p + off,
+                     MIN (len - off, CRISP_MONITOR_OUTPUT_CHUNK));
       return 0;
     }
-  for (gsize off = 0; s->attach >= 0 && off < len; off += CRISP_MONITOR_OUTPUT_CHUNK)
-    attach_send (s, CRISP_MONITOR_STREAM_STDIN, p + off,
-                 MIN (len - off, CRISP_MONITOR_OUTPUT_CHUNK));
-  while (len > 0 && s->child_stdin >= 0)
-    {
-      ssize_t n = write (s->child_stdin, p, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        {
-          close_stdin (s); /* the command closed its stdin: drop the rest */
-          return 0;
-        }
-      p += n;
-      len -= n;
-    }
+  if (s->started && s->child_stdin < 0)
+    return 0; /* closed: nobody reads it */
+  if (s->early_stdin->len + len > STDIN_HIGH + CRISP_SPDY_MAX_FRAME)
+    return -ENOBUFS;
+  g_byte_array_append (s->early_stdin, p, len);
+  if (s->started)
+    flush_stdin (s);
   return 0;
 }
 
@@ -193,10 +213,11 @@ on_frame (const CrispSpdyFrame *f, gpointer data)
             return -ENOBUFS;
           if (f->flags & CRISP_SPDY_FLAG_FIN)
             {
-              s->early_fin = !s->started;
+              s->early_fin = TRUE;
               if (s->started && s->attach >= 0)
                 attach_send (s, CRISP_MONITOR_ATTACH_CLOSE_STDIN, NULL, 0);
-              close_stdin (s);
+              else if (s->started)
+                flush_stdin (s);
             }
         }
       if (f->stream_id != 0 && f->stream_id == s->resize_id)
@@ -204,7 +225,10 @@ on_frame (const CrispSpdyFrame *f, gpointer data)
       return 0;
     case CRISP_SPDY_RST_STREAM:
       if (f->stream_id == s->stdin_id)
-        close_stdin (s);
+        {
+          g_byte_array_set_size (s->early_stdin, 0);
+          close_stdin (s);
+        }
       return 0;
     case CRISP_SPDY_PING:
       crisp_spdy_put_ping (s->out, f->value);
@@ -351,9 +375,11 @@ copy_loop (Session *s, GPid pid, int fds[3], int *status, gboolean *reaped)
   gint64 kill_at = 0;
   while (fds[0] >= 0 || fds[1] >= 0 || fds[2] >= 0)
     {
-      struct pollfd p[4] = { { s->client_gone ? -1 : s->fd, POLLIN, 0 } };
+      gboolean stdin_full = s->early_stdin->len >= STDIN_HIGH;
+      struct pollfd p[5] = { { s->client_gone || stdin_full ? -1 : s->fd, POLLIN, 0 } };
       for (int i = 0; i < 3; i++)
         p[i + 1] = (struct pollfd){ fds[i], POLLIN, 0 };
+      p[4] = (struct pollfd){ s->early_stdin->len > 0 ? s->child_stdin : -1, POLLOUT, 0 };
       if (s->client_gone && kill_at == 0)
         {
           kill (pid, SIGTERM); /* runc forwards it to the command */
@@ -366,7 +392,7 @@ copy_loop (Session *s, GPid pid, int fds[3], int *status, gboolean *reaped)
         }
       /* With a pty, the end of its output is EIO once the runtime is gone; a quiet pty is
        * also checked for the runtime's exit, in case something else holds the slave. */
-      int r = poll (p, 4, kill_at || fds[2] >= 0 ? 200 : -1);
+      int r = poll (p, 5, kill_at || fds[2] >= 0 ? 200 : -1);
       if (r < 0 && errno != EINTR)
         break;
       if (r == 0 && fds[2] >= 0 && waitpid (pid, status, WNOHANG) == pid)
@@ -374,6 +400,8 @@ copy_loop (Session *s, GPid pid, int fds[3], int *status, gboolean *reaped)
           *reaped = TRUE;
           break;
         }
+      if (p[4].revents)
+        flush_stdin (s);
       if (p[0].revents)
         pump_client (s);
       for (int i = 0; i < 3; i++)
@@ -498,6 +526,7 @@ serve_attach (Session *s)
   s->started = TRUE;
   apply_size (s);
   write_stdin (s, s->early_stdin->data, s->early_stdin->len);
+  g_byte_array_set_size (s->early_stdin, 0);
   if (s->early_fin)
     attach_send (s, CRISP_MONITOR_ATTACH_CLOSE_STDIN, NULL, 0);
   attach_loop (s);
@@ -557,10 +586,11 @@ crisp_streaming_serve_exec (int fd, const char *protocol, CrispExecRequest *req,
     }
   if (s.pty >= 0 && req->in)
     s.child_stdin = fcntl (s.pty, F_DUPFD_CLOEXEC, 3);
+  if (s.child_stdin >= 0)
+    fcntl (s.child_stdin, F_SETFL, fcntl (s.child_stdin, F_GETFL) | O_NONBLOCK);
   s.started = TRUE;
-  write_stdin (&s, s.early_stdin->data, s.early_stdin->len);
-  if (s.early_fin)
-    close_stdin (&s);
+  if (req->in)
+    flush_stdin (&s);
   int status = 0;
   gboolean reaped = FALSE;
   copy_loop (&s, pid, fds, &status, &reaped);

@@ -81,6 +81,25 @@ def test_exec_stdin_is_copied_to_the_command(cenv):
     s.close()
 
 
+def test_exec_large_stdin_through_cat_does_not_deadlock(cenv):
+    # cat writes back as it reads: crisp must keep reading stdout while stdin waits.
+    cid = running(cenv)
+    url = exec_url(cenv, cid, ["cat"], stdin=True, stderr=False)
+    s, ids, _ = exec_session(url, stdin=True, stderr=False)
+    payload = bytes(range(256)) * (4 * 4096)  # 4 MiB
+    import threading
+    def feed():
+        for off in range(0, len(payload), 32768):
+            s.send(ids["stdin"], payload[off:off + 32768], fin=off + 32768 >= len(payload))
+    t = threading.Thread(target=feed)
+    t.start()
+    finish(s, ids)
+    t.join(30)
+    assert s.data[ids["stdout"]] == payload
+    assert json.loads(s.data[ids["error"]])["status"] == "Success"
+    s.close()
+
+
 def test_exec_older_protocol_reports_exit_as_text(cenv):
     cid = running(cenv)
     url = exec_url(cenv, cid, ["sh", "-c", "exit 5"])
