@@ -188,12 +188,17 @@ crisp_monitor_spawn (const CrispMonitorConfig *cfg, CrispMonitorBeforeGo before_
 int
 crisp_monitor_connect (const char *state_dir, int *out_fd)
 {
+  return crisp_monitor_connect_socket (state_dir, CRISP_MONITOR_SOCKET_CTL, out_fd);
+}
+
+int
+crisp_monitor_connect_socket (const char *state_dir, const char *name, int *out_fd)
+{
   _cleanup_close_ int dirfd = open (state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0)
     return -errno;
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dirfd,
-            CRISP_MONITOR_SOCKET_CTL);
+  snprintf (addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dirfd, name);
   _cleanup_close_ int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -errno;

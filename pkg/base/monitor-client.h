@@ -48,6 +48,8 @@ int crisp_monitor_spawn (const CrispMonitorConfig *cfg, CrispMonitorBeforeGo bef
 
 /* Connects to the control socket in state_dir (any length: the path goes through /proc). */
 int crisp_monitor_connect (const char *state_dir, int *out_fd);
+/* The same for another of the monitor's sockets (CRISP_MONITOR_SOCKET_ATTACH). */
+int crisp_monitor_connect_socket (const char *state_dir, const char *name, int *out_fd);
 
 int crisp_monitor_version (int fd, int *out_version);
 int crisp_monitor_resize (int fd, unsigned rows, unsigned cols);

@@ -294,6 +294,49 @@ crisp_container_service_exec_sync (CrispContainerService *svc,
   return resp;
 }
 
+/* The container `id` if it is running; NOT_FOUND or FAILED_PRECONDITION otherwise. */
+static CrispContainer *
+lookup_running (CrispContainerService *svc, const char *id, GError **error)
+{
+  g_autoptr (CrispContainer) c = crisp_container_lookup (svc, id, error);
+  if (c == NULL)
+    return NULL;
+  crisp_container_refresh (svc, c);
+  if (c->state != CRISP_CONTAINER_RUNNING)
+    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is not running",
+                        c->id),
+           NULL;
+  return g_steal_pointer (&c);
+}
+
+gboolean
+crisp_container_service_exec_info (CrispContainerService *svc, const char *id, char **full_id,
+                                   char **runtime_path, char **runtime_root, GError **error)
+{
+  g_autoptr (CrispContainer) c = lookup_running (svc, id, error);
+  if (c == NULL)
+    return FALSE;
+  *full_id = g_strdup (c->id);
+  *runtime_path = g_strdup (c->runtime_path);
+  *runtime_root = g_strdup (c->runtime_root);
+  return TRUE;
+}
+
+gboolean
+crisp_container_service_attach_info (CrispContainerService *svc, const char *id, char **full_id,
+                                     char **monitor_dir, gboolean *tty, gboolean *stdin_open,
+                                     GError **error)
+{
+  g_autoptr (CrispContainer) c = lookup_running (svc, id, error);
+  if (c == NULL)
+    return FALSE;
+  *full_id = g_strdup (c->id);
+  *monitor_dir = crisp_container_run_path (svc, c->id, "monitor");
+  *tty = c->config->tty;
+  *stdin_open = c->config->stdin;
+  return TRUE;
+}
+
 gboolean
 crisp_container_service_reopen_log (CrispContainerService *svc, const char *id, GError **error)
 {

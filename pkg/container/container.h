@@ -55,6 +55,18 @@ crisp_container_service_list (CrispContainerService *svc, const Runtime__V1__Con
 Runtime__V1__ExecSyncResponse *
 crisp_container_service_exec_sync (CrispContainerService *svc,
                                    const Runtime__V1__ExecSyncRequest *req, GError **error);
+/* What a streaming exec needs to run `runtime --root root exec id ...` itself: the full id
+ * and the OCI runtime. NOT_FOUND, or FAILED_PRECONDITION unless the container is running. */
+gboolean crisp_container_service_exec_info (CrispContainerService *svc, const char *id,
+                                            char **full_id, char **runtime_path,
+                                            char **runtime_root, GError **error);
+/* What a streaming attach needs: the full id, the monitor's state directory (its attach
+ * socket is "attach" there) and whether the container has a tty and an open stdin.
+ * NOT_FOUND, or FAILED_PRECONDITION unless the container is running. */
+gboolean crisp_container_service_attach_info (CrispContainerService *svc, const char *id,
+                                              char **full_id, char **monitor_dir,
+                                              gboolean *tty, gboolean *stdin_open,
+                                              GError **error);
 gboolean crisp_container_service_reopen_log (CrispContainerService *svc, const char *id,
                                              GError **error);
 gboolean
