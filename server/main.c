@@ -208,7 +208,8 @@ init_areas (CrispServer *self, GError **error)
 {
   /* Domain areas first; the runtime area fills in defaults for what they left open. */
   return crisp_image_handlers_init (self, error) && crisp_pod_handlers_init (self, error)
-         && crisp_container_handlers_init (self, error) && crisp_streaming_handlers_init (self, error)
+         && crisp_container_handlers_init (self, error)
+         && crisp_streaming_handlers_init (self, error)
          && crisp_runtime_handlers_init (self, error);
 }
 
