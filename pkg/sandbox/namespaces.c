@@ -10,12 +10,15 @@
 #include "crisp-error.h"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -109,6 +112,21 @@ typedef struct
   int n;
 } PinArgs;
 
+/* A new network namespace has only "lo", and down. CNI configs need not include the loopback
+ * plugin (containerd and CRI-O bring lo up themselves), and without it 127.0.0.1 is routed out
+ * of the pod: port-forward and local health checks would hang. */
+static int
+loopback_up (void)
+{
+  _cleanup_close_ int s = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr = { 0 };
+  memcpy (ifr.ifr_name, "lo", 3);
+  if (s < 0 || ioctl (s, SIOCGIFFLAGS, &ifr) < 0)
+    return -errno;
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  return ioctl (s, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
+}
+
 static int
 pin_child (void *data, int *out_step)
 {
@@ -119,6 +137,10 @@ pin_child (void *data, int *out_step)
   *out_step = 1;
   if (a->hostname != NULL && sethostname (a->hostname, strlen (a->hostname)) < 0)
     return -errno;
+  *out_step = 2 + a->n;
+  int r = (a->flags & CLONE_NEWNET) ? loopback_up () : 0;
+  if (r < 0)
+    return r;
   for (int i = 0; i < a->n; i++)
     {
       *out_step = 2 + i;
@@ -172,7 +194,9 @@ crisp_ns_pin (const char *net, const char *ipc, const char *uts, const char *hos
     {
       static const char *const steps[] = { "unshare", "sethostname" };
       return crisp_throw_errno (error, r, "pinning namespaces (%s%s)",
-                                step >= 0 && step < 2 ? steps[step] : "bind mount ",
+                                step >= 0 && step < 2 ? steps[step]
+                                : step == 2 + a.n     ? "bringing up lo"
+                                                      : "bind mount ",
                                 step >= 2 && step - 2 < a.n ? a.dst[step - 2] : "");
     }
   return TRUE;

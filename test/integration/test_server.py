@@ -394,3 +394,26 @@ def test_hostile_decodable_requests_never_crash_crisp(crisp):
                 "%s: %s\n%s" % (name, e.details(), crisp.log_tail())
     assert crisp.proc.poll() is None
     crisp.client.call("Version")
+
+
+def test_pod_loopback_is_up_without_a_loopback_plugin(crisp_factory, tmp_path):
+    """A network config need not list the loopback plugin: crisp brings lo up itself, as
+    containerd and CRI-O do (port-forward connects to 127.0.0.1 inside the pod)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    os.symlink(os.path.join(here, "cni_test_plugin.py"), str(plugins / "crisp-test"))
+    d = crisp_factory("[network]\ncni-plugin-dirs = %s\n" % plugins, start=False)
+    conf = {"cniVersion": "1.0.0", "name": "nolo", "plugins": [{"type": "crisp-test"}]}
+    with open(os.path.join(d.cni_dir, "10-nolo.conflist"), "w") as f:
+        json.dump(conf, f)
+    d.start()
+    pod_id = d.client.call("RunPodSandbox", pod_request("lo")).pod_sandbox_id
+    try:
+        pin = os.path.join(d.run_root, "ns", pod_id + "-net")
+        out = subprocess.run(["nsenter", "--net=" + pin, "ip", "-o", "link", "show", "lo"],
+                             capture_output=True, text=True, check=True).stdout
+        assert ",UP" in out, out
+    finally:
+        d.client.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        d.client.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
