@@ -269,14 +269,17 @@ on_recv (CrispCall *c, gboolean success)
       crisp_call_fail_literal (c, CRISP_ERROR_INVALID_ARGUMENT, msg);
       return;
     }
-  if (c->method->handler == NULL)
+  if (c->method->handler == NULL && c->method->thread_handler == NULL)
     {
       g_autofree char *msg = g_strdup_printf ("%s is not implemented by crisp", c->method->name);
       crisp_call_fail_literal (c, CRISP_ERROR_UNIMPLEMENTED, msg);
       return;
     }
   g_debug ("RPC %s", c->method->name);
-  c->method->handler (c->server, c);
+  if (c->method->thread_handler != NULL)
+    crisp_call_run_in_thread (c, c->method->thread_handler, NULL, NULL);
+  else
+    c->method->handler (c->server, c);
 }
 
 static gboolean

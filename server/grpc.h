@@ -15,6 +15,7 @@ typedef struct
   const ProtobufCMessageDescriptor *output;
   gboolean server_streaming;
   CrispHandler handler;
+  CrispCallThreadFunc thread_handler; /* or this, run in a worker thread */
 } CrispMethod;
 
 /* Builds the method table from the generated service descriptors (methods.c). */

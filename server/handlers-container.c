@@ -183,26 +183,6 @@ list_pod_stats_thread (CrispServer *self, CrispCall *call, gpointer data)
   finish_owned (call, resp, NULL);
 }
 
-#define THREADED(name, fn)                                                                         \
-  static void name (CrispServer *self, CrispCall *call)                                            \
-  {                                                                                                \
-    crisp_call_run_in_thread (call, fn, NULL, NULL);                                               \
-  }
-
-THREADED (handle_create_container, create_thread)
-THREADED (handle_start_container, start_thread)
-THREADED (handle_stop_container, stop_thread)
-THREADED (handle_remove_container, remove_thread)
-THREADED (handle_container_status, status_thread)
-THREADED (handle_list_containers, list_thread)
-THREADED (handle_exec_sync, exec_sync_thread)
-THREADED (handle_reopen_container_log, reopen_log_thread)
-THREADED (handle_update_container_resources, update_resources_thread)
-THREADED (handle_container_stats, container_stats_thread)
-THREADED (handle_list_container_stats, list_container_stats_thread)
-THREADED (handle_pod_sandbox_stats, pod_stats_thread)
-THREADED (handle_list_pod_sandbox_stats, list_pod_stats_thread)
-
 static gboolean
 image_in_use (const char *image_id, gpointer data)
 {
@@ -229,18 +209,18 @@ crisp_container_handlers_init (CrispServer *self, GError **error)
   };
   crisp_pod_service_set_container_hooks (self->pods, &hooks);
   crisp_image_service_set_in_use_func (self->images, image_in_use, self->containers);
-  crisp_server_register (self, "CreateContainer", handle_create_container);
-  crisp_server_register (self, "StartContainer", handle_start_container);
-  crisp_server_register (self, "StopContainer", handle_stop_container);
-  crisp_server_register (self, "RemoveContainer", handle_remove_container);
-  crisp_server_register (self, "ContainerStatus", handle_container_status);
-  crisp_server_register (self, "ListContainers", handle_list_containers);
-  crisp_server_register (self, "ExecSync", handle_exec_sync);
-  crisp_server_register (self, "ReopenContainerLog", handle_reopen_container_log);
-  crisp_server_register (self, "UpdateContainerResources", handle_update_container_resources);
-  crisp_server_register (self, "ContainerStats", handle_container_stats);
-  crisp_server_register (self, "ListContainerStats", handle_list_container_stats);
-  crisp_server_register (self, "PodSandboxStats", handle_pod_sandbox_stats);
-  crisp_server_register (self, "ListPodSandboxStats", handle_list_pod_sandbox_stats);
+  crisp_server_register_in_thread (self, "CreateContainer", create_thread);
+  crisp_server_register_in_thread (self, "StartContainer", start_thread);
+  crisp_server_register_in_thread (self, "StopContainer", stop_thread);
+  crisp_server_register_in_thread (self, "RemoveContainer", remove_thread);
+  crisp_server_register_in_thread (self, "ContainerStatus", status_thread);
+  crisp_server_register_in_thread (self, "ListContainers", list_thread);
+  crisp_server_register_in_thread (self, "ExecSync", exec_sync_thread);
+  crisp_server_register_in_thread (self, "ReopenContainerLog", reopen_log_thread);
+  crisp_server_register_in_thread (self, "UpdateContainerResources", update_resources_thread);
+  crisp_server_register_in_thread (self, "ContainerStats", container_stats_thread);
+  crisp_server_register_in_thread (self, "ListContainerStats", list_container_stats_thread);
+  crisp_server_register_in_thread (self, "PodSandboxStats", pod_stats_thread);
+  crisp_server_register_in_thread (self, "ListPodSandboxStats", list_pod_stats_thread);
   return TRUE;
 }

@@ -220,12 +220,6 @@ fs_info_in_thread (CrispServer *self, CrispCall *call, gpointer data)
   crisp_call_finish (call, &resp.base);
 }
 
-static void
-handle_image_fs_info (CrispServer *self, CrispCall *call)
-{
-  crisp_call_run_in_thread (call, fs_info_in_thread, NULL, NULL);
-}
-
 gboolean
 crisp_image_handlers_init (CrispServer *self, GError **error)
 {
@@ -240,6 +234,6 @@ crisp_image_handlers_init (CrispServer *self, GError **error)
   crisp_server_register (self, "ImageStatus", handle_image_status);
   crisp_server_register (self, "ListImages", handle_list_images);
   crisp_server_register (self, "RemoveImage", handle_remove_image);
-  crisp_server_register (self, "ImageFsInfo", handle_image_fs_info);
+  crisp_server_register_in_thread (self, "ImageFsInfo", fs_info_in_thread);
   return TRUE;
 }

@@ -55,24 +55,6 @@ remove_pod_thread (CrispServer *self, CrispCall *call, gpointer data)
 }
 
 static void
-handle_run_pod_sandbox (CrispServer *self, CrispCall *call)
-{
-  crisp_call_run_in_thread (call, run_pod_thread, NULL, NULL);
-}
-
-static void
-handle_stop_pod_sandbox (CrispServer *self, CrispCall *call)
-{
-  crisp_call_run_in_thread (call, stop_pod_thread, NULL, NULL);
-}
-
-static void
-handle_remove_pod_sandbox (CrispServer *self, CrispCall *call)
-{
-  crisp_call_run_in_thread (call, remove_pod_thread, NULL, NULL);
-}
-
-static void
 handle_pod_sandbox_status (CrispServer *self, CrispCall *call)
 {
   g_autoptr (GError) error = NULL;
@@ -134,9 +116,9 @@ crisp_pod_handlers_init (CrispServer *self, GError **error)
   if (self->pods == NULL)
     return FALSE;
   crisp_server_add_cleanup (self, free_pods, self->pods);
-  crisp_server_register (self, "RunPodSandbox", handle_run_pod_sandbox);
-  crisp_server_register (self, "StopPodSandbox", handle_stop_pod_sandbox);
-  crisp_server_register (self, "RemovePodSandbox", handle_remove_pod_sandbox);
+  crisp_server_register_in_thread (self, "RunPodSandbox", run_pod_thread);
+  crisp_server_register_in_thread (self, "StopPodSandbox", stop_pod_thread);
+  crisp_server_register_in_thread (self, "RemovePodSandbox", remove_pod_thread);
   crisp_server_register (self, "PodSandboxStatus", handle_pod_sandbox_status);
   crisp_server_register (self, "ListPodSandbox", handle_list_pod_sandbox);
   return TRUE;

@@ -70,12 +70,6 @@ exec_thread (CrispServer *self, CrispCall *call, gpointer data)
 }
 
 static void
-handle_exec (CrispServer *self, CrispCall *call)
-{
-  crisp_call_run_in_thread (call, exec_thread, NULL, NULL);
-}
-
-static void
 attach_thread (CrispServer *self, CrispCall *call, gpointer data)
 {
   g_autoptr (GError) error = NULL;
@@ -108,12 +102,6 @@ attach_thread (CrispServer *self, CrispCall *call, gpointer data)
   Runtime__V1__AttachResponse resp = RUNTIME__V1__ATTACH_RESPONSE__INIT;
   resp.url = url;
   crisp_call_finish (call, &resp.base);
-}
-
-static void
-handle_attach (CrispServer *self, CrispCall *call)
-{
-  crisp_call_run_in_thread (call, attach_thread, NULL, NULL);
 }
 
 static CrispPortForwardRequest *
@@ -158,12 +146,6 @@ port_forward_thread (CrispServer *self, CrispCall *call, gpointer data)
 }
 
 static void
-handle_port_forward (CrispServer *self, CrispCall *call)
-{
-  crisp_call_run_in_thread (call, port_forward_thread, NULL, NULL);
-}
-
-static void
 free_streaming (gpointer data)
 {
   crisp_streaming_free (data);
@@ -180,9 +162,9 @@ crisp_streaming_handlers_init (CrispServer *self, GError **error)
   if (streaming == NULL)
     return FALSE;
   crisp_server_add_cleanup (self, free_streaming, streaming);
-  crisp_server_register (self, "Exec", handle_exec);
-  crisp_server_register (self, "Attach", handle_attach);
+  crisp_server_register_in_thread (self, "Exec", exec_thread);
+  crisp_server_register_in_thread (self, "Attach", attach_thread);
   if (self->pods != NULL)
-    crisp_server_register (self, "PortForward", handle_port_forward);
+    crisp_server_register_in_thread (self, "PortForward", port_forward_thread);
   return TRUE;
 }

@@ -72,9 +72,17 @@ crisp_server_register (CrispServer *self, const char *name, CrispHandler handler
   CrispMethod *m = g_hash_table_lookup (self->methods, name);
   if (m == NULL)
     g_error ("method table: no RPC named '%s' in runtime.v1", name);
-  if (m->handler != NULL)
+  if (m->handler != NULL || m->thread_handler != NULL)
     g_error ("method table: RPC '%s' registered twice", name);
   m->handler = handler;
+}
+
+void
+crisp_server_register_in_thread (CrispServer *self, const char *name, CrispCallThreadFunc fn)
+{
+  crisp_server_register (self, name, NULL);
+  CrispMethod *m = g_hash_table_lookup (self->methods, name);
+  m->thread_handler = fn;
 }
 
 void
@@ -90,5 +98,5 @@ gboolean
 crisp_server_has_handler (CrispServer *self, const char *name)
 {
   CrispMethod *m = g_hash_table_lookup (self->methods, name);
-  return m != NULL && m->handler != NULL;
+  return m != NULL && (m->handler != NULL || m->thread_handler != NULL);
 }

@@ -71,6 +71,8 @@ void crisp_call_fail_literal (CrispCall *call, CrispErrorCode code, const char *
 typedef void (*CrispCallThreadFunc) (CrispServer *server, CrispCall *call, gpointer data);
 void crisp_call_run_in_thread (CrispCall *call, CrispCallThreadFunc fn, gpointer data,
                                GDestroyNotify destroy);
+/* Binds `name` to fn run in a worker thread (for a handler that would only hand off to one). */
+void crisp_server_register_in_thread (CrispServer *self, const char *name, CrispCallThreadFunc fn);
 
 /* Convenience for thread functions that compute a response or fail. */
 #define CRISP_CALL_REQUEST(call, Type) ((const Type *) crisp_call_request (call))
