@@ -27,7 +27,7 @@ crisp_network_free (CrispNetwork *net)
   g_free (net->conf_dir);
   g_strfreev (net->plugin_dirs);
   g_free (net->fingerprint);
-  g_clear_pointer (&net->conflist, json_node_unref);
+  g_free (net->conflist_text);
   g_free (net->conflist_file);
   g_free (net->error_message);
   g_mutex_clear (&net->lock);
@@ -177,7 +177,7 @@ scan_dir (const char *dir, char **out_fingerprint)
 static void
 reload (CrispNetwork *net, GPtrArray *names)
 {
-  g_clear_pointer (&net->conflist, json_node_unref);
+  g_clear_pointer (&net->conflist_text, g_free);
   g_clear_pointer (&net->conflist_file, g_free);
   g_clear_pointer (&net->error_message, g_free);
   g_autoptr (GString) errors = g_string_new (NULL);
@@ -190,10 +190,11 @@ reload (CrispNetwork *net, GPtrArray *names)
       gsize len = 0;
       if (g_file_get_contents (path, &text, &len, &error) && len > 1024 * 1024)
         g_set_error (&error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT, "%s: too large", name);
-      JsonNode *list = error ? NULL : crisp_network_parse_conflist (name, text, &error);
+      g_autoptr (JsonNode) list
+          = error ? NULL : crisp_network_parse_conflist (name, text, &error);
       if (list != NULL)
         {
-          net->conflist = list;
+          net->conflist_text = json_to_string (list, FALSE);
           net->conflist_file = g_steal_pointer (&path);
           return;
         }
@@ -208,18 +209,19 @@ crisp_network_current_conflist (CrispNetwork *net, char **out_message)
 {
   g_autofree char *fingerprint = NULL;
   g_autoptr (GPtrArray) names = scan_dir (net->conf_dir, &fingerprint);
-  g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&net->lock);
-  if (g_strcmp0 (fingerprint, net->fingerprint) != 0 || (!net->conflist && !net->error_message))
+  g_mutex_lock (&net->lock);
+  if (g_strcmp0 (fingerprint, net->fingerprint) != 0
+      || (!net->conflist_text && !net->error_message))
     {
       reload (net, names);
       g_free (net->fingerprint);
       net->fingerprint = g_steal_pointer (&fingerprint);
     }
-  if (net->conflist != NULL)
-    return json_node_ref (net->conflist);
-  if (out_message)
+  g_autofree char *text = g_strdup (net->conflist_text);
+  if (text == NULL && out_message)
     *out_message = g_strdup (net->error_message);
-  return NULL;
+  g_mutex_unlock (&net->lock);
+  return text ? json_from_string (text, NULL) : NULL;
 }
 
 static char *

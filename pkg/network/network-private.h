@@ -9,14 +9,16 @@ struct _CrispNetwork
 {
   char *conf_dir;
   GStrv plugin_dirs;
-  GMutex lock;        /* guards the cache below */
-  char *fingerprint;  /* names, sizes and mtimes of the files the cache was built from */
-  JsonNode *conflist; /* the chosen list, normalised to {cniVersion, name, plugins} */
+  GMutex lock;         /* guards the cache below */
+  char *fingerprint;   /* names, sizes and mtimes of the files the cache was built from */
+  char *conflist_text; /* the chosen list, normalised to {cniVersion, name, plugins}, as text:
+                        * json-glib's reference counts are not atomic, so no JsonNode is ever
+                        * shared between threads; each caller parses its own copy */
   char *conflist_file;
   char *error_message; /* why there is none */
 };
 
-/* Returns a new reference to the current configuration list, or NULL with a message. */
+/* Returns a private copy of the current configuration list, or NULL with a message. */
 JsonNode *crisp_network_current_conflist (CrispNetwork *net, char **out_message);
 
 /* Validates one parsed file (a list, or a single plugin config that gets wrapped) and
