@@ -71,9 +71,11 @@ crisp_read_all_at (int dirfd, const char *name, size_t max, char **out_buf, size
 int
 crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, size_t len, mode_t mode)
 {
+  /* Named by thread: two threads saving the same record must never share a temporary file,
+   * or each could rename the other's half-written bytes into place. */
   char tmp[NAME_MAX + 1];
   if (strchr (name, '/') != NULL
-      || snprintf (tmp, sizeof tmp, ".%s.tmp%ld", name, (long) getpid ()) >= (int) sizeof tmp)
+      || snprintf (tmp, sizeof tmp, ".%s.tmp%ld", name, (long) gettid ()) >= (int) sizeof tmp)
     return -EINVAL;
   _cleanup_close_ int fd
       = openat (dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
