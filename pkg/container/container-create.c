@@ -345,8 +345,31 @@ crisp_container_service_create (CrispContainerService *svc,
   return ok ? g_strdup (c->id) : NULL;
 }
 
+/* A start was interrupted between its intent and its result: the runtime says whether it
+ * happened. Unknown (the runtime has no state) is left to the monitor and exit checks. */
+static void
+recover_start (CrispContainerService *svc, CrispContainer *c)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *status = crisp_container_runtime_status (c, &error);
+  if (status == NULL)
+    g_debug ("container '%s': %s", c->id, error->message);
+  gboolean happened = status ? !g_str_equal (status, "created") : crisp_container_read_exit (svc, c);
+  g_message ("container '%s': an interrupted start %s", c->id,
+             happened ? "had happened" : "had not happened");
+  if (happened)
+    {
+      c->started_at = c->start_requested_at;
+      if (c->state == CRISP_CONTAINER_CREATED)
+        c->state = CRISP_CONTAINER_RUNNING;
+    }
+  c->start_requested_at = 0;
+  if (!crisp_container_save (svc, c, &error))
+    g_warning ("container '%s': %s", c->id, error->message);
+}
+
 /* Start-up: a record either describes a live container, one that exited, or a half-done
- * create or removal, which is finished now. */
+ * create, start or removal, which is finished now. */
 static void
 recover_one (CrispContainerService *svc, CrispContainer *c)
 {
@@ -361,10 +384,15 @@ recover_one (CrispContainerService *svc, CrispContainer *c)
         crisp_container_forget (svc, c);
       return;
     }
+  if (c->start_requested_at != 0)
+    recover_start (svc, c);
   if (c->state == CRISP_CONTAINER_EXITED)
     return;
   if (crisp_container_read_exit (svc, c))
-    crisp_container_save (svc, c, NULL);
+    {
+      if (!crisp_container_save (svc, c, &error))
+        g_warning ("container '%s': saving its exit: %s", c->id, error->message);
+    }
   else if (!crisp_container_monitor_alive (c))
     {
       c->state = CRISP_CONTAINER_EXITED;
@@ -372,7 +400,8 @@ recover_one (CrispContainerService *svc, CrispContainer *c)
       c->finished_at = g_get_real_time () * 1000;
       c->reason = g_strdup ("Unknown");
       c->message = g_strdup ("the container was gone when crisp started (host rebooted?)");
-      crisp_container_save (svc, c, NULL);
+      if (!crisp_container_save (svc, c, &error))
+        g_warning ("container '%s': %s", c->id, error->message);
     }
 }
 

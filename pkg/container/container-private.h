@@ -44,6 +44,9 @@ typedef struct
   char *stop_signal;
   CrispContainerState state;
   gint64 created_at, started_at, finished_at; /* ns since the epoch; 0: not yet */
+  /* The intent of a StartContainer in progress: the start time it will report. Non-zero on
+   * disk while 'runtime start' runs; start-up asks the runtime whether it happened. */
+  gint64 start_requested_at;
   int exit_code;
   gboolean oom_killed;
   char *reason, *message;
@@ -89,6 +92,8 @@ char *crisp_container_root_path (CrispContainerService *svc, const char *id, con
 /* container-runtime.c: the OCI runtime and the monitor. */
 gboolean crisp_container_runtime_start (CrispContainer *c, GError **error);
 gboolean crisp_container_runtime_delete (CrispContainer *c, GError **error);
+/* The runtime's own word on the container: "created", "running", "paused" or "stopped". */
+char *crisp_container_runtime_status (CrispContainer *c, GError **error);
 /* Reads the monitor's exit file into c (under the caller's lock); FALSE when absent. */
 gboolean crisp_container_read_exit (CrispContainerService *svc, CrispContainer *c);
 /* Whether pid still is the process that started at start_time. */

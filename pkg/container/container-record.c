@@ -115,6 +115,8 @@ crisp_container_to_json (CrispContainer *c)
   add_int (b, "created_at", c->created_at);
   add_int (b, "started_at", c->started_at);
   add_int (b, "finished_at", c->finished_at);
+  if (c->start_requested_at != 0)
+    add_int (b, "start_requested_at", c->start_requested_at);
   add_int (b, "exit_code", c->exit_code);
   add_int (b, "oom_killed", c->oom_killed);
   add_string (b, "reason", c->reason);
@@ -200,6 +202,7 @@ crisp_container_from_json (const char *id, JsonNode *node, GError **error)
   c->created_at = get_int (o, "created_at");
   c->started_at = get_int (o, "started_at");
   c->finished_at = get_int (o, "finished_at");
+  c->start_requested_at = get_int (o, "start_requested_at");
   c->exit_code = (int) get_int (o, "exit_code");
   c->oom_killed = get_int (o, "oom_killed") != 0;
   c->reason = get_string (o, "reason");

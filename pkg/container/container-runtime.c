@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Runs `<runtime> [--root R] <verb> [args] <id>`; its stderr becomes the error message. */
+/* Runs `<runtime> [--root R] <verb> [args] <id>`; its stderr becomes the error message and
+ * its stdout goes to out_stdout when that is given. */
 static gboolean
-run_runtime (CrispContainer *c, const char *verb, const char *flag, GError **error)
+run_runtime (CrispContainer *c, const char *verb, const char *flag, char **out_stdout,
+             GError **error)
 {
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_ptr_array_add (argv, c->runtime_path);
@@ -27,10 +29,11 @@ run_runtime (CrispContainer *c, const char *verb, const char *flag, GError **err
   g_ptr_array_add (argv, c->id);
   g_ptr_array_add (argv, NULL);
   g_autofree char *err = NULL;
+  g_autofree char *out = NULL;
   int status = 0;
-  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL,
-                     G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err,
-                     &status, error))
+  GSpawnFlags flags = G_SPAWN_SEARCH_PATH | (out_stdout ? 0 : G_SPAWN_STDOUT_TO_DEV_NULL);
+  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL, flags, NULL, NULL,
+                     out_stdout ? &out : NULL, &err, &status, error))
     return crisp_prefix_error (error, "running '%s %s': ", c->runtime_path, verb);
   if (!g_spawn_check_wait_status (status, NULL))
     {
@@ -38,19 +41,40 @@ run_runtime (CrispContainer *c, const char *verb, const char *flag, GError **err
       return crisp_throw (error, CRISP_ERROR_INTERNAL, "'%s %s' failed for container '%s': %.1024s",
                           c->runtime_path, verb, c->id, err);
     }
+  if (out_stdout)
+    *out_stdout = g_steal_pointer (&out);
   return TRUE;
 }
 
 gboolean
 crisp_container_runtime_start (CrispContainer *c, GError **error)
 {
-  return run_runtime (c, "start", NULL, error);
+  return run_runtime (c, "start", NULL, NULL, error);
 }
 
 gboolean
 crisp_container_runtime_delete (CrispContainer *c, GError **error)
 {
-  return run_runtime (c, "delete", "--force", error);
+  return run_runtime (c, "delete", "--force", NULL, error);
+}
+
+char *
+crisp_container_runtime_status (CrispContainer *c, GError **error)
+{
+  g_autofree char *out = NULL;
+  if (!run_runtime (c, "state", NULL, &out, error))
+    return NULL;
+  g_autoptr (JsonNode) root = json_from_string (out, NULL);
+  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  JsonNode *n = o ? json_object_get_member (o, "status") : NULL;
+  const char *status = n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING
+                           ? json_node_get_string (n)
+                           : NULL;
+  if (status == NULL)
+    return crisp_throw (error, CRISP_ERROR_INTERNAL,
+                        "'%s state' gave no status for container '%s'", c->runtime_path, c->id),
+           NULL;
+  return g_strdup (status);
 }
 
 gboolean

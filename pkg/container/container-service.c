@@ -376,6 +376,84 @@ crisp_container_service_remove (CrispContainerService *svc, const char *id,
   return ok;
 }
 
+/* What a start changes in a container. */
+typedef struct
+{
+  CrispContainerState state;
+  gint64 started_at, start_requested_at;
+} StartFacts;
+
+/* A container whose exit was read meanwhile stays EXITED. Under svc->lock. */
+static void
+apply_start (CrispContainer *c, const StartFacts *f)
+{
+  if (c->state == CRISP_CONTAINER_CREATED)
+    c->state = f->state;
+  c->started_at = f->started_at;
+  c->start_requested_at = f->start_requested_at;
+}
+
+/* Saves the record as it is once `f` applies, and only then applies it to memory: no RPC
+ * reports a state that a kill could take back. Under c->op_lock. */
+static gboolean
+commit_start (CrispContainerService *svc, CrispContainer *c, const StartFacts *f, GError **error)
+{
+  g_mutex_lock (&svc->lock);
+  g_autoptr (JsonNode) node = crisp_container_to_json (c);
+  gboolean exited = c->state != CRISP_CONTAINER_CREATED;
+  g_mutex_unlock (&svc->lock);
+  JsonObject *o = json_node_get_object (node);
+  if (!exited)
+    json_object_set_string_member (o, "state", crisp_container_state_to_string (f->state));
+  json_object_set_int_member (o, "started_at", f->started_at);
+  json_object_set_int_member (o, "start_requested_at", f->start_requested_at);
+  if (!crisp_store_save (svc->store, c->id, RECORD, node, error))
+    return FALSE;
+  g_mutex_lock (&svc->lock);
+  apply_start (c, f);
+  g_mutex_unlock (&svc->lock);
+  return TRUE;
+}
+
+/* Under c->op_lock: intent on disk, 'runtime start', result on disk, then memory. */
+static gboolean
+start_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
+{
+  crisp_container_refresh (svc, c);
+  /* A retry of a start that succeeded (crisp was killed before it could answer). */
+  if (c->state == CRISP_CONTAINER_RUNNING)
+    return TRUE;
+  if (c->state != CRISP_CONTAINER_CREATED)
+    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is %s, not created",
+                        c->id, crisp_container_state_to_string (c->state));
+  /* Taken before the call: a short-lived process can exit before 'runtime start' returns,
+   * and its start must not come after its finish. */
+  gint64 now = g_get_real_time () * 1000;
+  const StartFacts intent = { CRISP_CONTAINER_CREATED, 0, now };
+  const StartFacts failed = { CRISP_CONTAINER_CREATED, 0, 0 };
+  const StartFacts started = { CRISP_CONTAINER_RUNNING, now, 0 };
+  if (!commit_start (svc, c, &intent, error))
+    return crisp_prefix_error (error, "starting container '%s': ", c->id);
+  if (!crisp_container_runtime_start (c, error))
+    {
+      g_autoptr (GError) local = NULL;
+      if (!commit_start (svc, c, &failed, &local))
+        g_warning ("container '%s': clearing a failed start: %s", c->id, local->message);
+      return FALSE;
+    }
+  if (!commit_start (svc, c, &started, error))
+    {
+      /* It runs, and the intent on disk makes the next start-up find that out. */
+      g_mutex_lock (&svc->lock);
+      apply_start (c, &started);
+      g_mutex_unlock (&svc->lock);
+      return crisp_prefix_error (error, "container '%s' started, but its record was not saved: ",
+                                 c->id);
+    }
+  crisp_container_refresh (svc, c); /* it may have exited already */
+  return TRUE;
+}
+
 gboolean
 crisp_container_service_start (CrispContainerService *svc, const char *id, GError **error)
 {
@@ -383,25 +461,7 @@ crisp_container_service_start (CrispContainerService *svc, const char *id, GErro
   if (c == NULL)
     return FALSE;
   g_mutex_lock (&c->op_lock);
-  crisp_container_refresh (svc, c);
-  gboolean ok = TRUE;
-  if (c->state != CRISP_CONTAINER_CREATED)
-    ok = crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is %s, not created",
-                      c->id, crisp_container_state_to_string (c->state));
-  /* Taken before the call: a short-lived process can exit before 'runtime start' returns,
-   * and its start must not come after its finish. */
-  gint64 started_at = g_get_real_time () * 1000;
-  if (ok)
-    ok = crisp_container_runtime_start (c, error);
-  if (ok)
-    {
-      g_mutex_lock (&svc->lock);
-      c->started_at = started_at;
-      c->state = CRISP_CONTAINER_RUNNING;
-      g_mutex_unlock (&svc->lock);
-      ok = crisp_container_save (svc, c, error);
-      crisp_container_refresh (svc, c); /* it may have exited already */
-    }
+  gboolean ok = start_locked (svc, c, error);
   g_mutex_unlock (&c->op_lock);
   return ok;
 }
