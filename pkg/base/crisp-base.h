@@ -71,6 +71,26 @@ int crisp_strlcpy (char *dst, const char *src, size_t n);
  * when it is gone or a zombie: with the pid, an identity that survives pid reuse. */
 unsigned long long crisp_proc_start_time (pid_t pid);
 
+/* What a helper program left: its output (NUL-terminated, malloc'd, NULL when empty) and its
+ * wait status. */
+typedef struct
+{
+  char *out;
+  size_t out_len;
+  char *err;
+  size_t err_len;
+  int status;
+} CrispSpawnResult;
+
+void crisp_spawn_result_clear (CrispSpawnResult *r);
+
+/* Runs path with argv and envp, writes input to its stdin, collects stdout and stderr (each
+ * at most max_output bytes, or -EFBIG) and waits for it, all in the calling thread. When
+ * cancel_fd (may be -1) becomes readable, the child is killed and -ECANCELED returned. */
+int crisp_spawn_communicate (const char *path, char *const argv[], char *const envp[],
+                             const char *input, size_t input_len, size_t max_output,
+                             int cancel_fd, CrispSpawnResult *result);
+
 /* 64 lowercase hex characters from the kernel's random source, NUL-terminated. */
 int crisp_random_hex_id (char out[65]);
 

@@ -5,9 +5,11 @@
 
 #include "network-private.h"
 
+#include "crisp-base.h"
 #include "crisp-error.h"
 
 #include <string.h>
+#include <sys/wait.h>
 
 #define MAX_PLUGIN_OUTPUT (4 * 1024 * 1024)
 
@@ -132,28 +134,31 @@ run_plugin (CrispNetwork *net, JsonObject *a, JsonObject *plugin, const char *co
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "CNI plugin '%s' not found", type);
   g_autofree char *input = plugin_stdin (list, plugin, a, prev);
   g_auto (GStrv) env = plugin_env (net, a, command);
-  g_autoptr (GSubprocessLauncher) l
-      = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE
-                                   | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-  g_subprocess_launcher_set_environ (l, env);
-  g_autoptr (GSubprocess) p = g_subprocess_launcher_spawn (l, error, exe, NULL);
-  if (p == NULL)
-    return crisp_prefix_error (error, "CNI plugin '%s': ", type);
-  g_autofree char *out = NULL, *err = NULL;
-  if (!g_subprocess_communicate_utf8 (p, input, cancellable, &out, &err, error))
-    {
-      g_subprocess_force_exit (p);
-      return crisp_prefix_error (error, "CNI plugin '%s' %s: ", type, command);
-    }
-  if (!g_subprocess_get_if_exited (p) || g_subprocess_get_exit_status (p) != 0)
+  char *argv[] = { exe, NULL };
+  int cancel_fd = cancellable ? g_cancellable_get_fd (cancellable) : -1;
+  CrispSpawnResult res = { 0 };
+  int r = crisp_spawn_communicate (exe, argv, env, input, strlen (input), MAX_PLUGIN_OUTPUT,
+                                   cancel_fd, &res);
+  if (cancellable)
+    g_cancellable_release_fd (cancellable);
+  if (r == -ECANCELED)
+    return crisp_throw (error, CRISP_ERROR_CANCELLED, "CNI plugin '%s' %s: cancelled", type,
+                        command);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "CNI plugin '%s' %s", type, command);
+  g_autofree char *out = g_strdup (res.out ? res.out : "");
+  g_autofree char *err = g_strdup (res.err ? res.err : "");
+  int status = res.status;
+  crisp_spawn_result_clear (&res);
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
     return plugin_failed (type, command, out, err, error);
   if (out_result == NULL)
     return TRUE;
   g_autoptr (GError) local = NULL;
-  g_autoptr (JsonNode) res = out && *out ? json_from_string (out, &local) : NULL;
-  if (res == NULL || !JSON_NODE_HOLDS_OBJECT (res) || strlen (out) > MAX_PLUGIN_OUTPUT)
+  g_autoptr (JsonNode) result = *out ? json_from_string (out, &local) : NULL;
+  if (result == NULL || !JSON_NODE_HOLDS_OBJECT (result))
     return crisp_throw (error, CRISP_ERROR_INTERNAL, "CNI plugin '%s' ADD: bad result", type);
-  *out_result = g_steal_pointer (&res);
+  *out_result = g_steal_pointer (&result);
   return TRUE;
 }
 
