@@ -4,6 +4,8 @@
 
 #include "grpc.h"
 
+#include "crisp-tsan.h"
+
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -161,6 +163,7 @@ call_send (CrispCall *c, grpc_status_code code, const char *message)
       ops[n].data.send_status_from_server.status_details = &c->status_details;
     }
   n++;
+  CRISP_TSAN_RELEASE (&c->tag_send);
   grpc_call_error r = grpc_call_start_batch (c->call, ops, n, &c->tag_send, NULL);
   if (r != GRPC_CALL_OK)
     {
@@ -216,6 +219,7 @@ static void
 worker_run (gpointer item, gpointer user_data)
 {
   Work *w = item;
+  CRISP_TSAN_ACQUIRE (w);
   w->fn (w->call->server, w->call, w->data);
   if (w->destroy)
     w->destroy (w->data);
@@ -228,6 +232,7 @@ crisp_call_run_in_thread (CrispCall *call, CrispCallThreadFunc fn, gpointer data
 {
   Work *w = g_new0 (Work, 1);
   *w = (Work){ call, fn, data, destroy };
+  CRISP_TSAN_RELEASE (w);
   g_thread_pool_push (call->grpc->workers, w, NULL);
 }
 
@@ -286,6 +291,7 @@ static gboolean
 start_ops (CrispCall *c, grpc_op *op, Tag *tag)
 {
   g_atomic_int_inc (&c->refs);
+  CRISP_TSAN_RELEASE (tag);
   if (grpc_call_start_batch (c->call, op, 1, tag, NULL) == GRPC_CALL_OK)
     return TRUE;
   call_unref (c);
@@ -317,6 +323,8 @@ static gboolean
 dispatch_event (gpointer data)
 {
   Event *ev = data;
+  CRISP_TSAN_ACQUIRE (ev);
+  CRISP_TSAN_ACQUIRE (ev->tag);
   Tag *tag = ev->tag;
   CrispCall *c = tag->call;
   switch (tag->kind)
@@ -366,6 +374,8 @@ queue_thread (gpointer data)
       Event *e = g_new (Event, 1);
       e->tag = ev.tag;
       e->success = ev.success;
+      CRISP_TSAN_RELEASE (e->tag); /* what gRPC wrote for this tag, it wrote before */
+      CRISP_TSAN_RELEASE (e);
       g_main_context_invoke_full (self->context, G_PRIORITY_DEFAULT, dispatch_event, e, g_free);
     }
   return NULL;
@@ -375,6 +385,7 @@ static void
 call_accept_next (CrispGrpc *self)
 {
   CrispCall *c = call_new (self);
+  CRISP_TSAN_RELEASE (&c->tag_new);
   grpc_call_error r = grpc_server_request_call (self->srv, &c->call, &c->details, &c->request_md,
                                                 self->cq, self->cq, &c->tag_new);
   if (r != GRPC_CALL_OK)
