@@ -8,7 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -68,20 +68,27 @@ spawn_piped (const char *path, char *const argv[], char *const envp[], int fds[3
         }
       return r;
     }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_adddup2 (&fa, in[0], 0);
-  posix_spawn_file_actions_adddup2 (&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2 (&fa, err[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init (&attr);
-  sigset_t none;
-  sigemptyset (&none);
-  posix_spawnattr_setsigmask (&attr, &none);
-  posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSIGMASK);
-  int r = posix_spawn (out_pid, path, &fa, &attr, argv, envp);
-  posix_spawn_file_actions_destroy (&fa);
-  posix_spawnattr_destroy (&attr);
+  /* fork, not posix_spawn: the child must die with the thread that waits for it, so that a
+   * crisp killed mid-call leaves no helper still changing things behind its successor. Only
+   * async-signal-safe calls between fork and exec. */
+  pid_t parent = getpid ();
+  pid_t pid = fork ();
+  if (pid == 0)
+    {
+      sigset_t none;
+      sigemptyset (&none);
+      sigprocmask (SIG_SETMASK, &none, NULL);
+      struct sigaction dfl = { .sa_handler = SIG_DFL };
+      sigaction (SIGPIPE, &dfl, NULL); /* crisp ignores it; its helpers must not */
+      if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != parent)
+        _exit (127);
+      if (dup2 (in[0], 0) < 0 || dup2 (out[1], 1) < 0 || dup2 (err[1], 2) < 0)
+        _exit (127);
+      execve (path, argv, envp);
+      _exit (127);
+    }
+  int r = pid < 0 ? errno : 0;
+  *out_pid = pid;
   close (in[0]);
   close (out[1]);
   close (err[1]);
@@ -100,8 +107,8 @@ spawn_piped (const char *path, char *const argv[], char *const envp[], int fds[3
 
 /* The poll loop: feeds stdin, drains stdout and stderr, watches cancel_fd. */
 static int
-communicate (int fds[3], const char *input, size_t input_len, size_t max, int cancel_fd,
-             Sink *out, Sink *err)
+communicate (int fds[3], const char *input, size_t input_len, size_t max, int cancel_fd, Sink *out,
+             Sink *err)
 {
   size_t written = 0;
   if (input_len == 0)

@@ -7,8 +7,21 @@
 #include "monitor-protocol.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+/* In the runtime's child, before exec: it dies with crisp, so a crisp killed during 'start'
+ * leaves no 'runtime start' running on behind the next crisp's recovery. */
+static void
+die_with_parent (gpointer data)
+{
+  pid_t parent = GPOINTER_TO_INT (data);
+  if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != parent)
+    _exit (127);
+}
 
 /* Runs `<runtime> [--root R] <verb> [args] <id>`; its stderr becomes the error message and
  * its stdout goes to out_stdout when that is given. */
@@ -32,8 +45,8 @@ run_runtime (CrispContainer *c, const char *verb, const char *flag, char **out_s
   g_autofree char *out = NULL;
   int status = 0;
   GSpawnFlags flags = G_SPAWN_SEARCH_PATH | (out_stdout ? 0 : G_SPAWN_STDOUT_TO_DEV_NULL);
-  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL, flags, NULL, NULL,
-                     out_stdout ? &out : NULL, &err, &status, error))
+  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL, flags, die_with_parent,
+                     GINT_TO_POINTER (getpid ()), out_stdout ? &out : NULL, &err, &status, error))
     return crisp_prefix_error (error, "running '%s %s': ", c->runtime_path, verb);
   if (!g_spawn_check_wait_status (status, NULL))
     {
@@ -58,6 +71,24 @@ crisp_container_runtime_delete (CrispContainer *c, GError **error)
   return run_runtime (c, "delete", "--force", NULL, error);
 }
 
+/* Whether the container's init is alive and no longer the runtime's own init waiting for
+ * 'start' (runc names that one "runc:[2:INIT]", crun keeps its name): then a 'start' released
+ * it, whatever the runtime's state file says (a 'runc start' killed between opening and
+ * removing its exec fifo leaves the state at "created" for good). */
+gboolean
+crisp_container_init_released (CrispContainer *c)
+{
+  if (!crisp_process_matches (c->pid, c->pid_start_time))
+    return FALSE;
+  g_autofree char *path = g_strdup_printf ("/proc/%d/comm", c->pid);
+  g_autofree char *comm = NULL;
+  if (!g_file_get_contents (path, &comm, NULL, NULL))
+    return FALSE;
+  g_strchomp (comm);
+  return !g_str_has_prefix (comm, "runc:[") && !g_str_equal (comm, "runc")
+         && !g_str_equal (comm, "crun");
+}
+
 char *
 crisp_container_runtime_status (CrispContainer *c, GError **error)
 {
@@ -67,12 +98,13 @@ crisp_container_runtime_status (CrispContainer *c, GError **error)
   g_autoptr (JsonNode) root = json_from_string (out, NULL);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
   JsonNode *n = o ? json_object_get_member (o, "status") : NULL;
-  const char *status = n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING
-                           ? json_node_get_string (n)
-                           : NULL;
+  const char *status
+      = n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING
+            ? json_node_get_string (n)
+            : NULL;
   if (status == NULL)
-    return crisp_throw (error, CRISP_ERROR_INTERNAL,
-                        "'%s state' gave no status for container '%s'", c->runtime_path, c->id),
+    return crisp_throw (error, CRISP_ERROR_INTERNAL, "'%s state' gave no status for container '%s'",
+                        c->runtime_path, c->id),
            NULL;
   return g_strdup (status);
 }

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #ifndef NSFS_MAGIC
@@ -37,6 +38,7 @@ run_in_child (ChildFunc fn, void *data, int *out_step)
   int p[2];
   if (pipe2 (p, O_CLOEXEC) < 0)
     return -errno;
+  pid_t parent = getpid ();
   pid_t pid = fork ();
   if (pid < 0)
     {
@@ -48,6 +50,10 @@ run_in_child (ChildFunc fn, void *data, int *out_step)
   if (pid == 0)
     {
       int res[2] = { 0, -1 };
+      /* A copy of crisp with all its descriptors (the socket and its lock among them) must
+       * not outlive a crisp killed meanwhile: its successor would find both still held. */
+      if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != parent)
+        _exit (1);
       close (p[0]);
       res[0] = fn (data, &res[1]);
       (void) !write (p[1], res, sizeof res);
