@@ -101,6 +101,9 @@ load_config (GPtrArray *warnings, GError **error)
 
 /* The socket's directory is ours and 0700; a lock beside the socket keeps a second crisp
  * from letting gRPC unlink a live socket. Returns the held lock fd. */
+/* How long start-up waits for a predecessor's lock. */
+#define LOCK_WAIT_MS 3000
+
 static int
 take_socket_lock (const char *socket_path, GError **error)
 {
@@ -115,7 +118,19 @@ take_socket_lock (const char *socket_path, GError **error)
   _cleanup_close_ int fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0)
     return crisp_throw_errno (error, errno, "opening lock file '%s'", lock_path), -1;
-  if (flock (fd, LOCK_EX | LOCK_NB) < 0)
+  /* A crisp killed in the middle of a call can leave a forked helper that still holds the
+   * lock (and its copy of the socket) for a moment: give it time to finish before deciding
+   * that another crisp serves. */
+  int r2;
+  for (int waited = 0;
+       (r2 = flock (fd, LOCK_EX | LOCK_NB)) < 0 && errno == EWOULDBLOCK && waited < LOCK_WAIT_MS;
+       waited += 20)
+    {
+      if (waited == 0)
+        g_message ("'%s' is locked; waiting up to %d ms for it", lock_path, LOCK_WAIT_MS);
+      g_usleep (20 * 1000);
+    }
+  if (r2 < 0)
     {
       if (errno == EWOULDBLOCK)
         crisp_throw (error, CRISP_ERROR_ALREADY_EXISTS,
