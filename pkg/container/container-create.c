@@ -246,9 +246,11 @@ container_from_request (CrispContainerService *svc, CrispPod *pod, const CrispIm
   return g_steal_pointer (&c);
 }
 
-/* Returns the id of a finished create of the same name, waiting for one in flight. */
+/* Returns the id of a finished create of the same name, waiting for one in flight. A
+ * container still CREATING or REMOVING once its op_lock is free is what an interrupted call
+ * left and start-up could not finish: its removal is finished here, freeing the name. */
 static char *
-existing_for_name (CrispContainerService *svc, const char *key)
+existing_for_name (CrispContainerService *svc, const char *key, GError **error)
 {
   g_mutex_lock (&svc->lock);
   const char *id = g_hash_table_lookup (svc->names, key);
@@ -258,16 +260,26 @@ existing_for_name (CrispContainerService *svc, const char *key)
   g_mutex_unlock (&svc->lock);
   if (c == NULL)
     return NULL;
+  g_autoptr (CrispContainer) held = c;
   g_mutex_lock (&c->op_lock); /* a create in flight holds it */
   g_mutex_lock (&svc->lock);
-  char *result = g_hash_table_lookup (svc->by_id, c->id) == c
-                         && c->state != CRISP_CONTAINER_CREATING
-                         && c->state != CRISP_CONTAINER_REMOVING
-                     ? g_strdup (c->id)
-                     : NULL;
+  gboolean known = g_hash_table_lookup (svc->by_id, c->id) == c;
+  gboolean leftover
+      = known && (c->state == CRISP_CONTAINER_CREATING || c->state == CRISP_CONTAINER_REMOVING);
   g_mutex_unlock (&svc->lock);
+  char *result = known && !leftover ? g_strdup (c->id) : NULL;
+  if (leftover)
+    {
+      g_message ("container '%s': finishing the removal an interrupted call left", c->id);
+      if (crisp_container_destroy (svc, c, c->state == CRISP_CONTAINER_CREATING, error))
+        crisp_container_forget (svc, c);
+      else
+        crisp_prefix_error (error,
+                            "container name '%s' is held by '%s', which could not be "
+                            "removed: ",
+                            c->name, c->id);
+    }
   g_mutex_unlock (&c->op_lock);
-  crisp_container_unref (c);
   return result;
 }
 
@@ -302,9 +314,10 @@ crisp_container_service_create (CrispContainerService *svc,
            NULL;
   g_autofree char *key = crisp_container_name_key (pod->id, req->config->metadata->name,
                                                    req->config->metadata->attempt);
-  char *existing = existing_for_name (svc, key);
-  if (existing != NULL)
-    return existing;
+  g_autoptr (GError) local = NULL;
+  char *existing = existing_for_name (svc, key, &local);
+  if (existing != NULL || local != NULL)
+    return g_propagate_error (error, g_steal_pointer (&local)), existing;
   g_autoptr (CrispImage) img
       = crisp_image_service_find (svc->images, req->config->image->image, error);
   if (img == NULL)
@@ -317,14 +330,12 @@ crisp_container_service_create (CrispContainerService *svc,
   g_autoptr (CrispContainer) c = container_from_request (svc, pod, img, req, error);
   if (c == NULL)
     return NULL;
-  if (!claim_name (svc, c, key))
+  while (!claim_name (svc, c, key))
     {
-      existing = existing_for_name (svc, key);
-      if (existing == NULL)
-        crisp_throw (error, CRISP_ERROR_ALREADY_EXISTS,
-                     "container name '%s' in pod '%s' is being removed, try again", c->name,
-                     pod->id);
-      return existing;
+      /* Another call claimed it meanwhile: its result, or a free name again. */
+      existing = existing_for_name (svc, key, &local);
+      if (existing != NULL || local != NULL)
+        return g_propagate_error (error, g_steal_pointer (&local)), existing;
     }
   gboolean ok = create_steps (svc, c, pod, img, req, error);
   if (ok)
@@ -345,6 +356,9 @@ crisp_container_service_create (CrispContainerService *svc,
   return ok ? g_strdup (c->id) : NULL;
 }
 
+/* A kubelet gives up on a call after 2 minutes (its runtime request timeout), then retries. */
+#define START_RETRY_WINDOW_S 120
+
 /* A start was interrupted between its intent and its result: the runtime says whether it
  * happened. Unknown (the runtime has no state) is left to the monitor and exit checks. */
 static void
@@ -354,7 +368,8 @@ recover_start (CrispContainerService *svc, CrispContainer *c)
   g_autofree char *status = crisp_container_runtime_status (c, &error);
   if (status == NULL)
     g_debug ("container '%s': %s", c->id, error->message);
-  gboolean happened = status ? !g_str_equal (status, "created") : crisp_container_read_exit (svc, c);
+  gboolean happened = status ? !g_str_equal (status, "created") || crisp_container_init_released (c)
+                             : crisp_container_read_exit (svc, c);
   g_message ("container '%s': an interrupted start %s", c->id,
              happened ? "had happened" : "had not happened");
   if (happened)
@@ -388,6 +403,12 @@ recover_one (CrispContainerService *svc, CrispContainer *c)
     recover_start (svc, c);
   if (c->state == CRISP_CONTAINER_EXITED)
     return;
+  /* Started so recently that the StartContainer may not have been answered before the kill:
+   * its retry succeeds once (see start_locked). */
+  if (c->state == CRISP_CONTAINER_RUNNING
+      && g_get_real_time () * 1000 - c->started_at
+             < START_RETRY_WINDOW_S * G_GINT64_CONSTANT (1000000000))
+    c->start_recovered = TRUE;
   if (crisp_container_read_exit (svc, c))
     {
       if (!crisp_container_save (svc, c, &error))

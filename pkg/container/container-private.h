@@ -47,6 +47,10 @@ typedef struct
   /* The intent of a StartContainer in progress: the start time it will report. Non-zero on
    * disk while 'runtime start' runs; start-up asks the runtime whether it happened. */
   gint64 start_requested_at;
+  /* Memory only, under op_lock: the container started shortly before this crisp did, maybe
+   * in a call a kill left unanswered. The kubelet's retry of that StartContainer then gets
+   * the success the first call never delivered. */
+  gboolean start_recovered;
   int exit_code;
   gboolean oom_killed;
   char *reason, *message;
@@ -92,6 +96,8 @@ char *crisp_container_root_path (CrispContainerService *svc, const char *id, con
 /* container-runtime.c: the OCI runtime and the monitor. */
 gboolean crisp_container_runtime_start (CrispContainer *c, GError **error);
 gboolean crisp_container_runtime_delete (CrispContainer *c, GError **error);
+/* Whether the container's init runs the container's process already (a start released it). */
+gboolean crisp_container_init_released (CrispContainer *c);
 /* The runtime's own word on the container: "created", "running", "paused" or "stopped". */
 char *crisp_container_runtime_status (CrispContainer *c, GError **error);
 /* Reads the monitor's exit file into c (under the caller's lock); FALSE when absent. */

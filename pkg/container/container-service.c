@@ -420,9 +420,13 @@ static gboolean
 start_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
   crisp_container_refresh (svc, c);
-  /* A retry of a start that succeeded (crisp was killed before it could answer). */
-  if (c->state == CRISP_CONTAINER_RUNNING)
-    return TRUE;
+  /* The retry of a start that happened while crisp was killed before it could answer; any
+   * other start of a started container is the caller's mistake, as in containerd. */
+  if (c->state == CRISP_CONTAINER_RUNNING && c->start_recovered)
+    {
+      c->start_recovered = FALSE;
+      return TRUE;
+    }
   if (c->state != CRISP_CONTAINER_CREATED)
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is %s, not created",
                         c->id, crisp_container_state_to_string (c->state));
@@ -434,7 +438,9 @@ start_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
   const StartFacts started = { CRISP_CONTAINER_RUNNING, now, 0 };
   if (!commit_start (svc, c, &intent, error))
     return crisp_prefix_error (error, "starting container '%s': ", c->id);
-  if (!crisp_container_runtime_start (c, error))
+  /* Released already by a start that a kill interrupted: 'runtime start' would wait for an
+   * init that is long gone. */
+  if (!crisp_container_init_released (c) && !crisp_container_runtime_start (c, error))
     {
       g_autoptr (GError) local = NULL;
       if (!commit_start (svc, c, &failed, &local))
@@ -447,8 +453,8 @@ start_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
       g_mutex_lock (&svc->lock);
       apply_start (c, &started);
       g_mutex_unlock (&svc->lock);
-      return crisp_prefix_error (error, "container '%s' started, but its record was not saved: ",
-                                 c->id);
+      return crisp_prefix_error (error,
+                                 "container '%s' started, but its record was not saved: ", c->id);
     }
   crisp_container_refresh (svc, c); /* it may have exited already */
   return TRUE;
