@@ -147,7 +147,7 @@ test_load_all_quarantines (Fixture *f, gconstpointer data)
   g_assert_cmpuint (s.seen->len, ==, 1);
   g_assert_cmpstr (s.seen->pdata[0], ==, ID_A);
   g_assert_cmpuint (problems->len, ==, 4);
-  g_assert_cmpuint (s.unreadable, ==, 1); /* cccc, told before its quarantine */
+  g_assert_cmpuint (s.unreadable, ==, 2); /* cccc and dddd, told before they are moved */
   /* Quarantined objects are gone from the root and never loaded again. */
   g_autofree char *b = crisp_store_object_path (f->store, ID_B);
   g_autofree char *c = crisp_store_object_path (f->store, "cccc");
@@ -193,6 +193,68 @@ test_remove_and_delete (Fixture *f, gconstpointer data)
   g_assert_true (crisp_store_remove (f->store, ID_A, &error));
 }
 
+static guint
+count_entries (const char *dir)
+{
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  guint n = 0;
+  while (d != NULL && g_dir_read_name (d))
+    n++;
+  return n;
+}
+
+/* A kill during the first write of a record leaves its directory with the other things made
+ * before it and the temporary file, but no record: the loader is told (record NULL), and the
+ * leftovers are removed, not quarantined. */
+static void
+test_load_all_finishes_unwritten (Fixture *f, gconstpointer data)
+{
+  g_autofree char *obj = crisp_store_object_path (f->store, ID_A);
+  g_autofree char *upper = g_build_filename (obj, "upper", NULL);
+  g_autofree char *tmp = g_build_filename (obj, ".rec.json.tmp4242", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (upper, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (tmp, "{\"value\": \"ha", -1, NULL));
+  LoadState s = { g_ptr_array_new_with_free_func (g_free), 0 };
+  g_autoptr (GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+  g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, problems, NULL));
+  g_assert_cmpuint (s.seen->len, ==, 0);
+  g_assert_cmpuint (s.unreadable, ==, 1);
+  g_assert_cmpuint (problems->len, ==, 1);
+  g_assert_nonnull (strstr (problems->pdata[0], "no record 'rec.json', removed"));
+  g_assert_false (g_file_test (obj, G_FILE_TEST_EXISTS));
+  g_autofree char *q = g_build_filename (crisp_store_path (f->store), ".quarantine", NULL);
+  g_assert_cmpuint (count_entries (q), ==, 0);
+  g_ptr_array_unref (s.seen);
+}
+
+/* Empty, truncated and non-object records are reported, the loader is told, and the object is
+ * kept in quarantine with its files. */
+static void
+test_load_all_quarantines_truncated (Fixture *f, gconstpointer data)
+{
+  const char *bad[] = { "", "{\"value\": \"go", "null", "\xff\xfe garbage" };
+  g_autoptr (JsonNode) rec = make_record ("good");
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *id = g_strdup_printf ("%04x", (guint) (0xa0 + i));
+      g_assert_true (crisp_store_save (f->store, id, "rec.json", rec, NULL));
+      g_autofree char *path = g_build_filename (crisp_store_path (f->store), id, "rec.json", NULL);
+      g_assert_true (g_file_set_contents (path, bad[i], -1, NULL));
+    }
+  LoadState s = { g_ptr_array_new_with_free_func (g_free), 0 };
+  g_autoptr (GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+  g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, problems, NULL));
+  g_assert_cmpuint (s.seen->len, ==, 0);
+  g_assert_cmpuint (s.unreadable, ==, G_N_ELEMENTS (bad));
+  g_assert_cmpuint (problems->len, ==, G_N_ELEMENTS (bad));
+  for (guint i = 0; i < problems->len; i++)
+    g_assert_nonnull (strstr (problems->pdata[i], "moved to .quarantine"));
+  g_autofree char *q = g_build_filename (crisp_store_path (f->store), ".quarantine", NULL);
+  g_assert_cmpuint (count_entries (q), ==, G_N_ELEMENTS (bad));
+  g_assert_cmpuint (count_entries (crisp_store_path (f->store)), ==, 1); /* .quarantine */
+  g_ptr_array_unref (s.seen);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -203,5 +265,7 @@ main (int argc, char **argv)
   ADD ("rejects-bad-ids", test_rejects_bad_ids);
   ADD ("load-all-quarantines", test_load_all_quarantines);
   ADD ("remove-and-delete", test_remove_and_delete);
+  ADD ("load-all-finishes-unwritten", test_load_all_finishes_unwritten);
+  ADD ("load-all-quarantines-truncated", test_load_all_quarantines_truncated);
   return g_test_run ();
 }
