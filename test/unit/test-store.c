@@ -1,7 +1,9 @@
 /* Unit tests for pkg/store: round trips, 0700 directories, quarantine of corrupt records,
- * refusal of ids that could escape the root, removal that never crosses a mount. */
+ * refusal of ids that could escape the root, removal that never crosses a mount, and the state
+ * format version file. */
 #include "config.h"
 
+#include "pkg/store/state-version.h"
 #include "pkg/store/store.h"
 
 #include "crisp-base.h"
@@ -255,6 +257,105 @@ test_load_all_quarantines_truncated (Fixture *f, gconstpointer data)
   g_ptr_array_unref (s.seen);
 }
 
+static char *
+read_version_file (Fixture *f)
+{
+  g_autofree char *path = g_build_filename (f->dir, CRISP_STATE_VERSION_FILE, NULL);
+  char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return NULL;
+  return text;
+}
+
+static void
+write_version_file (Fixture *f, const char *text)
+{
+  g_autofree char *path = g_build_filename (f->dir, CRISP_STATE_VERSION_FILE, NULL);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+}
+
+/* The state written before the version file existed is version 1: read as such, and the file
+ * is written; a second check changes nothing. */
+static void
+test_state_version_unversioned_is_1 (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  guint found = 0;
+  g_assert_true (crisp_state_version_check (f->dir, 1, NULL, &found, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (found, ==, 1);
+  g_autofree char *text = read_version_file (f);
+  g_assert_cmpstr (text, ==, "1\n");
+  g_assert_true (crisp_state_version_check (f->dir, 1, NULL, &found, &error));
+  g_assert_cmpuint (found, ==, 1);
+}
+
+/* A newer state, or a version file that does not parse, is refused and left as it is. */
+static void
+test_state_version_refuses_newer (Fixture *f, gconstpointer data)
+{
+  const char *bad[] = { "2\n", "17", "", "\n", "x\n", "0\n", "99999999999\n", "1\n2\n" };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      write_version_file (f, bad[i]);
+      guint found = 1234;
+      g_assert_false (crisp_state_version_check (f->dir, 1, NULL, &found, &error));
+      g_assert_error (error, CRISP_ERROR, CRISP_ERROR_FAILED_PRECONDITION);
+      g_assert_nonnull (strstr (error->message, f->dir));
+      g_assert_cmpuint (found, ==, 1234);
+      g_autofree char *text = read_version_file (f);
+      g_assert_cmpstr (text, ==, bad[i]);
+    }
+  g_autoptr (GError) error = NULL;
+  write_version_file (f, "2\n");
+  g_assert_false (crisp_state_version_check (f->dir, 1, NULL, NULL, &error));
+  g_assert_nonnull (strstr (error->message, "format version 2"));
+  g_assert_nonnull (strstr (error->message, "versions up to 1"));
+}
+
+static GPtrArray *migrated;
+
+static gboolean
+migrate_1_to_2 (const char *dir, GError **error)
+{
+  g_ptr_array_add (migrated, g_strdup ("1->2"));
+  return TRUE;
+}
+
+static gboolean
+migrate_2_to_3_fails (const char *dir, GError **error)
+{
+  g_ptr_array_add (migrated, g_strdup ("2->3"));
+  return crisp_throw (error, CRISP_ERROR_INTERNAL, "no space");
+}
+
+/* Migrations run in order, and the version file follows each step that finished, so a failed
+ * step is retried at the next start from where it stopped. */
+static void
+test_state_version_migrates_in_steps (Fixture *f, gconstpointer data)
+{
+  migrated = g_ptr_array_new_with_free_func (g_free);
+  const CrispStateMigrateFunc steps[] = { migrate_1_to_2, migrate_2_to_3_fails };
+  g_autoptr (GError) error = NULL;
+  g_assert_false (crisp_state_version_check (f->dir, 3, steps, NULL, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INTERNAL);
+  g_assert_nonnull (strstr (error->message, "from state version 2 to 3"));
+  g_assert_cmpuint (migrated->len, ==, 2);
+  g_autofree char *text = read_version_file (f);
+  g_assert_cmpstr (text, ==, "2\n");
+  g_clear_error (&error);
+  const CrispStateMigrateFunc fixed[] = { migrate_1_to_2, NULL };
+  guint found = 0;
+  g_assert_true (crisp_state_version_check (f->dir, 3, fixed, &found, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (found, ==, 2);
+  g_assert_cmpuint (migrated->len, ==, 2); /* 1->2 is not run again */
+  g_autofree char *text3 = read_version_file (f);
+  g_assert_cmpstr (text3, ==, "3\n");
+  g_clear_pointer (&migrated, g_ptr_array_unref);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -267,5 +368,8 @@ main (int argc, char **argv)
   ADD ("remove-and-delete", test_remove_and_delete);
   ADD ("load-all-finishes-unwritten", test_load_all_finishes_unwritten);
   ADD ("load-all-quarantines-truncated", test_load_all_quarantines_truncated);
+  ADD ("state-version-unversioned-is-1", test_state_version_unversioned_is_1);
+  ADD ("state-version-refuses-newer", test_state_version_refuses_newer);
+  ADD ("state-version-migrates-in-steps", test_state_version_migrates_in_steps);
   return g_test_run ();
 }
