@@ -111,3 +111,25 @@ def test_first_record_never_written(cenv):
     assert not os.path.exists(run_dir(d, cid)), "run directory left behind"
     assert [c.id for c in cenv.list()] == [keep]
     assert cenv.state(keep) == pb.CONTAINER_RUNNING
+
+
+def test_truncated_pod_record(cenv):
+    """A pod whose record is cut short is quarantined without assertion failures, and its
+    namespace pins and run directory (what its id names) are swept."""
+    d = cenv.d
+    victim = cenv.run_pod("victim")
+    keep = cenv.run_pod("bystander")
+    path = os.path.join(d.root, "pods", victim, "pod.json")
+    d.kill9()
+    with open(path, "rb") as f:
+        whole = f.read()
+    with open(path, "wb") as f:
+        f.write(whole[:len(whole) // 2])
+    d.start()
+    assert_no_glib_criticals(d)
+    pods = d.client.call("ListPodSandbox", pb.ListPodSandboxRequest()).items
+    assert [p.id for p in pods] == [keep]
+    assert len(glob.glob(os.path.join(d.root, "pods", ".quarantine", victim + ".*"))) == 1
+    assert not glob.glob(os.path.join(d.run_root, "ns", victim + "-*"))
+    assert not os.path.exists(os.path.join(d.run_root, "pods", victim))
+    assert not mounted(victim)
