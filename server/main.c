@@ -5,6 +5,7 @@
 #include "crisp-log.h"
 #include "grpc.h"
 #include "notify.h"
+#include "pkg/store/state-version.h"
 #include "server.h"
 
 #include <fcntl.h>
@@ -152,6 +153,14 @@ ensure_state_dirs (CrispConfig *cfg, GError **error)
       int r = crisp_mkdir_p (dirs[i], 0700);
       if (r < 0)
         return crisp_throw_errno (error, r, "creating state directory '%s'", dirs[i]);
+      /* Before anything reads a record: a state written by a newer crisp is refused, never
+       * quarantined or rewritten by a crisp that would misread it. */
+      guint found = 0;
+      if (!crisp_state_version_check (dirs[i], CRISP_STATE_VERSION, NULL, &found, error))
+        return FALSE;
+      if (found != CRISP_STATE_VERSION)
+        g_message ("state '%s': migrated from format version %u to %u", dirs[i], found,
+                   CRISP_STATE_VERSION);
     }
   return TRUE;
 }

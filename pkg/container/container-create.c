@@ -5,6 +5,7 @@
 
 #include "crisp-base.h"
 #include "monitor-client.h"
+#include "monitor-protocol.h"
 #include "pkg/image/image-service.h"
 #include "pkg/sandbox/sandbox.h"
 
@@ -205,6 +206,13 @@ create_steps (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, cons
          && spawn_monitor (svc, c, error);
 }
 
+/* The monitor execs the runtime by path: a bare name is resolved here, once. */
+static char *
+runtime_path_of (const CrispRuntimeHandler *rt)
+{
+  return g_path_is_absolute (rt->path) ? g_strdup (rt->path) : g_find_program_in_path (rt->path);
+}
+
 static CrispContainer *
 container_from_request (CrispContainerService *svc, CrispPod *pod, const CrispImage *img,
                         const Runtime__V1__CreateContainerRequest *req, GError **error)
@@ -215,9 +223,7 @@ container_from_request (CrispContainerService *svc, CrispPod *pod, const CrispIm
                         "pod '%s' names runtime handler '%s', which is not configured", pod->id,
                         pod->runtime_handler),
            NULL;
-  /* The monitor execs the runtime by path: resolve a bare name here, once. */
-  g_autofree char *runtime_path
-      = g_path_is_absolute (rt->path) ? g_strdup (rt->path) : g_find_program_in_path (rt->path);
+  g_autofree char *runtime_path = runtime_path_of (rt);
   if (runtime_path == NULL)
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
                         "runtime handler '%s': '%s' is not found on PATH", rt->name, rt->path),
@@ -426,18 +432,92 @@ recover_one (CrispContainerService *svc, CrispContainer *c)
     }
 }
 
+typedef struct
+{
+  CrispContainerService *svc;
+  GPtrArray *lost; /* ids whose record was missing or unreadable */
+} LoadContext;
+
 static gboolean
 load_record (const char *id, JsonNode *record, gpointer data, GError **error)
 {
-  CrispContainerService *svc = data;
+  LoadContext *ctx = data;
   if (!crisp_id_is_valid_len (id, 64))
     return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "'%s' is not a container id", id);
+  /* Released once the store has moved the object away (see release_lost). */
+  if (record == NULL)
+    {
+      g_ptr_array_add (ctx->lost, g_strdup (id));
+      return FALSE;
+    }
   CrispContainer *c = crisp_container_from_json (id, record, error);
   if (c == NULL)
     return FALSE;
-  crisp_container_remember (svc, c);
+  crisp_container_remember (ctx->svc, c);
   crisp_container_unref (c);
   return TRUE;
+}
+
+/* The pid in the monitor's info file of container `id`, if its argv says it is that
+ * container's monitor; its argv then also names the runtime and the runtime's root. */
+static int
+find_monitor (CrispContainerService *svc, const char *id, char **out_runtime, char **out_root)
+{
+  g_autofree char *info = crisp_container_run_path (svc, id, "monitor/" CRISP_MONITOR_FILE_INFO);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents (info, &text, NULL, NULL))
+    return 0;
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  int pid = 0;
+  for (char **l = lines; *l; l++)
+    if (g_str_has_prefix (*l, "pid="))
+      pid = (int) g_ascii_strtoll (*l + 4, NULL, 10);
+  g_autofree char *proc = g_strdup_printf ("/proc/%d/cmdline", pid);
+  g_autofree char *cmdline = NULL;
+  gsize len = 0;
+  if (pid <= 0 || !g_file_get_contents (proc, &cmdline, &len, NULL) || len == 0)
+    return 0;
+  gboolean ours = FALSE;
+  for (const char *a = cmdline, *next; a < cmdline + len; a = next)
+    {
+      next = a + strlen (a) + 1;
+      const char *value = next < cmdline + len ? next : NULL;
+      if (value != NULL && strcmp (a, "--id") == 0)
+        ours = strcmp (value, id) == 0;
+      else if (value != NULL && strcmp (a, "--runtime") == 0 && *out_runtime == NULL)
+        *out_runtime = g_strdup (value);
+      else if (value != NULL && strcmp (a, "--runtime-root") == 0 && *out_root == NULL)
+        *out_root = g_strdup (value);
+    }
+  return ours ? pid : 0;
+}
+
+/* A container whose record is lost cannot be managed again: what its id still leads to (a
+ * monitor found through its run directory, the runtime's state, the rootfs mount, the run
+ * directory) is released with the same destroy a removal uses.  Without a monitor to name
+ * the runtime, the default handler's is asked to delete a container of that id. */
+static void
+release_lost (CrispContainerService *svc, const char *id)
+{
+  g_autoptr (CrispContainer) c = crisp_container_new ();
+  c->id = g_strdup (id);
+  c->monitor_pid = find_monitor (svc, id, &c->runtime_path, &c->runtime_root);
+  c->monitor_start_time = c->monitor_pid > 0 ? crisp_proc_start_time (c->monitor_pid) : 0;
+  const CrispRuntimeHandler *rt = crisp_config_get_runtime (svc->config, NULL);
+  if (c->monitor_pid <= 0 && rt != NULL)
+    {
+      g_clear_pointer (&c->runtime_path, g_free);
+      g_clear_pointer (&c->runtime_root, g_free);
+      c->runtime_path = runtime_path_of (rt);
+      c->runtime_root = g_strdup (rt->root);
+    }
+  g_autoptr (GError) error = NULL;
+  if (!crisp_container_destroy (svc, c, TRUE, &error))
+    g_warning ("container '%s': releasing what its lost record named: %s", id, error->message);
+  else
+    g_message ("container '%s': its record was lost; released %s its runtime state, mounts "
+               "and run directory",
+               id, c->monitor_pid > 0 ? "its monitor," : "(no monitor found)");
 }
 
 CrispContainerService *
@@ -468,10 +548,14 @@ crisp_container_service_new (const CrispConfig *config, struct _CrispPodService 
   if (svc->store == NULL)
     return NULL;
   g_autoptr (GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
-  if (!crisp_store_load_all (svc->store, RECORD, load_record, svc, problems, error))
+  g_autoptr (GPtrArray) lost = g_ptr_array_new_with_free_func (g_free);
+  LoadContext ctx = { svc, lost };
+  if (!crisp_store_load_all (svc->store, RECORD, load_record, &ctx, problems, error))
     return NULL;
   for (guint i = 0; i < problems->len; i++)
     g_warning ("containers: %s", (char *) problems->pdata[i]);
+  for (guint i = 0; i < lost->len; i++)
+    release_lost (svc, lost->pdata[i]);
   g_autoptr (GPtrArray) all = crisp_container_snapshot (svc, NULL);
   for (guint i = 0; i < all->len; i++)
     recover_one (svc, all->pdata[i]);

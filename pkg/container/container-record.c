@@ -178,9 +178,19 @@ config_from_base64 (const char *text)
 CrispContainer *
 crisp_container_from_json (const char *id, JsonNode *node, GError **error)
 {
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+    return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "container record is not a JSON object"),
+           NULL;
   JsonObject *o = json_node_get_object (node);
-  if (get_int (o, "version") < 1)
-    return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "container record has no version"), NULL;
+  gint64 version = get_int (o, "version");
+  /* A newer format is refused by the state version check before any record is read; a record
+   * that still claims one is not guessed at. */
+  if (version < 1 || version > RECORD_VERSION)
+    return crisp_throw (error, CRISP_ERROR_DATA_LOSS,
+                        "container record has format version %" G_GINT64_FORMAT
+                        ", this crisp reads version %d",
+                        version, RECORD_VERSION),
+           NULL;
   g_autoptr (CrispContainer) c = crisp_container_new ();
   c->id = g_strdup (id);
   c->pod_id = get_string (o, "pod_id");

@@ -193,6 +193,8 @@ decode_ips (CrispPod *pod, JsonObject *o, GError **error)
 CrispPod *
 crisp_pod_from_json (const char *id, JsonNode *node, GError **error)
 {
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+    return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "pod record: not a JSON object"), NULL;
   JsonObject *o = json_node_get_object (node);
   if (json_object_get_int_member_with_default (o, "version", 0) != RECORD_VERSION)
     return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "pod record: unknown version"), NULL;

@@ -228,16 +228,20 @@ load_one (CrispStore *store, const char *id, const char *name, CrispStoreLoadFun
   g_autoptr (JsonNode) node = crisp_store_load (store, id, name, &error);
   if (node != NULL && fn (id, node, data, &error))
     return;
-  /* A crash between creating the directory and writing the first record leaves it empty. */
-  if (node == NULL && g_error_matches (error, CRISP_ERROR, CRISP_ERROR_NOT_FOUND)
-      && unlinkat (store->dirfd, id, AT_REMOVEDIR) == 0)
-    {
-      if (problems != NULL)
-        g_ptr_array_add (problems, g_strdup_printf ("%s/%s: empty, removed", store->path, id));
-      return;
-    }
   if (node == NULL)
     fn (id, NULL, data, NULL);
+  /* No record at all: a crash between creating the directory and the first record's rename
+   * (what is left is empty directories and a temporary file), or during a removal.  Neither
+   * holds anything worth keeping, so it is finished rather than quarantined. */
+  if (node == NULL && g_error_matches (error, CRISP_ERROR, CRISP_ERROR_NOT_FOUND))
+    {
+      int r = crisp_store_rm_rf_at (store->dirfd, id);
+      if (problems != NULL)
+        g_ptr_array_add (problems, g_strdup_printf ("%s/%s: no record '%s', %s%s", store->path, id,
+                                                    name, r < 0 ? "not removed: " : "removed",
+                                                    r < 0 ? g_strerror (-r) : ""));
+      return;
+    }
   g_autoptr (GError) qerror = NULL;
   gboolean moved = crisp_store_quarantine (store, id, &qerror);
   if (problems != NULL)

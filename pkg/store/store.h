@@ -37,13 +37,15 @@ gboolean crisp_store_quarantine (CrispStore *store, const char *id, GError **err
 
 /* Called for each object: with its record `name` when that parsed (returning FALSE with an
  * error means it is corrupt and the object is quarantined), or with record NULL just before
- * an object whose record is unreadable is quarantined, so the caller can release what the
- * object's other records describe (the return value is then ignored). */
+ * an object whose record is missing or unreadable is removed or quarantined, so the caller can
+ * release what the object's other records and its id describe (the return value is then
+ * ignored). */
 typedef gboolean (*CrispStoreLoadFunc) (const char *id, JsonNode *record, gpointer data,
                                         GError **error);
 
-/* Loads record `name` of every object.  Objects whose record is missing, unreadable or
- * rejected by `fn` are quarantined; each problem is appended as a message to `problems`
+/* Loads record `name` of every object.  An object without the record (a crash before its
+ * first write, or during its removal) is removed; one whose record is unreadable or rejected
+ * by `fn` is quarantined; each problem is appended as a message to `problems`
  * (may be NULL) for the caller to log.  Never fails as a whole except when the root itself
  * cannot be read. */
 gboolean crisp_store_load_all (CrispStore *store, const char *name, CrispStoreLoadFunc fn,

@@ -1,7 +1,9 @@
 /* Unit tests for pkg/store: round trips, 0700 directories, quarantine of corrupt records,
- * refusal of ids that could escape the root, removal that never crosses a mount. */
+ * refusal of ids that could escape the root, removal that never crosses a mount, and the state
+ * format version file. */
 #include "config.h"
 
+#include "pkg/store/state-version.h"
 #include "pkg/store/store.h"
 
 #include "crisp-base.h"
@@ -147,7 +149,7 @@ test_load_all_quarantines (Fixture *f, gconstpointer data)
   g_assert_cmpuint (s.seen->len, ==, 1);
   g_assert_cmpstr (s.seen->pdata[0], ==, ID_A);
   g_assert_cmpuint (problems->len, ==, 4);
-  g_assert_cmpuint (s.unreadable, ==, 1); /* cccc, told before its quarantine */
+  g_assert_cmpuint (s.unreadable, ==, 2); /* cccc and dddd, told before they are moved */
   /* Quarantined objects are gone from the root and never loaded again. */
   g_autofree char *b = crisp_store_object_path (f->store, ID_B);
   g_autofree char *c = crisp_store_object_path (f->store, "cccc");
@@ -193,6 +195,167 @@ test_remove_and_delete (Fixture *f, gconstpointer data)
   g_assert_true (crisp_store_remove (f->store, ID_A, &error));
 }
 
+static guint
+count_entries (const char *dir)
+{
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  guint n = 0;
+  while (d != NULL && g_dir_read_name (d))
+    n++;
+  return n;
+}
+
+/* A kill during the first write of a record leaves its directory with the other things made
+ * before it and the temporary file, but no record: the loader is told (record NULL), and the
+ * leftovers are removed, not quarantined. */
+static void
+test_load_all_finishes_unwritten (Fixture *f, gconstpointer data)
+{
+  g_autofree char *obj = crisp_store_object_path (f->store, ID_A);
+  g_autofree char *upper = g_build_filename (obj, "upper", NULL);
+  g_autofree char *tmp = g_build_filename (obj, ".rec.json.tmp4242", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (upper, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (tmp, "{\"value\": \"ha", -1, NULL));
+  LoadState s = { g_ptr_array_new_with_free_func (g_free), 0 };
+  g_autoptr (GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+  g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, problems, NULL));
+  g_assert_cmpuint (s.seen->len, ==, 0);
+  g_assert_cmpuint (s.unreadable, ==, 1);
+  g_assert_cmpuint (problems->len, ==, 1);
+  g_assert_nonnull (strstr (problems->pdata[0], "no record 'rec.json', removed"));
+  g_assert_false (g_file_test (obj, G_FILE_TEST_EXISTS));
+  g_autofree char *q = g_build_filename (crisp_store_path (f->store), ".quarantine", NULL);
+  g_assert_cmpuint (count_entries (q), ==, 0);
+  g_ptr_array_unref (s.seen);
+}
+
+/* Empty, truncated and non-object records are reported, the loader is told, and the object is
+ * kept in quarantine with its files. */
+static void
+test_load_all_quarantines_truncated (Fixture *f, gconstpointer data)
+{
+  const char *bad[] = { "", "{\"value\": \"go", "null", "\xff\xfe garbage" };
+  g_autoptr (JsonNode) rec = make_record ("good");
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *id = g_strdup_printf ("%04x", (guint) (0xa0 + i));
+      g_assert_true (crisp_store_save (f->store, id, "rec.json", rec, NULL));
+      g_autofree char *path = g_build_filename (crisp_store_path (f->store), id, "rec.json", NULL);
+      g_assert_true (g_file_set_contents (path, bad[i], -1, NULL));
+    }
+  LoadState s = { g_ptr_array_new_with_free_func (g_free), 0 };
+  g_autoptr (GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+  g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, problems, NULL));
+  g_assert_cmpuint (s.seen->len, ==, 0);
+  g_assert_cmpuint (s.unreadable, ==, G_N_ELEMENTS (bad));
+  g_assert_cmpuint (problems->len, ==, G_N_ELEMENTS (bad));
+  for (guint i = 0; i < problems->len; i++)
+    g_assert_nonnull (strstr (problems->pdata[i], "moved to .quarantine"));
+  g_autofree char *q = g_build_filename (crisp_store_path (f->store), ".quarantine", NULL);
+  g_assert_cmpuint (count_entries (q), ==, G_N_ELEMENTS (bad));
+  g_assert_cmpuint (count_entries (crisp_store_path (f->store)), ==, 1); /* .quarantine */
+  g_ptr_array_unref (s.seen);
+}
+
+static char *
+read_version_file (Fixture *f)
+{
+  g_autofree char *path = g_build_filename (f->dir, CRISP_STATE_VERSION_FILE, NULL);
+  char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return NULL;
+  return text;
+}
+
+static void
+write_version_file (Fixture *f, const char *text)
+{
+  g_autofree char *path = g_build_filename (f->dir, CRISP_STATE_VERSION_FILE, NULL);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+}
+
+/* The state written before the version file existed is version 1: read as such, and the file
+ * is written; a second check changes nothing. */
+static void
+test_state_version_unversioned_is_1 (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  guint found = 0;
+  g_assert_true (crisp_state_version_check (f->dir, 1, NULL, &found, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (found, ==, 1);
+  g_autofree char *text = read_version_file (f);
+  g_assert_cmpstr (text, ==, "1\n");
+  g_assert_true (crisp_state_version_check (f->dir, 1, NULL, &found, &error));
+  g_assert_cmpuint (found, ==, 1);
+}
+
+/* A newer state, or a version file that does not parse, is refused and left as it is. */
+static void
+test_state_version_refuses_newer (Fixture *f, gconstpointer data)
+{
+  const char *bad[] = { "2\n", "17", "", "\n", "x\n", "0\n", "99999999999\n", "1\n2\n" };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      write_version_file (f, bad[i]);
+      guint found = 1234;
+      g_assert_false (crisp_state_version_check (f->dir, 1, NULL, &found, &error));
+      g_assert_error (error, CRISP_ERROR, CRISP_ERROR_FAILED_PRECONDITION);
+      g_assert_nonnull (strstr (error->message, f->dir));
+      g_assert_cmpuint (found, ==, 1234);
+      g_autofree char *text = read_version_file (f);
+      g_assert_cmpstr (text, ==, bad[i]);
+    }
+  g_autoptr (GError) error = NULL;
+  write_version_file (f, "2\n");
+  g_assert_false (crisp_state_version_check (f->dir, 1, NULL, NULL, &error));
+  g_assert_nonnull (strstr (error->message, "format version 2"));
+  g_assert_nonnull (strstr (error->message, "versions up to 1"));
+}
+
+static GPtrArray *migrated;
+
+static gboolean
+migrate_1_to_2 (const char *dir, GError **error)
+{
+  g_ptr_array_add (migrated, g_strdup ("1->2"));
+  return TRUE;
+}
+
+static gboolean
+migrate_2_to_3_fails (const char *dir, GError **error)
+{
+  g_ptr_array_add (migrated, g_strdup ("2->3"));
+  return crisp_throw (error, CRISP_ERROR_INTERNAL, "no space");
+}
+
+/* Migrations run in order, and the version file follows each step that finished, so a failed
+ * step is retried at the next start from where it stopped. */
+static void
+test_state_version_migrates_in_steps (Fixture *f, gconstpointer data)
+{
+  migrated = g_ptr_array_new_with_free_func (g_free);
+  const CrispStateMigrateFunc steps[] = { migrate_1_to_2, migrate_2_to_3_fails };
+  g_autoptr (GError) error = NULL;
+  g_assert_false (crisp_state_version_check (f->dir, 3, steps, NULL, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INTERNAL);
+  g_assert_nonnull (strstr (error->message, "from state version 2 to 3"));
+  g_assert_cmpuint (migrated->len, ==, 2);
+  g_autofree char *text = read_version_file (f);
+  g_assert_cmpstr (text, ==, "2\n");
+  g_clear_error (&error);
+  const CrispStateMigrateFunc fixed[] = { migrate_1_to_2, NULL };
+  guint found = 0;
+  g_assert_true (crisp_state_version_check (f->dir, 3, fixed, &found, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (found, ==, 2);
+  g_assert_cmpuint (migrated->len, ==, 2); /* 1->2 is not run again */
+  g_autofree char *text3 = read_version_file (f);
+  g_assert_cmpstr (text3, ==, "3\n");
+  g_clear_pointer (&migrated, g_ptr_array_unref);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -203,5 +366,10 @@ main (int argc, char **argv)
   ADD ("rejects-bad-ids", test_rejects_bad_ids);
   ADD ("load-all-quarantines", test_load_all_quarantines);
   ADD ("remove-and-delete", test_remove_and_delete);
+  ADD ("load-all-finishes-unwritten", test_load_all_finishes_unwritten);
+  ADD ("load-all-quarantines-truncated", test_load_all_quarantines_truncated);
+  ADD ("state-version-unversioned-is-1", test_state_version_unversioned_is_1);
+  ADD ("state-version-refuses-newer", test_state_version_refuses_newer);
+  ADD ("state-version-migrates-in-steps", test_state_version_migrates_in_steps);
   return g_test_run ();
 }
