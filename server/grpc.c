@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "grpc.h"
+#include "proto/proto-strings.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -231,8 +232,9 @@ crisp_call_run_in_thread (CrispCall *call, CrispCallThreadFunc fn, gpointer data
   g_thread_pool_push (call->grpc->workers, w, NULL);
 }
 
+/* The request, or NULL; nul_field is set when it decoded but a string in it holds a NUL. */
 static ProtobufCMessage *
-decode_request (CrispCall *c)
+decode_request (CrispCall *c, char *nul_field, size_t size)
 {
   grpc_byte_buffer_reader reader;
   if (!grpc_byte_buffer_reader_init (&reader, c->recv_buf))
@@ -241,6 +243,13 @@ decode_request (CrispCall *c)
   grpc_byte_buffer_reader_destroy (&reader);
   ProtobufCMessage *msg = protobuf_c_message_unpack (
       c->method->input, NULL, GRPC_SLICE_LENGTH (all), GRPC_SLICE_START_PTR (all));
+  if (msg != NULL
+      && crisp_proto_find_nul (c->method->input, GRPC_SLICE_START_PTR (all),
+                               GRPC_SLICE_LENGTH (all), nul_field, size))
+    {
+      protobuf_c_message_free_unpacked (msg, NULL);
+      msg = NULL;
+    }
   grpc_slice_unref (all);
   return msg;
 }
@@ -261,11 +270,15 @@ on_recv (CrispCall *c, gboolean success)
       crisp_call_fail_literal (c, CRISP_ERROR_INVALID_ARGUMENT, "no request message received");
       return;
     }
-  c->request = decode_request (c);
+  char nul_field[256] = "";
+  c->request = decode_request (c, nul_field, sizeof nul_field);
   if (c->request == NULL)
     {
-      g_autofree char *msg = g_strdup_printf ("request to %s does not decode as %s",
-                                              c->method->name, c->method->input->name);
+      g_autofree char *msg = *nul_field
+                                 ? g_strdup_printf ("request to %s: field '%s' contains a NUL byte",
+                                                    c->method->name, nul_field)
+                                 : g_strdup_printf ("request to %s does not decode as %s",
+                                                    c->method->name, c->method->input->name);
       crisp_call_fail_literal (c, CRISP_ERROR_INVALID_ARGUMENT, msg);
       return;
     }

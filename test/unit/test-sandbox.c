@@ -6,6 +6,7 @@
 #include "pkg/network/network-private.h"
 
 #include "crisp-error.h"
+#include "proto/proto-strings.h"
 
 #include <glib/gstdio.h>
 
@@ -179,6 +180,50 @@ test_log_directory (void)
   g_assert_cmpint (rmdir (dir), ==, 0);
 }
 
+/* Packs a RunPodSandboxRequest, then turns every '#' in the encoding into a NUL. */
+static guint8 *
+pack_with_nuls (Req *r, gsize *out_len)
+{
+  Runtime__V1__RunPodSandboxRequest req = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
+  req.config = &r->config;
+  *out_len = protobuf_c_message_get_packed_size (&req.base);
+  guint8 *buf = g_malloc (*out_len);
+  protobuf_c_message_pack (&req.base, buf);
+  for (gsize i = 0; i < *out_len; i++)
+    if (buf[i] == '#')
+      buf[i] = 0;
+  return buf;
+}
+
+static void
+test_find_nul (void)
+{
+  const ProtobufCMessageDescriptor *d = &runtime__v1__run_pod_sandbox_request__descriptor;
+  Req r;
+  req_init (&r);
+  char path[64];
+  gsize len;
+  g_autofree guint8 *clean = pack_with_nuls (&r, &len);
+  g_assert_false (crisp_proto_find_nul (d, clean, len, path, sizeof path));
+
+  r.meta.name = (char *) "evil#name";
+  g_autofree guint8 *in_name = pack_with_nuls (&r, &len);
+  g_assert_true (crisp_proto_find_nul (d, in_name, len, path, sizeof path));
+  g_assert_cmpstr (path, ==, "config.metadata.name");
+
+  req_init (&r);
+  Runtime__V1__PodSandboxConfig__LabelsEntry e
+      = RUNTIME__V1__POD_SANDBOX_CONFIG__LABELS_ENTRY__INIT;
+  Runtime__V1__PodSandboxConfig__LabelsEntry *entries[] = { &e };
+  e.key = (char *) "app";
+  e.value = (char *) "web#x";
+  r.config.labels = entries;
+  r.config.n_labels = 1;
+  g_autofree guint8 *in_label = pack_with_nuls (&r, &len);
+  g_assert_true (crisp_proto_find_nul (d, in_label, len, path, sizeof path));
+  g_assert_cmpstr (path, ==, "config.labels.value");
+}
+
 static void
 test_dns_validation (void)
 {
@@ -277,6 +322,7 @@ main (int argc, char **argv)
   g_test_add_func ("/sandbox/metadata-names", test_metadata_names);
   g_test_add_func ("/sandbox/annotation-bounds", test_annotation_bounds);
   g_test_add_func ("/sandbox/log-directory", test_log_directory);
+  g_test_add_func ("/proto/find-nul", test_find_nul);
   g_test_add_func ("/network/conflist-discovery", test_conflist_discovery);
   g_test_add_func ("/network/attachment-ips", test_attachment_ips);
   return g_test_run ();
