@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "crisp-base.h"
+#include "monitor-client.h"
 
 #include <fcntl.h>
 #include <glib.h>
@@ -138,6 +139,46 @@ test_open_dir_nofollow (void)
   g_assert_cmpint (system (cmd), ==, 0);
 }
 
+static CrispMonitorExecResult
+exec_result (size_t out, size_t err)
+{
+  CrispMonitorExecResult r = { 0 };
+  r.out = g_malloc0 (out + 1);
+  r.out_len = out;
+  r.err = g_malloc0 (err + 1);
+  r.err_len = err;
+  memset (r.out, 'o', out);
+  memset (r.err, 'e', err);
+  return r;
+}
+
+static void
+test_exec_result_fit (void)
+{
+  const struct
+  {
+    size_t out, err, max, want_out, want_err;
+    bool truncated;
+  } cases[] = {
+    { 10, 10, 20, 10, 10, false }, /* exactly the budget */
+    { 30, 0, 20, 20, 0, true },    /* one stream alone takes all of it */
+    { 3, 30, 20, 3, 17, true },    /* a small stream is kept whole */
+    { 30, 4, 20, 16, 4, true },    { 30, 30, 21, 10, 11, true }, /* both over half: shared */
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      CrispMonitorExecResult r = exec_result (cases[i].out, cases[i].err);
+      crisp_monitor_exec_result_fit (&r, cases[i].max);
+      g_assert_cmpuint (r.out_len, ==, cases[i].want_out);
+      g_assert_cmpuint (r.err_len, ==, cases[i].want_err);
+      g_assert_cmpuint (strlen (r.out), ==, cases[i].want_out);
+      g_assert_cmpuint (strlen (r.err), ==, cases[i].want_err);
+      g_assert_true (r.truncated == cases[i].truncated);
+      g_free (r.out);
+      g_free (r.err);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -148,5 +189,6 @@ main (int argc, char **argv)
   g_test_add_func ("/base/mkdir-p-strlcpy", test_mkdir_p_and_strlcpy);
   g_test_add_func ("/base/path-is-clean", test_path_is_clean);
   g_test_add_func ("/base/open-dir-nofollow", test_open_dir_nofollow);
+  g_test_add_func ("/base/exec-result-fit", test_exec_result_fit);
   return g_test_run ();
 }
