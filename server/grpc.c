@@ -41,6 +41,8 @@ struct _CrispCall
   grpc_byte_buffer *send_buf;
   grpc_slice status_details;
   gboolean have_status_details;
+  grpc_metadata trailer;
+  gboolean have_trailer;
   int cancelled;
   const CrispMethod *method;
   ProtobufCMessage *request;
@@ -89,6 +91,11 @@ call_unref (CrispCall *c)
     grpc_byte_buffer_destroy (c->send_buf);
   if (c->have_status_details)
     grpc_slice_unref (c->status_details);
+  if (c->have_trailer)
+    {
+      grpc_slice_unref (c->trailer.key);
+      grpc_slice_unref (c->trailer.value);
+    }
   if (c->request)
     protobuf_c_message_free_unpacked (c->request, NULL);
   g_clear_object (&c->cancellable);
@@ -161,6 +168,11 @@ call_send (CrispCall *c, grpc_status_code code, const char *message)
       c->have_status_details = TRUE;
       ops[n].data.send_status_from_server.status_details = &c->status_details;
     }
+  if (c->have_trailer)
+    {
+      ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+      ops[n].data.send_status_from_server.trailing_metadata = &c->trailer;
+    }
   n++;
   grpc_call_error r = grpc_call_start_batch (c->call, ops, n, &c->tag_send, NULL);
   if (r != GRPC_CALL_OK)
@@ -169,6 +181,15 @@ call_send (CrispCall *c, grpc_status_code code, const char *message)
                  (int) r);
       call_unref (c);
     }
+}
+
+void
+crisp_call_set_trailer (CrispCall *call, const char *key, const char *value)
+{
+  g_return_if_fail (!call->have_trailer && !g_atomic_int_get (&call->ended));
+  call->trailer.key = grpc_slice_from_copied_string (key);
+  call->trailer.value = grpc_slice_from_copied_string (value);
+  call->have_trailer = TRUE;
 }
 
 void

@@ -211,18 +211,22 @@ def kubelet_like_exec_sync(cenv, cid, cmd):
         fn = channel.unary_unary("/%s/ExecSync" % service,
                                  request_serializer=lambda m: m.SerializeToString(),
                                  response_deserializer=None)
-        raw = fn(pb.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=60), timeout=120)
+        raw, call = fn.with_call(pb.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=60),
+                                 timeout=120)
     finally:
         channel.close()
     assert len(raw) + 5 <= 16 * MiB
-    return pb.ExecSyncResponse.FromString(raw)
+    truncated = ("crisp-output-truncated", "true") in (call.trailing_metadata() or ())
+    return pb.ExecSyncResponse.FromString(raw), truncated
 
 
 def test_exec_sync_output_is_cut_to_fit_a_16_mib_reply(cenv):
     pod = cenv.run_pod("exec")
     cid = cenv.run(pod, "c", command=SLEEPER)
-    r = kubelet_like_exec_sync(cenv, cid, ["sh", "-c", "dd if=/dev/zero bs=1048576 count=20 "
-                                                       "2>/dev/null; echo done >&2"])
+    r, truncated = kubelet_like_exec_sync(cenv, cid, ["sh", "-c", "dd if=/dev/zero bs=1048576 "
+                                                                  "count=20 2>/dev/null; "
+                                                                  "echo done >&2"])
+    assert truncated
     assert r.exit_code == 0
     assert r.stderr == b"done\n"
     assert len(r.stdout) == EXEC_OUTPUT_MAX - len(r.stderr)
@@ -234,10 +238,10 @@ def test_exec_sync_output_is_cut_to_fit_a_16_mib_reply(cenv):
 def test_exec_sync_streams_share_the_budget(cenv):
     pod = cenv.run_pod("exec2")
     cid = cenv.run(pod, "c", command=SLEEPER)
-    r = kubelet_like_exec_sync(cenv, cid, [
+    r, truncated = kubelet_like_exec_sync(cenv, cid, [
         "sh", "-c", "dd if=/dev/zero bs=1048576 count=20 2>/dev/null & "
                     "dd if=/dev/zero bs=1048576 count=20 >&2 2>/dev/null; wait; exit 3"])
-    assert r.exit_code == 3
+    assert truncated and r.exit_code == 3
     assert len(r.stdout) == EXEC_OUTPUT_MAX // 2
     assert len(r.stderr) == EXEC_OUTPUT_MAX - EXEC_OUTPUT_MAX // 2
 
@@ -245,7 +249,8 @@ def test_exec_sync_streams_share_the_budget(cenv):
 def test_exec_sync_under_the_budget_is_whole(cenv):
     pod = cenv.run_pod("exec3")
     cid = cenv.run(pod, "c", command=SLEEPER)
-    r = kubelet_like_exec_sync(cenv, cid, ["sh", "-c", "dd if=/dev/zero bs=1048576 count=8 "
-                                                       "2>/dev/null; echo tail"])
+    r, truncated = kubelet_like_exec_sync(cenv, cid, ["sh", "-c", "dd if=/dev/zero bs=1048576 "
+                                                                  "count=8 2>/dev/null; echo tail"])
+    assert not truncated
     assert len(r.stdout) == 8 * MiB + 5 and r.stdout.endswith(b"tail\n")
     assert "output cut to fit" not in open(cenv.d.log_path).read()
