@@ -47,7 +47,7 @@ crisp_cri_log_destroy (CrispCriLog *log)
 int
 crisp_cri_log_reopen (CrispCriLog *log, const char *path)
 {
-  int fd = open (path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+  int fd = open (path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0640);
   if (fd < 0)
     return -errno;
   if (log->fd >= 0)

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "grpc.h"
+#include "proto/proto-strings.h"
 
 #include "crisp-tsan.h"
 
@@ -42,6 +43,8 @@ struct _CrispCall
   grpc_byte_buffer *send_buf;
   grpc_slice status_details;
   gboolean have_status_details;
+  grpc_metadata trailer;
+  gboolean have_trailer;
   int cancelled;
   const CrispMethod *method;
   ProtobufCMessage *request;
@@ -90,6 +93,11 @@ call_unref (CrispCall *c)
     grpc_byte_buffer_destroy (c->send_buf);
   if (c->have_status_details)
     grpc_slice_unref (c->status_details);
+  if (c->have_trailer)
+    {
+      grpc_slice_unref (c->trailer.key);
+      grpc_slice_unref (c->trailer.value);
+    }
   if (c->request)
     protobuf_c_message_free_unpacked (c->request, NULL);
   g_clear_object (&c->cancellable);
@@ -162,6 +170,11 @@ call_send (CrispCall *c, grpc_status_code code, const char *message)
       c->have_status_details = TRUE;
       ops[n].data.send_status_from_server.status_details = &c->status_details;
     }
+  if (c->have_trailer)
+    {
+      ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+      ops[n].data.send_status_from_server.trailing_metadata = &c->trailer;
+    }
   n++;
   CRISP_TSAN_RELEASE (&c->tag_send);
   grpc_call_error r = grpc_call_start_batch (c->call, ops, n, &c->tag_send, NULL);
@@ -171,6 +184,15 @@ call_send (CrispCall *c, grpc_status_code code, const char *message)
                  (int) r);
       call_unref (c);
     }
+}
+
+void
+crisp_call_set_trailer (CrispCall *call, const char *key, const char *value)
+{
+  g_return_if_fail (!call->have_trailer && !g_atomic_int_get (&call->ended));
+  call->trailer.key = grpc_slice_from_copied_string (key);
+  call->trailer.value = grpc_slice_from_copied_string (value);
+  call->have_trailer = TRUE;
 }
 
 void
@@ -236,8 +258,9 @@ crisp_call_run_in_thread (CrispCall *call, CrispCallThreadFunc fn, gpointer data
   g_thread_pool_push (call->grpc->workers, w, NULL);
 }
 
+/* The request, or NULL; nul_field is set when it decoded but a string in it holds a NUL. */
 static ProtobufCMessage *
-decode_request (CrispCall *c)
+decode_request (CrispCall *c, char *nul_field, size_t size)
 {
   grpc_byte_buffer_reader reader;
   if (!grpc_byte_buffer_reader_init (&reader, c->recv_buf))
@@ -246,6 +269,13 @@ decode_request (CrispCall *c)
   grpc_byte_buffer_reader_destroy (&reader);
   ProtobufCMessage *msg = protobuf_c_message_unpack (
       c->method->input, NULL, GRPC_SLICE_LENGTH (all), GRPC_SLICE_START_PTR (all));
+  if (msg != NULL
+      && crisp_proto_find_nul (c->method->input, GRPC_SLICE_START_PTR (all),
+                               GRPC_SLICE_LENGTH (all), nul_field, size))
+    {
+      protobuf_c_message_free_unpacked (msg, NULL);
+      msg = NULL;
+    }
   grpc_slice_unref (all);
   return msg;
 }
@@ -266,11 +296,15 @@ on_recv (CrispCall *c, gboolean success)
       crisp_call_fail_literal (c, CRISP_ERROR_INVALID_ARGUMENT, "no request message received");
       return;
     }
-  c->request = decode_request (c);
+  char nul_field[256] = "";
+  c->request = decode_request (c, nul_field, sizeof nul_field);
   if (c->request == NULL)
     {
-      g_autofree char *msg = g_strdup_printf ("request to %s does not decode as %s",
-                                              c->method->name, c->method->input->name);
+      g_autofree char *msg = *nul_field
+                                 ? g_strdup_printf ("request to %s: field '%s' contains a NUL byte",
+                                                    c->method->name, nul_field)
+                                 : g_strdup_printf ("request to %s does not decode as %s",
+                                                    c->method->name, c->method->input->name);
       crisp_call_fail_literal (c, CRISP_ERROR_INVALID_ARGUMENT, msg);
       return;
     }

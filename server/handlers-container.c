@@ -109,8 +109,15 @@ exec_sync_thread (CrispServer *self, CrispCall *call, gpointer data)
 {
   g_autoptr (GError) error = NULL;
   const Runtime__V1__ExecSyncRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__ExecSyncRequest);
-  ProtobufCMessage *resp
-      = (ProtobufCMessage *) crisp_container_service_exec_sync (self->containers, req, &error);
+  gboolean truncated = FALSE;
+  ProtobufCMessage *resp = (ProtobufCMessage *) crisp_container_service_exec_sync (
+      self->containers, req, &truncated, &error);
+  /* CRI has no field for it: a client that looks finds the flag in the trailing metadata. */
+  if (truncated)
+    {
+      g_message ("ExecSync in container '%s': output cut to fit a 16 MiB reply", req->container_id);
+      crisp_call_set_trailer (call, "crisp-output-truncated", "true");
+    }
   finish_owned (call, resp, error);
 }
 

@@ -60,6 +60,9 @@ const char *crisp_call_method_name (CrispCall *call); /* "PullImage" */
 const ProtobufCMessage *crisp_call_request (CrispCall *call);
 /* Cancelled when the client cancels, the deadline passes, or crisp shuts down. */
 GCancellable *crisp_call_cancellable (CrispCall *call);
+/* Adds one key/value pair (a lowercase key) to the trailing metadata the call ends with; at
+ * most once per call, before it ends. */
+void crisp_call_set_trailer (CrispCall *call, const char *key, const char *value);
 /* Sends `response` (its type is the method's output message) and ends the call. */
 void crisp_call_finish (CrispCall *call, const ProtobufCMessage *response);
 /* Sends the error as a gRPC status (code from crisp_error_to_code) and ends the call;

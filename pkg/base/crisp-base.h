@@ -60,6 +60,17 @@ int crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, si
 /* Creates every missing component of path with mode (existing ones are left alone). */
 int crisp_mkdir_p (const char *path, mode_t mode);
 
+/* true when path is clean: no empty, "." or ".." component, so no "//" and no trailing "/"
+ * (the root "/" alone is not clean either).  absolute: it must start with "/", otherwise it
+ * must not. */
+bool crisp_path_is_clean (const char *path, bool absolute);
+
+/* Opens directory path one component at a time with O_NOFOLLOW, from "/" when path is absolute,
+ * otherwise from dirfd; create makes missing components with mode.  A component that is a
+ * symbolic link fails with -ELOOP, one that is not a directory with -ENOTDIR.  path must be
+ * clean (see crisp_path_is_clean), or -EINVAL. */
+int crisp_open_dir_nofollow (int dirfd, const char *path, bool create, mode_t mode, int *out_fd);
+
 /* Sets or clears FD_CLOEXEC / O_NONBLOCK. */
 int crisp_fd_set_cloexec (int fd, bool on);
 int crisp_fd_set_nonblock (int fd, bool on);

@@ -116,6 +116,71 @@ crisp_mkdir_p (const char *path, mode_t mode)
   return 0;
 }
 
+bool
+crisp_path_is_clean (const char *path, bool absolute)
+{
+  if (path == NULL || *path == '\0' || (path[0] == '/') != absolute)
+    return false;
+  const char *p = absolute ? path + 1 : path;
+  for (;;)
+    {
+      size_t n = strcspn (p, "/");
+      if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+        return false;
+      if (p[n] == '\0')
+        return true;
+      p += n + 1;
+    }
+}
+
+/* One step of the walk: the directory name in dirfd, made first when create. */
+static int
+open_component (int dirfd, const char *name, bool create, mode_t mode)
+{
+  const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  int fd = openat (dirfd, name, flags);
+  if (fd < 0 && errno == ENOENT && create)
+    {
+      if (mkdirat (dirfd, name, mode) < 0 && errno != EEXIST)
+        return -errno;
+      fd = openat (dirfd, name, flags);
+    }
+  if (fd >= 0)
+    return fd;
+  /* O_NOFOLLOW|O_DIRECTORY on a symlink reports ELOOP or ENOTDIR: tell them apart. */
+  int err = errno;
+  struct stat st;
+  if (fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK (st.st_mode))
+    return -ELOOP;
+  return -err;
+}
+
+int
+crisp_open_dir_nofollow (int dirfd, const char *path, bool create, mode_t mode, int *out_fd)
+{
+  char buf[PATH_MAX];
+  if (!crisp_path_is_clean (path, path != NULL && path[0] == '/'))
+    return -EINVAL;
+  int r = crisp_strlcpy (buf, path, sizeof buf);
+  if (r < 0)
+    return r;
+  _cleanup_close_ int fd = buf[0] == '/' ? open ("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                                         : fcntl (dirfd, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0)
+    return -errno;
+  char *save = NULL;
+  for (char *name = strtok_r (buf, "/", &save); name; name = strtok_r (NULL, "/", &save))
+    {
+      int next = open_component (fd, name, create, mode);
+      if (next < 0)
+        return next;
+      close (fd);
+      fd = next;
+    }
+  *out_fd = take_fd (&fd);
+  return 0;
+}
+
 int
 crisp_fd_set_cloexec (int fd, bool on)
 {

@@ -345,3 +345,26 @@ crisp_monitor_exec_result_clear (CrispMonitorExecResult *result)
   free (result->err);
   *result = (CrispMonitorExecResult){ 0 };
 }
+
+void
+crisp_monitor_exec_result_fit (CrispMonitorExecResult *result, size_t max)
+{
+  size_t out = result->out_len, err = result->err_len;
+  if (out + err <= max)
+    return;
+  size_t half = max / 2;
+  if (out <= half)
+    err = max - out;
+  else if (err <= half)
+    out = max - err;
+  else
+    out = half, err = max - half;
+  result->truncated = true;
+  result->out_len = out;
+  result->err_len = err;
+  /* The buffers hold len + 1 bytes (append keeps them NUL-terminated). */
+  if (result->out)
+    result->out[out] = '\0';
+  if (result->err)
+    result->err[err] = '\0';
+}

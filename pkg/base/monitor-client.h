@@ -71,3 +71,6 @@ typedef struct
 int crisp_monitor_exec (int fd, const char *const *argv, const char *const *envp,
                         uint32_t timeout_ms, uint32_t output_max, CrispMonitorExecResult *out);
 void crisp_monitor_exec_result_clear (CrispMonitorExecResult *result);
+/* Trims the output to max bytes for both streams together, setting truncated when it cuts: a
+ * stream under half keeps all of it and the other gets the rest, otherwise each keeps half. */
+void crisp_monitor_exec_result_fit (CrispMonitorExecResult *result, size_t max);

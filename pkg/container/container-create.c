@@ -10,12 +10,11 @@
 #include "pkg/sandbox/sandbox.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #define RECORD "container.json"
-#define MAX_NAME 253
-#define MAX_LOG_PATH 4096
 
 static char *
 random_id (GError **error)
@@ -35,29 +34,28 @@ validate_request (const Runtime__V1__CreateContainerRequest *req, GError **error
   const Runtime__V1__ContainerConfig *cfg = req->config;
   if (cfg == NULL)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "config is missing");
-  if (cfg->metadata == NULL || cfg->metadata->name == NULL || *cfg->metadata->name == '\0')
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "config.metadata.name is empty");
-  const char *name = cfg->metadata->name;
-  if (strlen (name) > MAX_NAME || strchr (name, '/') != NULL)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "config.metadata.name '%.64s' is not a valid name", name);
+  if (cfg->metadata == NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "config.metadata is missing");
+  if (!crisp_pod_config_check_name ("config.metadata.name", cfg->metadata->name, error))
+    return FALSE;
   if (cfg->image == NULL || cfg->image->image == NULL || *cfg->image->image == '\0')
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "config.image.image is empty");
   const char *log = cfg->log_path;
-  if (log != NULL && *log != '\0')
-    {
-      g_auto (GStrv) parts = g_strsplit (log, "/", -1);
-      gboolean bad = log[0] == '/' || strlen (log) > MAX_LOG_PATH;
-      for (char **p = parts; !bad && *p; p++)
-        bad = g_str_equal (*p, "..");
-      if (bad)
-        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                            "config.log_path '%.256s' must be relative without '..'", log);
-    }
-  return TRUE;
+  if (log != NULL && *log != '\0'
+      && (strlen (log) >= PATH_MAX || !crisp_path_is_clean (log, FALSE)))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "config.log_path '%.256s' must be a relative path without '.', '..' or "
+                        "empty components",
+                        log);
+  return crisp_pod_config_check_map ("config.labels", (void *const *) cfg->labels, cfg->n_labels,
+                                     CRISP_LABELS_MAX, error)
+         && crisp_pod_config_check_map ("config.annotations", (void *const *) cfg->annotations,
+                                        cfg->n_annotations, CRISP_ANNOTATIONS_MAX, error);
 }
 
-/* The log file under the pod's log directory; its directories are created as kubelet does. */
+/* The log file under the pod's log directory.  Its directories are made as kubelet does, but
+ * one component at a time without following a symbolic link, so the log cannot land outside
+ * the directory the pod named; conmon opens the file itself with O_NOFOLLOW. */
 static gboolean
 prepare_log_path (CrispPod *pod, const Runtime__V1__ContainerConfig *cfg, char **out_path,
                   GError **error)
@@ -69,10 +67,24 @@ prepare_log_path (CrispPod *pod, const Runtime__V1__ContainerConfig *cfg, char *
       return TRUE;
     }
   g_autofree char *path = g_build_filename (dir, cfg->log_path, NULL);
-  g_autofree char *parent = g_path_get_dirname (path);
-  int r = crisp_mkdir_p (parent, 0755);
+  if (strlen (path) >= PATH_MAX)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "log_directory plus config.log_path is longer than %d bytes", PATH_MAX - 1);
+  _cleanup_close_ int dirfd = -1;
+  int r = crisp_open_dir_nofollow (-1, dir, TRUE, 0755, &dirfd);
   if (r < 0)
-    return crisp_throw_errno (error, r, "creating log directory '%s'", parent);
+    return crisp_pod_config_throw_path (error, r, "pod log_directory", dir);
+  g_autofree char *parent = g_path_get_dirname (cfg->log_path);
+  _cleanup_close_ int parentfd = -1;
+  if (g_str_equal (parent, "."))
+    parentfd = take_fd (&dirfd);
+  else if ((r = crisp_open_dir_nofollow (dirfd, parent, TRUE, 0755, &parentfd)) < 0)
+    return crisp_pod_config_throw_path (error, r, "config.log_path", cfg->log_path);
+  g_autofree char *base = g_path_get_basename (cfg->log_path);
+  struct stat st;
+  if (fstatat (parentfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG (st.st_mode))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "config.log_path '%s' exists and is not a regular file", cfg->log_path);
   *out_path = g_steal_pointer (&path);
   return TRUE;
 }

@@ -9,6 +9,12 @@
 
 #include <string.h>
 
+/* The kubelet's gRPC client takes messages of at most 16 MiB, so ExecSync's whole reply must
+ * fit: stdout and stderr share this budget; the rest covers two field headers of 5 bytes, an
+ * exit code of up to 11 and the 5-byte gRPC frame header, with room to spare. */
+#define EXEC_SYNC_REPLY_MAX (16u * 1024 * 1024)
+#define EXEC_SYNC_OUTPUT_MAX (EXEC_SYNC_REPLY_MAX - 1024)
+
 void *
 crisp_proto_copy_map (size_t n, void *const *src, const ProtobufCMessageDescriptor *desc,
                       size_t *out_n)
@@ -243,7 +249,8 @@ connect_running (CrispContainerService *svc, CrispContainer *c, GError **error)
 
 Runtime__V1__ExecSyncResponse *
 crisp_container_service_exec_sync (CrispContainerService *svc,
-                                   const Runtime__V1__ExecSyncRequest *req, GError **error)
+                                   const Runtime__V1__ExecSyncRequest *req, gboolean *out_truncated,
+                                   GError **error)
 {
   if (req->n_cmd == 0 || req->cmd[0] == NULL || *req->cmd[0] == '\0')
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "cmd is empty"), NULL;
@@ -262,7 +269,7 @@ crisp_container_service_exec_sync (CrispContainerService *svc,
     argv[i] = req->cmd[i];
   CrispMonitorExecResult res = { 0 };
   guint32 timeout_ms = (guint32) MIN (req->timeout, G_MAXUINT32 / 1000) * 1000;
-  int r = crisp_monitor_exec (fd, argv, NULL, timeout_ms, 0, &res);
+  int r = crisp_monitor_exec (fd, argv, NULL, timeout_ms, EXEC_SYNC_OUTPUT_MAX, &res);
   if (r < 0)
     return crisp_throw_errno (error, r, "exec in container '%s'", c->id), NULL;
   /* The container may have exited while the runtime was setting the exec up: then the
@@ -283,6 +290,8 @@ crisp_container_service_exec_sync (CrispContainerService *svc,
                           req->timeout),
              NULL;
     }
+  crisp_monitor_exec_result_fit (&res, EXEC_SYNC_OUTPUT_MAX);
+  *out_truncated = res.truncated;
   Runtime__V1__ExecSyncResponse *resp = malloc (sizeof *resp);
   runtime__v1__exec_sync_response__init (resp);
   resp->stdout.data = (uint8_t *) TAKE_PTR (res.out);

@@ -52,9 +52,11 @@ Runtime__V1__ContainerStatusResponse *crisp_container_service_status (CrispConta
 Runtime__V1__ListContainersResponse *
 crisp_container_service_list (CrispContainerService *svc, const Runtime__V1__ContainerFilter *f);
 
+/* stdout and stderr together are cut to what fits a 16 MiB reply; *out_truncated says so. */
 Runtime__V1__ExecSyncResponse *
 crisp_container_service_exec_sync (CrispContainerService *svc,
-                                   const Runtime__V1__ExecSyncRequest *req, GError **error);
+                                   const Runtime__V1__ExecSyncRequest *req, gboolean *out_truncated,
+                                   GError **error);
 /* What a streaming exec needs to run `runtime --root root exec id ...` itself: the full id
  * and the OCI runtime. NOT_FOUND, or FAILED_PRECONDITION unless the container is running. */
 gboolean crisp_container_service_exec_info (CrispContainerService *svc, const char *id,

@@ -4,8 +4,10 @@
 
 #include "sandbox-private.h"
 
+#include "crisp-base.h"
 #include "crisp-error.h"
 
+#include <limits.h>
 #include <string.h>
 
 static Runtime__V1__NamespaceOption *
@@ -54,6 +56,19 @@ has_bad_chars (const char *s)
   return FALSE;
 }
 
+gboolean
+crisp_pod_config_check_name (const char *field, const char *value, GError **error)
+{
+  if (value == NULL || *value == '\0')
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s is empty", field);
+  if (strlen (value) > CRISP_NAME_MAX || has_bad_chars (value) || strchr (value, '/') != NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "%s '%.64s' is not a valid name (at most %d bytes, no '/', spaces or "
+                        "control characters)",
+                        field, value, CRISP_NAME_MAX);
+  return TRUE;
+}
+
 static gboolean
 validate_metadata (const Runtime__V1__PodSandboxMetadata *m, GError **error)
 {
@@ -69,12 +84,75 @@ validate_metadata (const Runtime__V1__PodSandboxMetadata *m, GError **error)
         return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                             "sandbox config: metadata.%s is empty", f[i].field);
       /* They end up in CNI_ARGS (';'-separated) and in a name key ('_'-separated). */
-      if (strlen (f[i].value) > 253 || has_bad_chars (f[i].value) || strchr (f[i].value, ';')
-          || strchr (f[i].value, '='))
+      if (strlen (f[i].value) > CRISP_NAME_MAX || has_bad_chars (f[i].value)
+          || strchr (f[i].value, ';') || strchr (f[i].value, '='))
         return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                             "sandbox config: metadata.%s '%s' is not a valid name", f[i].field,
                             f[i].value);
     }
+  return TRUE;
+}
+
+/* Every map<string, string> entry protobuf-c generates has this layout. */
+typedef struct
+{
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+} MapEntry;
+G_STATIC_ASSERT (G_STRUCT_OFFSET (MapEntry, key)
+                 == G_STRUCT_OFFSET (Runtime__V1__PodSandboxConfig__LabelsEntry, key));
+G_STATIC_ASSERT (G_STRUCT_OFFSET (MapEntry, value)
+                 == G_STRUCT_OFFSET (Runtime__V1__ContainerConfig__AnnotationsEntry, value));
+
+gboolean
+crisp_pod_config_check_map (const char *field, void *const *entries, size_t n, gsize max,
+                            GError **error)
+{
+  gsize total = 0;
+  for (size_t i = 0; i < n; i++)
+    {
+      const MapEntry *e = entries[i];
+      if (e->key == NULL || *e->key == '\0')
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: a key is empty", field);
+      total += strlen (e->key) + (e->value ? strlen (e->value) : 0);
+    }
+  if (total > max)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "%s: %zu entries of %" G_GSIZE_FORMAT " bytes in total, over the limit of "
+                        "%" G_GSIZE_FORMAT " bytes (%" G_GSIZE_FORMAT " KiB, keys plus values)",
+                        field, n, total, max, max / 1024);
+  return TRUE;
+}
+
+gboolean
+crisp_pod_config_throw_path (GError **error, int r, const char *field, const char *path)
+{
+  const char *why = r == -ELOOP     ? "a symbolic link, which crisp does not follow"
+                    : r == -ENOTDIR ? "not a directory"
+                    : r == -EINVAL  ? "'.', '..' or empty"
+                                    : NULL;
+  if (why != NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s '%s': a component is %s", field,
+                        path, why);
+  return crisp_throw_errno (error, r, "%s '%s'", field, path);
+}
+
+gboolean
+crisp_pod_config_check_log_directory (const char *field, const char *dir, GError **error)
+{
+  if (dir == NULL || *dir == '\0')
+    return TRUE;
+  if (strlen (dir) >= PATH_MAX || !crisp_path_is_clean (dir, TRUE))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "%s '%.256s' must be an absolute path without '.', '..' or empty "
+                        "components",
+                        field, dir);
+  /* Only what exists is checked here: CreateContainer makes the rest, with the same walk. */
+  _cleanup_close_ int fd = -1;
+  int r = crisp_open_dir_nofollow (-1, dir, FALSE, 0, &fd);
+  if (r < 0 && r != -ENOENT)
+    return crisp_pod_config_throw_path (error, r, field, dir);
   return TRUE;
 }
 
@@ -251,14 +329,35 @@ validate_ports (const Runtime__V1__PodSandboxConfig *config, GError **error)
   return TRUE;
 }
 
+/* Rules checked on requests only.  A record read back (no cgroup driver) was accepted by the
+ * crisp that made it: failing it on a rule added since, or on a link that appeared in its log
+ * directory, would lose a running pod at start-up. */
+static gboolean
+validate_request_only (const Runtime__V1__PodSandboxConfig *config, GError **error)
+{
+  const Runtime__V1__PodSandboxMetadata *m = config->metadata;
+  return crisp_pod_config_check_name ("sandbox config: metadata.name", m->name, error)
+         && crisp_pod_config_check_name ("sandbox config: metadata.namespace", m->namespace_, error)
+         && crisp_pod_config_check_name ("sandbox config: metadata.uid", m->uid, error)
+         && crisp_pod_config_check_map ("sandbox config: labels", (void *const *) config->labels,
+                                        config->n_labels, CRISP_LABELS_MAX, error)
+         && crisp_pod_config_check_map ("sandbox config: annotations",
+                                        (void *const *) config->annotations, config->n_annotations,
+                                        CRISP_ANNOTATIONS_MAX, error)
+         && crisp_pod_config_check_log_directory ("sandbox config: log_directory",
+                                                  config->log_directory, error);
+}
+
 gboolean
 crisp_pod_config_validate (const Runtime__V1__PodSandboxConfig *config, const char *cgroup_driver,
                            GError **error)
 {
   if (config == NULL)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "sandbox config is missing");
-  return validate_metadata (config->metadata, error) && validate_hostname (config->hostname, error)
-         && validate_dns (config->dns_config, error) && validate_namespaces (config, error)
+  return validate_metadata (config->metadata, error)
+         && (cgroup_driver == NULL || validate_request_only (config, error))
+         && validate_hostname (config->hostname, error) && validate_dns (config->dns_config, error)
+         && validate_namespaces (config, error)
          && validate_cgroup_parent (config->linux ? config->linux->cgroup_parent : NULL,
                                     cgroup_driver, error)
          && validate_sysctls (config, error) && validate_ports (config, error);

@@ -60,6 +60,25 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispPod, crisp_pod_unref)
 
 typedef struct _CrispPodService CrispPodService;
 
+/* Bounds on what a request may carry, shared by pods and containers (pod-config.c). */
+#define CRISP_NAME_MAX 253
+#define CRISP_LABELS_MAX (256 * 1024)      /* keys plus values, like Kubernetes' annotations */
+#define CRISP_ANNOTATIONS_MAX (256 * 1024) /* Kubernetes' own bound on an object's annotations */
+
+/* INVALID_ARGUMENT naming field unless value is 1 to CRISP_NAME_MAX bytes without '/', spaces
+ * or control characters. */
+gboolean crisp_pod_config_check_name (const char *field, const char *value, GError **error);
+/* INVALID_ARGUMENT naming field and max when the protobuf map entries (labels, annotations)
+ * hold more than max bytes of keys and values, or an empty key. */
+gboolean crisp_pod_config_check_map (const char *field, void *const *entries, size_t n, gsize max,
+                                     GError **error);
+/* INVALID_ARGUMENT unless dir (empty: none) is absolute and clean, and no component of it that
+ * exists is a symbolic link or a non-directory. */
+/* Turns crisp_open_dir_nofollow's -ELOOP, -ENOTDIR and -EINVAL into INVALID_ARGUMENT naming
+ * field and path; other errors keep their errno. */
+gboolean crisp_pod_config_throw_path (GError **error, int r, const char *field, const char *path);
+gboolean crisp_pod_config_check_log_directory (const char *field, const char *dir, GError **error);
+
 /* What the container area plugs in: StopPodSandbox calls stop_pod before tearing the pod
  * down, RemovePodSandbox calls remove_pod; both must be idempotent. */
 typedef struct

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "crisp-base.h"
+#include "monitor-client.h"
 
 #include <fcntl.h>
 #include <glib.h>
@@ -83,6 +84,101 @@ test_mkdir_p_and_strlcpy (void)
   g_assert_cmpint (system (cmd), ==, 0);
 }
 
+static void
+test_path_is_clean (void)
+{
+  g_assert_true (crisp_path_is_clean ("/var/log/pods/ns_name_uid", true));
+  g_assert_true (crisp_path_is_clean ("c/0.log", false));
+  g_assert_true (crisp_path_is_clean ("..log/.x", false));
+  g_assert_false (crisp_path_is_clean ("var/log", true));
+  g_assert_false (crisp_path_is_clean ("/c/0.log", false));
+  g_assert_false (crisp_path_is_clean ("/", true));
+  g_assert_false (crisp_path_is_clean ("/var//log", true));
+  g_assert_false (crisp_path_is_clean ("/var/log/", true));
+  g_assert_false (crisp_path_is_clean ("/var/./log", true));
+  g_assert_false (crisp_path_is_clean ("/../../etc", true));
+  g_assert_false (crisp_path_is_clean ("c/..", false));
+  g_assert_false (crisp_path_is_clean ("", false));
+  g_assert_false (crisp_path_is_clean (NULL, true));
+}
+
+static void
+test_open_dir_nofollow (void)
+{
+  g_autofree char *dir = make_tmpdir ();
+  g_autofree char *outside = g_build_filename (dir, "outside", NULL);
+  g_autofree char *link = g_build_filename (dir, "link", NULL);
+  g_assert_cmpint (mkdir (outside, 0700), ==, 0);
+  g_assert_cmpint (symlink (outside, link), ==, 0);
+
+  int fd = -1;
+  g_autofree char *deep = g_build_filename (dir, "a", "b", NULL);
+  g_assert_cmpint (crisp_open_dir_nofollow (-1, deep, false, 0755, &fd), ==, -ENOENT);
+  g_assert_cmpint (crisp_open_dir_nofollow (-1, deep, true, 0755, &fd), ==, 0);
+  g_assert_true (g_file_test (deep, G_FILE_TEST_IS_DIR));
+  int sub = -1;
+  g_assert_cmpint (crisp_open_dir_nofollow (fd, "c/d", true, 0755, &sub), ==, 0);
+  g_autofree char *cd = g_build_filename (deep, "c", "d", NULL);
+  g_assert_true (g_file_test (cd, G_FILE_TEST_IS_DIR));
+  close (sub);
+  g_assert_cmpint (crisp_open_dir_nofollow (fd, "../x", true, 0755, &sub), ==, -EINVAL);
+  close (fd);
+
+  /* Through the link, whether as the last component or in the middle: nothing is made. */
+  g_autofree char *via = g_build_filename (link, "logs", NULL);
+  g_assert_cmpint (crisp_open_dir_nofollow (-1, link, true, 0755, &fd), ==, -ELOOP);
+  g_assert_cmpint (crisp_open_dir_nofollow (-1, via, true, 0755, &fd), ==, -ELOOP);
+  g_autofree char *made = g_build_filename (outside, "logs", NULL);
+  g_assert_false (g_file_test (made, G_FILE_TEST_EXISTS));
+  g_autofree char *file = g_build_filename (dir, "file", NULL);
+  g_assert_true (g_file_set_contents (file, "", 0, NULL));
+  g_autofree char *under_file = g_build_filename (file, "x", NULL);
+  g_assert_cmpint (crisp_open_dir_nofollow (-1, under_file, true, 0755, &fd), ==, -ENOTDIR);
+
+  g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", dir);
+  g_assert_cmpint (system (cmd), ==, 0);
+}
+
+static CrispMonitorExecResult
+exec_result (size_t out, size_t err)
+{
+  CrispMonitorExecResult r = { 0 };
+  r.out = g_malloc0 (out + 1);
+  r.out_len = out;
+  r.err = g_malloc0 (err + 1);
+  r.err_len = err;
+  memset (r.out, 'o', out);
+  memset (r.err, 'e', err);
+  return r;
+}
+
+static void
+test_exec_result_fit (void)
+{
+  const struct
+  {
+    size_t out, err, max, want_out, want_err;
+    bool truncated;
+  } cases[] = {
+    { 10, 10, 20, 10, 10, false }, /* exactly the budget */
+    { 30, 0, 20, 20, 0, true },    /* one stream alone takes all of it */
+    { 3, 30, 20, 3, 17, true },    /* a small stream is kept whole */
+    { 30, 4, 20, 16, 4, true },    { 30, 30, 21, 10, 11, true }, /* both over half: shared */
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      CrispMonitorExecResult r = exec_result (cases[i].out, cases[i].err);
+      crisp_monitor_exec_result_fit (&r, cases[i].max);
+      g_assert_cmpuint (r.out_len, ==, cases[i].want_out);
+      g_assert_cmpuint (r.err_len, ==, cases[i].want_err);
+      g_assert_cmpuint (strlen (r.out), ==, cases[i].want_out);
+      g_assert_cmpuint (strlen (r.err), ==, cases[i].want_err);
+      g_assert_true (r.truncated == cases[i].truncated);
+      g_free (r.out);
+      g_free (r.err);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -91,5 +187,8 @@ main (int argc, char **argv)
   g_test_add_func ("/base/read-all-bounded", test_read_all_is_bounded);
   g_test_add_func ("/base/id-validation", test_id_validation);
   g_test_add_func ("/base/mkdir-p-strlcpy", test_mkdir_p_and_strlcpy);
+  g_test_add_func ("/base/path-is-clean", test_path_is_clean);
+  g_test_add_func ("/base/open-dir-nofollow", test_open_dir_nofollow);
+  g_test_add_func ("/base/exec-result-fit", test_exec_result_fit);
   return g_test_run ();
 }

@@ -6,6 +6,7 @@
 #include "pkg/network/network-private.h"
 
 #include "crisp-error.h"
+#include "proto/proto-strings.h"
 
 #include <glib/gstdio.h>
 
@@ -105,6 +106,125 @@ test_config_validation (void)
 }
 
 static void
+test_metadata_names (void)
+{
+  Req r;
+  req_init (&r);
+  r.meta.name = (char *) "a/b";
+  expect_invalid (&r, "cgroupfs", "metadata.name");
+  r.meta.name = (char *) "a\tb";
+  expect_invalid (&r, "cgroupfs", "metadata.name");
+  g_autofree char *long_name = g_strnfill (CRISP_NAME_MAX + 1, 'a');
+  r.meta.name = long_name;
+  expect_invalid (&r, "cgroupfs", "metadata.name");
+  long_name[CRISP_NAME_MAX] = '\0';
+  g_assert_true (crisp_pod_config_validate (&r.config, "cgroupfs", NULL));
+  req_init (&r);
+  r.meta.namespace_ = (char *) "kube/system";
+  expect_invalid (&r, "cgroupfs", "metadata.namespace");
+  /* A record read back (no driver) is held to the rules it was made under. */
+  g_assert_true (crisp_pod_config_validate (&r.config, NULL, NULL));
+}
+
+static void
+test_annotation_bounds (void)
+{
+  Req r;
+  req_init (&r);
+  /* Two entries of 128 KiB of keys plus values: exactly the limit, then one byte over. */
+  g_autofree char *value = g_strnfill (128 * 1024 - 1, 'v');
+  Runtime__V1__PodSandboxConfig__AnnotationsEntry e[2];
+  Runtime__V1__PodSandboxConfig__AnnotationsEntry *entries[2] = { &e[0], &e[1] };
+  for (int i = 0; i < 2; i++)
+    {
+      e[i] = (Runtime__V1__PodSandboxConfig__AnnotationsEntry)
+          RUNTIME__V1__POD_SANDBOX_CONFIG__ANNOTATIONS_ENTRY__INIT;
+      e[i].key = (char *) (i ? "b" : "a");
+      e[i].value = value;
+    }
+  r.config.annotations = entries;
+  r.config.n_annotations = 2;
+  g_assert_true (crisp_pod_config_validate (&r.config, "cgroupfs", NULL));
+  e[1].key = (char *) "bb";
+  expect_invalid (&r, "cgroupfs", "annotations");
+  expect_invalid (&r, "cgroupfs", "262144 bytes");
+  e[1].key = (char *) "";
+  expect_invalid (&r, "cgroupfs", "a key is empty");
+}
+
+static void
+test_log_directory (void)
+{
+  Req r;
+  req_init (&r);
+  const char *bad[] = { "var/log/pods", "/var/log/../../etc", "/var//log", "/var/log/", "/" };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      r.config.log_directory = (char *) bad[i];
+      expect_invalid (&r, "cgroupfs", "log_directory");
+    }
+  g_autofree char *dir = g_dir_make_tmp ("crisp-test-logdir-XXXXXX", NULL);
+  g_assert_nonnull (dir);
+  g_autofree char *link = g_build_filename (dir, "link", NULL);
+  g_assert_cmpint (symlink ("/etc", link), ==, 0);
+  g_autofree char *via = g_build_filename (link, "pods", NULL);
+  r.config.log_directory = via;
+  expect_invalid (&r, "cgroupfs", "symbolic link");
+  g_assert_true (crisp_pod_config_validate (&r.config, NULL, NULL));
+  /* Missing components are fine: CreateContainer makes them. */
+  g_autofree char *fresh = g_build_filename (dir, "pods", "ns_name_uid", NULL);
+  r.config.log_directory = fresh;
+  g_assert_true (crisp_pod_config_validate (&r.config, "cgroupfs", NULL));
+  g_assert_false (g_file_test (fresh, G_FILE_TEST_EXISTS));
+  g_assert_cmpint (unlink (link), ==, 0);
+  g_assert_cmpint (rmdir (dir), ==, 0);
+}
+
+/* Packs a RunPodSandboxRequest, then turns every '#' in the encoding into a NUL. */
+static guint8 *
+pack_with_nuls (Req *r, gsize *out_len)
+{
+  Runtime__V1__RunPodSandboxRequest req = RUNTIME__V1__RUN_POD_SANDBOX_REQUEST__INIT;
+  req.config = &r->config;
+  *out_len = protobuf_c_message_get_packed_size (&req.base);
+  guint8 *buf = g_malloc (*out_len);
+  protobuf_c_message_pack (&req.base, buf);
+  for (gsize i = 0; i < *out_len; i++)
+    if (buf[i] == '#')
+      buf[i] = 0;
+  return buf;
+}
+
+static void
+test_find_nul (void)
+{
+  const ProtobufCMessageDescriptor *d = &runtime__v1__run_pod_sandbox_request__descriptor;
+  Req r;
+  req_init (&r);
+  char path[64];
+  gsize len;
+  g_autofree guint8 *clean = pack_with_nuls (&r, &len);
+  g_assert_false (crisp_proto_find_nul (d, clean, len, path, sizeof path));
+
+  r.meta.name = (char *) "evil#name";
+  g_autofree guint8 *in_name = pack_with_nuls (&r, &len);
+  g_assert_true (crisp_proto_find_nul (d, in_name, len, path, sizeof path));
+  g_assert_cmpstr (path, ==, "config.metadata.name");
+
+  req_init (&r);
+  Runtime__V1__PodSandboxConfig__LabelsEntry e
+      = RUNTIME__V1__POD_SANDBOX_CONFIG__LABELS_ENTRY__INIT;
+  Runtime__V1__PodSandboxConfig__LabelsEntry *entries[] = { &e };
+  e.key = (char *) "app";
+  e.value = (char *) "web#x";
+  r.config.labels = entries;
+  r.config.n_labels = 1;
+  g_autofree guint8 *in_label = pack_with_nuls (&r, &len);
+  g_assert_true (crisp_proto_find_nul (d, in_label, len, path, sizeof path));
+  g_assert_cmpstr (path, ==, "config.labels.value");
+}
+
+static void
 test_dns_validation (void)
 {
   Req r;
@@ -199,6 +319,10 @@ main (int argc, char **argv)
   g_test_add_func ("/sandbox/sysctl-allow-list", test_sysctl_allow_list);
   g_test_add_func ("/sandbox/config-validation", test_config_validation);
   g_test_add_func ("/sandbox/dns-validation", test_dns_validation);
+  g_test_add_func ("/sandbox/metadata-names", test_metadata_names);
+  g_test_add_func ("/sandbox/annotation-bounds", test_annotation_bounds);
+  g_test_add_func ("/sandbox/log-directory", test_log_directory);
+  g_test_add_func ("/proto/find-nul", test_find_nul);
   g_test_add_func ("/network/conflist-discovery", test_conflist_discovery);
   g_test_add_func ("/network/attachment-ips", test_attachment_ips);
   return g_test_run ();
