@@ -23,7 +23,8 @@ build_targets () {
 
 target=${1:?usage: contrib/fuzz.sh --build | TARGET [libFuzzer args]}
 shift
-build_targets
+# FUZZ_PREBUILT=1: the caller has just built (parallel runs must not race in one make).
+[ "${FUZZ_PREBUILT:-}" = 1 ] || build_targets
 [ "$target" = --build ] && exit 0
 name=${target#fuzz-}
 [ -x "$build/test/fuzz/$target" ] || { echo "fuzz.sh: no target '$target' in test/fuzz/" >&2; exit 2; }
