@@ -26,8 +26,8 @@ random_id (GError **error)
   return g_strdup (id);
 }
 
-static gboolean
-validate_request (const Runtime__V1__CreateContainerRequest *req, GError **error)
+gboolean
+crisp_container_validate_request (const Runtime__V1__CreateContainerRequest *req, GError **error)
 {
   if (req->pod_sandbox_id == NULL || *req->pod_sandbox_id == '\0')
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "pod_sandbox_id is empty");
@@ -321,7 +321,7 @@ crisp_container_service_create (CrispContainerService *svc,
                                 const Runtime__V1__CreateContainerRequest *req,
                                 GCancellable *cancellable, GError **error)
 {
-  if (!validate_request (req, error))
+  if (!crisp_container_validate_request (req, error))
     return NULL;
   g_autoptr (CrispPod) pod = crisp_pod_service_lookup (svc->pods, req->pod_sandbox_id, error);
   if (pod == NULL)

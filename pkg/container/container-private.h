@@ -105,6 +105,10 @@ gboolean crisp_container_read_exit (CrispContainerService *svc, CrispContainer *
 /* Whether pid still is the process that started at start_time. */
 gboolean crisp_process_matches (int pid, guint64 start_time);
 
+/* container-create.c: the checks on a CreateContainer request made before anything else. */
+gboolean crisp_container_validate_request (const Runtime__V1__CreateContainerRequest *req,
+                                           GError **error);
+
 /* container-spec.c */
 gboolean crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, CrispPod *pod,
                                      const CrispImage *img,

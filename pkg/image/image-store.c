@@ -172,6 +172,15 @@ read_str (JsonObject *o, const char *name, gboolean *ok)
   return g_strdup (json_node_get_string (n));
 }
 
+/* An integer member, 0 when absent; an object or array there reads as 0 too, where
+ * json_object_get_int_member_with_default would raise a GLib critical. */
+static gint64
+read_int (JsonObject *o, const char *name)
+{
+  JsonNode *n = json_object_get_member (o, name);
+  return n != NULL && JSON_NODE_HOLDS_VALUE (n) ? json_node_get_int (n) : 0;
+}
+
 CrispImage *
 crisp_image_from_json (const char *data, gsize len, GError **error)
 {
@@ -183,14 +192,14 @@ crisp_image_from_json (const char *data, gsize len, GError **error)
     return (crisp_throw (error, CRISP_ERROR_DATA_LOSS, "not a JSON object"), NULL);
   JsonObject *o = json_node_get_object (root);
   g_autoptr (CrispImage) img = crisp_image_new ();
-  gboolean ok = json_object_get_int_member_with_default (o, "version", 0) == RECORD_VERSION;
+  gboolean ok = read_int (o, "version") == RECORD_VERSION;
   img->id = read_str (o, "id", &ok);
   img->manifest_digest = read_str (o, "manifest_digest", &ok);
   img->user = read_str (o, "user", &ok);
   img->config_json = read_str (o, "config", &ok);
   img->manifest_json = read_str (o, "manifest", &ok);
-  img->size = (guint64) json_object_get_int_member_with_default (o, "size", 0);
-  img->created = json_object_get_int_member_with_default (o, "created", 0);
+  img->size = (guint64) read_int (o, "size");
+  img->created = read_int (o, "created");
   ok = ok && crisp_digest_is_valid (img->id)
        && read_str_array (o, "repo_tags", img->repo_tags, FALSE)
        && read_str_array (o, "repo_digests", img->repo_digests, FALSE)

@@ -84,6 +84,15 @@ get_string (JsonObject *o, const char *name, gboolean *ok)
   return json_node_get_string (n);
 }
 
+/* An integer member, or fallback when absent or null. Unlike
+ * json_object_get_int_member_with_default, an object or array there is no GLib critical. */
+static gint64
+get_int (JsonObject *o, const char *name, gint64 fallback)
+{
+  JsonNode *n = json_object_get_member (o, name);
+  return n != NULL && JSON_NODE_HOLDS_VALUE (n) ? json_node_get_int (n) : fallback;
+}
+
 static JsonObject *
 get_object (JsonObject *o, const char *name)
 {
@@ -206,7 +215,7 @@ crisp_manifest_parse (const char *data, gsize len, const char *content_type, GEr
   if (root == NULL)
     return NULL;
   JsonObject *o = json_node_get_object (root);
-  if (json_object_get_int_member_with_default (o, "schemaVersion", 0) != 2)
+  if (get_int (o, "schemaVersion", 0) != 2)
     return (crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                          "manifest schemaVersion is not 2 (schema 1 images are not supported)"),
             NULL);

@@ -215,7 +215,8 @@ crisp_spdy_feed (CrispSpdy *self, const guint8 *buf, gsize len, CrispSpdyFrameFu
     return -EPROTO;
   g_byte_array_append (self->in, buf, len);
   gsize off = 0;
-  for (;;)
+  /* An empty array may have no storage at all: NULL + 0 is undefined behaviour. */
+  while (off < self->in->len)
     {
       gssize n = next_frame (self, self->in->data + off, self->in->len - off, fn, user_data);
       if (n < 0)
