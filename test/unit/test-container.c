@@ -349,10 +349,8 @@ test_record_bad_values (Fixture *f, gconstpointer data)
   assert_data_loss (set_to_int, "state");
   assert_data_loss (set_to_int, "pod_id");
   assert_data_loss (set_to_string, "version");
-  g_autoptr (GError) error = NULL;
-  g_autoptr (CrispContainer) back = parse_edited (set_to_int, "version", &error);
-  g_assert_no_error (error); /* a version number is all it needs to be */
-  g_assert_nonnull (back);
+  /* A record of a newer format is refused, never read as the one this build knows. */
+  assert_data_loss (set_to_int, "version");
 }
 
 /* A record cut short by a crash is never parsed as a smaller container. */
