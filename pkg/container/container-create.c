@@ -35,7 +35,7 @@ crisp_container_validate_request (const Runtime__V1__CreateContainerRequest *req
   if (cfg == NULL)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "config is missing");
   if (cfg->metadata == NULL)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "config.metadata is missing");
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "config.metadata.name is missing (no metadata)");
   if (!crisp_pod_config_check_name ("config.metadata.name", cfg->metadata->name, error))
     return FALSE;
   if (cfg->image == NULL || cfg->image->image == NULL || *cfg->image->image == '\0')
