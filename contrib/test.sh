@@ -3,17 +3,26 @@
 # unit tests (make check) and the integration suite against the real daemon (as root); then
 # the same suites again on an ASan+UBSan build (leak detection on). CRISP_SKIP_SANITIZERS=1
 # skips that second pass.
+#
+# Each integration run gets a network namespace of its own (registry, crisp and the CNI
+# bridges all inside it): every run starts from the network state of a fresh machine, and the
+# host's links and iptables are never touched. The namespace goes away with its last process.
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: run me as root (the integration tests run containers)" >&2; exit 1; }
+
+in_fresh_netns() {
+  unshare -n sh -c 'ip link set lo up && exec "$@"' in_fresh_netns "$@"
+}
+
 contrib/install-deps.sh --test
 contrib/build.sh --enable-werror
 make -C _build -j"$(nproc)" check
-make -C _build integration
+in_fresh_netns make -C _build integration
 if [ "${CRISP_SKIP_SANITIZERS:-}" != 1 ]; then
   mkdir -p _build-asan
   (cd _build-asan && ../configure --sysconfdir=/etc --enable-werror --enable-sanitizers >/dev/null)
   make -C _build-asan -j"$(nproc)" >/dev/null
   ASAN_OPTIONS=detect_leaks=1 make -C _build-asan -j"$(nproc)" check
-  ASAN_OPTIONS=detect_leaks=1 make -C _build-asan integration
+  ASAN_OPTIONS=detect_leaks=1 in_fresh_netns make -C _build-asan integration
 fi

@@ -227,6 +227,18 @@ server_run_cleanups (CrispServer *self)
   g_ptr_array_set_size (self->cleanups, 0);
 }
 
+/* Frees what serve () set up, whether start-up finished or failed half-way. */
+static void
+server_free (CrispServer *self)
+{
+  server_run_cleanups (self);
+  g_main_loop_unref (self->loop);
+  g_hash_table_unref (self->methods);
+  g_ptr_array_unref (self->cleanups);
+  g_free (self->pod_cidr);
+  g_mutex_clear (&self->lock);
+}
+
 static gboolean
 init_areas (CrispServer *self, GError **error)
 {
@@ -259,6 +271,7 @@ serve (CrispConfig *cfg, GPtrArray *warnings)
       || !crisp_grpc_start (self->grpc, &error))
     {
       g_printerr ("crisp: %s\n", error->message);
+      server_free (self);
       return 1;
     }
   if (chmod (cfg->listen, 0660) < 0)
@@ -270,13 +283,8 @@ serve (CrispConfig *cfg, GPtrArray *warnings)
   crisp_notify ("READY=1");
   g_main_loop_run (self->loop);
   crisp_grpc_free (self->grpc);
-  server_run_cleanups (self);
+  server_free (self);
   g_message ("stopped");
-  g_main_loop_unref (self->loop);
-  g_hash_table_unref (self->methods);
-  g_ptr_array_unref (self->cleanups);
-  g_free (self->pod_cidr);
-  g_mutex_clear (&self->lock);
   return 0;
 }
 

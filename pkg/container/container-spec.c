@@ -91,6 +91,7 @@ crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, Crisp
   int sig = SIGTERM;
   if (!crisp_oci_stop_signal (req->config, image_config, &sig, error))
     return FALSE;
+  g_free (c->stop_signal);
   c->stop_signal = g_strdup_printf ("%d", sig);
   if (!crisp_cgroups_container_path (svc->cgroup_driver, pod->cgroup_parent, c->id, NULL,
                                      &c->cgroup_path, error))

@@ -3,8 +3,8 @@
 Owns: the extra test images (entrypoint/cmd, env, working dir, user, stop signal), a daemon
 that may pull from the test registry with busybox already pulled, host-network pods with a log
 directory, CRI call wrappers for containers, reading CRI log files back, looking at the host
-(monitor processes by their argv, cgroups of a container, processes by argv), and the checks
-that nothing leaked after a test (monitor, mount, cgroup).
+(monitor processes by their argv, cgroups of a container, processes by argv), and the
+teardown that removes everything through CRI and runs the daemon's leak check (leakcheck).
 
 Tests are written against the CRI behaviour kubelet and crictl expect (containerd and CRI-O
 are the reference), never against crisp's internals; the one exception is the monitor's
@@ -13,8 +13,6 @@ argv, which is how "exactly one monitor per container" is counted.
 import json
 import os
 import re
-import signal
-import subprocess
 import time
 
 import grpc
@@ -22,6 +20,8 @@ import pytest
 
 from cri_client import pb
 from image_harness import build_and_push, pull, start_crisp
+import leakcheck
+from leakcheck import read_cmdline
 from registry_harness import import_builder
 
 MiB = 1024 * 1024
@@ -70,14 +70,6 @@ def push_extra_images(reg):
 
 # ---- the host side ----
 
-def read_cmdline(pid):
-    try:
-        with open("/proc/%s/cmdline" % pid, "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
-    except OSError:
-        return None
-
-
 def processes():
     """{pid: argv} of every process readable now."""
     found = {}
@@ -92,9 +84,7 @@ def processes():
 def monitors(needle):
     """Pids of crisp-conmon processes whose argv contains NEEDLE (a container id or a
     daemon's directory)."""
-    return sorted(pid for pid, argv in processes().items()
-                  if os.path.basename(argv[0]) == "crisp-conmon"
-                  and any(needle in a for a in argv[1:]))
+    return sorted(leakcheck.monitors(needle))
 
 
 def pids_with_argv(argv):
@@ -221,8 +211,6 @@ class ContainerEnv:
         self.busybox = "%s/busybox:latest" % registry.host
         self.logdir = logdir
         self.pods = {}
-        self.cgroups = {}      # container id -> [cgroup dirs seen while it ran]
-        self.container_ids = set()
         pull(daemon, self.busybox)
 
     @property
@@ -285,23 +273,10 @@ class ContainerEnv:
                 pod_cfg.linux.security_context.namespace_options)
         req = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=cfg,
                                         sandbox_config=self.pods.get(pod_id))
-        cid = self.c.call("CreateContainer", req, timeout=60).container_id
-        self.container_ids.add(cid)
-        return cid
+        return self.c.call("CreateContainer", req, timeout=60).container_id
 
     def start(self, cid):
         self.c.call("StartContainer", pb.StartContainerRequest(container_id=cid), timeout=60)
-        info = self.info(cid)
-        pid = info.get("pid") if info else None
-        if pid:
-            self.cgroups.setdefault(cid, [])
-            # A zombie shows the root cgroups (it was moved out at exit): skip those.
-            paths = cgroups_of(int(pid)) if alive(int(pid)) else {}
-            for path in paths.values():
-                if path.endswith("/") or path in self.cgroups[cid]:
-                    continue
-                if path not in self.daemon_cgroups():
-                    self.cgroups[cid].append(path)
 
     def run(self, pod_id, name="c", **kw):
         cid = self.create(pod_id, name, **kw)
@@ -360,54 +335,6 @@ class ContainerEnv:
         st = self.wait_exit(cid, timeout)
         return st, log_lines(st.log_path, "stdout")
 
-    # leaks
-
-    def daemon_cgroups(self):
-        if self.d.proc is None:
-            return set()
-        return set(cgroups_of(self.d.proc.pid).values()) | set(cgroups_of(os.getpid()).values())
-
-    def leaks(self):
-        """Monitors, container cgroups and container mounts left over (call after removal)."""
-        found = []
-        try:
-            wait_for(lambda: not monitors(self.d.tmp), 10, what="monitors to exit")
-        except AssertionError:
-            pass
-        found += ["monitor pid %d: %s" % (p, " ".join(read_cmdline(p) or []))
-                  for p in monitors(self.d.tmp)]
-        for cid, paths in self.cgroups.items():
-            found += ["cgroup %s of %s" % (p, cid[:12]) for p in paths if os.path.isdir(p)]
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                mp = line.split()[4]
-                if any(cid in mp for cid in self.container_ids):
-                    found.append("mount %s" % mp)
-        return found
-
-    def force_cleanup(self):
-        """After a leak was recorded: end what crisp left (only processes it started for this
-        test, found by this daemon's directory in their argv) so the host stays clean."""
-        for pid in monitors(self.d.tmp):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        runc_root = os.path.join(self.d.run_root, "runtime", "runc")
-        if os.path.isdir(runc_root):
-            out = subprocess.run(["runc", "--root", runc_root, "list", "-q"],
-                                 capture_output=True, text=True).stdout.split()
-            for cid in out:
-                subprocess.run(["runc", "--root", runc_root, "delete", "--force", cid],
-                               capture_output=True)
-        for paths in self.cgroups.values():
-            for p in sorted(paths, key=len, reverse=True):
-                if os.path.isdir(p):
-                    try:
-                        os.rmdir(p)
-                    except OSError:
-                        pass
-
 
 def make_env(crisp_factory, registry, images, logdir, config=""):
     d = start_crisp(crisp_factory, registry.host, config=config)
@@ -415,14 +342,11 @@ def make_env(crisp_factory, registry, images, logdir, config=""):
 
 
 def finish_env(env):
-    """Teardown: remove everything through CRI, then report leaks (and clean them)."""
+    """Teardown: remove everything through CRI and stop the daemon, then its leak check (what
+    leaked is removed); returns the leaks."""
     if env.d.proc is None:
         env.d.start()
-    env.d.remove_everything()
-    leaks = env.leaks()
-    if leaks:
-        env.force_cleanup()
-    return leaks
+    return env.d.check_leaks()
 
 
 # ---- fixtures (imported by the test modules) ----

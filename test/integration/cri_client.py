@@ -41,9 +41,16 @@ for _svc in pb.DESCRIPTOR.services_by_name.values():
 MAX_MESSAGE = 16 * 1024 * 1024
 
 
+# The calls that make a pod or a container, and where their reply names it.
+CREATES = {"RunPodSandbox": "pod_sandbox_id", "CreateContainer": "container_id"}
+
+
 class CRIClient:
-    def __init__(self, socket_path):
+    def __init__(self, socket_path, ids=None):
+        """ids: a set that collects the id of every pod and container made through this
+        client (the leak check looks for their cgroups)."""
         self.socket_path = socket_path
+        self.ids = ids if ids is not None else set()
         self.channel = grpc.insecure_channel(
             "unix://" + socket_path,
             options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
@@ -61,7 +68,13 @@ class CRIClient:
     def call(self, name, request=None, timeout=30):
         if request is None:
             request = getattr(pb, SERVICES[name][1].input_type.name)()
-        return self.method(name)(request, timeout=timeout)
+        reply = self.method(name)(request, timeout=timeout)
+        self._note(name, reply)
+        return reply
+
+    def _note(self, name, reply):
+        if name in CREATES:
+            self.ids.add(getattr(reply, CREATES[name]))
 
     def raw(self, path, payload, timeout=10):
         """Sends raw bytes to any method path; returns the raw reply bytes."""
@@ -69,4 +82,9 @@ class CRIClient:
         return fn(payload, timeout=timeout)
 
     def future(self, name, request, timeout=30):
-        return self.method(name).future(request, timeout=timeout)
+        fut = self.method(name).future(request, timeout=timeout)
+        if name in CREATES:
+            fut.add_done_callback(
+                lambda f: not f.cancelled() and f.exception() is None
+                and self._note(name, f.result()))
+        return fut

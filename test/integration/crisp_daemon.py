@@ -1,4 +1,6 @@
-"""Starts and stops a real crisp daemon on its own socket and state directories."""
+"""Starts and stops a real crisp daemon on its own socket and state directories, and records
+how it ended: problems() lists each exit that was not asked for (a non-zero status, a signal
+the harness did not send) and each sanitizer report crisp or its monitors wrote."""
 import os
 import shutil
 import signal
@@ -9,23 +11,14 @@ import time
 
 import grpc
 
+from crashcheck import sanitizer_env, sanitizer_lines, sanitizer_reports, signal_name
 from cri_client import CRIClient, pb
+from leakcheck import Scope, state_files
 
 BUILDDIR = os.environ.get(
     "CRISP_BUILDDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 CRISP = os.path.join(BUILDDIR, "crisp")
 CONMON = os.path.join(BUILDDIR, "crisp-conmon")
-
-
-def mounts_under(path):
-    """Mount points at or below path, deepest first."""
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if mp == path or mp.startswith(path.rstrip("/") + "/"):
-                found.append(mp)
-    return sorted(found, key=len, reverse=True)
 
 
 class CrispDaemon:
@@ -40,6 +33,7 @@ class CrispDaemon:
         self.registries_dir = os.path.join(self.tmp, "registries.d")
         self.conf_file = os.path.join(self.tmp, "crisp.conf")
         self.log_path = os.path.join(self.tmp, "crisp.log")
+        self.san_dir = os.path.join(self.tmp, "san")
         for d in (self.cni_dir, self.conf_dir, self.registries_dir):
             os.makedirs(d, exist_ok=True)
         with open(self.conf_file, "w") as f:
@@ -47,6 +41,10 @@ class CrispDaemon:
         self.proc = None
         self.client = None
         self.extra_args = []
+        self.ids = set()           # every pod and container made through self.client
+        self.cgroup_names = []     # cgroups a test chose for it (cgroup_parent, monitor-cgroup)
+        self.ends = []             # how each run of crisp ended, when it was not asked to
+        self.started = False
 
     def base_config(self):
         return ("[crisp]\nlisten = %s\nroot = %s\nrun-root = %s\nlog-level = debug\n"
@@ -64,8 +62,10 @@ class CrispDaemon:
     def start(self, timeout=20):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     env=sanitizer_env(os.environ, self.san_dir))
         log.close()
+        self.started = True
         deadline = time.monotonic() + timeout
         # Wait for the socket to accept before making the channel: a gRPC channel whose first
         # connect fails backs off for seconds before it tries again.
@@ -77,7 +77,7 @@ class CrispDaemon:
                 raise RuntimeError("crisp did not listen within %ds:\n%s"
                                    % (timeout, self.log_tail()))
             time.sleep(0.02)
-        self.client = CRIClient(self.sock)
+        self.client = CRIClient(self.sock, self.ids)
         self.client.call("Version", pb.VersionRequest(), timeout=timeout)
         return self
 
@@ -103,27 +103,55 @@ class CrispDaemon:
             self.client.close()
             self.client = None
 
+    def _ended(self, sent):
+        """Waits for crisp (to which the harness sent signal SENT, or nothing) and records an
+        end that was not the one asked for."""
+        rc = self.proc.wait()
+        self.proc = None
+        if rc < 0 and -rc != sent:
+            self.ends.append("crisp (pid %d) was killed by %s, which the harness did not send"
+                             % (self._pid, signal_name(-rc)))
+        elif rc > 0:
+            self.ends.append("crisp (pid %d) exited with status %d" % (self._pid, rc))
+        elif rc == 0 and sent is None:
+            self.ends.append("crisp (pid %d) exited on its own" % self._pid)
+        return rc
+
     def stop(self, timeout=30):
         """SIGTERM and wait; returns the exit code."""
         self._close_client()
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        self._pid = self.proc.pid
+        if self.proc.poll() is not None:
+            return self._ended(None)
+        self.proc.send_signal(signal.SIGTERM)
         try:
-            rc = self.proc.wait(timeout)
+            self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.ends.append("crisp (pid %d) did not exit within %ds of SIGTERM:\n%s"
+                             % (self._pid, timeout, self.log_tail()))
             self.proc.kill()
-            rc = self.proc.wait()
-        self.proc = None
-        return rc
+            return self._ended(signal.SIGKILL)
+        return self._ended(signal.SIGTERM)
 
     def kill9(self):
         self._close_client()
         if self.proc is not None:
+            self._pid = self.proc.pid
+            if self.proc.poll() is not None:
+                self._ended(None)
+                return
             self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+            self._ended(signal.SIGKILL)
+
+    def problems(self):
+        """Each end of crisp that was not asked for, and each sanitizer report written by crisp
+        or the monitors it started."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self._pid = self.proc.pid
+            self._ended(None)
+        return self.ends + sanitizer_reports(self.san_dir) + sanitizer_lines(self.log_path)
 
     def restart(self):
         self.stop()
@@ -140,6 +168,7 @@ class CrispDaemon:
             except grpc.RpcError:
                 continue
             for item in items:
+                self.ids.add(item.id)
                 try:
                     if key == "containers":
                         self.client.call("RemoveContainer",
@@ -152,12 +181,38 @@ class CrispDaemon:
                 except grpc.RpcError:
                     pass
 
-    def cleanup(self):
-        """Stops the daemon and removes its directories; returns mounts that had leaked."""
+    def leak_scope(self):
+        """What this daemon may leave behind (leakcheck.Scope)."""
+        return Scope(self.tmp, state_dirs=[self.root, self.run_root],
+                     runc_roots=[os.path.join(self.run_root, "runtime", "*")],
+                     cni_dirs=[self.cni_dir], ids=self.ids, cgroup_names=self.cgroup_names)
+
+    def finish(self):
+        """Removes every pod and container through CRI and stops crisp; a daemon that was
+        stopped with some still recorded is started again for that."""
+        if self.proc is None and self.started and any(
+                state_files(d) for d in (self.root, self.run_root)):
+            try:
+                self.start()
+            except RuntimeError as e:
+                self.ends.append("crisp could not be started again to remove what is left: %s"
+                                 % e)
         self.remove_everything()
         self.stop()
-        leaked = mounts_under(self.tmp)
-        for mp in leaked:
-            subprocess.run(["umount", "-l", mp], check=False)
+
+    def check_leaks(self):
+        """finish(), then the leak check of this daemon, removing what leaked; returns the
+        leaks."""
+        self.finish()
+        scope = self.leak_scope()
+        found = scope.leaks()
+        if found:
+            scope.clean()
+        return found
+
+    def cleanup(self):
+        """check_leaks() and removal of the daemon's directories; returns the leaks and
+        problems()."""
+        found = self.check_leaks() + self.problems()
         shutil.rmtree(self.tmp, ignore_errors=True)
-        return leaked
+        return found

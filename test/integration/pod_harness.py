@@ -1,58 +1,18 @@
 """Helpers for the pod sandbox tests: a CNI configuration on a test bridge and subnet, pod
-configs, looking inside pinned namespaces, and checks that nothing leaked (links, iptables
-rules, namespace pins, IP allocations)."""
+configs, looking inside pinned namespaces (what may leak is leakcheck's business)."""
 import json
 import os
 import random
 import subprocess
 
+import leakcheck
 from cri_client import pb
 
 PLUGIN_DIRS = [d for d in ("/opt/cni/bin", "/usr/lib/cni") if os.path.isdir(d)]
 BUSYBOX = "/usr/bin/busybox"
 
-# portmap creates these shared chains once and, by design, never deletes them.
-SHARED_PORTMAP_RULES = {
-    ":CNI-HOSTPORT-DNAT", ":CNI-HOSTPORT-MASQ", ":CNI-HOSTPORT-SETMARK",
-    "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
-    "-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
-    '-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ',
-    "-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE",
-    '-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" '
-    "-j MARK --set-xmark 0x2000/0x2000",
-}
-
-
-def iptables_rules():
-    out = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
-    rules = set()
-    table = None
-    for line in out.splitlines():
-        if line.startswith("*"):
-            table = line
-        elif line.startswith(":"):
-            rules.add((table, line.split()[0]))
-        elif line.startswith("-A"):
-            rules.add((table, line))
-    return rules
-
-
-def links():
-    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
-
-
-def remove_shared_portmap_chains():
-    """Undo portmap's shared chains (only called when they were absent before the test)."""
-    for chain, jump in (("PREROUTING", "-m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
-                        ("OUTPUT", "-m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
-                        ("POSTROUTING", '-m comment --comment "CNI portfwd requiring masquerade" '
-                                        "-j CNI-HOSTPORT-MASQ")):
-        subprocess.run("iptables -t nat -D %s %s" % (chain, jump), shell=True,
-                       stderr=subprocess.DEVNULL)
-    for c in ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"):
-        subprocess.run(["iptables", "-t", "nat", "-F", c], stderr=subprocess.DEVNULL)
-        subprocess.run(["iptables", "-t", "nat", "-X", c], stderr=subprocess.DEVNULL)
+# The rules and user chains of every table: {(table, rule or chain)}.
+iptables_rules = leakcheck.iptables
 
 
 class PodNet:
@@ -125,11 +85,4 @@ def nsenter(*args, **ns):
 
 
 def nsfs_mounts_under(path):
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            parts = line.split()
-            fstype = parts[parts.index("-") + 1]
-            if parts[4].startswith(path) and fstype == "nsfs":
-                found.append(parts[4])
-    return found
+    return [mp for mp, fstype in leakcheck.mounts_under(path) if fstype == "nsfs"]

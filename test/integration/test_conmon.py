@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 import conmon_harness as H  # noqa: E402
+from leakcheck import Scope  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run containers"),
@@ -56,6 +57,12 @@ def ctr(tmp_path):
                     os.rmdir(d)
                 except OSError:
                     time.sleep(0.02)
+    # What the cleanup above could not remove (runc state, mounts, cgroups, a monitor that
+    # survived SIGKILL) is a leak.
+    scope = Scope(str(tmp_path), runc_roots=[m.root for m in made], cgroup_names=cgroups)
+    leaks = scope.leaks(monitor_grace=2)
+    scope.clean()
+    assert not leaks, "leaked: %s" % leaks
 
 
 def runc_state(m):

@@ -1,6 +1,7 @@
 """Pod sandboxes end to end: Run/Stop/Remove/Status/List, namespaces, DNS and hostname seen
 from inside, sysctls, CNI networking between two pods, retries, and restart recovery.  Every
-test checks afterwards that no namespace pin, link, iptables rule or IP allocation leaked."""
+test checks afterwards (crisp_factory's leak check) that no namespace pin, link, iptables rule
+or chain, or IP allocation leaked."""
 import concurrent.futures
 import json
 import os
@@ -11,9 +12,8 @@ import grpc
 import pytest
 
 from cri_client import pb
-from pod_harness import (BUSYBOX, PLUGIN_DIRS, PodNet, iptables_rules, links, nsenter,
-                         nsfs_mounts_under, pin, pod_config, pod_file, remove_shared_portmap_chains,
-                         run_pod, status)
+from pod_harness import (BUSYBOX, PLUGIN_DIRS, PodNet, iptables_rules, nsenter,
+                         nsfs_mounts_under, pin, pod_config, pod_file, run_pod, status)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -49,8 +49,9 @@ class PodEnv:
 
 @pytest.fixture
 def podenv(crisp_factory):
-    rules_before = iptables_rules()
-    links_before = links()
+    """A daemon with a CNI network of its own (PodNet, plus the crisp-test plugin that can be
+    paused); at teardown every pod is removed and the bridge deleted (the bridge plugin never
+    deletes it), then crisp_factory checks for leaks."""
     d = crisp_factory(start=False)
     markers = os.path.join(d.tmp, "markers")
     plugin_dir = os.path.join(d.tmp, "cnibin")
@@ -69,27 +70,8 @@ def podenv(crisp_factory):
     env.unpause("DEL")
     if d.proc is None:
         d.start()
-    d.remove_everything()
-    d.stop()
-    leaks = []
-    leaks += ["nsfs pin %s" % m for m in nsfs_mounts_under(d.tmp)]
-    bridge_ports = subprocess.run(["ip", "-o", "link", "show", "master", net.bridge],
-                                  capture_output=True, text=True).stdout.strip()
-    if bridge_ports:
-        leaks.append("veths on %s: %s" % (net.bridge, bridge_ports))
-    leaks += ["IP allocation %s" % a for a in net.allocations()]
+    d.finish()
     subprocess.run(["ip", "link", "del", net.bridge], stderr=subprocess.DEVNULL)
-    shared = {r for r in iptables_rules() if r[1] in PodEnvRules.shared}
-    new_rules = iptables_rules() - rules_before - shared
-    leaks += ["iptables %s %s" % r for r in sorted(new_rules)]
-    if not any(r[1] in PodEnvRules.shared for r in rules_before):
-        remove_shared_portmap_chains()
-    leaks += ["link %s" % l for l in links() - links_before]
-    assert not leaks, "leaked: %s" % leaks
-
-
-class PodEnvRules:
-    from pod_harness import SHARED_PORTMAP_RULES as shared
 
 
 def rpc_error(fn, *args, **kw):
