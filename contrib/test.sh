@@ -2,7 +2,8 @@
 # Installs what the tests need on Debian 12, builds crisp with warnings as errors, runs the
 # unit tests (make check) and the integration suite against the real daemon (as root); then
 # the same suites again on an ASan+UBSan build (leak detection on). CRISP_SKIP_SANITIZERS=1
-# skips that second pass.
+# skips that second pass. Between the two, contrib/fuzz-ci.sh replays every fuzz corpus and
+# fuzzes each target for a bounded time (FUZZ_SECONDS).
 #
 # Each integration run gets a network namespace of its own (registry, crisp and the CNI
 # bridges all inside it): every run starts from the network state of a fresh machine, and the
@@ -18,6 +19,7 @@ in_fresh_netns() {
 contrib/install-deps.sh --test
 contrib/build.sh --enable-werror
 make -C _build -j"$(nproc)" check
+contrib/fuzz-ci.sh
 in_fresh_netns make -C _build integration
 if [ "${CRISP_SKIP_SANITIZERS:-}" != 1 ]; then
   mkdir -p _build-asan

@@ -60,6 +60,11 @@ class CrispDaemon:
                 *self.extra_args, *extra]
 
     def start(self, timeout=20):
+        # A socket file left by a crisp that was killed may still be held open by something
+        # that crisp had forked: connecting there would pass the check below and then fail.
+        # The new crisp replaces the file anyway, so remove it first.
+        if self.proc is None and os.path.exists(self.sock):
+            os.unlink(self.sock)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
