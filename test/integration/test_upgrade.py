@@ -71,7 +71,8 @@ def old_bin():
         pytest.skip("commit %s is not in %s (%s)" % (
             OLD_COMMIT[:12], SRCDIR,
             "a shallow clone" if shallow == "true" else "no such history"))
-    cache = os.path.join(BUILDDIR, "upgrade-cache", full)
+    cache = os.path.join(os.environ.get("CRISP_UPGRADE_CACHE")
+                         or os.path.join(BUILDDIR, "upgrade-cache"), full)
     os.makedirs(os.path.dirname(cache), exist_ok=True)
     with open(cache + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be building it
