@@ -37,9 +37,10 @@ SHARED_PORTMAP = {
 
 # What may stay in crisp's state directories after every pod and container was removed through
 # CRI, besides empty directories: the image store (root/storage), the pod CIDR that
-# UpdateRuntimeConfig set (run-root/pod-cidr), and records quarantined because they could not be
-# trusted (a store's .quarantine/, kept for a human to look at).
-KEPT_STATE = ("storage", "pod-cidr")
+# UpdateRuntimeConfig set (run-root/pod-cidr), the state format version of each directory
+# (version), and records quarantined because they could not be trusted (a store's
+# .quarantine/, kept for a human to look at).
+KEPT_STATE = ("storage", "pod-cidr", "version")
 QUARANTINE = ".quarantine"
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from container_harness import SLEEPER, finish_env, make_env, push_extra_images  # noqa: F401
 from cri_client import pb
-from pod_harness import PLUGIN_DIRS, PodNet, links, nsfs_mounts_under, pod_config
+from leakcheck import links
+from pod_harness import PLUGIN_DIRS, PodNet, nsfs_mounts_under, pod_config
 
 N = int(os.environ.get("CRISP_CONCURRENCY", "200"))
 

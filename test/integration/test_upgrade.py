@@ -20,9 +20,10 @@ import pytest
 from container_harness import (ContainerEnv, finish_env, log_lines, monitors,  # noqa: F401
                                parse_log, push_extra_images, read_cmdline, ts_ns, wait_for)
 from cri_client import pb
-from crisp_daemon import BUILDDIR, CONMON, CRISP, CrispDaemon, mounts_under
+from crisp_daemon import BUILDDIR, CONMON, CRISP, CrispDaemon
+from leakcheck import links, mounts_under
 from image_harness import registries_conf
-from pod_harness import PLUGIN_DIRS, PodNet, links, nsfs_mounts_under, pod_config, run_pod
+from pod_harness import PLUGIN_DIRS, PodNet, nsfs_mounts_under, pod_config, run_pod
 
 # main of this repository when the crash-safety issue (state versioning, upgrade test) began.
 OLD_COMMIT = "eb26f80faa36f968fb0bc0cccc44a42e0ba3dbcc"
@@ -139,7 +140,7 @@ def upenv(old_bin, registry, tmp_path):
         leaks += ["IP allocation %s" % a for a in net.allocations()]
         subprocess.run(["ip", "link", "del", net.bridge], stderr=subprocess.DEVNULL)
         leaks += ["link %s" % link for link in links() - links_before]
-        mounts = mounts_under(d.tmp)
+        mounts = [mp for mp, _ in mounts_under(d.tmp)]
         leaks += ["mount %s" % m for m in mounts]
         for m in mounts:
             subprocess.run(["umount", "-l", m], check=False)
