@@ -320,7 +320,8 @@ def test_oom_event_while_container_lives(ctr):
              " sleep 1000"], memory_limit=32 << 20, cgroups_path=cg)
     m.start()
     assert H.wait_for(lambda: os.path.exists(os.path.join(m.state, "oom")), 60)
-    assert H.wait_for(lambda: b"survived" in m.read_log())
+    # The subshell was killed; on a loaded machine its parent may take a while to go on.
+    assert H.wait_for(lambda: b"survived" in m.read_log(), 30)
     assert m.alive() and not os.path.exists(os.path.join(m.state, "exit"))
     os.kill(m.container_pid, signal.SIGKILL)
     m.wait_exit()
