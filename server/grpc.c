@@ -176,8 +176,11 @@ call_send (CrispCall *c, grpc_status_code code, const char *message)
       ops[n].data.send_status_from_server.trailing_metadata = &c->trailer;
     }
   n++;
+  /* The release is the last thing this thread does to c before gRPC owns the batch: even the
+   * read of c->call must come before it, or TSan sees it race with call_unref's free. */
+  grpc_call *call = c->call;
   CRISP_TSAN_RELEASE (&c->tag_send);
-  grpc_call_error r = grpc_call_start_batch (c->call, ops, n, &c->tag_send, NULL);
+  grpc_call_error r = grpc_call_start_batch (call, ops, n, &c->tag_send, NULL);
   if (r != GRPC_CALL_OK)
     {
       g_warning ("RPC %s: sending the reply failed (grpc error %d)", crisp_call_method_name (c),
@@ -325,8 +328,9 @@ static gboolean
 start_ops (CrispCall *c, grpc_op *op, Tag *tag)
 {
   g_atomic_int_inc (&c->refs);
+  grpc_call *call = c->call; /* read before the release, as in call_send */
   CRISP_TSAN_RELEASE (tag);
-  if (grpc_call_start_batch (c->call, op, 1, tag, NULL) == GRPC_CALL_OK)
+  if (grpc_call_start_batch (call, op, 1, tag, NULL) == GRPC_CALL_OK)
     return TRUE;
   call_unref (c);
   return FALSE;
