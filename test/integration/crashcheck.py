@@ -1,8 +1,9 @@
 """How crisp's processes ended: sanitizer reports and monitors that crashed.
 
-A sanitizer build (configure --enable-sanitizers) reads ASAN_OPTIONS, UBSAN_OPTIONS and
-LSAN_OPTIONS from the environment, which crisp passes on to crisp-conmon. sanitizer_env() keeps
-the caller's options (detect_leaks=1 ...), sends every ASan and LSan report to a file of its own,
+A sanitizer build (configure --enable-sanitizers[=thread]) reads ASAN_OPTIONS, UBSAN_OPTIONS,
+LSAN_OPTIONS and TSAN_OPTIONS from the environment, which crisp passes on to crisp-conmon.
+sanitizer_env() keeps the caller's options (detect_leaks=1, suppressions=...), sends every ASan,
+LSan and TSan report to a file of its own,
 <dir>/report.<program>.<pid>, and makes a process that a sanitizer ends exit with SANITIZER_EXIT.
 UBSan linked beside ASan by GCC ignores log_path and writes to stderr: crisp's stderr is its log
 (sanitizer_lines() finds the report there); a monitor's is /dev/null, so a monitor's UBSan
@@ -15,16 +16,18 @@ import os
 import re
 import signal
 
-SANITIZER_VARS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+SANITIZER_VARS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS")
 SANITIZER_EXIT = 66
 # Options added unless the caller set them: UBSan prints a stack, ASan reports an abort(), and
 # a sanitizer's exit status tells its end from the monitor's own "create failed" (1).
 DEFAULTS = {"UBSAN_OPTIONS": ("print_stacktrace=1", "halt_on_error=0",
                               "exitcode=%d" % SANITIZER_EXIT),
-            "ASAN_OPTIONS": ("handle_abort=1", "exitcode=%d" % SANITIZER_EXIT)}
+            "ASAN_OPTIONS": ("handle_abort=1", "exitcode=%d" % SANITIZER_EXIT),
+            # TSan reports every race and, at exit, ends the process with the exit code.
+            "TSAN_OPTIONS": ("halt_on_error=0", "exitcode=%d" % SANITIZER_EXIT)}
 REPORT = "report"
 # How the sanitizers start a report on stderr ("file.c:12:5: runtime error: ..." is UBSan's).
-REPORT_START = re.compile(r"^\S+:\d+:\d+: runtime error: |==\d+==ERROR: \w+Sanitizer")
+REPORT_START = re.compile(r"^\S+:\d+:\d+: runtime error: |==\d+==ERROR: \w+Sanitizer|^WARNING: ThreadSanitizer: ")
 
 
 def sanitizer_env(env, log_dir):
