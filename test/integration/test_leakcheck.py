@@ -146,6 +146,11 @@ def test_monitor_is_reported(check, tmp_path):
     p = subprocess.Popen(["crisp-conmon", "-c", "import time; time.sleep(600)",
                           "--state-dir", str(tmp_path / "state")], executable=sys.executable)
     try:
+        # Popen returns before the child has exec'd: wait until the plant is in place.
+        deadline = time.monotonic() + 10
+        while "crisp-conmon" not in " ".join(leakcheck.read_cmdline(p.pid) or []) \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
         found = [f for f in _leaks_no_grace(c) if f.startswith("monitor pid %d:" % p.pid)]
         assert found, _leaks_no_grace(c)
         c.clean()
