@@ -397,6 +397,7 @@ recover_start (CrispContainerService *svc, CrispContainer *c)
         c->state = CRISP_CONTAINER_RUNNING;
     }
   c->start_requested_at = 0;
+  g_clear_error (&error); /* the runtime's failure, already logged: the save reports its own */
   if (!crisp_container_save (svc, c, &error))
     g_warning ("container '%s': %s", c->id, error->message);
 }
