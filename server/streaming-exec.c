@@ -22,7 +22,7 @@
 #include "crisp-base.h"
 #include "monitor-client.h"
 #include "monitor-protocol.h"
-#include "pkg/streaming/spdy.h"
+#include "pkg/streaming/codec-glib.h"
 #include "streaming.h"
 
 #define STREAMS_TIMEOUT_MS 30000
@@ -39,7 +39,7 @@ typedef struct
   const char *protocol;
   CrispExecRequest *req;
   CrispSpdy *spdy;
-  GByteArray *out; /* frames waiting to be sent */
+  CrispBuf *out; /* frames waiting to be sent */
   guint32 error_id, stdin_id, stdout_id, stderr_id, resize_id;
   int child_stdin;         /* -1 when closed or not requested; a dup of the pty master with a tty */
   int pty;                 /* the pty master, or -1 */
@@ -56,7 +56,7 @@ static int
 flush_out (Session *s)
 {
   int r = crisp_streaming_send_all (s->fd, s->out->data, s->out->len);
-  g_byte_array_set_size (s->out, 0);
+  crisp_buf_consume (s->out, s->out->len);
   if (r < 0)
     s->client_gone = TRUE;
   return r;
@@ -202,9 +202,8 @@ on_frame (const CrispSpdyFrame *f, gpointer data)
           }
         *slot = f->stream_id;
         const char *none[] = { NULL };
-        return crisp_spdy_put_headers (s->spdy, s->out, CRISP_SPDY_SYN_REPLY, 0, f->stream_id, none)
-                   ? 0
-                   : -ENOMEM;
+        return crisp_spdy_put_headers (s->spdy, s->out, CRISP_SPDY_SYN_REPLY, 0, f->stream_id,
+                                       none);
       }
     case CRISP_SPDY_DATA:
       if (f->stream_id != 0 && f->stream_id == s->stdin_id)
@@ -540,14 +539,16 @@ crisp_streaming_serve_exec (int fd, const char *protocol, CrispExecRequest *req,
                             const guint8 *leftover, gsize leftover_len)
 {
   g_autoptr (CrispSpdy) spdy = crisp_spdy_new ();
-  g_autoptr (GByteArray) out = g_byte_array_new ();
+  g_auto (CrispBuf) out = CRISP_BUF_INIT;
+  if (spdy == NULL)
+    return;
   g_autoptr (GString) resize = g_string_new (NULL);
   g_autoptr (GByteArray) early_stdin = g_byte_array_new ();
   Session s = { .fd = fd,
                 .protocol = protocol,
                 .req = req,
                 .spdy = spdy,
-                .out = out,
+                .out = &out,
                 .child_stdin = -1,
                 .pty = -1,
                 .attach = -1,

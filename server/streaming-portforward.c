@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "crisp-base.h"
-#include "pkg/streaming/spdy.h"
+#include "pkg/streaming/codec-glib.h"
 #include "streaming.h"
 
 #define MAX_PAIRS 128
@@ -36,7 +36,7 @@ typedef struct
   int fd;
   int netns; /* -1: the host's */
   CrispSpdy *spdy;
-  GByteArray *out;
+  CrispBuf *out;
   GPtrArray *pairs; /* Pair */
   gboolean client_gone;
 } Session;
@@ -55,7 +55,7 @@ static int
 flush_out (Session *s)
 {
   int r = crisp_streaming_send_all (s->fd, s->out->data, s->out->len);
-  g_byte_array_set_size (s->out, 0);
+  crisp_buf_consume (s->out, s->out->len);
   if (r < 0)
     s->client_gone = TRUE;
   return r;
@@ -252,12 +252,14 @@ crisp_streaming_serve_port_forward (int fd, CrispPortForwardRequest *req, const 
                                     gsize leftover_len)
 {
   g_autoptr (CrispSpdy) spdy = crisp_spdy_new ();
-  g_autoptr (GByteArray) out = g_byte_array_new ();
+  g_auto (CrispBuf) out = CRISP_BUF_INIT;
+  if (spdy == NULL)
+    return;
   g_autoptr (GPtrArray) pairs = g_ptr_array_new_with_free_func (pair_free);
   _cleanup_close_ int netns = -1;
   if (req->net_ns != NULL && (netns = open (req->net_ns, O_RDONLY | O_CLOEXEC)) < 0)
     return;
-  Session s = { .fd = fd, .netns = netns, .spdy = spdy, .out = out, .pairs = pairs };
+  Session s = { .fd = fd, .netns = netns, .spdy = spdy, .out = &out, .pairs = pairs };
   if (leftover_len > 0 && crisp_spdy_feed (spdy, leftover, leftover_len, on_frame, &s) < 0)
     return;
   flush_out (&s);

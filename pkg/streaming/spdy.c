@@ -2,29 +2,43 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zlib.h>
 
 #include "spdy-private.h"
 
 struct _CrispSpdy
 {
-  GByteArray *in; /* bytes received but not yet a whole frame */
+  CrispBuf in; /* bytes received but not yet a whole frame */
   z_stream inflate, deflate;
-  gboolean inflate_ok, deflate_ok;
-  gboolean failed;
+  bool failed;
 };
 
 CrispSpdy *
 crisp_spdy_new (void)
 {
-  CrispSpdy *self = g_new0 (CrispSpdy, 1);
-  self->in = g_byte_array_new ();
-  self->inflate_ok = inflateInit (&self->inflate) == Z_OK;
-  self->deflate_ok
-      = deflateInit (&self->deflate, Z_DEFAULT_COMPRESSION) == Z_OK
-        && deflateSetDictionary (&self->deflate, crisp_spdy_dictionary, CRISP_SPDY_DICTIONARY_SIZE)
-               == Z_OK;
+  CrispSpdy *self = calloc (1, sizeof *self);
+  if (self == NULL)
+    return NULL;
+  if (inflateInit (&self->inflate) != Z_OK)
+    {
+      free (self);
+      return NULL;
+    }
+  if (deflateInit (&self->deflate, Z_DEFAULT_COMPRESSION) != Z_OK)
+    {
+      inflateEnd (&self->inflate);
+      free (self);
+      return NULL;
+    }
+  if (deflateSetDictionary (&self->deflate, crisp_spdy_dictionary, CRISP_SPDY_DICTIONARY_SIZE)
+      != Z_OK)
+    {
+      crisp_spdy_free (self);
+      return NULL;
+    }
   return self;
 }
 
@@ -33,36 +47,51 @@ crisp_spdy_free (CrispSpdy *self)
 {
   if (self == NULL)
     return;
-  if (self->inflate_ok)
-    inflateEnd (&self->inflate);
+  inflateEnd (&self->inflate);
   deflateEnd (&self->deflate);
-  g_byte_array_unref (self->in);
-  g_free (self);
+  crisp_buf_clear (&self->in);
+  free (self);
 }
 
-static guint32
-get32 (const guint8 *p)
+static uint32_t
+get32 (const uint8_t *p)
 {
-  return ((guint32) p[0] << 24) | ((guint32) p[1] << 16) | ((guint32) p[2] << 8) | p[3];
+  return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
 }
 
 static void
-put32 (GByteArray *out, guint32 v)
+set32 (uint8_t *p, uint32_t v)
 {
-  guint8 b[4] = { v >> 24, v >> 16, v >> 8, v };
-  g_byte_array_append (out, b, 4);
+  p[0] = v >> 24;
+  p[1] = v >> 16;
+  p[2] = v >> 8;
+  p[3] = v;
+}
+
+static int
+put32 (CrispBuf *out, uint32_t v)
+{
+  uint8_t b[4];
+  set32 (b, v);
+  return crisp_buf_append (out, b, 4);
+}
+
+static void
+strv_free (char **v)
+{
+  for (char **p = v; p && *p; p++)
+    free (*p);
+  free (v);
 }
 
 /* Inflates one header block into `out` (at most CRISP_SPDY_MAX_HEADER_BLOCK bytes). The
  * stream continues across blocks; each block ends with a sync flush. */
 static int
-inflate_block (CrispSpdy *self, const guint8 *in, gsize len, GByteArray *out)
+inflate_block (CrispSpdy *self, const uint8_t *in, size_t len, CrispBuf *out)
 {
-  if (!self->inflate_ok)
-    return -ENOMEM;
   self->inflate.next_in = (Bytef *) in;
   self->inflate.avail_in = len;
-  guint8 chunk[4096];
+  uint8_t chunk[4096];
   while (self->inflate.avail_in > 0)
     {
       self->inflate.next_out = chunk;
@@ -76,58 +105,71 @@ inflate_block (CrispSpdy *self, const guint8 *in, gsize len, GByteArray *out)
             return -EPROTO;
           continue;
         }
+      if (r == Z_MEM_ERROR)
+        return -ENOMEM;
       if (r != Z_OK && r != Z_BUF_ERROR)
         return -EPROTO;
-      gsize produced = sizeof chunk - self->inflate.avail_out;
+      size_t produced = sizeof chunk - self->inflate.avail_out;
       if (out->len + produced > CRISP_SPDY_MAX_HEADER_BLOCK)
         return -EMSGSIZE;
-      g_byte_array_append (out, chunk, produced);
+      int e = crisp_buf_append (out, chunk, produced);
+      if (e < 0)
+        return e;
       if (r == Z_BUF_ERROR && produced == 0)
         break;
     }
   return 0;
 }
 
-/* Parses the uncompressed block: a count, then length-prefixed names and values. */
+/* Parses the uncompressed block: a count, then length-prefixed names and values, into a
+ * NULL-terminated array of 2n malloc'd strings. */
 static int
-parse_block (const guint8 *p, gsize len, char ***headers)
+parse_block (const uint8_t *p, size_t len, char ***out_headers)
 {
   if (len < 4)
     return -EPROTO;
-  guint32 n = get32 (p);
+  uint32_t n = get32 (p);
   if (n > CRISP_SPDY_MAX_HEADERS)
     return -EMSGSIZE;
-  gsize off = 4;
-  g_autoptr (GPtrArray) v = g_ptr_array_new_with_free_func (g_free);
-  for (guint32 i = 0; i < 2 * n; i++)
+  char **v = calloc (2 * (size_t) n + 1, sizeof (char *));
+  if (v == NULL)
+    return -ENOMEM;
+  size_t off = 4;
+  for (uint32_t i = 0; i < 2 * n; i++)
     {
-      if (len - off < 4)
-        return -EPROTO;
-      guint32 l = get32 (p + off);
+      uint32_t l = len - off < 4 ? 0 : get32 (p + off);
+      if (len - off < 4 || l > len - off - 4 || (i % 2 == 0 && l == 0))
+        {
+          strv_free (v);
+          return -EPROTO;
+        }
       off += 4;
-      if (l > len - off || (i % 2 == 0 && l == 0))
-        return -EPROTO;
-      g_ptr_array_add (v, g_strndup ((const char *) p + off, l));
+      v[i] = strndup ((const char *) p + off, l);
+      if (v[i] == NULL)
+        {
+          strv_free (v);
+          return -ENOMEM;
+        }
       off += l;
     }
-  g_ptr_array_add (v, NULL);
-  *headers = (char **) g_ptr_array_free (g_steal_pointer (&v), FALSE);
+  *out_headers = v;
   return 0;
 }
 
 static int
-decode_headers (CrispSpdy *self, const guint8 *block, gsize len, CrispSpdyFrame *f)
+decode_headers (CrispSpdy *self, const uint8_t *block, size_t len, CrispSpdyFrame *f)
 {
-  g_autoptr (GByteArray) plain = g_byte_array_new ();
-  int r = inflate_block (self, block, len, plain);
-  if (r < 0)
-    return r;
-  return parse_block (plain->data, plain->len, &f->headers);
+  CrispBuf plain = CRISP_BUF_INIT;
+  int r = inflate_block (self, block, len, &plain);
+  if (r == 0)
+    r = parse_block (plain.data, plain.len, &f->headers);
+  crisp_buf_clear (&plain);
+  return r;
 }
 
 /* Decodes one control frame's payload into f. Unknown types are left with type 0xffff. */
 static int
-decode_control (CrispSpdy *self, guint16 type, const guint8 *p, gsize len, CrispSpdyFrame *f)
+decode_control (CrispSpdy *self, uint16_t type, const uint8_t *p, size_t len, CrispSpdyFrame *f)
 {
   f->type = type;
   switch (type)
@@ -175,12 +217,12 @@ decode_control (CrispSpdy *self, guint16 type, const guint8 *p, gsize len, Crisp
 
 /* Decodes the frame at the start of the buffer, if whole; returns its size, 0 if more
  * bytes are needed, or a negative errno. */
-static gssize
-next_frame (CrispSpdy *self, const guint8 *p, gsize avail, CrispSpdyFrameFunc fn, gpointer data)
+static long
+next_frame (CrispSpdy *self, const uint8_t *p, size_t avail, CrispSpdyFrameFunc fn, void *data)
 {
   if (avail < 8)
     return 0;
-  guint32 len = get32 (p + 4) & 0xffffff;
+  uint32_t len = get32 (p + 4) & 0xffffff;
   if (len > CRISP_SPDY_MAX_FRAME)
     return -EMSGSIZE;
   if (avail - 8 < len)
@@ -203,32 +245,37 @@ next_frame (CrispSpdy *self, const guint8 *p, gsize avail, CrispSpdyFrameFunc fn
     }
   if (r == 0 && f.type != 0xffff)
     r = fn (&f, data);
-  g_strfreev (f.headers);
-  return r < 0 ? r : (gssize) len + 8;
+  strv_free (f.headers);
+  return r < 0 ? r : (long) len + 8;
 }
 
 int
-crisp_spdy_feed (CrispSpdy *self, const guint8 *buf, gsize len, CrispSpdyFrameFunc fn,
-                 gpointer user_data)
+crisp_spdy_feed (CrispSpdy *self, const uint8_t *buf, size_t len, CrispSpdyFrameFunc fn,
+                 void *user_data)
 {
   if (self->failed)
     return -EPROTO;
-  g_byte_array_append (self->in, buf, len);
-  gsize off = 0;
-  /* An empty array may have no storage at all: NULL + 0 is undefined behaviour. */
-  while (off < self->in->len)
+  int r = crisp_buf_append (&self->in, buf, len);
+  if (r < 0)
     {
-      gssize n = next_frame (self, self->in->data + off, self->in->len - off, fn, user_data);
+      self->failed = true;
+      return r;
+    }
+  size_t off = 0;
+  /* An empty buffer may have no storage at all: NULL + 0 is undefined behaviour. */
+  while (off < self->in.len)
+    {
+      long n = next_frame (self, self->in.data + off, self->in.len - off, fn, user_data);
       if (n < 0)
         {
-          self->failed = TRUE;
+          self->failed = true;
           return (int) n;
         }
       if (n == 0)
         break;
       off += n;
     }
-  g_byte_array_remove_range (self->in, 0, off);
+  crisp_buf_consume (&self->in, off);
   return 0;
 }
 
@@ -236,94 +283,153 @@ const char *
 crisp_spdy_header (const CrispSpdyFrame *frame, const char *name)
 {
   for (char **h = frame->headers; h && h[0] && h[1]; h += 2)
-    if (g_ascii_strcasecmp (h[0], name) == 0)
+    if (strcasecmp (h[0], name) == 0)
       return h[1];
   return NULL;
 }
 
+/* Every frame starts with a 32-bit word (DATA: the stream id; control: 1, the version and
+ * the type), 8 bits of flags and a 24-bit length. */
 static void
-put_control_head (GByteArray *out, guint16 type, guint8 flags, guint32 len)
+frame_head (uint8_t b[8], uint32_t word, uint8_t flags, uint32_t len)
 {
-  guint8 b[8] = { 0x80, CRISP_SPDY_VERSION, type >> 8, type, flags, len >> 16, len >> 8, len };
-  g_byte_array_append (out, b, 8);
+  set32 (b, word);
+  set32 (b + 4, len); /* its top byte is overwritten by the flags */
+  b[4] = flags;
 }
 
-void
-crisp_spdy_put_data (GByteArray *out, guint32 stream_id, guint8 flags, const void *data, gsize len)
+static uint32_t
+control_word (uint16_t type)
 {
-  g_return_if_fail (len <= CRISP_SPDY_MAX_FRAME);
-  put32 (out, stream_id & 0x7fffffff);
-  guint8 b[4] = { flags, len >> 16, len >> 8, len };
-  g_byte_array_append (out, b, 4);
-  if (len > 0)
-    g_byte_array_append (out, data, len);
+  return 0x80000000u | (uint32_t) CRISP_SPDY_VERSION << 16 | type;
 }
 
-static gboolean
-deflate_block (CrispSpdy *self, GByteArray *plain, GByteArray *out)
+int
+crisp_spdy_put_data (CrispBuf *out, uint32_t stream_id, uint8_t flags, const void *data, size_t len)
 {
-  if (!self->deflate_ok)
-    return FALSE;
+  if (len > CRISP_SPDY_MAX_FRAME)
+    return -EMSGSIZE;
+  int r = crisp_buf_reserve (out, 8 + len);
+  if (r < 0)
+    return r;
+  uint8_t b[8];
+  frame_head (b, stream_id & 0x7fffffff, flags, len);
+  crisp_buf_append (out, b, 8);
+  crisp_buf_append (out, data, len);
+  return 0;
+}
+
+/* Compresses `plain` onto the end of `out` with the session's stream, ending in a sync
+ * flush. */
+static int
+deflate_block (CrispSpdy *self, const CrispBuf *plain, CrispBuf *out)
+{
   self->deflate.next_in = plain->data;
   self->deflate.avail_in = plain->len;
-  guint8 chunk[4096];
+  bool first = true;
   do
     {
-      self->deflate.next_out = chunk;
-      self->deflate.avail_out = sizeof chunk;
-      if (deflate (&self->deflate, Z_SYNC_FLUSH) != Z_OK)
-        return FALSE;
-      g_byte_array_append (out, chunk, sizeof chunk - self->deflate.avail_out);
+      int r = crisp_buf_reserve (out, 4096);
+      if (r < 0)
+        return r;
+      self->deflate.next_out = out->data + out->len;
+      self->deflate.avail_out = 4096;
+      r = deflate (&self->deflate, Z_SYNC_FLUSH);
+      /* Z_BUF_ERROR after a full chunk: everything was already flushed. */
+      if (r != Z_OK && (first || r != Z_BUF_ERROR))
+        return -EIO;
+      out->len += 4096 - self->deflate.avail_out;
+      first = false;
     }
   while (self->deflate.avail_out == 0);
-  return TRUE;
+  return 0;
 }
 
-gboolean
-crisp_spdy_put_headers (CrispSpdy *self, GByteArray *out, CrispSpdyType type, guint8 flags,
-                        guint32 stream_id, const char *const *headers)
+static int
+header_block (const char *const *headers, CrispBuf *plain)
 {
-  g_autoptr (GByteArray) plain = g_byte_array_new ();
-  guint n = headers ? g_strv_length ((char **) headers) / 2 : 0;
-  put32 (plain, n);
-  for (guint i = 0; i < 2 * n; i++)
+  size_t n = 0;
+  while (headers && headers[2 * n] && headers[2 * n + 1])
+    n++;
+  int r = put32 (plain, n);
+  for (size_t i = 0; r == 0 && i < 2 * n; i++)
     {
-      put32 (plain, strlen (headers[i]));
-      g_byte_array_append (plain, (const guint8 *) headers[i], strlen (headers[i]));
+      size_t l = strlen (headers[i]);
+      if (l > CRISP_SPDY_MAX_HEADER_BLOCK)
+        return -EMSGSIZE;
+      r = put32 (plain, l);
+      if (r == 0)
+        r = crisp_buf_append (plain, headers[i], l);
     }
-  g_autoptr (GByteArray) body = g_byte_array_new ();
-  put32 (body, stream_id & 0x7fffffff);
-  if (type == CRISP_SPDY_SYN_STREAM)
+  return r;
+}
+
+static int
+headers_frame (CrispSpdy *self, CrispBuf *frame, CrispSpdyType type, uint8_t flags,
+               uint32_t stream_id, const char *const *headers)
+{
+  CrispBuf plain = CRISP_BUF_INIT;
+  int r = header_block (headers, &plain);
+  if (r < 0)
     {
-      guint8 rest[6] = { 0 }; /* associated stream 0, priority 0, slot 0 */
-      g_byte_array_append (body, rest, sizeof rest);
+      crisp_buf_clear (&plain);
+      return r;
     }
-  if (!deflate_block (self, plain, body))
-    return FALSE;
-  put_control_head (out, type, flags, body->len);
-  g_byte_array_append (out, body->data, body->len);
-  return TRUE;
+  /* Control head (filled in last), stream id, and for SYN_STREAM associated stream 0,
+   * priority 0, slot 0. */
+  uint8_t body[18] = { 0 };
+  size_t body_len = type == CRISP_SPDY_SYN_STREAM ? 18 : 12;
+  set32 (body + 8, stream_id & 0x7fffffff);
+  r = crisp_buf_append (frame, body, body_len);
+  if (r == 0)
+    r = deflate_block (self, &plain, frame);
+  crisp_buf_clear (&plain);
+  if (r == 0 && frame->len - 8 > CRISP_SPDY_MAX_FRAME)
+    r = -EMSGSIZE;
+  if (r == 0)
+    frame_head (frame->data, control_word (type), flags, frame->len - 8);
+  return r;
 }
 
-void
-crisp_spdy_put_rst_stream (GByteArray *out, guint32 stream_id, guint32 status)
+int
+crisp_spdy_put_headers (CrispSpdy *self, CrispBuf *out, CrispSpdyType type, uint8_t flags,
+                        uint32_t stream_id, const char *const *headers)
 {
-  put_control_head (out, CRISP_SPDY_RST_STREAM, 0, 8);
-  put32 (out, stream_id & 0x7fffffff);
-  put32 (out, status);
+  CrispBuf frame = CRISP_BUF_INIT;
+  int r = headers_frame (self, &frame, type, flags, stream_id, headers);
+  if (r == 0)
+    r = crisp_buf_append (out, frame.data, frame.len);
+  crisp_buf_clear (&frame);
+  return r;
 }
 
-void
-crisp_spdy_put_ping (GByteArray *out, guint32 id)
+/* A control frame whose payload is one or two 32-bit words. */
+static int
+put_control (CrispBuf *out, uint16_t type, uint32_t a, const uint32_t *b)
 {
-  put_control_head (out, CRISP_SPDY_PING, 0, 4);
-  put32 (out, id);
+  uint8_t f[16];
+  uint32_t len = b ? 8 : 4;
+  frame_head (f, control_word (type), 0, len);
+  set32 (f + 8, a);
+  if (b)
+    set32 (f + 12, *b);
+  return crisp_buf_append (out, f, 8 + len);
 }
 
-void
-crisp_spdy_put_goaway (GByteArray *out, guint32 last_stream_id, guint32 status)
+int
+crisp_spdy_put_rst_stream (CrispBuf *out, uint32_t stream_id, uint32_t status)
 {
-  put_control_head (out, CRISP_SPDY_GOAWAY, 0, 8);
-  put32 (out, last_stream_id & 0x7fffffff);
-  put32 (out, status);
+  return put_control (out, CRISP_SPDY_RST_STREAM, stream_id & 0x7fffffff, &status);
+}
+
+int
+crisp_spdy_put_ping (CrispBuf *out, uint32_t id)
+{
+  return put_control (out, CRISP_SPDY_PING, id, NULL);
+}
+
+int
+crisp_spdy_put_goaway (CrispBuf *out, uint32_t last_stream_id, uint32_t status)
+{
+  return put_control (out, CRISP_SPDY_GOAWAY, last_stream_id & 0x7fffffff, &status);
 }

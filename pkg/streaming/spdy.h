@@ -1,12 +1,15 @@
 /* A sans-I/O SPDY/3.1 codec: bytes in, frames out through a callback; frames in, bytes
  * appended to a buffer. It owns the two zlib streams a SPDY session keeps for its header
  * blocks (one per direction, shared by every frame). No sockets, no threads, no logging;
- * every buffer is bounded so garbage input ends in an error, never in unbounded growth. */
+ * libc and zlib only (crisp-conmon links it); every buffer is bounded so garbage input ends
+ * in an error, never in unbounded growth. */
 #pragma once
 
-#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
-G_BEGIN_DECLS
+#include "buf.h"
 
 #define CRISP_SPDY_VERSION 3
 /* Larger frames are refused: clients write at most a few tens of KiB per DATA frame. */
@@ -39,43 +42,44 @@ typedef enum
 /* One decoded frame; valid only during the callback. */
 typedef struct
 {
-  guint16 type; /* CrispSpdyType; unknown control types are skipped, never reported */
-  guint8 flags;
-  guint32 stream_id;     /* 0 for SETTINGS, PING, GOAWAY (see `value`) */
-  guint32 associated_id; /* SYN_STREAM */
-  guint32 value;         /* RST status, PING id, GOAWAY status, WINDOW_UPDATE delta */
-  char **headers;        /* SYN_STREAM, SYN_REPLY, HEADERS: name, value, name, value, NULL */
-  const guint8 *data;    /* DATA payload */
-  gsize len;
+  uint16_t type; /* CrispSpdyType; unknown control types are skipped, never reported */
+  uint8_t flags;
+  uint32_t stream_id;     /* 0 for SETTINGS, PING, GOAWAY (see `value`) */
+  uint32_t associated_id; /* SYN_STREAM */
+  uint32_t value;         /* RST status, PING id, GOAWAY status, WINDOW_UPDATE delta */
+  /* SYN_STREAM, SYN_REPLY, HEADERS: name, value, name, value, NULL (malloc'd by the codec,
+   * freed after the callback) */
+  char **headers;
+  const uint8_t *data; /* DATA payload */
+  size_t len;
 } CrispSpdyFrame;
 
 /* Returns 0 to go on, or a negative errno that stops crisp_spdy_feed (). */
-typedef int (*CrispSpdyFrameFunc) (const CrispSpdyFrame *frame, gpointer user_data);
+typedef int (*CrispSpdyFrameFunc) (const CrispSpdyFrame *frame, void *user_data);
 
 typedef struct _CrispSpdy CrispSpdy;
 
+/* NULL on ENOMEM or a zlib failure. */
 CrispSpdy *crisp_spdy_new (void);
 void crisp_spdy_free (CrispSpdy *self);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispSpdy, crisp_spdy_free)
 
 /* Buffers `len` bytes and reports every complete frame. Returns 0, -EPROTO (malformed
- * frame or header block, wrong version), -EMSGSIZE (a frame over the bounds), or the
- * callback's error. After an error the session is unusable. */
-int crisp_spdy_feed (CrispSpdy *self, const guint8 *buf, gsize len, CrispSpdyFrameFunc fn,
-                     gpointer user_data);
+ * frame or header block, wrong version), -EMSGSIZE (a frame over the bounds), -ENOMEM, or
+ * the callback's error. After an error the session is unusable. */
+int crisp_spdy_feed (CrispSpdy *self, const uint8_t *buf, size_t len, CrispSpdyFrameFunc fn,
+                     void *user_data);
 
 /* The value of header `name` (lower case, as SPDY/3 requires), or NULL. */
 const char *crisp_spdy_header (const CrispSpdyFrame *frame, const char *name);
 
-/* Encoders: append one frame to `out`. */
-void crisp_spdy_put_data (GByteArray *out, guint32 stream_id, guint8 flags, const void *data,
-                          gsize len);
+/* Encoders: append one frame to `out`; 0, -ENOMEM, -EMSGSIZE (data over CRISP_SPDY_MAX_FRAME),
+ * -EIO (zlib). On error `out` is unchanged. */
+int crisp_spdy_put_data (CrispBuf *out, uint32_t stream_id, uint8_t flags, const void *data,
+                         size_t len);
 /* SYN_STREAM (associated id 0, priority 0), SYN_REPLY or HEADERS with a compressed block of
- * `headers` (name, value, ..., NULL). Returns FALSE only if zlib fails. */
-gboolean crisp_spdy_put_headers (CrispSpdy *self, GByteArray *out, CrispSpdyType type, guint8 flags,
-                                 guint32 stream_id, const char *const *headers);
-void crisp_spdy_put_rst_stream (GByteArray *out, guint32 stream_id, guint32 status);
-void crisp_spdy_put_ping (GByteArray *out, guint32 id);
-void crisp_spdy_put_goaway (GByteArray *out, guint32 last_stream_id, guint32 status);
-
-G_END_DECLS
+ * `headers` (name, value, ..., NULL). */
+int crisp_spdy_put_headers (CrispSpdy *self, CrispBuf *out, CrispSpdyType type, uint8_t flags,
+                            uint32_t stream_id, const char *const *headers);
+int crisp_spdy_put_rst_stream (CrispBuf *out, uint32_t stream_id, uint32_t status);
+int crisp_spdy_put_ping (CrispBuf *out, uint32_t id);
+int crisp_spdy_put_goaway (CrispBuf *out, uint32_t last_stream_id, uint32_t status);

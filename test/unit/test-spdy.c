@@ -8,6 +8,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "pkg/streaming/codec-glib.h"
 #include "pkg/streaming/spdy-private.h"
 #include "crisp-error.h"
 #include "pkg/streaming/tokens.h"
@@ -183,19 +184,19 @@ static void
 test_encoder_round_trip (void)
 {
   g_autoptr (CrispSpdy) enc = crisp_spdy_new ();
-  g_autoptr (GByteArray) out = g_byte_array_new ();
+  g_auto (CrispBuf) out = CRISP_BUF_INIT;
   const char *h1[] = { "streamtype", "stdin", NULL };
   const char *none[] = { NULL };
-  g_assert_true (crisp_spdy_put_headers (enc, out, CRISP_SPDY_SYN_STREAM, 0, 5, h1));
-  g_assert_true (crisp_spdy_put_headers (enc, out, CRISP_SPDY_SYN_REPLY, 0, 5, none));
-  crisp_spdy_put_data (out, 5, CRISP_SPDY_FLAG_FIN, "xyz", 3);
-  crisp_spdy_put_ping (out, 2);
-  crisp_spdy_put_rst_stream (out, 5, CRISP_SPDY_RST_CANCEL);
-  crisp_spdy_put_goaway (out, 5, 0);
+  g_assert_cmpint (crisp_spdy_put_headers (enc, &out, CRISP_SPDY_SYN_STREAM, 0, 5, h1), ==, 0);
+  g_assert_cmpint (crisp_spdy_put_headers (enc, &out, CRISP_SPDY_SYN_REPLY, 0, 5, none), ==, 0);
+  g_assert_cmpint (crisp_spdy_put_data (&out, 5, CRISP_SPDY_FLAG_FIN, "xyz", 3), ==, 0);
+  g_assert_cmpint (crisp_spdy_put_ping (&out, 2), ==, 0);
+  g_assert_cmpint (crisp_spdy_put_rst_stream (&out, 5, CRISP_SPDY_RST_CANCEL), ==, 0);
+  g_assert_cmpint (crisp_spdy_put_goaway (&out, 5, 0), ==, 0);
   /* The reply to SYN_STREAM on the wire: version 3, type 2, stream id, then a block. */
   Seen seen = { g_ptr_array_new_with_free_func (copy_free) };
   g_autoptr (CrispSpdy) dec = crisp_spdy_new ();
-  g_assert_cmpint (crisp_spdy_feed (dec, out->data, out->len, record, &seen), ==, 0);
+  g_assert_cmpint (crisp_spdy_feed (dec, out.data, out.len, record, &seen), ==, 0);
   g_assert_cmpuint (seen.frames->len, ==, 6);
   g_assert_cmpstr (((Copy *) seen.frames->pdata[0])->headers, ==, "streamtype=stdin;");
   g_assert_cmpuint (((Copy *) seen.frames->pdata[1])->type, ==, CRISP_SPDY_SYN_REPLY);
@@ -205,6 +206,39 @@ test_encoder_round_trip (void)
   g_assert_cmpuint (((Copy *) seen.frames->pdata[4])->value, ==, CRISP_SPDY_RST_CANCEL);
   g_assert_cmpuint (((Copy *) seen.frames->pdata[5])->type, ==, CRISP_SPDY_GOAWAY);
   g_ptr_array_unref (seen.frames);
+}
+
+/* Header blocks larger than one deflate chunk, over one compression stream, and the bound on
+ * DATA frames the encoder shares with the decoder. */
+static void
+test_encoder_large_blocks (void)
+{
+  g_autoptr (CrispSpdy) enc = crisp_spdy_new ();
+  g_autoptr (CrispSpdy) dec = crisp_spdy_new ();
+  g_auto (CrispBuf) out = CRISP_BUF_INIT;
+  g_autoptr (GRand) rand = g_rand_new_with_seed (7);
+  g_autofree char *noise = g_malloc (20001);
+  for (guint i = 0; i < 20000; i++)
+    noise[i] = 'a' + g_rand_int_range (rand, 0, 26);
+  noise[20000] = '\0';
+  const char *h[] = { "x-noise", noise, NULL };
+  for (guint i = 0; i < 3; i++)
+    g_assert_cmpint (crisp_spdy_put_headers (enc, &out, CRISP_SPDY_HEADERS, 0, 1 + 2 * i, h), ==,
+                     0);
+  Seen seen = { g_ptr_array_new_with_free_func (copy_free) };
+  g_assert_cmpint (crisp_spdy_feed (dec, out.data, out.len, record, &seen), ==, 0);
+  g_assert_cmpuint (seen.frames->len, ==, 3);
+  for (guint i = 0; i < 3; i++)
+    {
+      Copy *c = seen.frames->pdata[i];
+      g_assert_cmpuint (c->stream_id, ==, 1 + 2 * i);
+      g_assert_cmpuint (strlen (c->headers), ==, strlen ("x-noise=;") + 20000);
+    }
+  g_ptr_array_unref (seen.frames);
+  size_t before = out.len;
+  g_assert_cmpint (crisp_spdy_put_data (&out, 1, 0, noise, CRISP_SPDY_MAX_FRAME + 1), ==,
+                   -EMSGSIZE);
+  g_assert_cmpuint (out.len, ==, before);
 }
 
 static void
@@ -291,6 +325,7 @@ main (int argc, char **argv)
   g_test_add_func ("/spdy/syn-streams-byte-by-byte", test_syn_streams_byte_by_byte);
   g_test_add_func ("/spdy/control-frames", test_control_frames);
   g_test_add_func ("/spdy/encoder-round-trip", test_encoder_round_trip);
+  g_test_add_func ("/spdy/encoder-large-blocks", test_encoder_large_blocks);
   g_test_add_func ("/spdy/garbage", test_garbage_is_refused);
   g_test_add_func ("/spdy/header-count-bound", test_header_count_bound);
   g_test_add_func ("/tokens/single-use", test_tokens_single_use);
