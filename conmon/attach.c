@@ -42,7 +42,13 @@ handle_packet (Monitor *m, const unsigned char *buf, size_t len)
         }
       break;
     case CRISP_MONITOR_ATTACH_CLOSE_STDIN:
-      stdio_close_stdin (m);
+      /* A client closing its input ends only its own input, unless the container was made
+       * with stdin_once: then the first client to finish closes the container's stdin. */
+      if (m->opt.stdin_once && !m->attach_detached_once)
+        {
+          m->attach_detached_once = true;
+          stdio_close_stdin (m);
+        }
       break;
     default: /* a newer client's packet type: ignored */
       break;

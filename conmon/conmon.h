@@ -123,6 +123,10 @@ struct Monitor
   CtlClient ctl[MONITOR_CTL_MAX];
   int exec_seq;
 
+  /* Streaming sessions, each served by a child process (session.c). */
+  pid_t sessions[CRISP_MONITOR_SESSIONS_MAX];
+  int session_seq;
+
   MonitorSource oom_src;
   int oom_cgroup_fd; /* the memory cgroup dir, to read the kill counter */
   bool oom_v2;
@@ -169,6 +173,14 @@ int ctl_setup (Monitor *m);
 bool ctl_on_child_exit (Monitor *m, pid_t pid, int status);
 void ctl_tick (Monitor *m, uint64_t now);
 uint64_t ctl_next_deadline (Monitor *m);
+const char **ctl_exec_argv (Monitor *m, const char *pidpath, const char *args, uint32_t argc,
+                            const char *env, uint32_t envc);
+bool ctl_strings_ok (const char *buf, size_t len, size_t n);
+
+/* session.c */
+int session_open (Monitor *m, const char *payload, size_t len, int fd, pid_t *out_pid,
+                  const char **why);
+bool session_on_child_exit (Monitor *m, pid_t pid);
 
 /* oom.c */
 int oom_setup (Monitor *m);

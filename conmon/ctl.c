@@ -162,20 +162,17 @@ on_exec_output (Monitor *m, MonitorSource *src, uint32_t events)
     exec_maybe_finish (m, c);
 }
 
-/* Checks the EXEC payload and builds the runtime's argv (malloc'd, pointing into buf). */
-static int
-exec_build_argv (Monitor *m, const char *pidpath, const char *buf, size_t len,
-                 const CrispMonitorExecRequest *req, const char ***out_argv)
+/* The runtime's exec command line, the one way anything is run in the container (ExecSync
+ * and streaming sessions alike): `runtime [--root R] exec --pid-file P [--env E]... ID args...`.
+ * `args` and `env` are argc and envc consecutive NUL-terminated strings.  malloc'd, pointing
+ * into the arguments. */
+const char **
+ctl_exec_argv (Monitor *m, const char *pidpath, const char *args, uint32_t argc, const char *env,
+               uint32_t envc)
 {
-  size_t nstr = 0;
-  for (size_t i = 0; i < len; i++)
-    nstr += buf[i] == '\0';
-  if (req->argc == 0 || req->flags != 0 || (size_t) req->argc + req->envc != nstr
-      || (len > 0 && buf[len - 1] != '\0'))
-    return -EINVAL;
-  const char **argv = calloc (16 + 2 * (size_t) req->envc + req->argc, sizeof *argv);
+  const char **argv = calloc (16 + 2 * (size_t) envc + argc, sizeof *argv);
   if (argv == NULL)
-    return -ENOMEM;
+    return NULL;
   int n = 0;
   argv[n++] = m->opt.runtime;
   if (m->opt.runtime_root)
@@ -183,18 +180,38 @@ exec_build_argv (Monitor *m, const char *pidpath, const char *buf, size_t len,
   argv[n++] = "exec";
   argv[n++] = "--pid-file";
   argv[n++] = pidpath;
-  const char *s = buf;
-  const char *args = s;
-  for (uint32_t i = 0; i < req->argc; i++)
-    s += strlen (s) + 1;
-  for (uint32_t i = 0; i < req->envc; i++, s += strlen (s) + 1)
-    argv[n++] = "--env", argv[n++] = s;
+  for (uint32_t i = 0; i < envc; i++, env += strlen (env) + 1)
+    argv[n++] = "--env", argv[n++] = env;
   argv[n++] = m->opt.id; /* runc and crun stop parsing options after the id */
-  for (uint32_t i = 0; i < req->argc; i++, args += strlen (args) + 1)
+  for (uint32_t i = 0; i < argc; i++, args += strlen (args) + 1)
     argv[n++] = args;
   argv[n] = NULL;
-  *out_argv = argv;
-  return 0;
+  return argv;
+}
+
+/* true when buf[0..len) is exactly n NUL-terminated strings. */
+bool
+ctl_strings_ok (const char *buf, size_t len, size_t n)
+{
+  size_t nstr = 0;
+  for (size_t i = 0; i < len; i++)
+    nstr += buf[i] == '\0';
+  return nstr == n && (len == 0 || buf[len - 1] == '\0');
+}
+
+/* Checks the EXEC payload and builds the runtime's argv (malloc'd, pointing into buf). */
+static int
+exec_build_argv (Monitor *m, const char *pidpath, const char *buf, size_t len,
+                 const CrispMonitorExecRequest *req, const char ***out_argv)
+{
+  if (req->argc == 0 || req->flags != 0
+      || !ctl_strings_ok (buf, len, (size_t) req->argc + req->envc))
+    return -EINVAL;
+  const char *env = buf;
+  for (uint32_t i = 0; i < req->argc; i++)
+    env += strlen (env) + 1;
+  *out_argv = ctl_exec_argv (m, pidpath, buf, req->argc, env, req->envc);
+  return *out_argv ? 0 : -ENOMEM;
 }
 
 static int
@@ -242,14 +259,31 @@ exec_start (Monitor *m, CtlClient *c, const char *payload, size_t len)
   return 0;
 }
 
+/* A REPLY with a message naming the problem. */
 static void
-handle_request (Monitor *m, CtlClient *c, const char *buf, size_t len)
+reply_error (CtlClient *c, int err, const char *text)
+{
+  CrispMonitorMsg msg = { CRISP_MONITOR_PROTOCOL_VERSION, CRISP_MONITOR_MSG_REPLY, err, 0 };
+  struct iovec iov[2] = { { &msg, sizeof msg }, { (void *) text, strlen (text) } };
+  struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+  sendmsg (c->src.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* `fd`: a descriptor passed with the request, or -1; this function owns it. */
+static void
+handle_request (Monitor *m, CtlClient *c, const char *buf, size_t len, int fd)
 {
   CrispMonitorMsg msg;
   memcpy (&msg, buf, sizeof msg);
   int r;
+  if (msg.type != CRISP_MONITOR_MSG_SESSION && fd >= 0)
+    close (fd), fd = -1;
   if (c->exec_pid > 0)
-    return (void) reply (c, CRISP_MONITOR_MSG_REPLY, -EBUSY, 0);
+    {
+      if (fd >= 0)
+        close (fd);
+      return (void) reply (c, CRISP_MONITOR_MSG_REPLY, -EBUSY, 0);
+    }
   switch (msg.type)
     {
     case CRISP_MONITOR_MSG_VERSION:
@@ -265,6 +299,15 @@ handle_request (Monitor *m, CtlClient *c, const char *buf, size_t len)
       if (r < 0)
         reply (c, CRISP_MONITOR_MSG_REPLY, r, 0);
       return;
+    case CRISP_MONITOR_MSG_SESSION:
+      {
+        pid_t pid = 0;
+        const char *why = NULL;
+        r = session_open (m, buf + sizeof msg, len - sizeof msg, fd, &pid, &why);
+        if (r < 0)
+          return reply_error (c, r, why ? why : strerror (-r));
+        return (void) reply (c, CRISP_MONITOR_MSG_REPLY, 0, (int32_t) pid);
+      }
     default: /* reserved or newer than us */
       return (void) reply (c, CRISP_MONITOR_MSG_REPLY, -EOPNOTSUPP, 0);
     }
@@ -288,16 +331,44 @@ on_client (Monitor *m, MonitorSource *src, uint32_t events)
     }
   if (!(events & EPOLLIN))
     return events & (EPOLLHUP | EPOLLERR) ? client_drop (m, c) : (void) 0;
-  ssize_t n = recv (src->fd, m->io_buf, sizeof m->io_buf, MSG_DONTWAIT | MSG_TRUNC);
+  union
+  {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE (4 * sizeof (int))];
+  } control;
+  struct iovec iov = { m->io_buf, sizeof m->io_buf };
+  struct msghdr mh = { .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = control.buf,
+                       .msg_controllen = sizeof control.buf };
+  ssize_t n = recvmsg (src->fd, &mh, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
   if (n < 0 && (errno == EAGAIN || errno == EINTR))
     return;
+  /* Keep the first descriptor passed; close any other (and all of them on an error). */
+  int fd = -1;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR (&mh); n > 0 && cm; cm = CMSG_NXTHDR (&mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+      {
+        size_t k = (cm->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+        int fds[4];
+        memcpy (fds, CMSG_DATA (cm), k * sizeof (int));
+        for (size_t i = 0; i < k; i++)
+          if (fd < 0)
+            fd = fds[i];
+          else
+            close (fds[i]);
+      }
+  bool bad = n <= 0 || (size_t) n > sizeof m->io_buf || (size_t) n < sizeof (CrispMonitorMsg)
+             || (mh.msg_flags & MSG_CTRUNC);
+  if (bad && fd >= 0)
+    close (fd), fd = -1;
   if (n <= 0)
     return client_drop (m, c);
   if ((size_t) n > sizeof m->io_buf)
     return (void) reply (c, CRISP_MONITOR_MSG_REPLY, -EMSGSIZE, 0);
-  if ((size_t) n < sizeof (CrispMonitorMsg))
+  if ((size_t) n < sizeof (CrispMonitorMsg) || (mh.msg_flags & MSG_CTRUNC))
     return (void) reply (c, CRISP_MONITOR_MSG_REPLY, -EBADMSG, 0);
-  handle_request (m, c, m->io_buf, (size_t) n);
+  handle_request (m, c, m->io_buf, (size_t) n, fd);
 }
 
 static void
@@ -331,6 +402,8 @@ ctl_setup (Monitor *m)
 bool
 ctl_on_child_exit (Monitor *m, pid_t pid, int status)
 {
+  if (session_on_child_exit (m, pid))
+    return true;
   for (int i = 0; i < MONITOR_CTL_MAX; i++)
     {
       CtlClient *c = &m->ctl[i];

@@ -22,6 +22,32 @@ issue_url (CrispCall *call, const char *kind, gpointer req, GDestroyNotify destr
   return crisp_streaming_url (streaming, kind, token);
 }
 
+/* The container's side of a session: running, and with a monitor that can serve it. */
+static CrispExecRequest *
+session_request_new (CrispServer *self, const char *container_id, gboolean attach, GError **error)
+{
+  CrispContainerStreamInfo info = { 0 };
+  if (!crisp_container_service_stream_info (self->containers, container_id, &info, error))
+    return NULL;
+  if (info.monitor_version < 2)
+    {
+      crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
+                   "container '%s' was started by an older crisp whose monitor (protocol "
+                   "version %d) cannot serve %s sessions; ExecSync still works, a recreated "
+                   "container gets a current monitor",
+                   info.id, info.monitor_version, attach ? "attach" : "exec");
+      crisp_container_stream_info_clear (&info);
+      return NULL;
+    }
+  CrispExecRequest *r = g_new0 (CrispExecRequest, 1);
+  r->container_id = g_steal_pointer (&info.id);
+  r->monitor_dir = g_steal_pointer (&info.monitor_dir);
+  r->attach = attach;
+  r->container_tty = info.tty;
+  r->container_stdin = info.stdin_open;
+  return r;
+}
+
 static CrispExecRequest *
 exec_request_new (CrispServer *self, const Runtime__V1__ExecRequest *req, GError **error)
 {
@@ -35,14 +61,9 @@ exec_request_new (CrispServer *self, const Runtime__V1__ExecRequest *req, GError
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                         "tty and stderr cannot both be set (a tty merges stderr into stdout)"),
            NULL;
-  g_autoptr (GError) local = NULL;
-  CrispExecRequest *r = g_new0 (CrispExecRequest, 1);
-  if (!crisp_container_service_exec_info (self->containers, req->container_id, &r->container_id,
-                                          &r->runtime_path, &r->runtime_root, error))
-    {
-      crisp_exec_request_free (r);
-      return NULL;
-    }
+  CrispExecRequest *r = session_request_new (self, req->container_id, FALSE, error);
+  if (r == NULL)
+    return NULL;
   r->cmd = g_new0 (char *, req->n_cmd + 1);
   for (size_t i = 0; i < req->n_cmd; i++)
     r->cmd[i] = g_strdup (req->cmd[i]);
@@ -74,20 +95,15 @@ attach_thread (CrispServer *self, CrispCall *call, gpointer data)
 {
   g_autoptr (GError) error = NULL;
   const Runtime__V1__AttachRequest *req = CRISP_CALL_REQUEST (call, Runtime__V1__AttachRequest);
-  CrispExecRequest *r = g_new0 (CrispExecRequest, 1);
-  gboolean tty = FALSE, stdin_open = FALSE;
-  if (!crisp_container_service_attach_info (self->containers, req->container_id, &r->container_id,
-                                            &r->attach_dir, &tty, &stdin_open, &error))
-    {
-      crisp_exec_request_free (r);
-      return crisp_call_fail (call, error);
-    }
+  CrispExecRequest *r = session_request_new (self, req->container_id, TRUE, &error);
+  if (r == NULL)
+    return crisp_call_fail (call, error);
   /* The container's own settings decide: a tty merges stderr, and stdin exists only if the
    * container was created with it. */
-  r->tty = tty;
-  r->in = req->stdin && stdin_open;
+  r->tty = r->container_tty;
+  r->in = req->stdin && r->container_stdin;
   r->out = req->stdout;
-  r->err = req->stderr && !tty;
+  r->err = req->stderr && !r->tty;
   if (!r->in && !r->out && !r->err)
     {
       crisp_exec_request_free (r);

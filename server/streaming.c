@@ -11,6 +11,7 @@
 
 #include "crisp-base.h"
 #include "crisp-error.h"
+#include "monitor-protocol.h"
 #include "streaming.h"
 
 #define HEAD_MAX 8192
@@ -30,7 +31,7 @@ struct _CrispStreaming
 
 /* The remotecommand versions crisp speaks, most preferred first. */
 static const char *const exec_protocols[]
-    = { "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io", NULL };
+    = { "v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io", NULL };
 
 static const char *const port_forward_protocols[] = { "portforward.k8s.io", NULL };
 
@@ -50,10 +51,8 @@ crisp_exec_request_free (CrispExecRequest *req)
   if (req == NULL)
     return;
   g_free (req->container_id);
-  g_free (req->runtime_path);
-  g_free (req->runtime_root);
+  g_free (req->monitor_dir);
   g_strfreev (req->cmd);
-  g_free (req->attach_dir);
   g_free (req);
 }
 
@@ -90,8 +89,8 @@ crisp_streaming_send_all (int fd, const void *buf, gsize len)
   return 0;
 }
 
-static void
-send_status (int fd, const char *status, const char *body)
+void
+crisp_streaming_send_status (int fd, const char *status, const char *body)
 {
   g_autofree char *msg = g_strdup_printf ("HTTP/1.1 %s\r\nContent-Type: text/plain\r\n"
                                           "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
@@ -187,7 +186,7 @@ serve_connection (CrispStreaming *self, int fd)
   gsize head_len = 0;
   int r = read_head (fd, buf, &head_len);
   if (r == -EMSGSIZE)
-    return send_status (fd, "431 Request Header Fields Too Large", "request head too large\n");
+    return crisp_streaming_send_status (fd, "431 Request Header Fields Too Large", "request head too large\n");
   if (r < 0)
     return;
   g_autofree char *text = g_strndup ((const char *) buf->data, head_len);
@@ -197,18 +196,18 @@ serve_connection (CrispStreaming *self, int fd)
   if (!ok || !(g_str_equal (h.method, "GET") || g_str_equal (h.method, "POST")))
     {
       head_clear (&h);
-      return send_status (fd, "400 Bad Request", "malformed or unsupported request\n");
+      return crisp_streaming_send_status (fd, "400 Bad Request", "malformed or unsupported request\n");
     }
   gboolean exec = g_str_has_prefix (token, "/exec/") || g_str_has_prefix (token, "/attach/");
   if (!exec && !g_str_has_prefix (token, "/portforward/"))
     {
       head_clear (&h);
-      return send_status (fd, "404 Not Found", "unknown path\n");
+      return crisp_streaming_send_status (fd, "404 Not Found", "unknown path\n");
     }
   if (!h.upgrade_spdy)
     {
       head_clear (&h);
-      return send_status (fd, "400 Bad Request", "an upgrade to SPDY/3.1 is required\n");
+      return crisp_streaming_send_status (fd, "400 Bad Request", "an upgrade to SPDY/3.1 is required\n");
     }
   const char *kind = !exec ? "portforward" : token[1] == 'e' ? "exec" : "attach";
   GDestroyNotify destroy = exec ? (GDestroyNotify) crisp_exec_request_free
@@ -217,23 +216,22 @@ serve_connection (CrispStreaming *self, int fd)
   const char *protocol = negotiate (h.protocols, exec ? exec_protocols : port_forward_protocols);
   head_clear (&h);
   if (req == NULL)
-    return send_status (fd, "404 Not Found", "unknown, used or expired token\n");
+    return crisp_streaming_send_status (fd, "404 Not Found", "unknown, used or expired token\n");
   if (protocol == NULL || (!exec && *protocol == '\0'))
     {
       destroy (req);
-      return send_status (fd, "403 Forbidden", "no supported X-Stream-Protocol-Version offered\n");
+      return crisp_streaming_send_status (fd, "403 Forbidden", "no supported X-Stream-Protocol-Version offered\n");
     }
   g_autofree char *reply = g_strdup_printf (
       "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
       "%s%s%s\r\n",
       *protocol ? "X-Stream-Protocol-Version: " : "", protocol, *protocol ? "\r\n" : "");
-  if (crisp_streaming_send_all (fd, reply, strlen (reply)) == 0)
-    {
-      if (exec)
-        crisp_streaming_serve_exec (fd, protocol, req, buf->data + head_len, buf->len - head_len);
-      else
-        crisp_streaming_serve_port_forward (fd, req, buf->data + head_len, buf->len - head_len);
-    }
+  if (exec)
+    crisp_streaming_hand_off (fd, CRISP_MONITOR_FRAMING_SPDY, protocol, req,
+                              (const guint8 *) reply, strlen (reply), buf->data + head_len,
+                              buf->len - head_len);
+  else if (crisp_streaming_send_all (fd, reply, strlen (reply)) == 0)
+    crisp_streaming_serve_port_forward (fd, req, buf->data + head_len, buf->len - head_len);
   destroy (req);
 }
 

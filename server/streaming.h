@@ -10,15 +10,16 @@ G_BEGIN_DECLS
 
 typedef struct _CrispStreaming CrispStreaming;
 
-/* What an Exec or Attach call asked for, kept under its token until the client connects. */
+/* What an Exec or Attach call asked for, kept under its token until the client connects; the
+ * container's monitor then serves the session. */
 typedef struct
 {
   char *container_id;
-  char *runtime_path;
-  char *runtime_root;
+  char *monitor_dir; /* the monitor's state directory */
+  gboolean attach;   /* Attach; otherwise Exec of cmd */
   char **cmd;
   gboolean tty, in, out, err;
-  char *attach_dir; /* set for Attach: the monitor's state directory; cmd is NULL */
+  gboolean container_tty, container_stdin; /* as the container was created */
 } CrispExecRequest;
 
 void crisp_exec_request_free (CrispExecRequest *req);
@@ -40,13 +41,19 @@ CrispStreamTokens *crisp_streaming_tokens (CrispStreaming *self);
 /* http://address:port/<kind>/<token>, with the port actually bound. */
 char *crisp_streaming_url (CrispStreaming *self, const char *kind, const char *token);
 
+/* Answers an HTTP error with a text body and Connection: close. */
+void crisp_streaming_send_status (int fd, const char *status, const char *body);
+
 /* Sends all of buf on a blocking socket (no SIGPIPE); 0 or -errno. */
 int crisp_streaming_send_all (int fd, const void *buf, gsize len);
 
-/* streaming-exec.c: serves one upgraded exec connection to its end. `leftover` are bytes
- * read past the request head. */
-void crisp_streaming_serve_exec (int fd, const char *protocol, CrispExecRequest *req,
-                                 const guint8 *leftover, gsize leftover_len);
+/* streaming-handoff.c: hands an exec or attach connection whose upgrade was accepted to the
+ * container's monitor, with `response` (the 101 answer, which the monitor sends) and
+ * `leftover` (bytes read past the request head); answers an HTTP error itself when the
+ * monitor cannot take it.  framing: CRISP_MONITOR_FRAMING_*. */
+void crisp_streaming_hand_off (int fd, guint32 framing, const char *protocol,
+                               CrispExecRequest *req, const guint8 *response, gsize response_len,
+                               const guint8 *leftover, gsize leftover_len);
 
 /* streaming-portforward.c: serves one upgraded portforward.k8s.io connection. */
 void crisp_streaming_serve_port_forward (int fd, CrispPortForwardRequest *req,

@@ -368,3 +368,78 @@ crisp_monitor_exec_result_fit (CrispMonitorExecResult *result, size_t max)
   if (result->err)
     result->err[err] = '\0';
 }
+
+int
+crisp_monitor_session (int fd, int client_fd, const CrispMonitorSessionRequest *req,
+                       const char *const *argv, const void *response, const void *leftover,
+                       pid_t *out_pid, char *why, size_t why_size)
+{
+  if (why_size > 0)
+    why[0] = '\0';
+  _cleanup_free_ char *buf = malloc (CRISP_MONITOR_MSG_MAX);
+  if (buf == NULL)
+    return -ENOMEM;
+  CrispMonitorSessionRequest r = *req;
+  CrispMonitorMsg msg = { CRISP_MONITOR_PROTOCOL_VERSION, CRISP_MONITOR_MSG_SESSION, 0, 0 };
+  size_t len = sizeof msg + sizeof r;
+  r.argc = 0;
+  for (const char *const *s = argv; s && *s; s++, r.argc++)
+    {
+      size_t l = strlen (*s) + 1;
+      if (len + l > CRISP_MONITOR_MSG_MAX)
+        return -E2BIG;
+      memcpy (buf + len, *s, l);
+      len += l;
+    }
+  if (len + r.response_len + r.leftover_len > CRISP_MONITOR_MSG_MAX)
+    return -E2BIG;
+  if (r.response_len)
+    memcpy (buf + len, response, r.response_len);
+  len += r.response_len;
+  if (r.leftover_len)
+    memcpy (buf + len, leftover, r.leftover_len);
+  len += r.leftover_len;
+  memcpy (buf, &msg, sizeof msg);
+  memcpy (buf + sizeof msg, &r, sizeof r);
+  union
+  {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE (sizeof (int))];
+  } control;
+  memset (&control, 0, sizeof control);
+  struct iovec iov = { buf, len };
+  struct msghdr mh = { .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = control.buf,
+                       .msg_controllen = sizeof control.buf };
+  struct cmsghdr *cm = CMSG_FIRSTHDR (&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN (sizeof (int));
+  memcpy (CMSG_DATA (cm), &client_fd, sizeof (int));
+  ssize_t n;
+  while ((n = sendmsg (fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    ;
+  if (n < 0)
+    return -errno;
+  ssize_t got = recv_packet (fd, buf, CRISP_MONITOR_MSG_MAX, REQUEST_TIMEOUT_MS);
+  if (got < 0)
+    return (int) got;
+  memcpy (&msg, buf, sizeof msg);
+  if (msg.type != CRISP_MONITOR_MSG_REPLY)
+    return -EBADMSG;
+  if (msg.arg0 < 0)
+    {
+      size_t tl = (size_t) got - sizeof msg;
+      if (why_size > 0)
+        {
+          tl = tl < why_size - 1 ? tl : why_size - 1;
+          memcpy (why, buf + sizeof msg, tl);
+          why[tl] = '\0';
+        }
+      return msg.arg0;
+    }
+  if (out_pid)
+    *out_pid = msg.arg1;
+  return 0;
+}

@@ -74,3 +74,13 @@ void crisp_monitor_exec_result_clear (CrispMonitorExecResult *result);
 /* Trims the output to max bytes for both streams together, setting truncated when it cuts: a
  * stream under half keeps all of it and the other gets the rest, otherwise each keeps half. */
 void crisp_monitor_exec_result_fit (CrispMonitorExecResult *result, size_t max);
+
+/* Protocol version 2: hands a client's connection (client_fd, which the caller still closes)
+ * to the monitor for a streaming exec or attach session; argv is the command of an exec
+ * (req->argc is filled in), response and leftover are req->response_len and
+ * req->leftover_len bytes.  0 and the pid of the monitor's child serving it; -E2BIG when it
+ * does not fit one packet; or the monitor's refusal (-ESRCH: the container is not running,
+ * -EBUSY: too many sessions, -EOPNOTSUPP: a version 1 monitor) with its message in `why`. */
+int crisp_monitor_session (int fd, int client_fd, const CrispMonitorSessionRequest *req,
+                           const char *const *argv, const void *response, const void *leftover,
+                           pid_t *out_pid, char *why, size_t why_size);

@@ -8,8 +8,9 @@
 
 #include <stdint.h>
 
-/* Version 1: the first.  Sent in every message and written in every file. */
-#define CRISP_MONITOR_PROTOCOL_VERSION 1
+/* Version 1: the first.  Version 2: SESSION (streaming exec and attach sessions owned by the
+ * monitor).  Sent in every message and written in every file. */
+#define CRISP_MONITOR_PROTOCOL_VERSION 2
 
 /* Invocation (crisp-conmon --help lists them):
  *   crisp-conmon --id ID --bundle DIR --state-dir DIR --runtime PATH [--runtime-root DIR]
@@ -67,9 +68,11 @@ typedef enum
   CRISP_MONITOR_MSG_REOPEN_LOG = 18, /* reply: REPLY */
   CRISP_MONITOR_MSG_EXEC = 19,       /* payload: CrispMonitorExecRequest + strings;
                                         replies: EXEC_OUTPUT*, then EXEC_EXIT (or REPLY < 0) */
-  /* 20-31 reserved for streaming exec sessions owned by the monitor (a later version):
-   * open a session on a passed socket, its stdin, resize and close. */
-  CRISP_MONITOR_MSG_SESSION_FIRST_RESERVED = 20,
+  /* Version 2.  SCM_RIGHTS: the client's connection; payload: CrispMonitorSessionRequest +
+   * strings + bytes.  The monitor serves the session from then on, in a child process of its
+   * own; reply: REPLY arg0 = 0 and arg1 = that child's pid, or arg0 = -errno and a message. */
+  CRISP_MONITOR_MSG_SESSION = 20,
+  /* 21-31 reserved for more streaming requests. */
   CRISP_MONITOR_MSG_SESSION_LAST_RESERVED = 31,
 
   /* control socket, replies (monitor -> crisp) */
@@ -88,6 +91,34 @@ typedef struct
   uint32_t envc;
   uint32_t flags; /* none defined yet; must be 0 */
 } CrispMonitorExecRequest;
+
+/* The SESSION payload: this struct, then argc NUL-terminated strings (exec: the command), then
+ * response_len bytes (the HTTP answer crisp composed, which the monitor sends first), then
+ * leftover_len bytes (what the client sent after its request head, to be parsed as the
+ * protocol's first bytes).  The whole packet is at most CRISP_MONITOR_MSG_MAX bytes. */
+typedef struct
+{
+  uint32_t kind;         /* CRISP_MONITOR_SESSION_EXEC or _ATTACH */
+  uint32_t framing;      /* CRISP_MONITOR_FRAMING_SPDY or _WEBSOCKET */
+  uint32_t version;      /* remotecommand protocol version: 1 (channel.k8s.io) to 5 */
+  uint32_t flags;        /* CRISP_MONITOR_SESSION_* below */
+  uint32_t argc;         /* exec: the command; attach: 0 */
+  uint32_t response_len; /* at most CRISP_MONITOR_SESSION_RESPONSE_MAX */
+  uint32_t leftover_len;
+} CrispMonitorSessionRequest;
+
+#define CRISP_MONITOR_SESSION_EXEC 1u
+#define CRISP_MONITOR_SESSION_ATTACH 2u
+#define CRISP_MONITOR_FRAMING_SPDY 1u
+#define CRISP_MONITOR_FRAMING_WEBSOCKET 2u
+#define CRISP_MONITOR_SESSION_STDIN 1u
+#define CRISP_MONITOR_SESSION_STDOUT 2u
+#define CRISP_MONITOR_SESSION_STDERR 4u
+#define CRISP_MONITOR_SESSION_TTY 8u
+#define CRISP_MONITOR_SESSION_BASE64 16u /* WebSocket: the base64 channel framing */
+#define CRISP_MONITOR_SESSION_RESPONSE_MAX 4096
+/* Sessions one monitor serves at once; more get -EBUSY. */
+#define CRISP_MONITOR_SESSIONS_MAX 32
 
 #define CRISP_MONITOR_EXEC_FLAG_TIMED_OUT 1u
 #define CRISP_MONITOR_EXEC_FLAG_TRUNCATED 2u

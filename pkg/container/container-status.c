@@ -319,31 +319,25 @@ lookup_running (CrispContainerService *svc, const char *id, GError **error)
 }
 
 gboolean
-crisp_container_service_exec_info (CrispContainerService *svc, const char *id, char **full_id,
-                                   char **runtime_path, char **runtime_root, GError **error)
+crisp_container_service_stream_info (CrispContainerService *svc, const char *id,
+                                     CrispContainerStreamInfo *out, GError **error)
 {
   g_autoptr (CrispContainer) c = lookup_running (svc, id, error);
   if (c == NULL)
     return FALSE;
-  *full_id = g_strdup (c->id);
-  *runtime_path = g_strdup (c->runtime_path);
-  *runtime_root = g_strdup (c->runtime_root);
+  out->id = g_strdup (c->id);
+  out->monitor_dir = crisp_container_run_path (svc, c->id, "monitor");
+  out->monitor_version = c->monitor_version;
+  out->tty = c->config->tty;
+  out->stdin_open = c->config->stdin;
   return TRUE;
 }
 
-gboolean
-crisp_container_service_attach_info (CrispContainerService *svc, const char *id, char **full_id,
-                                     char **monitor_dir, gboolean *tty, gboolean *stdin_open,
-                                     GError **error)
+void
+crisp_container_stream_info_clear (CrispContainerStreamInfo *info)
 {
-  g_autoptr (CrispContainer) c = lookup_running (svc, id, error);
-  if (c == NULL)
-    return FALSE;
-  *full_id = g_strdup (c->id);
-  *monitor_dir = crisp_container_run_path (svc, c->id, "monitor");
-  *tty = c->config->tty;
-  *stdin_open = c->config->stdin;
-  return TRUE;
+  g_clear_pointer (&info->id, g_free);
+  g_clear_pointer (&info->monitor_dir, g_free);
 }
 
 gboolean

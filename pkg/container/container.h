@@ -57,18 +57,19 @@ Runtime__V1__ExecSyncResponse *
 crisp_container_service_exec_sync (CrispContainerService *svc,
                                    const Runtime__V1__ExecSyncRequest *req, gboolean *out_truncated,
                                    GError **error);
-/* What a streaming exec needs to run `runtime --root root exec id ...` itself: the full id
- * and the OCI runtime. NOT_FOUND, or FAILED_PRECONDITION unless the container is running. */
-gboolean crisp_container_service_exec_info (CrispContainerService *svc, const char *id,
-                                            char **full_id, char **runtime_path,
-                                            char **runtime_root, GError **error);
-/* What a streaming attach needs: the full id, the monitor's state directory (its attach
- * socket is "attach" there) and whether the container has a tty and an open stdin.
- * NOT_FOUND, or FAILED_PRECONDITION unless the container is running. */
-gboolean crisp_container_service_attach_info (CrispContainerService *svc, const char *id,
-                                              char **full_id, char **monitor_dir,
-                                              gboolean *tty, gboolean *stdin_open,
-                                              GError **error);
+/* What a streaming exec or attach session needs: the container's monitor serves it. */
+typedef struct
+{
+  char *id;          /* the full id */
+  char *monitor_dir; /* the monitor's state directory (its control and attach sockets) */
+  int monitor_version;
+  gboolean tty, stdin_open; /* as the container was created */
+} CrispContainerStreamInfo;
+
+/* NOT_FOUND, or FAILED_PRECONDITION unless the container is running. */
+gboolean crisp_container_service_stream_info (CrispContainerService *svc, const char *id,
+                                              CrispContainerStreamInfo *out, GError **error);
+void crisp_container_stream_info_clear (CrispContainerStreamInfo *info);
 gboolean crisp_container_service_reopen_log (CrispContainerService *svc, const char *id,
                                              GError **error);
 gboolean

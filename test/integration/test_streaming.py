@@ -160,7 +160,14 @@ def test_garbage_spdy_after_upgrade_closes_only_that_session(cenv):
     assert res.status == 101
     sock.sendall(b"\x80\x02\x00\x01" + b"\xff" * 64)
     sock.settimeout(10)
-    assert sock.recv(100) == b""  # crisp hung up
+    got = b""
+    while True:  # the session hangs up, at most after a GOAWAY saying why
+        chunk = sock.recv(100)
+        if not chunk:
+            break
+        got += chunk
+        assert len(got) <= 16, got
+    assert got == b"" or got[:4] == b"\x80\x03\x00\x07", got
     sock.close()
     s, ids, _ = exec_session(exec_url(cenv, cid, ["echo", "still"]))
     finish(s, ids)
@@ -356,6 +363,7 @@ def test_attach_bridges_stdin_stdout_stderr(cenv):
     cfg = cenv.config("echoer", command=["sh", "-c", 'while read l; do echo "out:$l"; '
                                                      'echo "err:$l" >&2; done; echo bye'])
     cfg.stdin = True
+    cfg.stdin_once = True  # so the client closing its stdin closes the container's
     cid = cenv.create(pod, config=cfg)
     cenv.start(cid)
     url = attach_url(cenv, cid, stdin=True)
