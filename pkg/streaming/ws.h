@@ -53,15 +53,23 @@ void crisp_ws_free (CrispWs *self);
 /* Buffers client bytes and reports every complete message.  Client frames must be masked;
  * control frames must be final and at most 125 bytes; a continuation must follow a started
  * message; TEXT must be UTF-8 only in the sense that it is passed on as is (not checked).
- * Returns 0, -EPROTO (a malformed frame, unmasked, reserved bits or opcodes), -EMSGSIZE (over
- * CRISP_WS_MAX_MESSAGE), -ENOMEM, or the callback's error.  After an error the codec is
- * unusable.  Nothing is reported after a CLOSE. */
+ * Returns 0, -EPROTO (a malformed frame, unmasked, reserved bits or opcodes, a CLOSE whose
+ * payload is one byte or whose code no endpoint may send), -EMSGSIZE (over
+ * CRISP_WS_MAX_MESSAGE, refused from the frame's length field before its payload is
+ * buffered), -ENOMEM, or the callback's error.  After an error the codec is unusable (every
+ * later call returns -EPROTO).  Nothing is reported after a CLOSE, and later bytes are
+ * ignored. */
 int crisp_ws_feed (CrispWs *self, const uint8_t *buf, size_t len, CrispWsMessageFunc fn,
                    void *user_data);
 
 /* Encoders (server to client: unmasked, one final frame each).  0 or -ENOMEM; -EMSGSIZE for a
- * control frame over 125 bytes. */
+ * control frame over 125 bytes; -EINVAL for CONTINUATION.  On error `out` is unchanged. */
 int crisp_ws_put (CrispBuf *out, CrispWsOpcode opcode, const void *data, size_t len);
+/* One frame of any kind, final or not, masked with `mask` (4 bytes) unless it is NULL: what a
+ * client sends, for tests and clients.  0, -ENOMEM, -EINVAL (an opcode RFC 6455 does not
+ * define), -EMSGSIZE (a control frame over 125 bytes). */
+int crisp_ws_put_frame (CrispBuf *out, uint8_t opcode, bool fin, const uint8_t *mask,
+                        const void *data, size_t len);
 /* A CLOSE frame with `code` and an optional reason (cut to fit 125 bytes). */
 int crisp_ws_put_close (CrispBuf *out, uint16_t code, const char *reason);
 
