@@ -108,3 +108,19 @@ int crisp_random_hex_id (char out[65]);
 /* true when s is a non-empty string of lowercase hex digits of exactly len characters
  * (len 0: any length from 1 to 64) — the shape of crisp's object ids. */
 bool crisp_id_is_valid_len (const char *s, size_t len);
+
+/* The real-time signals as Docker and containerd number them: glibc's SIGRTMIN and SIGRTMAX,
+ * fixed so that a name means the same signal whatever libc the container's program uses. */
+#define CRISP_SIGNAL_RTMIN 34
+#define CRISP_SIGNAL_MAX 64
+/* Room for the longest name crisp_signal_format writes, "SIGRTMAX-14", and its NUL. */
+#define CRISP_SIGNAL_NAME_MAX 16
+
+/* Parses a signal the way OCI image configs and Docker spell one: a decimal number 1..64, or a
+ * name in any case with or without "SIG" ("SIGTERM", "term", "SIGRTMIN+3", "RTMAX-2"); the
+ * real-time range is 34 (RTMIN) to 64 (RTMAX).  -EINVAL for anything else, spaces included. */
+int crisp_signal_parse (const char *s, int *out_signal);
+
+/* The canonical name of signal sig ("SIGTERM", "SIGRTMIN+3", "SIGRTMAX-14"); the decimal
+ * number for 32 and 33, which have none.  -EINVAL when sig is not 1..64. */
+int crisp_signal_format (int sig, char out[CRISP_SIGNAL_NAME_MAX]);

@@ -89,24 +89,6 @@ prepare_log_path (CrispPod *pod, const Runtime__V1__ContainerConfig *cfg, char *
   return TRUE;
 }
 
-static char *
-image_stop_signal (const CrispImage *img)
-{
-  g_autoptr (JsonParser) p = json_parser_new ();
-  if (img->config_json == NULL || !json_parser_load_from_data (p, img->config_json, -1, NULL))
-    return NULL;
-  JsonNode *root = json_parser_get_root (p);
-  if (!JSON_NODE_HOLDS_OBJECT (root))
-    return NULL;
-  JsonObject *config = json_object_get_object_member (json_node_get_object (root), "config");
-  if (config == NULL || !json_object_has_member (config, "StopSignal"))
-    return NULL;
-  JsonNode *s = json_object_get_member (config, "StopSignal");
-  return JSON_NODE_HOLDS_VALUE (s) && json_node_get_value_type (s) == G_TYPE_STRING
-             ? g_strdup (json_node_get_string (s))
-             : NULL;
-}
-
 static gboolean
 make_dirs (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
@@ -256,7 +238,6 @@ container_from_request (CrispContainerService *svc, CrispPod *pod, const CrispIm
   c->runtime = g_strdup (rt->name);
   c->runtime_path = g_steal_pointer (&runtime_path);
   c->runtime_root = g_strdup (rt->root);
-  c->stop_signal = image_stop_signal (img);
   c->state = CRISP_CONTAINER_CREATING;
   c->created_at = g_get_real_time () * 1000;
   if (!prepare_log_path (pod, req->config, &c->log_path, error))

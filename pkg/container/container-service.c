@@ -263,30 +263,16 @@ wait_exit_file (CrispContainerService *svc, CrispContainer *c)
     }
 }
 
+/* The record holds the number crisp_oci_stop_signal chose at create; a record that holds
+ * none, or one not readable as a signal, gets the default. */
 static int
-parse_signal (const char *name)
+record_stop_signal (const CrispContainer *c)
 {
-  static const struct
-  {
-    const char *name;
-    int sig;
-  } table[] = {
-    { "TERM", SIGTERM }, { "KILL", SIGKILL }, { "INT", SIGINT },   { "QUIT", SIGQUIT },
-    { "HUP", SIGHUP },   { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "WINCH", SIGWINCH },
-    { "PWR", SIGPWR },   { "STOP", SIGSTOP }, { "CONT", SIGCONT },
-  };
-  if (name == NULL || *name == '\0')
-    return SIGTERM;
-  if (g_ascii_isdigit (*name))
-    {
-      gint64 n = g_ascii_strtoll (name, NULL, 10);
-      return n > 0 && n < 65 ? (int) n : SIGTERM;
-    }
-  const char *bare = g_ascii_strncasecmp (name, "SIG", 3) == 0 ? name + 3 : name;
-  for (gsize i = 0; i < G_N_ELEMENTS (table); i++)
-    if (g_ascii_strcasecmp (bare, table[i].name) == 0)
-      return table[i].sig;
-  return SIGTERM;
+  int sig = SIGTERM;
+  if (c->stop_signal != NULL && crisp_signal_parse (c->stop_signal, &sig) < 0)
+    g_debug ("container '%s': stop signal '%s' is not a signal, using SIGTERM", c->id,
+             c->stop_signal);
+  return sig;
 }
 
 /* Under c->op_lock. */
@@ -296,8 +282,7 @@ stop_locked (CrispContainerService *svc, CrispContainer *c, gint64 timeout)
   crisp_container_refresh (svc, c);
   if (c->state != CRISP_CONTAINER_RUNNING && c->state != CRISP_CONTAINER_CREATED)
     return TRUE;
-  int sig = c->state == CRISP_CONTAINER_RUNNING && timeout > 0 ? parse_signal (c->stop_signal)
-                                                               : SIGKILL;
+  int sig = c->state == CRISP_CONTAINER_RUNNING && timeout > 0 ? record_stop_signal (c) : SIGKILL;
   _cleanup_close_ int pidfd = -1;
   int r = signal_init (c, sig, &pidfd);
   if (r == 0 && sig != SIGKILL && !wait_pidfd (pidfd, timeout * 1000))

@@ -84,8 +84,9 @@ const char *const *crisp_oci_default_capabilities (void);
 const char *const *crisp_oci_default_masked_paths (void);
 const char *const *crisp_oci_default_readonly_paths (void);
 
-/* The container's stop signal: the CRI stop_signal when set, else the image's StopSignal
- * ("SIGTERM", "TERM" or a number), else SIGTERM.  INVALID_ARGUMENT for an unknown name. */
+/* The container's stop signal, the one rule for the whole tree: the CRI stop_signal when set,
+ * else the image's StopSignal when not empty (as crisp_signal_parse reads it), else SIGTERM.
+ * INVALID_ARGUMENT for a value that is not a signal. */
 gboolean crisp_oci_stop_signal (const Runtime__V1__ContainerConfig *config,
                                 JsonObject *image_config, int *out_signal, GError **error);
 

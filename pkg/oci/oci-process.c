@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "oci-private.h"
+#include "crisp-base.h"
 #include "crisp-error.h"
 
 #include <signal.h>
@@ -231,42 +232,21 @@ crisp_oci_build_process (const CrispOciInput *in, JsonObject *process, const cha
          && build_cwd (in, process, error);
 }
 
-static const struct
-{
-  const char *name;
-  int number;
-} signals[] = {
-  { "ABRT", SIGABRT }, { "ALRM", SIGALRM },     { "BUS", SIGBUS },       { "CHLD", SIGCHLD },
-  { "CONT", SIGCONT }, { "FPE", SIGFPE },       { "HUP", SIGHUP },       { "ILL", SIGILL },
-  { "INT", SIGINT },   { "IO", SIGIO },         { "IOT", SIGIOT },       { "KILL", SIGKILL },
-  { "PIPE", SIGPIPE }, { "POLL", SIGPOLL },     { "PROF", SIGPROF },     { "PWR", SIGPWR },
-  { "QUIT", SIGQUIT }, { "SEGV", SIGSEGV },     { "STKFLT", SIGSTKFLT }, { "STOP", SIGSTOP },
-  { "SYS", SIGSYS },   { "TERM", SIGTERM },     { "TRAP", SIGTRAP },     { "TSTP", SIGTSTP },
-  { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },     { "URG", SIGURG },       { "USR1", SIGUSR1 },
-  { "USR2", SIGUSR2 }, { "VTALRM", SIGVTALRM }, { "WINCH", SIGWINCH },   { "XCPU", SIGXCPU },
-  { "XFSZ", SIGXFSZ },
-};
-
+/* The CRI's enum, by name ("SIGNAL_SIGTERM"); its real-time values are spelt
+ * "SIGNAL_SIGRTMINPLUS1" and "SIGNAL_SIGRTMAXMINUS14" and follow SIGRTMIN in order. */
 static gboolean
-parse_signal (const char *s, int *out)
+cri_signal (Runtime__V1__Signal value, int *out)
 {
-  if (g_ascii_isdigit (s[0]))
+  if (value >= RUNTIME__V1__SIGNAL__SIGNAL_SIGRTMIN
+      && value <= RUNTIME__V1__SIGNAL__SIGNAL_SIGRTMAX)
     {
-      guint64 n;
-      if (!g_ascii_string_to_unsigned (s, 10, 1, SIGRTMAX, &n, NULL))
-        return FALSE;
-      *out = (int) n;
+      *out = CRISP_SIGNAL_RTMIN + (int) (value - RUNTIME__V1__SIGNAL__SIGNAL_SIGRTMIN);
       return TRUE;
     }
-  if (g_ascii_strncasecmp (s, "SIG", 3) == 0)
-    s += 3;
-  for (gsize i = 0; i < G_N_ELEMENTS (signals); i++)
-    if (g_ascii_strcasecmp (s, signals[i].name) == 0)
-      {
-        *out = signals[i].number;
-        return TRUE;
-      }
-  return FALSE;
+  const ProtobufCEnumValue *v
+      = protobuf_c_enum_descriptor_get_value (&runtime__v1__signal__descriptor, (int) value);
+  return v != NULL && g_str_has_prefix (v->name, "SIGNAL_")
+         && crisp_signal_parse (v->name + strlen ("SIGNAL_"), out) == 0;
 }
 
 gboolean
@@ -276,11 +256,7 @@ crisp_oci_stop_signal (const Runtime__V1__ContainerConfig *config, JsonObject *i
   *out_signal = SIGTERM;
   if (config != NULL && config->stop_signal != RUNTIME__V1__SIGNAL__SIGNAL_RUNTIME_DEFAULT)
     {
-      const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value (
-          &runtime__v1__signal__descriptor, (int) config->stop_signal);
-      /* proto names are "SIGNAL_SIGTERM" */
-      if (v == NULL || !g_str_has_prefix (v->name, "SIGNAL_")
-          || !parse_signal (v->name + strlen ("SIGNAL_"), out_signal))
+      if (!cri_signal (config->stop_signal, out_signal))
         return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                             "container config: stop_signal %d is not a signal crisp knows",
                             (int) config->stop_signal);
@@ -289,7 +265,7 @@ crisp_oci_stop_signal (const Runtime__V1__ContainerConfig *config, JsonObject *i
   const char *s;
   if (!image_string (image_config, "StopSignal", &s, error))
     return FALSE;
-  if (s != NULL && s[0] != '\0' && !parse_signal (s, out_signal))
+  if (s != NULL && s[0] != '\0' && crisp_signal_parse (s, out_signal) < 0)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                         "image config: StopSignal '%s' is not a signal", s);
   return TRUE;

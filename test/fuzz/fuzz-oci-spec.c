@@ -1,10 +1,11 @@
 /* Fuzz target: the OCI spec builder.  The input is a CreateContainerRequest as it arrives on
  * the wire; what decodes is turned into config.json against a small fixed rootfs
- * (test/fuzz/rootfs-oci) and a fixed image config.  A build either yields a spec or an error,
- * never both, never a crash. */
+ * (test/fuzz/rootfs-oci) and a fixed image config, and its stop signal is computed.  A build
+ * either yields a spec or an error, never both, never a crash. */
 #include "config.h"
 
 #include "crisp-oci.h"
+#include "crisp-base.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -64,6 +65,11 @@ build (Runtime__V1__CreateContainerRequest *req, int rootfs_fd)
       g_assert (json != NULL && json[0] == '{');
       json_node_unref (spec);
     }
+  /* The stop signal from the wire's enum: a signal number or an error, never both. */
+  int sig = 0;
+  g_autoptr (GError) sig_error = NULL;
+  ok = crisp_oci_stop_signal (req->config, image_config (), &sig, &sig_error);
+  g_assert (ok ? sig >= 1 && sig <= CRISP_SIGNAL_MAX && sig_error == NULL : sig_error != NULL);
 }
 
 int

@@ -263,34 +263,43 @@ def test_stop_with_timeout_zero_kills_at_once(cenv):
     assert elapsed < 1.5, "timeout 0 took %.2f s" % elapsed
 
 
-USR1_SCRIPT = ["sh", "-c", "trap 'echo got-usr1; exit 0' USR1; trap '' TERM; "
-               "echo ready; while :; do sleep 1; done"]
+def trap_script(sig):
+    """A command that exits 0 on sig (a name or number sh's trap knows) and ignores TERM."""
+    return ["sh", "-c", "trap 'echo got-%s; exit 0' %s; trap '' TERM; "
+            "echo ready; while :; do sleep 1; done" % (sig, sig)]
 
 
 def wait_ready(cid, cenv):
     wait_for(lambda: "ready" in log_lines(cenv.log_path(cid)), 10, what="ready")
 
 
-def test_stop_signal_from_the_image(cenv):
-    pod = cenv.run_pod()
-    cid = cenv.run(pod, "sig", image=cenv.image("stopsig"), command=USR1_SCRIPT)
+def assert_stopped_by(cenv, cid, sig, what):
+    """StopContainer sends sig, not TERM, and the container exits on it at once."""
     wait_ready(cid, cenv)
     t0 = time.monotonic()
     cenv.stop(cid, timeout=8)
-    assert time.monotonic() - t0 < 5, "the image's StopSignal SIGUSR1 was not sent"
+    assert time.monotonic() - t0 < 5, "%s was not sent" % what
     st = cenv.status(cid).status
-    assert st.exit_code == 0 and "got-usr1" in log_lines(st.log_path)
+    assert st.exit_code == 0 and "got-%s" % sig in log_lines(st.log_path)
+
+
+def test_stop_signal_from_the_image(cenv):
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "sig", image=cenv.image("stopsig"), command=trap_script("USR1"))
+    assert_stopped_by(cenv, cid, "USR1", "the image's StopSignal SIGUSR1")
 
 
 def test_stop_signal_from_the_request(cenv):
     pod = cenv.run_pod()
-    cid = cenv.run(pod, "sig", command=USR1_SCRIPT, stop_signal=pb.SIGNAL_SIGUSR1)
-    wait_ready(cid, cenv)
-    t0 = time.monotonic()
-    cenv.stop(cid, timeout=8)
-    assert time.monotonic() - t0 < 5, "the requested stop signal SIGUSR1 was not sent"
-    st = cenv.status(cid).status
-    assert st.exit_code == 0 and "got-usr1" in log_lines(st.log_path)
+    cid = cenv.run(pod, "sig", command=trap_script("USR1"), stop_signal=pb.SIGNAL_SIGUSR1)
+    assert_stopped_by(cenv, cid, "USR1", "the requested stop signal SIGUSR1")
+
+
+def test_stop_signal_realtime_from_the_request(cenv):
+    # The CRI's SIGRTMIN+1 is 35, as Docker and containerd number it.
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "rt", command=trap_script("35"), stop_signal=pb.SIGNAL_SIGRTMINPLUS1)
+    assert_stopped_by(cenv, cid, "35", "the requested stop signal SIGRTMIN+1")
 
 
 def test_oom_is_reported(cenv):

@@ -1,10 +1,11 @@
-/* Unit tests for pkg/base: atomic writes, bounded reads, id validation. */
+/* Unit tests for pkg/base: atomic writes, bounded reads, id validation, signal names. */
 #include "config.h"
 
 #include "crisp-base.h"
 #include "monitor-client.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
@@ -179,6 +180,89 @@ test_exec_result_fit (void)
     }
 }
 
+/* Every number has one canonical name that reads back as itself; aliases, case, the optional
+ * prefix and the real-time offsets read as Docker and containerd read them. */
+static void
+test_signal_names (void)
+{
+  for (int sig = 1; sig <= CRISP_SIGNAL_MAX; sig++)
+    {
+      char name[CRISP_SIGNAL_NAME_MAX];
+      g_assert_cmpint (crisp_signal_format (sig, name), ==, 0);
+      int back = 0;
+      g_assert_cmpint (crisp_signal_parse (name, &back), ==, 0);
+      g_assert_cmpint (back, ==, sig);
+      if (g_str_has_prefix (name, "SIG"))
+        {
+          g_autofree char *lower = g_ascii_strdown (name + 3, -1);
+          back = 0;
+          g_assert_cmpint (crisp_signal_parse (lower, &back), ==, 0);
+          g_assert_cmpint (back, ==, sig);
+        }
+      char number[8];
+      g_snprintf (number, sizeof number, "%d", sig);
+      g_assert_cmpint (crisp_signal_parse (number, &back), ==, 0);
+      g_assert_cmpint (back, ==, sig);
+    }
+  char name[CRISP_SIGNAL_NAME_MAX];
+  g_assert_cmpint (crisp_signal_format (SIGTERM, name), ==, 0);
+  g_assert_cmpstr (name, ==, "SIGTERM");
+  g_assert_cmpint (crisp_signal_format (49, name), ==, 0);
+  g_assert_cmpstr (name, ==, "SIGRTMIN+15");
+  g_assert_cmpint (crisp_signal_format (50, name), ==, 0);
+  g_assert_cmpstr (name, ==, "SIGRTMAX-14");
+  g_assert_cmpint (crisp_signal_format (0, name), ==, -EINVAL);
+  g_assert_cmpint (crisp_signal_format (65, name), ==, -EINVAL);
+
+  static const struct
+  {
+    const char *s;
+    int sig;
+  } good[] = {
+    { "SIGTERM", SIGTERM },
+    { "TERM", SIGTERM },
+    { "sigterm", SIGTERM },
+    { "SigKill", SIGKILL },
+    { "SIGIOT", SIGABRT },
+    { "CLD", SIGCHLD },
+    { "SIGPOLL", SIGIO },
+    { "SIGSYS", SIGSYS },
+    { "SIGHUP", SIGHUP },
+    { "SIGRTMIN", 34 },
+    { "SIGRTMIN+0", 34 },
+    { "rtmin+1", 35 },
+    { "SIGRTMIN+30", 64 },
+    { "SIGRTMAX", 64 },
+    { "SIGRTMAX-1", 63 },
+    { "RTMAX-30", 34 },
+    { "SIGRTMAX-14", 50 },
+    { "64", 64 },
+    { "1", 1 },
+    { "09", 9 },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      int sig = 0;
+      g_assert_cmpint (crisp_signal_parse (good[i].s, &sig), ==, 0);
+      g_assert_cmpint (sig, ==, good[i].sig);
+    }
+
+  static const char *const bad[] = {
+    "",           "0",           "65",          "SIGFOO",      " 9",
+    "9 ",         "-9",          "+9",          "9abc",        "SIG",
+    "SIGSIGTERM", "SIGRTMIN+99", "SIGRTMIN+31", "SIGRTMAX-31", "SIGRTMIN-1",
+    "SIGRTMAX+1", "SIGRTMIN+",   "SIGRTMIN+ 1", "SIGRTMIN+-1", "SIGRTMIN1",
+    "RTMAX--1",   "SIGTERM ",    "00000000009", "SIG_TERM",
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      int sig = 12345;
+      g_assert_cmpint (crisp_signal_parse (bad[i], &sig), ==, -EINVAL);
+      g_assert_cmpint (sig, ==, 12345); /* untouched on failure */
+    }
+  g_assert_cmpint (crisp_signal_parse (NULL, &(int){ 0 }), ==, -EINVAL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -190,5 +274,6 @@ main (int argc, char **argv)
   g_test_add_func ("/base/path-is-clean", test_path_is_clean);
   g_test_add_func ("/base/open-dir-nofollow", test_open_dir_nofollow);
   g_test_add_func ("/base/exec-result-fit", test_exec_result_fit);
+  g_test_add_func ("/base/signal-names", test_signal_names);
   return g_test_run ();
 }

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "crisp-oci.h"
+#include "crisp-base.h"
 #include "crisp-error.h"
 
 #include <fcntl.h>
@@ -1086,6 +1087,39 @@ test_stop_signal (Fixture *f, gconstpointer d)
   g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
   g_assert_true (crisp_oci_stop_signal (&f->config, NULL, &sig, NULL));
   g_assert_cmpint (sig, ==, SIGTERM);
+  g_clear_error (&error);
+  json_object_set_string_member (f->image, "StopSignal", "SIGRTMIN+3");
+  g_assert_true (crisp_oci_stop_signal (&f->config, f->image, &sig, &error));
+  g_assert_cmpint (sig, ==, 37);
+}
+
+/* Every value of the CRI's enum names the signal Docker's table gives its name. */
+static void
+test_stop_signal_cri_enum (Fixture *f, gconstpointer d)
+{
+  const ProtobufCEnumDescriptor *desc = &runtime__v1__signal__descriptor;
+  for (unsigned i = 0; i < desc->n_values; i++)
+    {
+      const ProtobufCEnumValue *v = &desc->values[i];
+      if (v->value == RUNTIME__V1__SIGNAL__SIGNAL_RUNTIME_DEFAULT)
+        continue;
+      /* "SIGNAL_SIGRTMINPLUS3" is spelt "SIGRTMIN+3" elsewhere */
+      g_autoptr (GString) name = g_string_new (v->name + strlen ("SIGNAL_"));
+      g_string_replace (name, "PLUS", "+", 1);
+      g_string_replace (name, "MINUS", "-", 1);
+      int want = 0, sig = 0;
+      g_assert_cmpint (crisp_signal_parse (name->str, &want), ==, 0);
+      f->config.stop_signal = (Runtime__V1__Signal) v->value;
+      g_autoptr (GError) error = NULL;
+      g_assert_true (crisp_oci_stop_signal (&f->config, f->image, &sig, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (sig, ==, want);
+    }
+  f->config.stop_signal = (Runtime__V1__Signal) 99;
+  int sig = 0;
+  g_autoptr (GError) error = NULL;
+  g_assert_false (crisp_oci_stop_signal (&f->config, f->image, &sig, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
 }
 
 static void
@@ -1244,6 +1278,7 @@ main (int argc, char **argv)
   ADD ("annotations", test_annotations);
   ADD ("terminal", test_terminal_and_rlimits);
   ADD ("stop-signal", test_stop_signal);
+  ADD ("stop-signal-cri-enum", test_stop_signal_cri_enum);
   g_test_add_func ("/oci/host-probe", test_host_probe);
   ADD ("runc/confined", test_runc_runs_confined);
   ADD ("runc/privileged", test_runc_runs_privileged);
