@@ -12,6 +12,7 @@
 #include "crisp-base.h"
 #include "crisp-error.h"
 #include "monitor-protocol.h"
+#include "pkg/streaming/ws.h"
 #include "streaming.h"
 
 #define HEAD_MAX 8192
@@ -31,9 +32,15 @@ struct _CrispStreaming
 
 /* The remotecommand versions crisp speaks, most preferred first. */
 static const char *const exec_protocols[]
-    = { "v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io", NULL };
+    = { "v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io",
+        "v2.channel.k8s.io", "channel.k8s.io",    NULL };
 
 static const char *const port_forward_protocols[] = { "portforward.k8s.io", NULL };
+
+/* The same over WebSocket (Sec-WebSocket-Protocol), most preferred first. */
+static const char *const ws_exec_protocols[]
+    = { "v5.channel.k8s.io", "v4.channel.k8s.io",     "v4.base64.channel.k8s.io",
+        "channel.k8s.io",    "base64.channel.k8s.io", NULL };
 
 void
 crisp_port_forward_request_free (CrispPortForwardRequest *req)
@@ -59,8 +66,10 @@ crisp_exec_request_free (CrispExecRequest *req)
 typedef struct
 {
   char *method, *path;
-  GPtrArray *protocols; /* every X-Stream-Protocol-Version value offered */
-  gboolean upgrade_spdy;
+  GPtrArray *protocols;    /* every X-Stream-Protocol-Version value offered */
+  GPtrArray *ws_protocols; /* every Sec-WebSocket-Protocol value offered */
+  gboolean upgrade_spdy, upgrade_ws;
+  char *ws_key, *ws_version;
 } Head;
 
 static void
@@ -68,8 +77,12 @@ head_clear (Head *h)
 {
   g_free (h->method);
   g_free (h->path);
+  g_free (h->ws_key);
+  g_free (h->ws_version);
   if (h->protocols)
     g_ptr_array_unref (h->protocols);
+  if (h->ws_protocols)
+    g_ptr_array_unref (h->ws_protocols);
 }
 
 int
@@ -148,8 +161,9 @@ parse_head (const char *text, Head *h)
   if (g_strv_length (req) != 3 || !g_str_has_prefix (req[2], "HTTP/1."))
     return FALSE;
   h->method = g_strdup (req[0]);
-  h->path = g_strdup (req[1]);
+  h->path = g_strndup (req[1], strcspn (req[1], "?")); /* the token is all that counts */
   h->protocols = g_ptr_array_new_with_free_func (g_free);
+  h->ws_protocols = g_ptr_array_new_with_free_func (g_free);
   for (char **l = lines + 1; *l && **l; l++)
     {
       char *colon = strchr (*l, ':');
@@ -159,8 +173,17 @@ parse_head (const char *text, Head *h)
       char *value = g_strstrip (colon + 1);
       if (g_ascii_strcasecmp (*l, "X-Stream-Protocol-Version") == 0)
         add_list_values (h->protocols, value);
+      else if (g_ascii_strcasecmp (*l, "Sec-WebSocket-Protocol") == 0)
+        add_list_values (h->ws_protocols, value);
+      else if (g_ascii_strcasecmp (*l, "Sec-WebSocket-Key") == 0 && h->ws_key == NULL)
+        h->ws_key = g_strdup (value);
+      else if (g_ascii_strcasecmp (*l, "Sec-WebSocket-Version") == 0 && h->ws_version == NULL)
+        h->ws_version = g_strdup (value);
       else if (g_ascii_strcasecmp (*l, "Upgrade") == 0)
-        h->upgrade_spdy = h->upgrade_spdy || strstr (value, "SPDY/3.1") != NULL;
+        {
+          h->upgrade_spdy = h->upgrade_spdy || strstr (value, "SPDY/3.1") != NULL;
+          h->upgrade_ws = h->upgrade_ws || g_ascii_strcasecmp (value, "websocket") == 0;
+        }
     }
   return TRUE;
 }
@@ -186,7 +209,8 @@ serve_connection (CrispStreaming *self, int fd)
   gsize head_len = 0;
   int r = read_head (fd, buf, &head_len);
   if (r == -EMSGSIZE)
-    return crisp_streaming_send_status (fd, "431 Request Header Fields Too Large", "request head too large\n");
+    return crisp_streaming_send_status (fd, "431 Request Header Fields Too Large",
+                                        "request head too large\n");
   if (r < 0)
     return;
   g_autofree char *text = g_strndup ((const char *) buf->data, head_len);
@@ -196,7 +220,8 @@ serve_connection (CrispStreaming *self, int fd)
   if (!ok || !(g_str_equal (h.method, "GET") || g_str_equal (h.method, "POST")))
     {
       head_clear (&h);
-      return crisp_streaming_send_status (fd, "400 Bad Request", "malformed or unsupported request\n");
+      return crisp_streaming_send_status (fd, "400 Bad Request",
+                                          "malformed or unsupported request\n");
     }
   gboolean exec = g_str_has_prefix (token, "/exec/") || g_str_has_prefix (token, "/attach/");
   if (!exec && !g_str_has_prefix (token, "/portforward/"))
@@ -204,32 +229,60 @@ serve_connection (CrispStreaming *self, int fd)
       head_clear (&h);
       return crisp_streaming_send_status (fd, "404 Not Found", "unknown path\n");
     }
-  if (!h.upgrade_spdy)
+  if (!h.upgrade_spdy && !h.upgrade_ws)
     {
       head_clear (&h);
-      return crisp_streaming_send_status (fd, "400 Bad Request", "an upgrade to SPDY/3.1 is required\n");
+      return crisp_streaming_send_status (fd, "400 Bad Request",
+                                          "an upgrade to SPDY/3.1 or websocket is required\n");
+    }
+  gboolean ws = !h.upgrade_spdy;
+  char accept[29];
+  if (ws
+      && (h.ws_key == NULL || h.ws_version == NULL || !g_str_equal (h.ws_version, "13")
+          || crisp_ws_accept_key (h.ws_key, accept) < 0))
+    {
+      head_clear (&h);
+      return crisp_streaming_send_status (
+          fd, "400 Bad Request",
+          "a WebSocket upgrade needs Sec-WebSocket-Version 13 and a valid Sec-WebSocket-Key\n");
+    }
+  if (ws && !exec)
+    {
+      head_clear (&h);
+      return crisp_streaming_send_status (fd, "501 Not Implemented",
+                                          "port-forward over WebSocket is not supported yet; "
+                                          "use SPDY/3.1\n");
     }
   const char *kind = !exec ? "portforward" : token[1] == 'e' ? "exec" : "attach";
   GDestroyNotify destroy = exec ? (GDestroyNotify) crisp_exec_request_free
                                 : (GDestroyNotify) crisp_port_forward_request_free;
   gpointer req = crisp_stream_tokens_take (self->tokens, kind, token + strlen (kind) + 2);
-  const char *protocol = negotiate (h.protocols, exec ? exec_protocols : port_forward_protocols);
+  const char *protocol = ws     ? negotiate (h.ws_protocols, ws_exec_protocols)
+                         : exec ? negotiate (h.protocols, exec_protocols)
+                                : negotiate (h.protocols, port_forward_protocols);
   head_clear (&h);
   if (req == NULL)
     return crisp_streaming_send_status (fd, "404 Not Found", "unknown, used or expired token\n");
   if (protocol == NULL || (!exec && *protocol == '\0'))
     {
       destroy (req);
-      return crisp_streaming_send_status (fd, "403 Forbidden", "no supported X-Stream-Protocol-Version offered\n");
+      return crisp_streaming_send_status (fd, "403 Forbidden",
+                                          ws ? "no supported Sec-WebSocket-Protocol offered\n"
+                                             : "no supported X-Stream-Protocol-Version offered\n");
     }
-  g_autofree char *reply = g_strdup_printf (
-      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
-      "%s%s%s\r\n",
-      *protocol ? "X-Stream-Protocol-Version: " : "", protocol, *protocol ? "\r\n" : "");
+  g_autofree char *reply
+      = ws ? g_strdup_printf ("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                              "Upgrade: websocket\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                              accept, *protocol ? "Sec-WebSocket-Protocol: " : "", protocol,
+                              *protocol ? "\r\n" : "")
+           : g_strdup_printf ("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                              "Upgrade: SPDY/3.1\r\n%s%s%s\r\n",
+                              *protocol ? "X-Stream-Protocol-Version: " : "", protocol,
+                              *protocol ? "\r\n" : "");
   if (exec)
-    crisp_streaming_hand_off (fd, CRISP_MONITOR_FRAMING_SPDY, protocol, req,
-                              (const guint8 *) reply, strlen (reply), buf->data + head_len,
-                              buf->len - head_len);
+    crisp_streaming_hand_off (fd, ws ? CRISP_MONITOR_FRAMING_WEBSOCKET : CRISP_MONITOR_FRAMING_SPDY,
+                              protocol, req, (const guint8 *) reply, strlen (reply),
+                              buf->data + head_len, buf->len - head_len);
   else if (crisp_streaming_send_all (fd, reply, strlen (reply)) == 0)
     crisp_streaming_serve_port_forward (fd, req, buf->data + head_len, buf->len - head_len);
   destroy (req);

@@ -5,11 +5,9 @@
 #include <glib.h>
 
 #include "buf.h"
-#include "http.h"
 #include "spdy.h"
 #include "ws.h"
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (CrispBuf, crisp_buf_clear)
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (CrispHttpHead, crisp_http_head_clear)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispSpdy, crisp_spdy_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispWs, crisp_ws_free)
