@@ -356,6 +356,7 @@ def test_attach_bridges_stdin_stdout_stderr(cenv):
     cfg = cenv.config("echoer", command=["sh", "-c", 'while read l; do echo "out:$l"; '
                                                      'echo "err:$l" >&2; done; echo bye'])
     cfg.stdin = True
+    cfg.stdin_once = True  # only then does a client's close of stdin close the container's
     cid = cenv.create(pod, config=cfg)
     cenv.start(cid)
     url = attach_url(cenv, cid, stdin=True)
@@ -363,7 +364,7 @@ def test_attach_bridges_stdin_stdout_stderr(cenv):
     s, ids, _ = exec_session(url, stdin=True)
     s.send(ids["stdin"], b"one\n")
     s.wait(lambda: b"out:one\n" in s.data[ids["stdout"]] and b"err:one\n" in s.data[ids["stderr"]])
-    s.send(ids["stdin"], b"", fin=True)  # closes the container's stdin: the loop ends
+    s.send(ids["stdin"], b"", fin=True)  # stdin_once: closes the container's stdin
     finish(s, ids)
     assert s.data[ids["stdout"]] == b"out:one\nbye\n"
     assert json.loads(s.data[ids["error"]])["status"] == "Success"
