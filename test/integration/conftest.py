@@ -55,12 +55,13 @@ def crash_check(tmp_path_factory):
 
 @pytest.fixture
 def crisp_factory(tmp_path_factory):
-    """crisp_factory(config="extra crisp.conf text", start=True) -> CrispDaemon"""
+    """crisp_factory(config="extra crisp.conf text", start=True, cls=CrispDaemon, **kw) ->
+    a cls(tmpdir, config=config, **kw)"""
     made = []
     check = LeakCheck()
 
-    def make(config="", start=True):
-        d = CrispDaemon(str(tmp_path_factory.mktemp("crisp")), config)
+    def make(config="", start=True, cls=CrispDaemon, **kw):
+        d = cls(str(tmp_path_factory.mktemp("crisp")), config=config, **kw)
         made.append(d)
         check.add(d.leak_scope())
         if start:

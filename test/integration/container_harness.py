@@ -336,8 +336,9 @@ class ContainerEnv:
         return st, log_lines(st.log_path, "stdout")
 
 
-def make_env(crisp_factory, registry, images, logdir, config=""):
-    d = start_crisp(crisp_factory, registry.host, config=config)
+def make_env(crisp_factory, registry, images, logdir, config="", **kw):
+    """A ContainerEnv on a daemon from crisp_factory (KW: its class and arguments)."""
+    d = start_crisp(crisp_factory, registry.host, config=config, **kw)
     return ContainerEnv(d, registry, images, logdir)
 
 

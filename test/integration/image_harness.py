@@ -36,8 +36,8 @@ def registries_conf(host, mirror=None):
     return text
 
 
-def start_crisp(crisp_factory, host, mirror=None, config=""):
-    d = crisp_factory(config=config, start=False)
+def start_crisp(crisp_factory, host, mirror=None, config="", **kw):
+    d = crisp_factory(config=config, start=False, **kw)
     with open(os.path.join(d.registries_dir, "50-test.conf"), "w") as f:
         f.write(registries_conf(host, mirror))
     return d.start()

@@ -37,7 +37,7 @@ class HTTPResult:
         self.status, self.headers, self.body = status, headers, body
 
 
-def _read_head(sock, limit=65536):
+def read_head(sock, limit=65536):
     buf = b""
     while b"\r\n\r\n" not in buf:
         chunk = sock.recv(4096)
@@ -65,10 +65,16 @@ def upgrade(url, protocols=("v4.channel.k8s.io",), method="POST", timeout=15, sp
         lines += ["Connection: Upgrade", "Upgrade: SPDY/3.1"]
     lines += ["X-Stream-Protocol-Version: %s" % p for p in protocols]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    status, headers, rest = _read_head(sock)
+    status, headers, rest = read_head(sock)
     if status == 101:
         return HTTPResult(status, headers, b""), sock, rest
-    body = rest
+    return HTTPResult(status, headers, read_body(sock, headers, rest)), None, b""
+
+
+def read_body(sock, headers, start):
+    """The rest of a response body of Content-Length bytes that begins with START; closes
+    the socket."""
+    body = start
     want = int(headers.get("content-length", ["0"])[0])
     while len(body) < want:
         chunk = sock.recv(4096)
@@ -76,7 +82,21 @@ def upgrade(url, protocols=("v4.channel.k8s.io",), method="POST", timeout=15, sp
             break
         body += chunk
     sock.close()
-    return HTTPResult(status, headers, body), None, b""
+    return body
+
+
+def wait_until(session, cond, timeout, what):
+    """Pumps SESSION (its pump(seconds) and eof) until COND holds or the connection ends;
+    returns COND's last value, or raises AssertionError after TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if session.eof:
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("timed out waiting on %s" % what)
+        session.pump(left)
+    return cond()
 
 
 class Session:
@@ -190,15 +210,7 @@ class Session:
             pass
 
     def wait(self, cond, timeout=20):
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if self.eof:
-                break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("timed out waiting on the SPDY session")
-            self.pump(left)
-        return cond()
+        return wait_until(self, cond, timeout, "the SPDY session")
 
     def wait_closed(self, sids, timeout=20):
         """Waits until every stream in SIDS is finished or the connection ends."""
