@@ -246,13 +246,6 @@ serve_connection (CrispStreaming *self, int fd)
           fd, "400 Bad Request",
           "a WebSocket upgrade needs Sec-WebSocket-Version 13 and a valid Sec-WebSocket-Key\n");
     }
-  if (ws && !exec)
-    {
-      head_clear (&h);
-      return crisp_streaming_send_status (fd, "501 Not Implemented",
-                                          "port-forward over WebSocket is not supported yet; "
-                                          "use SPDY/3.1\n");
-    }
   const char *kind = !exec ? "portforward" : token[1] == 'e' ? "exec" : "attach";
   GDestroyNotify destroy = exec ? (GDestroyNotify) crisp_exec_request_free
                                 : (GDestroyNotify) crisp_port_forward_request_free;
@@ -263,6 +256,13 @@ serve_connection (CrispStreaming *self, int fd)
   head_clear (&h);
   if (req == NULL)
     return crisp_streaming_send_status (fd, "404 Not Found", "unknown, used or expired token\n");
+  if (ws && !exec)
+    {
+      destroy (req);
+      return crisp_streaming_send_status (fd, "501 Not Implemented",
+                                          "port-forward over WebSocket is not supported yet; "
+                                          "use SPDY/3.1\n");
+    }
   if (protocol == NULL || (!exec && *protocol == '\0'))
     {
       destroy (req);

@@ -63,6 +63,7 @@ typedef struct
   bool want[N_CH];
   bool client_gone; /* read error, EOF, GOAWAY or CLOSE: stop reading and stop the command */
   bool write_dead;  /* the client cannot be written to any more */
+  bool closing;     /* a WebSocket CLOSE or SPDY GOAWAY is queued: nothing follows it */
   /* Stdin towards the command or the attach socket. */
   CrispBuf in;
   bool in_fin;  /* the client finished its stdin */
@@ -89,7 +90,7 @@ now_ms (void)
 static void
 put_channel (Rc *rc, int ch, const void *data, size_t len)
 {
-  if (rc->write_dead)
+  if (rc->write_dead || rc->closing)
     return;
   int r = 0;
   if (rc->ws)
@@ -433,6 +434,7 @@ handle_input (Rc *rc, const uint8_t *buf, size_t n)
                             r == -EMSGSIZE ? "message too big" : "protocol error");
       else if (!rc->ws)
         crisp_spdy_put_goaway (&rc->out, 0, 1);
+      rc->closing = true;
     }
 }
 
@@ -537,7 +539,9 @@ finish (Rc *rc, int code, const char *failure)
     put_channel (rc, CH_ERROR, msg, n);
   if (rc->write_dead)
     return;
-  if (rc->ws)
+  if (rc->closing)
+    ; /* the CLOSE or GOAWAY already queued ends it */
+  else if (rc->ws)
     crisp_ws_put_close (&rc->out, CRISP_WS_CLOSE_NORMAL, "");
   else
     for (int ch = 0; ch < N_CH; ch++)
