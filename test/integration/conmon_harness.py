@@ -11,7 +11,7 @@ import time
 
 RUNC = "/usr/sbin/runc"
 BUSYBOX = "/bin/busybox"
-VERSION = 1
+VERSION = 2  # the monitor protocol version (pkg/base/monitor-protocol.h)
 
 MSG = struct.Struct("=IIii")
 HELLO, GO, CREATED, FAILED = 1, 2, 3, 4

@@ -77,7 +77,7 @@ def test_exit_code_and_delete(ctr):
     m.start()
     m.wait_exit()
     ex = m.exit_file()
-    assert ex["version"] == "1" and ex["status"] == "3" and ex["signal"] == "0"
+    assert ex["version"] == str(H.VERSION) and ex["status"] == "3" and ex["signal"] == "0"
     assert ex["oom_killed"] == "0"
     assert abs(int(ex["exited_at_ns"]) / 1e9 - time.time()) < 60
     assert runc_state(m).returncode != 0, "runtime delete did not run"
@@ -142,7 +142,8 @@ def attach_read_until(sock, want, streams=(H.STDOUT,)):
 
 
 def test_attach_two_clients(ctr):
-    m = ctr(["sh", "-c", "while read l; do echo \"got $l\"; echo \"err $l\" >&2; done"],
+    m = ctr(["sh", "-c", "while read l; do [ \"$l\" = quit ] && exit 0; "
+             "echo \"got $l\"; echo \"err $l\" >&2; done"],
             extra=["--stdin"])
     m.start()
     a, b = m.connect("attach"), m.connect("attach")
@@ -157,13 +158,19 @@ def test_attach_two_clients(ctr):
     c.send(bytes([H.STDIN]) + b"z\n")
     attach_read_until(c, b"got z\n")
     attach_read_until(b, b"got z\n")
+    # Without stdin_once a client closing its input ends only its own input: the container's
+    # stdin stays open for the others.
     c.send(bytes([H.CLOSE_STDIN]))
+    b.send(bytes([H.STDIN]) + b"w\n")
+    attach_read_until(b, b"got w\n")
+    assert m.alive()
+    b.send(bytes([H.STDIN]) + b"quit\n")
     m.wait_exit()
     while b.recv(65536) != b"":  # the monitor closes clients at the container's exit
         pass
     assert m.exit_file()["status"] == "0"
     logged = [c for s, t, c in H.parse_log(m.read_log()) if s == "stdout"]
-    assert logged == [b"got x", b"got y", b"got z"]
+    assert logged == [b"got x", b"got y", b"got z", b"got w"]
 
 
 def test_stdin_once_closes_stdin_when_first_client_leaves(ctr):
@@ -196,7 +203,7 @@ def test_exec(ctr):
     assert (code, flags, out, err) == (7, 0, b"hi\n", b"oops\n")
     assert m.exec(["sh", "-c", "echo $FOO"], env=["FOO=bar"])[2] == b"bar\n"
     typ, r, v, _ = m.ctl(H.VERSION_REQ)
-    assert (typ, r, v) == (H.REPLY, 0, 1)
+    assert (typ, r, v) == (H.REPLY, 0, H.VERSION)
     assert m.ctl(25)[:2] == (H.REPLY, -95)  # reserved for streaming sessions: EOPNOTSUPP
 
 
@@ -309,7 +316,7 @@ def test_oom_kill_is_recorded(ctr):
     m.wait_exit(60)
     ex = m.exit_file()
     assert ex["status"] == "137" and ex["oom_killed"] == "1", ex
-    assert H.read_kv(os.path.join(m.state, "oom"))["version"] == "1"
+    assert H.read_kv(os.path.join(m.state, "oom"))["version"] == str(H.VERSION)
 
 
 @pytest.mark.skipif(not memory_cgroup_usable(), reason="no memory cgroup controller")
@@ -393,11 +400,11 @@ def tool_ctr(ctr):
 
 def test_client_library(tool_ctr):
     m, out = tool_ctr(["sleep", "1000"])
-    assert out["rc"] == "0" and out["monitor"] == out["hello"] and out["version"] == "1"
+    assert out["rc"] == "0" and out["monitor"] == out["hello"] and out["version"] == str(H.VERSION)
     m.container_pid = int(out["container"])
     assert m.alive()
     m.start()
-    assert kv(client_tool("version", m.state)) == {"rc": "0", "version": "1"}
+    assert kv(client_tool("version", m.state)) == {"rc": "0", "version": str(H.VERSION)}
     assert kv(client_tool("reopen", m.state))["rc"] == "0"
     assert kv(client_tool("resize", m.state, 10, 20))["rc"] == "-25"  # ENOTTY: no terminal
     res = client_tool("exec", m.state, 0, 0, "sh", "-c", "echo $A; echo e >&2; exit 4", "--",
