@@ -143,6 +143,13 @@ port_forward_thread (CrispServer *self, CrispCall *call, gpointer data)
   g_autoptr (GError) error = NULL;
   const Runtime__V1__PortForwardRequest *req
       = CRISP_CALL_REQUEST (call, Runtime__V1__PortForwardRequest);
+  if (req->n_port > CRISP_PORT_FORWARD_MAX_PORTS)
+    {
+      crisp_throw (&error, CRISP_ERROR_INVALID_ARGUMENT,
+                   "PortForward names %zu ports; at most %d are forwarded at once", req->n_port,
+                   CRISP_PORT_FORWARD_MAX_PORTS);
+      return crisp_call_fail (call, error);
+    }
   for (size_t i = 0; i < req->n_port; i++)
     if (req->port[i] <= 0 || req->port[i] > 65535)
       {
@@ -152,6 +159,8 @@ port_forward_thread (CrispServer *self, CrispCall *call, gpointer data)
   CrispPortForwardRequest *r = port_forward_request_new (self, req->pod_sandbox_id, &error);
   if (r == NULL)
     return crisp_call_fail (call, error);
+  for (size_t i = 0; i < req->n_port; i++)
+    r->ports[r->n_ports++] = (guint16) req->port[i];
   g_autofree char *url
       = issue_url (call, "portforward", r, (GDestroyNotify) crisp_port_forward_request_free);
   if (url == NULL)

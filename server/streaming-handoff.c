@@ -9,37 +9,20 @@
 #include "monitor-client.h"
 #include "streaming.h"
 
-/* remotecommand version and framing flags of a negotiated protocol name. */
-static guint32
-version_of (const char *protocol, guint32 *flags)
-{
-  if (g_str_has_prefix (protocol, "v") && g_ascii_isdigit (protocol[1]) && protocol[2] == '.')
-    {
-      if (g_str_has_prefix (protocol + 3, "base64."))
-        *flags |= CRISP_MONITOR_SESSION_BASE64;
-      return (guint32) (protocol[1] - '0');
-    }
-  if (g_str_equal (protocol, "base64.channel.k8s.io"))
-    *flags |= CRISP_MONITOR_SESSION_BASE64;
-  return 1; /* channel.k8s.io, or no protocol at all */
-}
-
 void
-crisp_streaming_hand_off (int fd, guint32 framing, const char *protocol, CrispExecRequest *req,
+crisp_streaming_hand_off (int fd, const CrispUpgrade *u, CrispExecRequest *req,
                           const guint8 *response, gsize response_len, const guint8 *leftover,
                           gsize leftover_len)
 {
   guint32 flags = (req->in ? CRISP_MONITOR_SESSION_STDIN : 0)
                   | (req->out ? CRISP_MONITOR_SESSION_STDOUT : 0)
                   | (req->err ? CRISP_MONITOR_SESSION_STDERR : 0)
-                  | (req->tty ? CRISP_MONITOR_SESSION_TTY : 0);
-  guint32 version = version_of (protocol, &flags);
-  if (framing == CRISP_MONITOR_FRAMING_SPDY)
-    flags &= ~CRISP_MONITOR_SESSION_BASE64;
+                  | (req->tty ? CRISP_MONITOR_SESSION_TTY : 0)
+                  | (u->base64 ? CRISP_MONITOR_SESSION_BASE64 : 0);
   CrispMonitorSessionRequest r = {
     .kind = req->attach ? CRISP_MONITOR_SESSION_ATTACH : CRISP_MONITOR_SESSION_EXEC,
-    .framing = framing,
-    .version = version,
+    .framing = u->websocket ? CRISP_MONITOR_FRAMING_WEBSOCKET : CRISP_MONITOR_FRAMING_SPDY,
+    .version = u->version,
     .flags = flags,
     .response_len = (guint32) response_len,
     .leftover_len = (guint32) leftover_len,

@@ -1,10 +1,12 @@
 /* crisp's streaming server: the HTTP/1.1 front end at [streaming] address:port that turns
- * a token URL from Exec into a SPDY/3.1 remotecommand session. */
+ * a token URL from Exec, Attach or PortForward into a streaming session. */
 #pragma once
 
 #include <gio/gio.h>
 
+#include "pkg/streaming/buf.h"
 #include "pkg/streaming/tokens.h"
+#include "pkg/streaming/upgrade.h"
 
 G_BEGIN_DECLS
 
@@ -29,6 +31,8 @@ typedef struct
 {
   char *pod_id;
   char *net_ns; /* the pod's pinned network namespace; NULL: the host's */
+  guint16 ports[CRISP_PORT_FORWARD_MAX_PORTS]; /* the request's ports (WebSocket forwards them) */
+  gsize n_ports;
 } CrispPortForwardRequest;
 
 void crisp_port_forward_request_free (CrispPortForwardRequest *req);
@@ -44,19 +48,19 @@ char *crisp_streaming_url (CrispStreaming *self, const char *kind, const char *t
 /* Answers an HTTP error with a text body and Connection: close. */
 void crisp_streaming_send_status (int fd, const char *status, const char *body);
 
-/* Sends all of buf on a blocking socket (no SIGPIPE); 0 or -errno. */
-int crisp_streaming_send_all (int fd, const void *buf, gsize len);
-
 /* streaming-handoff.c: hands an exec or attach connection whose upgrade was accepted to the
  * container's monitor, with `response` (the 101 answer, which the monitor sends) and
  * `leftover` (bytes read past the request head); answers an HTTP error itself when the
- * monitor cannot take it.  framing: CRISP_MONITOR_FRAMING_*. */
-void crisp_streaming_hand_off (int fd, guint32 framing, const char *protocol,
-                               CrispExecRequest *req, const guint8 *response, gsize response_len,
+ * monitor cannot take it.  `u` gives the framing and the negotiated version. */
+void crisp_streaming_hand_off (int fd, const CrispUpgrade *u, CrispExecRequest *req,
+                               const guint8 *response, gsize response_len,
                                const guint8 *leftover, gsize leftover_len);
 
-/* streaming-portforward.c: serves one upgraded portforward.k8s.io connection. */
+/* streaming-portforward.c: serves one upgraded port-forward connection (SPDY/3.1, or
+ * WebSocket forwarding `u`'s ports): sends `response` (the 101) once the pod's network
+ * namespace is open, then connects inside it. */
 void crisp_streaming_serve_port_forward (int fd, CrispPortForwardRequest *req,
+                                         const CrispUpgrade *u, const char *response,
                                          const guint8 *leftover, gsize leftover_len);
 
 G_END_DECLS

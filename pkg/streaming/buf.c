@@ -1,9 +1,11 @@
-/* CrispBuf: the growable byte buffer the libc codecs append their output to. */
+/* CrispBuf: the growable byte buffer the libc codecs append their output to, and the one
+ * blocking send that drains such output. */
 #include "config.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 
@@ -56,4 +58,21 @@ crisp_buf_clear (CrispBuf *b)
 {
   free (b->data);
   *b = (CrispBuf) CRISP_BUF_INIT;
+}
+
+int
+crisp_send_all (int fd, const void *data, size_t len)
+{
+  const uint8_t *p = data;
+  while (len > 0)
+    {
+      ssize_t n = send (fd, p, len, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return -errno;
+      p += n;
+      len -= (size_t) n;
+    }
+  return 0;
 }

@@ -23,3 +23,6 @@ int crisp_buf_reserve (CrispBuf *b, size_t n);
 void crisp_buf_consume (CrispBuf *b, size_t n);
 /* Frees the memory; the buffer is empty and reusable afterwards. */
 void crisp_buf_clear (CrispBuf *b);
+
+/* Sends all `len` bytes on a blocking socket (no SIGPIPE, EINTR retried); 0 or -errno. */
+int crisp_send_all (int fd, const void *data, size_t len);

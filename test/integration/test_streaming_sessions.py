@@ -475,14 +475,26 @@ def test_session_survives_a_switch_of_binaries(switchenv, transport):
 PF_CLIENTS = [("spdy", None), ("ws", V4), ("ws", V4_BASE64)]
 
 # Port-forward over WebSocket is not built yet: crisp answers it with 501 (tested below).
-WS_PF_MISSING = "port-forward over WebSocket is not built yet (crisp answers 501)"
-
-
-def test_ws_port_forward_is_refused_clearly(pfenv):
+def test_ws_port_forward_without_ports_is_refused_clearly(pfenv):
     pod = pod_with_own_netns(pfenv)
-    status, _, body = ws_client.raw_upgrade(pf_url(pfenv, pod, [8080]) + "?port=8080")[:3]
-    assert status == 501, (status, body)
-    assert b"WebSocket" in body, body
+    status, _, body = ws_client.raw_upgrade(pf_url(pfenv, pod, []), protocols=(V4,))[:3]
+    assert status == 400, (status, body)
+    assert b"needs its ports" in body, body
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "80x", "", "8080,x"])
+def test_ws_port_forward_bad_query_port_is_refused(pfenv, port):
+    pod = pod_with_own_netns(pfenv)
+    status, _, body = ws_client.raw_upgrade(pf_url(pfenv, pod, []), protocols=(V4,),
+                                            ports=[port])[:3]
+    assert status == 400 and b"port" in body, (status, body)
+
+
+def test_ws_port_forward_base64_carries_at_most_five_ports(pfenv):
+    pod = pod_with_own_netns(pfenv)
+    status, _, body = ws_client.raw_upgrade(pf_url(pfenv, pod, list(range(8000, 8006))),
+                                            protocols=(V4_BASE64,))[:3]
+    assert status == 400 and b"at most 5" in body, (status, body)
 
 
 def pf_url(env, pod, ports):
@@ -492,8 +504,6 @@ def pf_url(env, pod, ports):
 @pytest.mark.parametrize("transport,protocol", PF_CLIENTS,
                          ids=["spdy", "ws-v4", "ws-v4.base64"])
 def test_port_forward_each_protocol(pfenv, transport, protocol):
-    if transport == "ws":
-        pytest.skip(WS_PF_MISSING)
     pod = pod_with_own_netns(pfenv)
     reply_server(pfenv, pod, 8080)
     if transport == "spdy":
@@ -514,7 +524,6 @@ def test_port_forward_each_protocol(pfenv, transport, protocol):
     pf.close()
 
 
-@pytest.mark.skip(reason=WS_PF_MISSING)
 def test_ws_port_forward_ports_from_the_query_in_their_order(pfenv):
     pod = pod_with_own_netns(pfenv)
     reply_server(pfenv, pod, 8080)
@@ -539,7 +548,6 @@ def reply_server_named(env, pod, port):
     return cid
 
 
-@pytest.mark.skip(reason=WS_PF_MISSING)
 def test_ws_port_forward_to_a_closed_port_reports_on_the_error_channel(pfenv):
     pod = pod_with_own_netns(pfenv)
     pfenv.run(pod, "idle", command=SLEEPER)
@@ -551,7 +559,6 @@ def test_ws_port_forward_to_a_closed_port_reports_on_the_error_channel(pfenv):
     pf.close()
 
 
-@pytest.mark.skip(reason=WS_PF_MISSING)
 def test_ws_port_forward_dies_with_crisp(pfenv):
     """Port-forward stays in crisp: a kill ends it (and the restarted crisp serves again)."""
     pod = pod_with_own_netns(pfenv)
@@ -563,7 +570,9 @@ def test_ws_port_forward_dies_with_crisp(pfenv):
     assert pf.eof
     pf.close()
     pfenv.d.start()
-    pf = ws_client.port_forward(pf_url(pfenv, pod, [8080]), [8080], (V4,), query=False)
+    # The first session's connection took the one-shot server on 8080: a second one answers.
+    reply_server_named(pfenv, pod, 8081)
+    pf = ws_client.port_forward(pf_url(pfenv, pod, [8081]), [8081], (V4,), query=False)
     pf.wait_prefixes()
     pf.send_to(0, b"again\n")
     pf.wait(lambda: pf.received(0).endswith(b"\n"))
