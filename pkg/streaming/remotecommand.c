@@ -38,6 +38,7 @@ enum
 
 #define CHUNK (32 * 1024)
 #define STREAMS_TIMEOUT_MS 30000
+#define SIZE_WAIT_MS 250 /* see waits_for_size () */
 #define KILL_GRACE_MS 5000
 #define FLUSH_TIMEOUT_MS 5000
 #define LINGER_MS 1000
@@ -340,7 +341,10 @@ on_ws_message (const CrispWsMessage *msg, void *data)
     case CRISP_WS_PONG:
       return 0;
     case CRISP_WS_CLOSE:
-      rc->client_gone = true;
+      /* RFC 6455 section 5.5.1: a CLOSE is answered with a CLOSE, and nothing follows. */
+      if (!rc->closing && !rc->write_dead)
+        crisp_ws_put_close (&rc->out, CRISP_WS_CLOSE_NORMAL, "");
+      rc->closing = rc->client_gone = true;
       return 0;
     default:
       {
@@ -466,13 +470,31 @@ streams_ready (Rc *rc)
   return true;
 }
 
+/* With a tty the runtime's exec runs in the foreground on our pty and keeps its own pty for
+ * the command: it reads our size when it starts and hears of later sizes by SIGWINCH, handled
+ * apart from its copying of stdin.  A size that arrives just after the start can so reach the
+ * command later than the input typed after it (`stty size` then sees 0 0).  Clients send the
+ * size first, so an exec with a tty waits a moment for it before it starts. */
+static bool
+waits_for_size (Rc *rc)
+{
+  return rc->req->argv != NULL && (rc->req->flags & CRISP_MONITOR_SESSION_TTY)
+         && rc->size.ws_row == 0 && (rc->ws || rc->sid[CH_RESIZE] != 0);
+}
+
 static bool
 wait_streams (Rc *rc)
 {
-  uint64_t deadline = now_ms () + STREAMS_TIMEOUT_MS;
-  while (!streams_ready (rc) && !rc->client_gone)
+  uint64_t deadline = now_ms () + STREAMS_TIMEOUT_MS, size_deadline = 0;
+  while (!rc->client_gone)
     {
       uint64_t now = now_ms ();
+      if (!streams_ready (rc))
+        ;
+      else if (size_deadline == 0 && waits_for_size (rc))
+        deadline = size_deadline = now + SIZE_WAIT_MS;
+      else if (size_deadline == 0 || !waits_for_size (rc) || now >= size_deadline)
+        break;
       if (now >= deadline)
         return false;
       struct pollfd p = { rc->fd, POLLIN | (rc->out.len ? POLLOUT : 0), 0 };
@@ -668,7 +690,7 @@ kill_exec (Rc *rc, pid_t pid, int sig)
             kill ((pid_t) p, SIGKILL);
         }
     }
-  kill (pid, sig); /* runc forwards SIGTERM to the command */
+  kill (pid, sig); /* runc forwards SIGTERM and SIGHUP to the command */
 }
 
 /* Copies one chunk of the command's output to its channel.  false at its end (EOF, or EIO
@@ -721,7 +743,9 @@ serve_exec (Rc *rc)
     {
       if (rc->client_gone && kill_at == 0)
         {
-          kill_exec (rc, pid, SIGTERM);
+          /* A terminal whose user left hangs up (an interactive shell ignores SIGTERM);
+           * otherwise the command is asked to stop, then killed after the grace. */
+          kill_exec (rc, pid, rc->req->flags & CRISP_MONITOR_SESSION_TTY ? SIGHUP : SIGTERM);
           kill_at = now_ms () + KILL_GRACE_MS;
         }
       if (kill_at != 0 && now_ms () >= kill_at && !reaped)

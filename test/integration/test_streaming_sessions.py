@@ -704,6 +704,37 @@ def test_hostile_client_ends_only_its_session(cenv, transport, kind):
     bystander.finish()
 
 
+def test_ws_client_close_is_answered_with_a_close(cenv):
+    """RFC 6455 section 5.5.1: the server answers a CLOSE with a CLOSE, then nothing."""
+    cid = running(cenv)
+    sock = hostile_ws_session(cenv, cid)
+    sock.sendall(ws_client.frame(0x8, struct.pack(">H", 1000)))
+    got = ws_client.read_until_eof(sock, 20)
+    sock.close()
+    frames = ws_client.server_frames(got)
+    # The answer comes at once: not after the command has ended and reported its exit.
+    assert [op for op, _ in frames] == [0x8] and close_codes(got) == [1000], frames
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_dropped_tty_session_hangs_up_its_shell(cenv, transport):
+    """A terminal whose client left hangs up: an interactive shell (which ignores SIGTERM)
+    gets SIGHUP, not only the SIGKILL that ends the grace period."""
+    cid = running(cenv)
+    marker = "/tmp/hup-" + transport
+    script = ("trap 'echo hup > %s; exit 0' HUP; trap '' TERM; echo ready; "
+              "while :; do sleep 1; done" % marker)
+    url = exec_url(cenv, cid, ["sh", "-c", script], stdin=True, stderr=False, tty=True)
+    if transport == "ws":
+        c = ws_client.exec_session(url, (V5,))
+    else:
+        c = SpdyClient(url, stdin=True, stderr=False)
+    c.wait(lambda: b"ready" in c.stdout, what="the shell to start")
+    c.close()
+    wait_for(lambda: cenv.exec_sync(cid, ["cat", marker]).stdout == b"hup\n", 15,
+             what="the shell to record its SIGHUP")
+
+
 def non_reader(transport, url):
     """The socket of a session (stdout only) whose client will never read."""
     if transport == "spdy":
