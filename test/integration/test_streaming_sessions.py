@@ -474,7 +474,7 @@ def test_session_survives_a_switch_of_binaries(switchenv, transport):
 
 PF_CLIENTS = [("spdy", None), ("ws", V4), ("ws", V4_BASE64)]
 
-# Port-forward over WebSocket is not built yet: crisp answers it with 501 (tested below).
+
 def test_ws_port_forward_without_ports_is_refused_clearly(pfenv):
     pod = pod_with_own_netns(pfenv)
     status, _, body = ws_client.raw_upgrade(pf_url(pfenv, pod, []), protocols=(V4,))[:3]
