@@ -538,6 +538,80 @@ def test_ws_port_forward_ports_from_the_query_in_their_order(pfenv):
     pf.close()
 
 
+def test_ws_port_forward_two_ports_from_the_request(pfenv):
+    pod = pod_with_own_netns(pfenv)
+    reply_server(pfenv, pod, 8080)
+    reply_server_named(pfenv, pod, 8081)
+    pf = ws_client.port_forward(pf_url(pfenv, pod, [8080, 8081]), [8080, 8081], (V4,),
+                                query=False)
+    pf.wait_prefixes()
+    pf.send_to(1, b"to-8081\n")
+    pf.wait(lambda: pf.received(1).endswith(b"\n"))
+    pf.send_to(0, b"to-8080\n")
+    pf.wait(lambda: pf.received(0).endswith(b"\n"))
+    assert (pf.received(0), pf.received(1)) == (b"pod got to-8080\n", b"pod got to-8081\n")
+    pf.wait_closed(20)  # both one-shot servers hung up: every port is done
+    assert (pf.port_error(0), pf.port_error(1)) == (b"", b"")
+    pf.close()
+
+
+@pytest.mark.parametrize("kind", ["garbage", "unmasked"])
+def test_ws_port_forward_bad_frame_ends_only_that_session(pfenv, kind):
+    pod = pod_with_own_netns(pfenv)
+    persistent_reply_server(pfenv, pod, 8090)
+    status, _, rest, sock = ws_client.raw_upgrade(pf_url(pfenv, pod, [8090]), protocols=(V4,))
+    assert status == 101
+    bad = (b"\xff" * 32 if kind == "garbage"
+           else ws_client.frame(0x2, b"\x00hello\n", mask=False))
+    send_hostile(sock, bad)
+    got = rest + ws_client.read_until_eof(sock, 20)
+    sock.close()
+    assert close_codes(got) == [1002], ws_client.server_frames(got)
+    pf = ws_client.port_forward(pf_url(pfenv, pod, [8090]), [8090], (V4,), query=False)
+    pf.wait_prefixes()
+    pf.send_to(0, b"after\n")
+    pf.wait(lambda: pf.received(0).endswith(b"\n"))
+    assert pf.received(0) == b"pod got after\n"
+    pf.close()
+
+
+def persistent_reply_server(env, pod, port):
+    """reply_server() that serves every connection (busybox nc -ll)."""
+    from test_streaming import wait_listening
+    script = "printf '#!/bin/sh\\nread l\\necho \"pod got $l\"\\n' > /tmp/srv; chmod +x /tmp/srv; "
+    cid = env.run(pod, "psrv%d" % port,
+                  command=["sh", "-c", script + "exec nc -ll -p %d -e /tmp/srv" % port])
+    wait_listening(env, cid, port)
+    return cid
+
+
+def test_ws_port_forward_many_at_once(pfenv):
+    """100 WebSocket port-forward sessions at once (more than the 64 served at a time): every
+    one gets its own answer, and none is mixed up with another."""
+    pod = pod_with_own_netns(pfenv)
+    persistent_reply_server(pfenv, pod, 8091)
+    urls = [pf_url(pfenv, pod, [8091]) for _ in range(100)]
+    errors = []
+
+    def one(i):
+        try:
+            pf = ws_client.port_forward(urls[i], [8091], (V4,), query=False, timeout=60)
+            pf.wait_prefixes(60)
+            pf.send_to(0, b"n%d\n" % i)
+            pf.wait(lambda: pf.received(0).endswith(b"\n"), 60)
+            if pf.received(0) != b"pod got n%d\n" % i:
+                errors.append((i, pf.received(0)))
+            pf.close()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append((i, repr(e)))
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+
+
 def reply_server_named(env, pod, port):
     """reply_server() for a second port (containers need distinct names)."""
     from test_streaming import wait_listening
