@@ -149,6 +149,10 @@ call_claim_end (CrispCall *c)
   return FALSE;
 }
 
+/* ThreadSanitizer builds: every call's end is released here, and acquired when gRPC reports
+ * the server's shutdown (which it does only after every call has ended). */
+static int calls_ended G_GNUC_UNUSED;
+
 static void
 call_send (CrispCall *c, grpc_status_code code, const char *message)
 {
@@ -180,6 +184,7 @@ call_send (CrispCall *c, grpc_status_code code, const char *message)
    * read of c->call must come before it, or TSan sees it race with call_unref's free. */
   grpc_call *call = c->call;
   CRISP_TSAN_RELEASE (&c->tag_send);
+  CRISP_TSAN_RELEASE (&calls_ended);
   grpc_call_error r = grpc_call_start_batch (call, ops, n, &c->tag_send, NULL);
   if (r != GRPC_CALL_OK)
     {
@@ -388,6 +393,9 @@ dispatch_event (gpointer data)
     case TAG_SHUTDOWN:
       {
         CrispGrpc *self = (CrispGrpc *) ((char *) tag - G_STRUCT_OFFSET (CrispGrpc, shutdown_tag));
+        /* gRPC reports the shutdown once every call has sent its status: what the handlers
+         * did before that comes before the teardown of the services they used. */
+        CRISP_TSAN_ACQUIRE (&calls_ended);
         if (self->grace_source)
           g_source_remove (self->grace_source);
         self->grace_source = 0;
