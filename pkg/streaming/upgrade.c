@@ -35,6 +35,8 @@ ssize_t
 crisp_upgrade_head_end (const uint8_t *buf, size_t len)
 {
   size_t n = len < CRISP_UPGRADE_HEAD_MAX ? len : CRISP_UPGRADE_HEAD_MAX;
+  if (n < 4)
+    return 0; /* and buf may be NULL before the first byte */
   const uint8_t *end = memmem (buf, n, "\r\n\r\n", 4);
   if (end != NULL)
     return end - buf + 4;

@@ -40,6 +40,7 @@ test_head_end (void)
   g_assert_cmpint (crisp_upgrade_head_end ((const guint8 *) h, strlen (h)), ==,
                    strlen (h) - 4);
   g_assert_cmpint (crisp_upgrade_head_end ((const guint8 *) h, 10), ==, 0);
+  g_assert_cmpint (crisp_upgrade_head_end (NULL, 0), ==, 0); /* an empty GByteArray */
   g_autofree guint8 *big = g_malloc (CRISP_UPGRADE_HEAD_MAX + 10);
   memset (big, 'a', CRISP_UPGRADE_HEAD_MAX + 10);
   g_assert_cmpint (crisp_upgrade_head_end (big, CRISP_UPGRADE_HEAD_MAX + 10), ==, -EMSGSIZE);
