@@ -16,6 +16,7 @@
 
 #define HEAD_TIMEOUT_MS 10000
 #define MAX_SESSIONS 64
+#define LISTEN_BACKLOG 1024
 #define TOKENS_MAX 1000
 #define TOKEN_TTL_US (60 * G_USEC_PER_SEC)
 
@@ -157,6 +158,9 @@ crisp_streaming_new (const char *address, int port, GError **error)
            NULL;
   g_autoptr (GSocketAddress) want = g_inet_socket_address_new (inet, port);
   GSocketService *service = g_threaded_socket_service_new (MAX_SESSIONS);
+  /* GLib's default backlog is 10: a burst of clients (a rollout's exec probes, kubectl in a
+   * loop) would overflow it while the pool is busy, and the kernel drops their handshakes. */
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (service), LISTEN_BACKLOG);
   g_autoptr (GSocketAddress) got = NULL;
   if (!g_socket_listener_add_address (G_SOCKET_LISTENER (service), want, G_SOCKET_TYPE_STREAM,
                                       G_SOCKET_PROTOCOL_TCP, NULL, &got, error))
