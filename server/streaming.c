@@ -1,13 +1,15 @@
 /* The streaming server's HTTP/1.1 front end: it reads exactly one bounded request head per
  * connection, has pkg/streaming/upgrade.c judge it, takes the single-use token, and hands
- * the socket on: exec and attach to the container's monitor, port-forward to a session in
- * this thread.  Each connection runs in a worker thread of a bounded pool. */
+ * the socket on: exec and attach to the container's monitor, port-forward to a session in a
+ * thread of its own.  Each connection's head is read in a worker thread of a bounded pool. */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "crisp-base.h"
 #include "crisp-error.h"
@@ -17,6 +19,7 @@
 #define HEAD_TIMEOUT_MS 10000
 #define MAX_SESSIONS 64
 #define LISTEN_BACKLOG 1024
+#define MAX_PORT_FORWARDS 256
 #define TOKENS_MAX 1000
 #define TOKEN_TTL_US (60 * G_USEC_PER_SEC)
 
@@ -26,7 +29,8 @@ struct _CrispStreaming
   CrispStreamTokens *tokens;
   char *host; /* as it goes into URLs: IPv6 in brackets */
   guint16 port;
-  gint active; /* connections being served (atomic) */
+  gint active;        /* connections and port-forward sessions being served (atomic) */
+  gint port_forwards; /* port-forward sessions, each in a thread of its own (atomic) */
 };
 
 void
@@ -85,12 +89,79 @@ read_head (int fd, GByteArray *buf)
 }
 
 static void
-destroy_request (CrispUpgrade *u, gpointer req)
+destroy_request (CrispStreamKind kind, gpointer req)
 {
-  if (u->kind == CRISP_STREAM_PORT_FORWARD)
+  if (kind == CRISP_STREAM_PORT_FORWARD)
     crisp_port_forward_request_free (req);
   else
     crisp_exec_request_free (req);
+}
+
+/* A port-forward session lasts as long as `kubectl port-forward` runs, hours maybe: it gets a
+ * thread of its own (at most MAX_PORT_FORWARDS at once) rather than holding one of the pool's,
+ * which would leave no thread for exec and attach hand-offs after 64 of them. */
+typedef struct
+{
+  CrispStreaming *self;
+  int fd;
+  CrispPortForwardRequest *req;
+  CrispUpgrade *u;
+  char *reply;
+  GBytes *rest;
+} PortForwardJob;
+
+static gpointer
+port_forward_thread (gpointer data)
+{
+  PortForwardJob *j = data;
+  gsize n;
+  const guint8 *rest = g_bytes_get_data (j->rest, &n);
+  crisp_streaming_serve_port_forward (j->fd, j->req, j->u, j->reply, rest, n);
+  close (j->fd);
+  crisp_port_forward_request_free (j->req);
+  g_free (j->u);
+  g_free (j->reply);
+  g_bytes_unref (j->rest);
+  CrispStreaming *self = j->self;
+  g_free (j);
+  g_atomic_int_dec_and_test (&self->port_forwards);
+  g_atomic_int_dec_and_test (&self->active); /* the last touch of self */
+  return NULL;
+}
+
+/* Starts the session in its own thread, which then owns req and u; FALSE (and an HTTP error
+ * answered) when it cannot. */
+static gboolean
+start_port_forward (CrispStreaming *self, int fd, CrispPortForwardRequest *req, CrispUpgrade *u,
+                    const char *reply, const guint8 *rest, gsize rest_len)
+{
+  if (g_atomic_int_add (&self->port_forwards, 1) >= MAX_PORT_FORWARDS)
+    {
+      g_atomic_int_dec_and_test (&self->port_forwards);
+      crisp_streaming_send_status (fd, "503 Service Unavailable",
+                                   "too many port-forward sessions at once\n");
+      return FALSE;
+    }
+  PortForwardJob *j = g_new0 (PortForwardJob, 1);
+  *j = (PortForwardJob){ self, fcntl (fd, F_DUPFD_CLOEXEC, 3), req, u, g_strdup (reply),
+                         g_bytes_new (rest, rest_len) };
+  g_atomic_int_inc (&self->active);
+  GThread *t = j->fd < 0 ? NULL : g_thread_try_new ("crisp-pf", port_forward_thread, j, NULL);
+  if (t != NULL)
+    {
+      g_thread_unref (t);
+      return TRUE;
+    }
+  if (j->fd >= 0)
+    close (j->fd);
+  g_free (j->reply);
+  g_bytes_unref (j->rest);
+  g_free (j);
+  g_atomic_int_dec_and_test (&self->active);
+  g_atomic_int_dec_and_test (&self->port_forwards);
+  crisp_streaming_send_status (fd, "503 Service Unavailable",
+                               "no thread for the port-forward session\n");
+  return FALSE;
 }
 
 static void
@@ -111,6 +182,7 @@ serve_connection (CrispStreaming *self, int fd)
   if (req == NULL)
     return crisp_streaming_send_status (fd, "404 Not Found", "unknown, used or expired token\n");
   gboolean pf = u->kind == CRISP_STREAM_PORT_FORWARD;
+  CrispStreamKind kind = u->kind;
   if (u->protocol == NULL)
     crisp_streaming_send_status (fd, "403 Forbidden",
                                  u->websocket ? "no supported Sec-WebSocket-Protocol offered\n"
@@ -127,12 +199,16 @@ serve_connection (CrispStreaming *self, int fd)
       gsize rest_len = buf->len - head_len;
       if (reply_len == 0)
         crisp_streaming_send_status (fd, "500 Internal Server Error", "answer too long\n");
-      else if (pf)
-        crisp_streaming_serve_port_forward (fd, req, u, reply, rest, rest_len);
-      else
+      else if (pf && start_port_forward (self, fd, req, u, reply, rest, rest_len))
+        {
+          req = NULL; /* the session's thread owns them now */
+          u = NULL;
+        }
+      else if (!pf)
         crisp_streaming_hand_off (fd, u, req, (const guint8 *) reply, reply_len, rest, rest_len);
     }
-  destroy_request (u, req);
+  if (req != NULL)
+    destroy_request (kind, req);
 }
 
 static gboolean

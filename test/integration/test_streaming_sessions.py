@@ -653,6 +653,23 @@ def reply_server_named(env, pod, port):
     return cid
 
 
+def test_long_port_forwards_do_not_hold_back_exec(pfenv):
+    """70 open port-forward sessions (more than the 64 connections served at once) leave room
+    for an exec session: port-forwards run in threads of their own."""
+    pod = pod_with_own_netns(pfenv)
+    cid = pfenv.run(pod, "idle", command=SLEEPER)
+    sessions = [port_forward_session(pfenv, pod, 8080) for _ in range(70)]
+    try:
+        c = ws_client.exec_session(exec_url(pfenv, cid, ["echo", "still-served"], stderr=False),
+                                   (V5,), timeout=30)
+        c.wait_closed(30)
+        assert (c.stdout, c.exit_code()) == (b"still-served\n", 0)
+        c.close()
+    finally:
+        for s in sessions:
+            s.close()
+
+
 def test_ws_port_forward_to_a_closed_port_reports_on_the_error_channel(pfenv):
     pod = pod_with_own_netns(pfenv)
     pfenv.run(pod, "idle", command=SLEEPER)
