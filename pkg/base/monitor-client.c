@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -202,8 +203,13 @@ crisp_monitor_connect_socket (const char *state_dir, const char *name, int *out_
   _cleanup_close_ int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -errno;
-  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
+  /* A connect to a full backlog waits for the monitor to accept; a hung monitor must not
+   * hold the caller's thread for ever (the send timeout bounds connect on unix sockets). */
+  struct timeval tv = { REQUEST_TIMEOUT_MS / 1000, 0 };
+  if (setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
     return -errno;
+  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
+    return errno == EAGAIN ? -ETIMEDOUT : -errno;
   *out_fd = take_fd (&fd);
   return 0;
 }

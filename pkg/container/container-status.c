@@ -270,6 +270,9 @@ crisp_container_service_exec_sync (CrispContainerService *svc,
   CrispMonitorExecResult res = { 0 };
   guint32 timeout_ms = (guint32) MIN (req->timeout, G_MAXUINT32 / 1000) * 1000;
   int r = crisp_monitor_exec (fd, argv, NULL, timeout_ms, EXEC_SYNC_OUTPUT_MAX, &res);
+  if (r == -ETIMEDOUT)
+    return crisp_throw_errno (error, r, "exec in container '%s': its monitor did not answer", c->id),
+           NULL;
   if (r < 0)
     return crisp_throw_errno (error, r, "exec in container '%s'", c->id), NULL;
   /* The container may have exited while the runtime was setting the exec up: then the

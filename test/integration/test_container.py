@@ -427,6 +427,38 @@ def test_exec_sync_in_a_stopped_container_fails(cenv):
     rpc_error(cenv.exec_sync, cid, ["true"])
 
 
+def test_exec_sync_against_a_hung_monitor_fails_instead_of_hanging(cenv):
+    """A monitor that stops answering (SIGSTOP) makes ExecSync fail with a message within the
+    monitor timeout, even for more callers than its control socket's backlog holds; once it
+    runs again, ExecSync works."""
+    import signal
+    import threading
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "hung", command=SLEEPER)
+    (mon,) = monitors(cid)
+    os.kill(mon, signal.SIGSTOP)
+    results = []
+    try:
+        def one():
+            try:
+                cenv.exec_sync(cid, ["true"], timeout=5, rpc_timeout=90)
+                results.append("ok")
+            except grpc.RpcError as e:
+                results.append((e.code(), e.details()))
+        threads = [threading.Thread(target=one) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        os.kill(mon, signal.SIGCONT)
+    assert len(results) == 16, results
+    # Each caller gets crisp's own answer naming the monitor, not the client's deadline.
+    assert all(r != "ok" and "monitor" in r[1] for r in results), sorted(set(map(str, results)))
+    wait_for(lambda: cenv.exec_sync(cid, ["true"]).exit_code == 0, 30,
+             what="ExecSync to work again")
+
+
 # ---- ContainerStatus and ListContainers ----
 
 def test_container_status_fields(cenv, tmp_path):
