@@ -9,7 +9,8 @@ build="build-essential autoconf automake libtool pkg-config
   libarchive-dev libzstd-dev libssl-dev"
 run="runc containernetworking-plugins iproute2 iptables"
 test="python3-grpcio python3-protobuf python3-pytest docker-registry busybox-static
-  skopeo umoci apache2-utils python3-websocket openssl util-linux procps clang libclang-rt-14-dev"
+  skopeo umoci apache2-utils python3-websocket openssl util-linux procps clang libclang-rt-14-dev
+  groff-base"
 # Only for the benchmarks in bench/ (compared against, never used by crisp).
 bench="conmon"
 

@@ -64,6 +64,12 @@ gboolean crisp_config_validate (CrispConfig *self, GError **error);
  * back gives the same configuration. */
 char *crisp_config_to_data (const CrispConfig *self);
 
+/* A man page template with its references filled in from the schema: @KEYS@ becomes every group
+ * and key as roff, @<group>.<key>@ that key's default, @CONFIG_FILE@, @CONFIG_DIR@ and @VERSION@
+ * what they say.  A reference the schema does not know fails (CRISP_ERROR_INVALID_ARGUMENT), so
+ * a page cannot go on naming a key that was renamed. */
+char *crisp_config_man_expand (const char *template, GError **error);
+
 /* The handler called name; NULL or "" means the default runtime.  NULL when there is none. */
 const CrispRuntimeHandler *crisp_config_get_runtime (const CrispConfig *self, const char *name);
 

@@ -540,6 +540,60 @@ test_example_file_matches_defaults (Fixture *f, gconstpointer data)
     }
 }
 
+/* Every group and key of the schema gets an entry; the handler keys go under [runtime.NAME]. */
+static void
+test_man_keys (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *roff = crisp_config_man_expand ("@KEYS@\n", &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_suffix (roff, "\n") && !g_str_has_suffix (roff, "\n\n"));
+  /* Read with its hyphens as the help texts write them. */
+  g_auto (GStrv) parts = g_strsplit (roff, "\\-", -1);
+  g_autofree char *page = g_strjoinv ("-", parts);
+  const char *handlers = strstr (page, ".SS [runtime.\\fINAME\\fR]\n");
+  g_assert_nonnull (handlers);
+  for (const char *const *group = crisp_config_schema_groups (); *group != NULL; group++)
+    {
+      g_autofree char *heading = g_strdup_printf (".SS [%s]\n", *group);
+      g_assert_nonnull (strstr (page, heading));
+    }
+  for (size_t i = 0; i < crisp_config_schema_len; i++)
+    {
+      const CrispConfigKey *row = &crisp_config_schema[i];
+      g_autofree char *tag = g_strdup_printf (".TP\n\\fB%s\\fR = ", row->key);
+      const char *entry = strstr (row->group == NULL ? handlers : page, tag);
+      g_assert_nonnull (entry);
+      g_assert_nonnull (strstr (entry, row->help));
+    }
+}
+
+static void
+test_man_references (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = crisp_config_man_expand (
+      ".B @crisp.listen@.lock\nmail a@b, 100@ @@ @image.max-concurrent-downloads@ \\n\n", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (text, ==, ".B /run/crisp/crisp.sock.lock\nmail a@b, 100@ @@ 3 \\n\n");
+
+  g_autofree char *leading = crisp_config_man_expand ("@CONFIG_FILE@ @VERSION@", &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (leading, CRISP_CONFIG_FILE " "));
+}
+
+static void
+test_man_unknown_reference (void)
+{
+  const char *const bad[] = { "@crisp.nope@", "@listen@", "@runtime.path@", "@NOPE@" };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_assert_null (crisp_config_man_expand (bad[i], &error));
+      g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+    }
+}
+
 static void
 test_to_data_comments_and_sources (Fixture *f, gconstpointer data)
 {
@@ -586,5 +640,8 @@ main (int argc, char **argv)
   ADD ("round-trip", test_round_trip);
   ADD ("example-file", test_example_file_matches_defaults);
   ADD ("to-data", test_to_data_comments_and_sources);
+  g_test_add_func ("/config/man/keys", test_man_keys);
+  g_test_add_func ("/config/man/references", test_man_references);
+  g_test_add_func ("/config/man/unknown-reference", test_man_unknown_reference);
   return g_test_run ();
 }
