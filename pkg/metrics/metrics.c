@@ -155,24 +155,29 @@ add_family (CrispMetrics *self, MetricType type, const char *name, const char *h
   return m;
 }
 
-CrispMetric *
-crisp_metrics_add_counter (CrispMetrics *self, const char *name, const char *help,
-                           const char *const *label_names)
+/* A counter or gauge; one without labels has its series from the start. */
+static CrispMetric *
+add_scalar (CrispMetrics *self, MetricType type, const char *name, const char *help,
+            const char *const *label_names)
 {
-  CrispMetric *m = add_family (self, METRIC_COUNTER, name, help, label_names);
+  CrispMetric *m = add_family (self, type, name, help, label_names);
   if (m != NULL && m->label_names[0] == NULL)
     crisp_metric_add (m, NULL, 0);
   return m;
 }
 
 CrispMetric *
+crisp_metrics_add_counter (CrispMetrics *self, const char *name, const char *help,
+                           const char *const *label_names)
+{
+  return add_scalar (self, METRIC_COUNTER, name, help, label_names);
+}
+
+CrispMetric *
 crisp_metrics_add_gauge (CrispMetrics *self, const char *name, const char *help,
                          const char *const *label_names)
 {
-  CrispMetric *m = add_family (self, METRIC_GAUGE, name, help, label_names);
-  if (m != NULL && m->label_names[0] == NULL)
-    crisp_metric_add (m, NULL, 0);
-  return m;
+  return add_scalar (self, METRIC_GAUGE, name, help, label_names);
 }
 
 CrispMetric *
