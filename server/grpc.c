@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "grpc.h"
+#include "metrics.h"
 #include "proto/proto-strings.h"
 
 #include "crisp-tsan.h"
@@ -49,6 +50,7 @@ struct _CrispCall
   const CrispMethod *method;
   ProtobufCMessage *request;
   GCancellable *cancellable;
+  gint64 started; /* monotonic, when the call was accepted */
   gint refs;
   gint ended;
 };
@@ -180,6 +182,7 @@ call_send (CrispCall *c, grpc_status_code code, const char *message)
       ops[n].data.send_status_from_server.trailing_metadata = &c->trailer;
     }
   n++;
+  crisp_metrics_rpc_ended (c->server, crisp_call_method_name (c), (int) code, c->started);
   /* The release is the last thing this thread does to c before gRPC owns the batch: even the
    * read of c->call must come before it, or TSan sees it race with call_unref's free. */
   grpc_call *call = c->call;
@@ -352,6 +355,7 @@ on_new_call (CrispGrpc *self, CrispCall *c, gboolean success)
       call_unref (c); /* shutting down: the pending request is returned unfulfilled */
       return;
     }
+  c->started = g_get_monotonic_time ();
   if (!self->shutting_down)
     call_accept_next (self);
   /* Close-on-server first: it is how deadlines and client cancellations are seen. */

@@ -2,6 +2,7 @@
  * Each decodes, calls pkg/image, encodes; pulls, removals and disk walks run in threads. */
 #include "config.h"
 
+#include "metrics.h"
 #include "server.h"
 
 #include "pkg/image/image-service.h"
@@ -78,8 +79,11 @@ pull_in_thread (CrispServer *self, CrispCall *call, gpointer data)
   PullJob *job = data;
   g_autoptr (GError) error = NULL;
   g_autofree char *id = NULL;
-  if (!crisp_image_service_pull (self->images, job->image, job->creds,
-                                 crisp_call_cancellable (call), &id, &error))
+  gint64 started = g_get_monotonic_time ();
+  gboolean ok = crisp_image_service_pull (self->images, job->image, job->creds,
+                                          crisp_call_cancellable (call), &id, &error);
+  crisp_metrics_pull_ended (self, ok, started);
+  if (!ok)
     return crisp_call_fail (call, error);
   Runtime__V1__PullImageResponse resp = RUNTIME__V1__PULL_IMAGE_RESPONSE__INIT;
   resp.image_ref = id;

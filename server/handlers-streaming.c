@@ -5,6 +5,7 @@
 
 #include "pkg/container/container.h"
 #include "pkg/sandbox/sandbox.h"
+#include "metrics.h"
 #include "server.h"
 #include "streaming.h"
 
@@ -187,6 +188,7 @@ crisp_streaming_handlers_init (CrispServer *self, GError **error)
   if (streaming == NULL)
     return FALSE;
   crisp_server_add_cleanup (self, free_streaming, streaming);
+  crisp_metrics_watch_streaming (self, streaming);
   crisp_server_register_in_thread (self, "Exec", exec_thread);
   crisp_server_register_in_thread (self, "Attach", attach_thread);
   if (self->pods != NULL)

@@ -4,6 +4,7 @@
 #include "crisp-base.h"
 #include "crisp-log.h"
 #include "grpc.h"
+#include "metrics.h"
 #include "notify.h"
 #include "pkg/store/state-version.h"
 #include "server.h"
@@ -242,15 +243,17 @@ server_free (CrispServer *self)
 static gboolean
 init_areas (CrispServer *self, GError **error)
 {
-  /* Domain areas first; the runtime area fills in defaults for what they left open. */
-  return crisp_image_handlers_init (self, error) && crisp_pod_handlers_init (self, error)
-         && crisp_container_handlers_init (self, error)
+  /* Metrics first, for the others to report to; then the domain areas; the runtime area
+   * fills in defaults for what they left open. */
+  return crisp_metrics_handlers_init (self, error) && crisp_image_handlers_init (self, error)
+         && crisp_pod_handlers_init (self, error) && crisp_container_handlers_init (self, error)
          && crisp_streaming_handlers_init (self, error)
          && crisp_runtime_handlers_init (self, error);
 }
 
+/* started_us: the process's start (monotonic), for the recovery time metric. */
 static int
-serve (CrispConfig *cfg, GPtrArray *warnings)
+serve (CrispConfig *cfg, GPtrArray *warnings, gint64 started_us)
 {
   g_autoptr (GError) error = NULL;
   CrispServer server = { 0 };
@@ -266,7 +269,7 @@ serve (CrispConfig *cfg, GPtrArray *warnings)
   self->loop = g_main_loop_new (NULL, FALSE);
   _cleanup_close_ int lock_fd = -1;
   if (!ensure_state_dirs (cfg, &error) || (lock_fd = take_socket_lock (cfg->listen, &error)) < 0
-      || !init_areas (self, &error)
+      || !init_areas (self, &error) || !crisp_metrics_serve (self, &error)
       || (self->grpc = crisp_grpc_new (self, cfg->listen, &error)) == NULL
       || !crisp_grpc_start (self->grpc, &error))
     {
@@ -279,6 +282,7 @@ serve (CrispConfig *cfg, GPtrArray *warnings)
   g_unix_signal_add (SIGTERM, on_terminate, self);
   g_unix_signal_add (SIGINT, on_terminate, self);
   g_unix_signal_add (SIGHUP, on_reload, self);
+  crisp_metrics_serving (self, started_us);
   g_message ("crisp %s serving CRI %s on unix://%s", PACKAGE_VERSION, "v1", cfg->listen);
   crisp_notify ("READY=1");
   g_main_loop_run (self->loop);
@@ -291,6 +295,7 @@ serve (CrispConfig *cfg, GPtrArray *warnings)
 int
 main (int argc, char **argv)
 {
+  gint64 started_us = g_get_monotonic_time ();
   g_autoptr (GError) error = NULL;
   g_autoptr (GOptionContext) ctx = g_option_context_new ("[COMMAND] - the crisp CRI runtime");
   g_option_context_set_summary (ctx, "Commands:\n"
@@ -329,5 +334,5 @@ main (int argc, char **argv)
       fputs (data, stdout);
       return 0;
     }
-  return serve (cfg, warnings);
+  return serve (cfg, warnings, started_us);
 }

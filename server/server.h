@@ -35,6 +35,7 @@ struct _CrispServer
   struct _CrispImageService *images;
   struct _CrispPodService *pods;
   struct _CrispContainerService *containers;
+  struct _CrispServerMetrics *metrics; /* NULL: [metrics] enable = false */
   GPtrArray *cleanups; /* run in reverse order at shutdown */
 };
 

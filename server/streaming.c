@@ -63,10 +63,8 @@ crisp_streaming_send_status (int fd, const char *status, const char *body)
   crisp_send_all (fd, msg, strlen (msg));
 }
 
-/* Reads until the blank line ending the head; returns its length (the bytes after it stay in
- * buf), or -errno. */
-static gssize
-read_head (int fd, GByteArray *buf)
+gssize
+crisp_streaming_read_head (int fd, GByteArray *buf)
 {
   gint64 deadline = g_get_monotonic_time () + HEAD_TIMEOUT_MS * 1000;
   for (;;)
@@ -168,7 +166,7 @@ static void
 serve_connection (CrispStreaming *self, int fd)
 {
   g_autoptr (GByteArray) buf = g_byte_array_new ();
-  gssize head_len = read_head (fd, buf);
+  gssize head_len = crisp_streaming_read_head (fd, buf);
   if (head_len == -EMSGSIZE)
     return crisp_streaming_send_status (fd, "431 Request Header Fields Too Large",
                                         "request head too large\n");
@@ -271,6 +269,12 @@ crisp_streaming_free (CrispStreaming *self)
   crisp_stream_tokens_free (self->tokens);
   g_free (self->host);
   g_free (self);
+}
+
+guint
+crisp_streaming_active (CrispStreaming *self)
+{
+  return (guint) g_atomic_int_get (&self->active);
 }
 
 CrispStreamTokens *

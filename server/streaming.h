@@ -45,6 +45,15 @@ CrispStreamTokens *crisp_streaming_tokens (CrispStreaming *self);
 /* http://address:port/<kind>/<token>, with the port actually bound. */
 char *crisp_streaming_url (CrispStreaming *self, const char *kind, const char *token);
 
+/* Connections being served by crisp itself: request heads being read, port-forward
+ * sessions (exec and attach sessions are served by the monitors). */
+guint crisp_streaming_active (CrispStreaming *self);
+
+/* Reads until the blank line ending a request head (at most CRISP_UPGRADE_HEAD_MAX bytes,
+ * within 10 s); returns its length (the bytes after it stay in buf), or -errno (-EMSGSIZE:
+ * too large). */
+gssize crisp_streaming_read_head (int fd, GByteArray *buf);
+
 /* Answers an HTTP error with a text body and Connection: close. */
 void crisp_streaming_send_status (int fd, const char *status, const char *body);
 

@@ -60,6 +60,14 @@ const CrispConfigKey crisp_config_schema[] = {
   { "streaming", "port", CRISP_CONFIG_INT, FIELD (streaming_port), "0",
     "Port of the streaming server; 0 picks a free one.", .min = 0, .max = 65535 },
 
+  { "metrics", "enable", CRISP_CONFIG_BOOL, FIELD (metrics_enable), "false",
+    "Serve Prometheus metrics over HTTP at http://<address>:<port>/metrics." },
+  { "metrics", "address", CRISP_CONFIG_STRING, FIELD (metrics_address), "127.0.0.1",
+    "IP address the metrics endpoint listens on.", .check = check_ip_address },
+  { "metrics", "port", CRISP_CONFIG_INT, FIELD (metrics_port), "9090",
+    "Port of the metrics endpoint; 0 picks a free one (crisp logs the port).", .min = 0,
+    .max = 65535 },
+
   { "image", "registries-dir", CRISP_CONFIG_PATH, FIELD (registries_dir), "/etc/crisp/registries.d",
     "Directory of per-registry settings (mirrors, plain HTTP)." },
   { "image", "max-concurrent-downloads", CRISP_CONFIG_INT, FIELD (max_concurrent_downloads), "3",

@@ -33,6 +33,9 @@ typedef struct CrispConfig
   char **cni_plugin_dirs;
   char *streaming_address;
   int streaming_port;
+  gboolean metrics_enable;
+  char *metrics_address;
+  int metrics_port;
   char *registries_dir;
   int max_concurrent_downloads;
   GPtrArray *sources; /* the files that were read, in order (strings) */

@@ -230,6 +230,36 @@ crisp_container_service_list (CrispContainerService *svc, const Runtime__V1__Con
   return resp;
 }
 
+void
+crisp_container_service_count (CrispContainerService *svc, CrispContainerCounts *out)
+{
+  *out = (CrispContainerCounts){ 0 };
+  g_autoptr (GPtrArray) all = crisp_container_snapshot (svc, NULL);
+  for (guint i = 0; i < all->len; i++)
+    {
+      CrispContainer *c = all->pdata[i];
+      crisp_container_refresh (svc, c);
+      g_mutex_lock (&svc->lock);
+      CrispContainerState state = c->state;
+      gboolean oom = c->oom_killed;
+      int monitor_pid = c->monitor_pid;
+      guint64 monitor_start = c->monitor_start_time;
+      g_mutex_unlock (&svc->lock);
+      if (state == CRISP_CONTAINER_CREATED)
+        out->created++;
+      else if (state == CRISP_CONTAINER_EXITED)
+        {
+          out->exited++;
+          out->oom_killed += oom ? 1 : 0;
+        }
+      else if (state == CRISP_CONTAINER_RUNNING)
+        {
+          out->running++;
+          out->monitors_alive += crisp_process_matches (monitor_pid, monitor_start) ? 1 : 0;
+        }
+    }
+}
+
 /* A running container's monitor control socket, or FAILED_PRECONDITION. */
 static int
 connect_running (CrispContainerService *svc, CrispContainer *c, GError **error)

@@ -88,4 +88,14 @@ Runtime__V1__ListPodSandboxStatsResponse *
 crisp_container_service_list_pod_stats (CrispContainerService *svc,
                                         const Runtime__V1__PodSandboxStatsFilter *filter);
 
+/* Containers by state as List reports them, for the metrics endpoint: exited ones that the
+ * OOM killer ended, and running ones whose monitor process is alive. */
+typedef struct
+{
+  guint created, running, exited;
+  guint oom_killed;
+  guint monitors_alive;
+} CrispContainerCounts;
+void crisp_container_service_count (CrispContainerService *svc, CrispContainerCounts *out);
+
 G_END_DECLS

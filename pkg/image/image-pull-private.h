@@ -17,6 +17,7 @@ struct _CrispImageService
   int max_downloads;
   CrispImageInUseFunc in_use;
   gpointer in_use_data;
+  guint64 pulled_bytes; /* layer bytes downloaded since start (atomic) */
 };
 
 gboolean crisp_image_service_gc (CrispImageService *svc, GError **error);

@@ -162,6 +162,7 @@ download_and_import (Fetch *f, const CrispDescriptor *d, const char *diff_id, GE
   _cleanup_close_ int fd = crisp_storage_open_tmpfile (f->svc->storage, error);
   if (fd < 0 || !crisp_registry_get_blob_fd (f->client, d, fd, error))
     return FALSE;
+  __atomic_add_fetch (&f->svc->pulled_bytes, (guint64) d->size, __ATOMIC_RELAXED);
   if (lseek (fd, 0, SEEK_SET) < 0)
     return crisp_throw_errno (error, errno, "rewinding layer %s", d->digest);
   if (!crisp_storage_import_layer (f->svc->storage, fd, diff_id, f->cancellable, error))
@@ -411,4 +412,10 @@ crisp_image_service_pull (CrispImageService *svc, const char *image, const Crisp
     return g_propagate_error (error, g_steal_pointer (&local)), FALSE;
   *out_id = g_steal_pointer (&id);
   return TRUE;
+}
+
+guint64
+crisp_image_service_pulled_bytes (CrispImageService *svc)
+{
+  return __atomic_load_n (&svc->pulled_bytes, __ATOMIC_RELAXED);
 }

@@ -30,6 +30,9 @@ gboolean crisp_image_service_pull (CrispImageService *svc, const char *image,
                                    const CrispCredentials *creds, GCancellable *cancellable,
                                    char **out_id, GError **error);
 
+/* Bytes of layer blobs downloaded (and verified) by pulls since the service started. */
+guint64 crisp_image_service_pulled_bytes (CrispImageService *svc);
+
 /* An image by ID (full, or a unique hex prefix of 12+) or reference. NULL with no error
  * when there is none; INVALID_ARGUMENT for a malformed reference. A copy. */
 CrispImage *crisp_image_service_find (CrispImageService *svc, const char *image, GError **error);

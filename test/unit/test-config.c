@@ -115,6 +115,9 @@ test_defaults (void)
   g_assert_cmpstr (config->cni_plugin_dirs[1], ==, "/usr/lib/cni");
   g_assert_cmpstr (config->streaming_address, ==, "127.0.0.1");
   g_assert_cmpint (config->streaming_port, ==, 0);
+  g_assert_false (config->metrics_enable);
+  g_assert_cmpstr (config->metrics_address, ==, "127.0.0.1");
+  g_assert_cmpint (config->metrics_port, ==, 9090);
   g_assert_cmpstr (config->registries_dir, ==, "/etc/crisp/registries.d");
   g_assert_cmpint (config->max_concurrent_downloads, ==, 3);
   g_assert_cmpuint (config->sources->len, ==, 0);
@@ -439,6 +442,9 @@ assert_same_config (const CrispConfig *a, const CrispConfig *b)
                                (const char *const *) b->cni_plugin_dirs));
   g_assert_cmpstr (a->streaming_address, ==, b->streaming_address);
   g_assert_cmpint (a->streaming_port, ==, b->streaming_port);
+  g_assert_cmpint (a->metrics_enable, ==, b->metrics_enable);
+  g_assert_cmpstr (a->metrics_address, ==, b->metrics_address);
+  g_assert_cmpint (a->metrics_port, ==, b->metrics_port);
   g_assert_cmpstr (a->registries_dir, ==, b->registries_dir);
   g_assert_cmpint (a->max_concurrent_downloads, ==, b->max_concurrent_downloads);
   g_assert_cmpuint (a->runtimes->len, ==, b->runtimes->len);
@@ -486,7 +492,8 @@ test_round_trip (Fixture *f, gconstpointer data)
                       "[runtime.kata]\npath = /opt/kata/bin/kata runtime\n"
                       "monitor-cgroup = system.slice/crisp-monitors.slice\n"
                       "[network]\ncni-plugin-dirs = /usr/lib/cni;/opt/cni\\;bin\\;x\n"
-                      "[streaming]\naddress = ::1\nport = 65535\n"));
+                      "[streaming]\naddress = ::1\nport = 65535\n"
+                      "[metrics]\nenable = true\naddress = ::\nport = 0\n"));
   g_autoptr (CrispConfig) config = load_ok (f, NULL);
   g_autoptr (GError) error = NULL;
   g_assert_cmpstr (config->cni_plugin_dirs[1], ==, "/opt/cni;bin;x"); /* escaped ';' */
