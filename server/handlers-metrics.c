@@ -225,9 +225,6 @@ serve_connection (CrispServerMetrics *m, int fd)
 {
   g_autoptr (GByteArray) buf = g_byte_array_new ();
   gssize head_len = crisp_streaming_read_head (fd, buf);
-  if (head_len == -EMSGSIZE)
-    return crisp_streaming_send_status (fd, "431 Request Header Fields Too Large",
-                                        "request head too large\n");
   if (head_len < 0)
     return;
   if (!is_get_metrics ((const char *) buf->data, head_len))

@@ -70,6 +70,9 @@ crisp_streaming_read_head (int fd, GByteArray *buf)
   for (;;)
     {
       gssize end = crisp_upgrade_head_end (buf->data, buf->len);
+      if (end == -EMSGSIZE)
+        crisp_streaming_send_status (fd, "431 Request Header Fields Too Large",
+                                     "request head too large\n");
       if (end != 0)
         return end;
       gint64 left_ms = (deadline - g_get_monotonic_time ()) / 1000;
@@ -167,9 +170,6 @@ serve_connection (CrispStreaming *self, int fd)
 {
   g_autoptr (GByteArray) buf = g_byte_array_new ();
   gssize head_len = crisp_streaming_read_head (fd, buf);
-  if (head_len == -EMSGSIZE)
-    return crisp_streaming_send_status (fd, "431 Request Header Fields Too Large",
-                                        "request head too large\n");
   if (head_len < 0)
     return;
   g_autofree CrispUpgrade *u = g_new (CrispUpgrade, 1);

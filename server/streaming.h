@@ -51,7 +51,7 @@ guint crisp_streaming_active (CrispStreaming *self);
 
 /* Reads until the blank line ending a request head (at most CRISP_UPGRADE_HEAD_MAX bytes,
  * within 10 s); returns its length (the bytes after it stay in buf), or -errno (-EMSGSIZE:
- * too large). */
+ * too large, and then 431 is already answered). */
 gssize crisp_streaming_read_head (int fd, GByteArray *buf);
 
 /* Answers an HTTP error with a text body and Connection: close. */
