@@ -1,6 +1,7 @@
 /* crisp: command line, configuration, start-up, signals and shutdown of the CRI server. */
 #include "config.h"
 
+#include "check.h"
 #include "crisp-base.h"
 #include "crisp-log.h"
 #include "grpc.h"
@@ -30,6 +31,7 @@ static char **opt_cni_plugin_dirs;
 static char *opt_streaming_address;
 static char *opt_streaming_port;
 static gboolean opt_version;
+static gboolean opt_json;
 
 static GOptionEntry option_entries[] = {
   { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config,
@@ -56,6 +58,7 @@ static GOptionEntry option_entries[] = {
   { "streaming-port", 0, 0, G_OPTION_ARG_STRING, &opt_streaming_port,
     "Port of the streaming server (0: random)", "PORT" },
   { "version", 'V', 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL },
+  { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "check: print the report as JSON", NULL },
   { NULL },
 };
 
@@ -301,6 +304,8 @@ main (int argc, char **argv)
   g_option_context_set_summary (ctx, "Commands:\n"
                                      "  (none)    serve the CRI on the configured socket\n"
                                      "  config    print the effective configuration and exit\n"
+                                     "  check     check this node without a daemon; exit 1 on "
+                                     "a problem\n"
                                      "  version   print the version and exit");
   g_option_context_add_main_entries (ctx, option_entries, NULL);
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
@@ -314,13 +319,16 @@ main (int argc, char **argv)
       printf ("crisp version %s\nCRI API version %s\n", PACKAGE_VERSION, "v1");
       return 0;
     }
-  if (argc > 2 || (command != NULL && !g_str_equal (command, "config")))
+  if (argc > 2
+      || (command != NULL && !g_str_equal (command, "config") && !g_str_equal (command, "check")))
     {
       g_printerr ("crisp: unknown command '%s' (see --help)\n", command ? command : argv[2]);
       return 2;
     }
   g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (CrispConfig) cfg = load_config (warnings, &error);
+  if (g_strcmp0 (command, "check") == 0)
+    return crisp_check_main (cfg, error, warnings, opt_json);
   if (cfg == NULL)
     {
       g_printerr ("crisp: %s\n", error->message);

@@ -173,6 +173,19 @@ scan_dir (const char *dir, char **out_fingerprint)
   return g_steal_pointer (&names);
 }
 
+/* One candidate file, read and validated. */
+static JsonNode *
+load_file (const char *path, const char *name, GError **error)
+{
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (path, &text, &len, error))
+    return NULL;
+  if (len > 1024 * 1024)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: too large", name), NULL;
+  return crisp_network_parse_conflist (name, text, error);
+}
+
 /* The first file that parses wins; broken ones before it are skipped, as libcni does. */
 static void
 reload (CrispNetwork *net, GPtrArray *names)
@@ -185,13 +198,8 @@ reload (CrispNetwork *net, GPtrArray *names)
     {
       const char *name = names->pdata[i];
       g_autofree char *path = g_build_filename (net->conf_dir, name, NULL);
-      g_autofree char *text = NULL;
       g_autoptr (GError) error = NULL;
-      gsize len = 0;
-      if (g_file_get_contents (path, &text, &len, &error) && len > 1024 * 1024)
-        g_set_error (&error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT, "%s: too large", name);
-      g_autoptr (JsonNode) list
-          = error ? NULL : crisp_network_parse_conflist (name, text, &error);
+      g_autoptr (JsonNode) list = load_file (path, name, &error);
       if (list != NULL)
         {
           net->conflist_text = json_to_string (list, FALSE);
@@ -202,6 +210,31 @@ reload (CrispNetwork *net, GPtrArray *names)
     }
   net->error_message = g_strdup_printf ("no valid CNI network configuration in '%s'%s",
                                         net->conf_dir, errors->str);
+}
+
+void
+crisp_network_file_free (CrispNetworkFile *file)
+{
+  g_free (file->path);
+  g_clear_pointer (&file->list, json_node_unref);
+  g_clear_error (&file->error);
+  g_free (file);
+}
+
+GPtrArray *
+crisp_network_list_files (const char *conf_dir)
+{
+  g_autofree char *fingerprint = NULL;
+  g_autoptr (GPtrArray) names = scan_dir (conf_dir, &fingerprint);
+  GPtrArray *files = g_ptr_array_new_with_free_func ((GDestroyNotify) crisp_network_file_free);
+  for (guint i = 0; i < names->len; i++)
+    {
+      CrispNetworkFile *file = g_new0 (CrispNetworkFile, 1);
+      file->path = g_build_filename (conf_dir, names->pdata[i], NULL);
+      file->list = load_file (file->path, names->pdata[i], &file->error);
+      g_ptr_array_add (files, file);
+    }
+  return files;
 }
 
 JsonNode *

@@ -25,9 +25,6 @@ JsonNode *crisp_network_current_conflist (CrispNetwork *net, char **out_message)
  * returns the normalised list. */
 JsonNode *crisp_network_parse_conflist (const char *file_name, const char *text, GError **error);
 
-/* Absolute path of plugin `type`, or NULL. */
-char *crisp_network_find_plugin (CrispNetwork *net, const char *type);
-
 /* "0.4.0" >= "0.3.1"? Compares dotted versions numerically. */
 int crisp_network_version_cmp (const char *a, const char *b);
 

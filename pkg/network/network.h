@@ -18,6 +18,25 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispNetwork, crisp_network_free)
  * directory when any file in it changed. */
 gboolean crisp_network_status (CrispNetwork *net, char **out_reason, char **out_message);
 
+/* Absolute path of plugin `type` in the first plugin directory that has it, or NULL. */
+char *crisp_network_find_plugin (CrispNetwork *net, const char *type);
+
+/* One candidate configuration file, for `crisp check`: its normalised list, or why it is
+ * refused. */
+typedef struct
+{
+  char *path;
+  JsonNode *list;
+  GError *error;
+} CrispNetworkFile;
+
+void crisp_network_file_free (CrispNetworkFile *file);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispNetworkFile, crisp_network_file_free)
+
+/* Every candidate file in conf_dir (CrispNetworkFile*), in the order crisp tries them: the
+ * first with a list is the one used.  An absent or unreadable directory has none. */
+GPtrArray *crisp_network_list_files (const char *conf_dir);
+
 /* What identifies one pod's attachment to the network. */
 typedef struct
 {

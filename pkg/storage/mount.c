@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 static gboolean
@@ -45,6 +46,27 @@ add_lowers (CrispStorage *store, int fsfd, const char *const *diff_ids, GError *
   return set_string (fsfd, "datadir+", store->objects_path, error);
 }
 
+/* The upper layer, the options every container root filesystem gets, and the detached mount;
+ * -1 on failure. */
+static int
+create_overlay (int fsfd, const char *upper_dir, const char *work_dir, const char *target,
+                GError **error)
+{
+  if (upper_dir != NULL
+      && (!set_string (fsfd, "upperdir", upper_dir, error)
+          || !set_string (fsfd, "workdir", work_dir, error)))
+    return -1;
+  if (!set_string (fsfd, "metacopy", "on", error) || !set_string (fsfd, "redirect_dir", "on", error)
+      || !set_string (fsfd, "index", "off", error))
+    return -1;
+  if (fsconfig (fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+    return crisp_throw_errno (error, errno, "creating the overlay for %s", target), -1;
+  int mfd = fsmount (fsfd, FSMOUNT_CLOEXEC, upper_dir ? 0 : MOUNT_ATTR_RDONLY);
+  if (mfd < 0)
+    return crisp_throw_errno (error, errno, "fsmount for %s", target), -1;
+  return mfd;
+}
+
 gboolean
 crisp_storage_mount_layers (CrispStorage *store, const char *const *diff_ids, const char *upper_dir,
                             const char *work_dir, const char *target, GError **error)
@@ -54,18 +76,9 @@ crisp_storage_mount_layers (CrispStorage *store, const char *const *diff_ids, co
     return crisp_throw_errno (error, errno, "fsopen overlay");
   if (!add_lowers (store, fsfd, diff_ids, error))
     return crisp_prefix_error (error, "mounting %s: ", target);
-  if (upper_dir != NULL
-      && (!set_string (fsfd, "upperdir", upper_dir, error)
-          || !set_string (fsfd, "workdir", work_dir, error)))
-    return FALSE;
-  if (!set_string (fsfd, "metacopy", "on", error) || !set_string (fsfd, "redirect_dir", "on", error)
-      || !set_string (fsfd, "index", "off", error))
-    return FALSE;
-  if (fsconfig (fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-    return crisp_throw_errno (error, errno, "creating the overlay for %s", target);
-  _cleanup_close_ int mfd = fsmount (fsfd, FSMOUNT_CLOEXEC, upper_dir ? 0 : MOUNT_ATTR_RDONLY);
+  _cleanup_close_ int mfd = create_overlay (fsfd, upper_dir, work_dir, target, error);
   if (mfd < 0)
-    return crisp_throw_errno (error, errno, "fsmount for %s", target);
+    return FALSE;
   if (move_mount (mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
     return crisp_throw_errno (error, errno, "mounting the root filesystem at %s", target);
   return TRUE;
@@ -77,4 +90,41 @@ crisp_storage_unmount (const char *target, GError **error)
   if (umount2 (target, UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
     return crisp_throw_errno (error, errno, "unmounting %s", target);
   return TRUE;
+}
+
+static gboolean
+probe_overlay_in (const char *dir, GError **error)
+{
+  const char *subdirs[] = { "lower", "data", "upper", "work" };
+  g_auto (GStrv) paths = g_new0 (char *, G_N_ELEMENTS (subdirs) + 1);
+  for (gsize i = 0; i < G_N_ELEMENTS (subdirs); i++)
+    {
+      paths[i] = g_build_filename (dir, subdirs[i], NULL);
+      if (mkdir (paths[i], 0700) < 0)
+        return crisp_throw_errno (error, errno, "creating %s", paths[i]);
+    }
+  _cleanup_close_ int fsfd = fsopen ("overlay", FSOPEN_CLOEXEC);
+  if (fsfd < 0)
+    return crisp_throw_errno (error, errno, "fsopen overlay");
+  if (!set_string (fsfd, "lowerdir+", paths[0], error)
+      || !set_string (fsfd, "datadir+", paths[1], error))
+    return FALSE;
+  /* Never attached anywhere: closing the descriptor is the unmount, whatever happens next. */
+  _cleanup_close_ int mfd = create_overlay (fsfd, paths[2], paths[3], dir, error);
+  return mfd >= 0;
+}
+
+gboolean
+crisp_storage_probe_overlay (const char *parent, GError **error)
+{
+  g_autofree char *dir = g_build_filename (parent, ".crisp-overlay-probe-XXXXXX", NULL);
+  if (g_mkdtemp (dir) == NULL)
+    return crisp_throw_errno (error, errno, "creating a directory in %s", parent);
+  gboolean works = probe_overlay_in (dir, error);
+  g_autofree char *name = g_path_get_basename (dir);
+  _cleanup_close_ int dfd = open (parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int r = dfd < 0 ? -errno : crisp_storage_rm_rf_at (dfd, name);
+  if (r < 0 && works)
+    return crisp_throw_errno (error, r, "removing %s", dir);
+  return works;
 }

@@ -62,4 +62,10 @@ gboolean crisp_storage_mount_layers (CrispStorage *store, const char *const *dif
                                      const char *target, GError **error);
 gboolean crisp_storage_unmount (const char *target, GError **error);
 
+/* Whether overlayfs works in parent's filesystem with the layout and options of a container's
+ * root filesystem (metacopy, a data-only layer, an upper layer): builds one in a private
+ * directory made in parent, as a mount that is never attached anywhere, then removes it all.
+ * Needs CAP_SYS_ADMIN. */
+gboolean crisp_storage_probe_overlay (const char *parent, GError **error);
+
 G_END_DECLS

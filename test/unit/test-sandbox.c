@@ -293,6 +293,33 @@ test_conflist_discovery (void)
 }
 
 static void
+test_conflist_list_files (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("crisp-test-cni-XXXXXX", NULL);
+  g_autofree char *broken = write_conf (dir, "00-broken.conflist", "{\"cniVersion\": ");
+  g_autofree char *good = write_conf (
+      dir, "10-good.conflist",
+      "{\"cniVersion\":\"1.0.0\",\"name\":\"g\",\"plugins\":[{\"type\":\"bridge\"}]}");
+  g_autofree char *other = write_conf (dir, "notes.txt", "not a candidate");
+  g_autoptr (GPtrArray) files = crisp_network_list_files (dir);
+  g_assert_cmpuint (files->len, ==, 2);
+  CrispNetworkFile *f0 = files->pdata[0], *f1 = files->pdata[1];
+  g_assert_cmpstr (f0->path, ==, broken);
+  g_assert_null (f0->list);
+  g_assert_error (f0->error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpstr (f1->path, ==, good);
+  g_assert_no_error (f1->error);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (f1->list), "name"), ==,
+                   "g");
+  g_autoptr (GPtrArray) none = crisp_network_list_files ("/nonexistent/crisp-test-cni");
+  g_assert_cmpuint (none->len, ==, 0);
+  g_unlink (broken);
+  g_unlink (good);
+  g_unlink (other);
+  g_rmdir (dir);
+}
+
+static void
 test_attachment_ips (void)
 {
   g_autoptr (JsonNode) a = json_from_string (
@@ -324,6 +351,7 @@ main (int argc, char **argv)
   g_test_add_func ("/sandbox/log-directory", test_log_directory);
   g_test_add_func ("/proto/find-nul", test_find_nul);
   g_test_add_func ("/network/conflist-discovery", test_conflist_discovery);
+  g_test_add_func ("/network/conflist-list-files", test_conflist_list_files);
   g_test_add_func ("/network/attachment-ips", test_attachment_ips);
   return g_test_run ();
 }

@@ -361,6 +361,25 @@ test_prune (Fixture *f, gconstpointer data)
   g_assert_cmpuint (after_inodes, <, before_inodes);
 }
 
+static void
+test_probe_overlay (Fixture *f, gconstpointer data)
+{
+  if (!need_root ())
+    return;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_storage_probe_overlay (f->outside, &error));
+  g_assert_no_error (error);
+  /* Nothing is left: neither the directory nor a mount. */
+  g_autoptr (GDir) d = g_dir_open (f->outside, 0, NULL);
+  g_assert_null (g_dir_read_name (d));
+  g_autofree char *mounts = NULL;
+  g_assert_true (g_file_get_contents ("/proc/self/mountinfo", &mounts, NULL, NULL));
+  g_assert_null (strstr (mounts, f->outside));
+  g_autofree char *missing = g_build_filename (f->outside, "missing", NULL);
+  g_assert_false (crisp_storage_probe_overlay (missing, &error));
+  g_assert_nonnull (error);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -372,5 +391,6 @@ main (int argc, char **argv)
   ADD ("hostile-layers", test_hostile_layers);
   ADD ("truncated-and-garbage", test_truncated_and_garbage);
   ADD ("prune", test_prune);
+  ADD ("probe-overlay", test_probe_overlay);
   return g_test_run ();
 }
