@@ -322,7 +322,10 @@ main (int argc, char **argv)
   if (argc > 2
       || (command != NULL && !g_str_equal (command, "config") && !g_str_equal (command, "check")))
     {
-      g_printerr ("crisp: unknown command '%s' (see --help)\n", command ? command : argv[2]);
+      if (argc > 2)
+        g_printerr ("crisp: unexpected argument '%s' after the command (see --help)\n", argv[2]);
+      else
+        g_printerr ("crisp: unknown command '%s' (see --help)\n", command);
       return 2;
     }
   g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);

@@ -263,6 +263,13 @@ def test_version_command():
     assert out.returncode == 0 and "crisp version" in out.stdout
 
 
+@pytest.mark.parametrize("argv,named", [(["bogus"], "unknown command 'bogus'"),
+                                        (["check", "extra"], "unexpected argument 'extra'")])
+def test_command_line_mistakes_name_the_word(argv, named):
+    out = subprocess.run([CRISP] + argv, capture_output=True, text=True)
+    assert out.returncode == 2 and named in out.stderr, out
+
+
 # A slow call (RunPodSandbox held inside a CNI plugin) must not hold up any other call, and
 # a client's deadline must end it for the client.
 
