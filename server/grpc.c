@@ -240,10 +240,12 @@ crisp_call_fail (CrispCall *call, const GError *error)
                            error ? error->message : "unknown error");
 }
 
+/* A call's thread handler, or (call NULL) a job of the server's own, such as a probe. */
 typedef struct
 {
   CrispCall *call;
   CrispCallThreadFunc fn;
+  CrispGrpcJob job;
   gpointer data;
   GDestroyNotify destroy;
 } Work;
@@ -253,23 +255,37 @@ worker_run (gpointer item, gpointer user_data)
 {
   Work *w = item;
   CRISP_TSAN_ACQUIRE (w);
-  w->fn (w->call->server, w->call, w->data);
+  if (w->call != NULL)
+    w->fn (w->call->server, w->call, w->data);
+  else
+    w->job (w->data);
   if (w->destroy)
     w->destroy (w->data);
   g_free (w);
+}
+
+static void
+workers_push (CrispGrpc *self, const Work *work)
+{
+  Work *w = g_memdup2 (work, sizeof *work);
+  CRISP_TSAN_RELEASE (w);
+  /* The pool's queue node and new threads are GLib's, passed on under GLib's own lock. */
+  CRISP_TSAN_IGNORE_BEGIN ();
+  g_thread_pool_push (self->workers, w, NULL);
+  CRISP_TSAN_IGNORE_END ();
 }
 
 void
 crisp_call_run_in_thread (CrispCall *call, CrispCallThreadFunc fn, gpointer data,
                           GDestroyNotify destroy)
 {
-  Work *w = g_new0 (Work, 1);
-  *w = (Work){ call, fn, data, destroy };
-  CRISP_TSAN_RELEASE (w);
-  /* The pool's queue node and new threads are GLib's, passed on under GLib's own lock. */
-  CRISP_TSAN_IGNORE_BEGIN ();
-  g_thread_pool_push (call->grpc->workers, w, NULL);
-  CRISP_TSAN_IGNORE_END ();
+  workers_push (call->grpc, &(Work){ .call = call, .fn = fn, .data = data, .destroy = destroy });
+}
+
+void
+crisp_grpc_run_job (CrispGrpc *self, CrispGrpcJob job, gpointer data, GDestroyNotify destroy)
+{
+  workers_push (self, &(Work){ .job = job, .data = data, .destroy = destroy });
 }
 
 /* The request, or NULL; nul_field is set when it decoded but a string in it holds a NUL. */

@@ -29,4 +29,9 @@ gboolean crisp_grpc_start (CrispGrpc *self, GError **error);
 void crisp_grpc_shutdown (CrispGrpc *self, guint grace_seconds, GSourceFunc done, gpointer data);
 void crisp_grpc_free (CrispGrpc *self);
 
+typedef void (*CrispGrpcJob) (gpointer data);
+/* Runs job (data) on the worker pool of the calls' thread handlers, queued behind them:
+ * a job that does not come back means calls would not either. */
+void crisp_grpc_run_job (CrispGrpc *self, CrispGrpcJob job, gpointer data, GDestroyNotify destroy);
+
 G_END_DECLS

@@ -9,6 +9,7 @@
 #include "notify.h"
 #include "pkg/store/state-version.h"
 #include "server.h"
+#include "watchdog.h"
 
 #include <fcntl.h>
 #include <glib-unix.h>
@@ -288,7 +289,9 @@ serve (CrispConfig *cfg, GPtrArray *warnings, gint64 started_us)
   crisp_metrics_serving (self, started_us);
   g_message ("crisp %s serving CRI %s on unix://%s", PACKAGE_VERSION, "v1", cfg->listen);
   crisp_notify ("READY=1");
+  CrispWatchdog *watchdog = crisp_watchdog_start (self->grpc);
   g_main_loop_run (self->loop);
+  crisp_watchdog_free (watchdog);
   crisp_grpc_free (self->grpc);
   server_free (self);
   g_message ("stopped");

@@ -161,21 +161,82 @@ def test_sighup_with_broken_config_keeps_running(crisp):
     crisp.client.call("Version")
 
 
-def test_ready_is_notified_to_systemd(tmp_path):
+def notify_socket(tmp_path):
     path = str(tmp_path / "notify.sock")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(path)
     s.settimeout(20)
-    d = CrispDaemon(str(tmp_path / "d"))
-    os.environ["NOTIFY_SOCKET"] = path
+    return path, s
+
+
+def start_with_env(d, env):
+    """Starts d with ENV added to its environment (the harness passes on os.environ)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         d.start()
     finally:
-        del os.environ["NOTIFY_SOCKET"]
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+
+
+def test_ready_is_notified_to_systemd(tmp_path):
+    path, s = notify_socket(tmp_path)
+    d = CrispDaemon(str(tmp_path / "d"))
     try:
+        start_with_env(d, {"NOTIFY_SOCKET": path})
         assert s.recv(256) == b"READY=1"
         d.stop()
         assert s.recv(256) == b"STOPPING=1"
+    finally:
+        d.cleanup()
+        s.close()
+
+
+def datagrams_for(s, seconds):
+    got = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        s.settimeout(left)
+        try:
+            got.append(s.recv(256))
+        except socket.timeout:
+            break
+    return got
+
+
+class CrispNamedInWatchdogPid(CrispDaemon):
+    """systemd names the main pid in $WATCHDOG_PID: a shell sets it to its own pid, then
+    becomes crisp."""
+
+    def command(self, *extra):
+        return ["sh", "-c", 'WATCHDOG_PID=$$ exec "$@"', "sh", *super().command(*extra)]
+
+
+@pytest.mark.parametrize("pid", ["ours", "unset", "other"])
+def test_watchdog_pings_at_half_the_interval(tmp_path, pid):
+    path, s = notify_socket(tmp_path)
+    cls = CrispNamedInWatchdogPid if pid == "ours" else CrispDaemon
+    d = cls(str(tmp_path / "d"))
+    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
+    if pid == "other":
+        env["WATCHDOG_PID"] = "1"
+    try:
+        start_with_env(d, env)
+        assert s.recv(256) == b"READY=1"
+        got = datagrams_for(s, 2.0)
+        pings = got.count(b"WATCHDOG=1")
+        assert set(got) <= {b"WATCHDOG=1"}, got
+        if pid == "other":
+            assert pings == 0 and "watchdog: on" not in d.log_tail()
+        else:
+            # Every 200 ms: about 10 in 2 s; an order of magnitude either way is a failure.
+            assert 3 <= pings <= 40, got
+            assert "watchdog: on" in d.log_tail()
+        d.client.call("Version")
     finally:
         d.cleanup()
         s.close()
