@@ -214,10 +214,10 @@ on_reload (gpointer data)
       self->config->log_level = g_strdup (fresh->log_level);
       g_mutex_unlock (&self->lock);
     }
-  g_autofree char *old_data = crisp_config_to_data (self->config);
-  g_autofree char *new_data = crisp_config_to_data (fresh);
-  if (g_strcmp0 (old_data, new_data) != 0)
-    g_warning ("reload: other configuration changes take effect at the next start, ignoring");
+  /* The log level is the same by now, so only what needs a restart is left to name. */
+  g_autoptr (GPtrArray) changed = crisp_config_diff (self->config, fresh);
+  for (guint i = 0; i < changed->len; i++)
+    g_warning ("reload: %s changed; takes effect at the next start", (char *) changed->pdata[i]);
   return G_SOURCE_CONTINUE;
 }
 

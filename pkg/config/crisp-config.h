@@ -67,6 +67,10 @@ gboolean crisp_config_validate (CrispConfig *self, GError **error);
  * back gives the same configuration. */
 char *crisp_config_to_data (const CrispConfig *self);
 
+/* The keys whose values differ, as "[group] key" in schema order, then "[runtime.<name>]" for
+ * each handler only one of them has (strings; the files read are not compared). */
+GPtrArray *crisp_config_diff (const CrispConfig *a, const CrispConfig *b);
+
 /* A man page template with its references filled in from the schema: @KEYS@ becomes every group
  * and key as roff, @<group>.<key>@ that key's default, @CONFIG_FILE@, @CONFIG_DIR@ and @VERSION@
  * what they say.  A reference the schema does not know fails (CRISP_ERROR_INVALID_ARGUMENT), so

@@ -625,6 +625,27 @@ test_to_data_comments_and_sources (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (text2, "\nlog-level = debug\n"));
 }
 
+static void
+test_diff_names_changed_keys (void)
+{
+  g_autoptr (CrispConfig) a = crisp_config_new ();
+  g_autoptr (CrispConfig) b = crisp_config_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) same = crisp_config_diff (a, b);
+  g_assert_cmpuint (same->len, ==, 0);
+
+  g_assert_true (crisp_config_set (b, "streaming", "port", "1234", NULL, &error)
+                 && crisp_config_set (b, "crisp", "log-level", "debug", NULL, &error)
+                 && crisp_config_set (b, "runtime.runc", "root", "/run/r", NULL, &error)
+                 && crisp_config_set (b, "runtime.kata", "path", "/bin/kata", NULL, &error));
+  g_assert_no_error (error);
+  g_autoptr (GPtrArray) changed = crisp_config_diff (a, b);
+  g_ptr_array_add (changed, NULL);
+  const char *expected[]
+      = { "[crisp] log-level", "[streaming] port", "[runtime.runc] root", "[runtime.kata]", NULL };
+  g_assert_cmpstrv ((char **) changed->pdata, expected);
+}
+
 #define ADD(name, fn)                                                                              \
   g_test_add ("/config/" name, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
 
@@ -647,6 +668,7 @@ main (int argc, char **argv)
   ADD ("round-trip", test_round_trip);
   ADD ("example-file", test_example_file_matches_defaults);
   ADD ("to-data", test_to_data_comments_and_sources);
+  g_test_add_func ("/config/diff", test_diff_names_changed_keys);
   g_test_add_func ("/config/man/keys", test_man_keys);
   g_test_add_func ("/config/man/references", test_man_references);
   g_test_add_func ("/config/man/unknown-reference", test_man_unknown_reference);
