@@ -4,6 +4,7 @@
 
 #include "server.h"
 
+#include "pkg/container/container.h"
 #include "pkg/sandbox/sandbox.h"
 
 #include "crisp-base.h"
@@ -71,6 +72,60 @@ network_as_json (CrispServer *self)
   return json_to_string (root, FALSE);
 }
 
+static char *
+config_files_as_json (CrispServer *self)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_array (b);
+  for (guint i = 0; i < self->config->sources->len; i++)
+    json_builder_add_string_value (b, self->config->sources->pdata[i]);
+  json_builder_end_array (b);
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  return json_to_string (root, FALSE);
+}
+
+/* Counting refreshes each container's exit state: done for verbose Status only, which crictl
+ * info and crisp status ask for, not kubelet's periodic one. */
+static char *
+monitors_alive_as_json (CrispServer *self)
+{
+  CrispContainerCounts counts = { 0 };
+  if (self->containers != NULL)
+    crisp_container_service_count (self->containers, &counts);
+  return g_strdup_printf ("%u", counts.monitors_alive);
+}
+
+static void
+info_entry_free (gpointer data)
+{
+  Runtime__V1__StatusResponse__InfoEntry *e = data;
+  g_free (e->value);
+  g_free (e);
+}
+
+/* Takes value. */
+static void
+add_info (GPtrArray *info, const char *key, char *value)
+{
+  Runtime__V1__StatusResponse__InfoEntry *e = g_new (Runtime__V1__StatusResponse__InfoEntry, 1);
+  *e = (Runtime__V1__StatusResponse__InfoEntry) RUNTIME__V1__STATUS_RESPONSE__INFO_ENTRY__INIT;
+  e->key = (char *) key;
+  e->value = value;
+  g_ptr_array_add (info, e);
+}
+
+/* Each value is JSON, as crictl info expects. */
+static void
+add_verbose_info (CrispServer *self, GPtrArray *info)
+{
+  gint64 uptime = (g_get_monotonic_time () - self->started_us) / G_USEC_PER_SEC;
+  add_info (info, "config", config_as_json (self));
+  add_info (info, "network", network_as_json (self));
+  add_info (info, "uptime", g_strdup_printf ("%" G_GINT64_FORMAT, uptime));
+  add_info (info, "configFiles", config_files_as_json (self));
+  add_info (info, "monitorsAlive", monitors_alive_as_json (self));
+}
+
 static void
 handle_status (CrispServer *self, CrispCall *call)
 {
@@ -96,22 +151,11 @@ handle_status (CrispServer *self, CrispCall *call)
 
   Runtime__V1__StatusResponse resp = RUNTIME__V1__STATUS_RESPONSE__INIT;
   resp.status = &status;
-  g_autofree char *config_json = NULL;
-  g_autofree char *network_json = NULL;
-  Runtime__V1__StatusResponse__InfoEntry config_entry
-      = RUNTIME__V1__STATUS_RESPONSE__INFO_ENTRY__INIT;
-  Runtime__V1__StatusResponse__InfoEntry network_entry
-      = RUNTIME__V1__STATUS_RESPONSE__INFO_ENTRY__INIT;
-  Runtime__V1__StatusResponse__InfoEntry *entries[] = { &config_entry, &network_entry };
+  g_autoptr (GPtrArray) info = g_ptr_array_new_with_free_func (info_entry_free);
   if (req->verbose)
-    {
-      config_entry.key = (char *) "config";
-      config_entry.value = config_json = config_as_json (self);
-      network_entry.key = (char *) "network";
-      network_entry.value = network_json = network_as_json (self);
-      resp.n_info = G_N_ELEMENTS (entries);
-      resp.info = entries;
-    }
+    add_verbose_info (self, info);
+  resp.n_info = info->len;
+  resp.info = (Runtime__V1__StatusResponse__InfoEntry **) info->pdata;
   crisp_call_finish (call, &resp.base);
 }
 

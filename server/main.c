@@ -255,7 +255,7 @@ init_areas (CrispServer *self, GError **error)
          && crisp_runtime_handlers_init (self, error);
 }
 
-/* started_us: the process's start (monotonic), for the recovery time metric. */
+/* started_us: the process's start (monotonic), for the recovery time metric and the uptime. */
 static int
 serve (CrispConfig *cfg, GPtrArray *warnings, gint64 started_us)
 {
@@ -267,6 +267,7 @@ serve (CrispConfig *cfg, GPtrArray *warnings, gint64 started_us)
     g_warning ("%s", (char *) warnings->pdata[i]);
   signal (SIGPIPE, SIG_IGN);
   self->config = cfg;
+  self->started_us = started_us;
   g_mutex_init (&self->lock);
   self->methods = crisp_methods_new ();
   self->cleanups = g_ptr_array_new_with_free_func (g_free);

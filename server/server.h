@@ -26,6 +26,7 @@ struct _CrispServer
   CrispConfig *config;
   char *config_file; /* what was loaded, for SIGHUP reloads */
   char *config_dir;
+  gint64 started_us; /* monotonic, when the process started: Status reports the uptime */
   GMainLoop *loop;
   CrispGrpc *grpc;
   GHashTable *methods; /* short name ("PullImage") -> CrispMethod */

@@ -39,6 +39,18 @@ def test_status_network_ready_with_cni_config(crisp):
     assert {c.type: c.status for c in st.conditions}["NetworkReady"]
 
 
+def test_status_verbose_reports_uptime_config_files_and_monitors(crisp):
+    drop = os.path.join(crisp.conf_dir, "50-x.conf")
+    with open(drop, "w") as f:
+        f.write("[crisp]\n")
+    crisp.restart()
+    info = crisp.client.call("Status", pb.StatusRequest(verbose=True)).info
+    assert 0 <= json.loads(info["uptime"]) < 60
+    assert json.loads(info["configFiles"]) == [crisp.conf_file, drop]
+    assert json.loads(info["monitorsAlive"]) == 0
+    assert "uptime" not in crisp.client.call("Status", pb.StatusRequest()).info
+
+
 def test_status_verbose_reports_effective_config(crisp):
     r = crisp.client.call("Status", pb.StatusRequest(verbose=True))
     cfg = json.loads(r.info["config"])
