@@ -7,6 +7,7 @@
 #include "grpc.h"
 #include "metrics.h"
 #include "notify.h"
+#include "status.h"
 #include "pkg/store/state-version.h"
 #include "server.h"
 #include "watchdog.h"
@@ -59,7 +60,7 @@ static GOptionEntry option_entries[] = {
   { "streaming-port", 0, 0, G_OPTION_ARG_STRING, &opt_streaming_port,
     "Port of the streaming server (0: random)", "PORT" },
   { "version", 'V', 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL },
-  { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "check: print the report as JSON", NULL },
+  { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "check, status: print the report as JSON", NULL },
   { NULL },
 };
 
@@ -310,6 +311,8 @@ main (int argc, char **argv)
                                      "  config    print the effective configuration and exit\n"
                                      "  check     check this node without a daemon; exit 1 on "
                                      "a problem\n"
+                                     "  status    ask the running daemon how it is; exit 1 "
+                                     "when not ready, 2 when unreachable\n"
                                      "  version   print the version and exit");
   g_option_context_add_main_entries (ctx, option_entries, NULL);
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
@@ -324,7 +327,8 @@ main (int argc, char **argv)
       return 0;
     }
   if (argc > 2
-      || (command != NULL && !g_str_equal (command, "config") && !g_str_equal (command, "check")))
+      || (command != NULL && !g_str_equal (command, "config") && !g_str_equal (command, "check")
+          && !g_str_equal (command, "status")))
     {
       if (argc > 2)
         g_printerr ("crisp: unexpected argument '%s' after the command (see --help)\n", argv[2]);
@@ -339,8 +343,10 @@ main (int argc, char **argv)
   if (cfg == NULL)
     {
       g_printerr ("crisp: %s\n", error->message);
-      return 1;
+      return g_strcmp0 (command, "status") == 0 ? 2 : 1;
     }
+  if (g_strcmp0 (command, "status") == 0)
+    return crisp_status_main (cfg->listen, opt_json);
   if (command != NULL)
     {
       for (guint i = 0; i < warnings->len; i++)
