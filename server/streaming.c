@@ -1,11 +1,13 @@
 /* The streaming server's HTTP/1.1 front end: it reads exactly one bounded request head per
  * connection, has pkg/streaming/upgrade.c judge it, takes the single-use token, and hands
  * the socket on: exec and attach to the container's monitor, port-forward to a session in a
- * thread of its own.  Each connection's head is read in a worker thread of a bounded pool. */
+ * thread of its own.  One thread accepts; each connection's head is read in a worker thread of
+ * a bounded pool. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,10 +27,13 @@
 
 struct _CrispStreaming
 {
-  GSocketService *service;
+  int listen_fd;
+  GThread *acceptor; /* accepts connections and queues them on the pool */
+  GThreadPool *pool; /* MAX_SESSIONS threads read heads and hand connections on */
   CrispStreamTokens *tokens;
   char *host; /* as it goes into URLs: IPv6 in brackets */
   guint16 port;
+  gint stopping;      /* atomic */
   gint active;        /* connections and port-forward sessions being served (atomic) */
   gint port_forwards; /* port-forward sessions, each in a thread of its own (atomic) */
 };
@@ -209,17 +214,66 @@ serve_connection (CrispStreaming *self, int fd)
     destroy_request (kind, req);
 }
 
-static gboolean
-on_run (GThreadedSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
+/* One accepted connection, in a thread of the pool. */
+static void
+serve_job (gpointer data, gpointer user_data)
 {
-  GSocket *sock = g_socket_connection_get_socket (conn);
-  CrispStreaming *self = data;
-  g_socket_set_blocking (sock, TRUE);
-  g_atomic_int_inc (&self->active);
-  serve_connection (self, g_socket_get_fd (sock));
+  CrispStreaming *self = user_data;
+  int fd = GPOINTER_TO_INT (data) - 1;
+  serve_connection (self, fd);
+  close (fd);
   g_atomic_int_dec_and_test (&self->active);
-  g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
-  return TRUE;
+}
+
+/* Accepts with a plain blocking accept4 () in a thread of its own (GLib's GSocketListener
+ * crashed in its accept callback under a burst of 120 connections, GLib 2.74) and queues each
+ * connection on the pool, whose queue has no bound: the backlog and the pool bound the work. */
+static gpointer
+accept_thread (gpointer data)
+{
+  CrispStreaming *self = data;
+  while (!g_atomic_int_get (&self->stopping))
+    {
+      int fd = accept4 (self->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+      if (fd < 0)
+        {
+          if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+            continue;
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            {
+              g_warning ("streaming server: accept: %s; retrying", g_strerror (errno));
+              g_usleep (100 * 1000);
+              continue;
+            }
+          if (!g_atomic_int_get (&self->stopping))
+            g_warning ("streaming server: accept: %s; no more connections", g_strerror (errno));
+          break;
+        }
+      g_atomic_int_inc (&self->active);
+      g_thread_pool_push (self->pool, GINT_TO_POINTER (fd + 1), NULL);
+    }
+  return NULL;
+}
+
+static int
+listen_on (GInetAddress *inet, int port, guint16 *bound, GError **error)
+{
+  g_autoptr (GSocketAddress) want = g_inet_socket_address_new (inet, port);
+  struct sockaddr_storage ss;
+  socklen_t len = (socklen_t) g_socket_address_get_native_size (want);
+  if (!g_socket_address_to_native (want, &ss, sizeof ss, error))
+    return -1;
+  _cleanup_close_ int fd = socket (ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0
+      || bind (fd, (struct sockaddr *) &ss, len) < 0 || listen (fd, LISTEN_BACKLOG) < 0)
+    return crisp_throw_errno (error, -errno, "listening"), -1;
+  len = sizeof ss;
+  if (getsockname (fd, (struct sockaddr *) &ss, &len) < 0)
+    return crisp_throw_errno (error, -errno, "getsockname"), -1;
+  *bound = ntohs (ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
+                                           : ((struct sockaddr_in *) &ss)->sin_port);
+  return take_fd (&fd);
 }
 
 CrispStreaming *
@@ -230,27 +284,30 @@ crisp_streaming_new (const char *address, int port, GError **error)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                         "streaming address '%s' is not an IP address", address),
            NULL;
-  g_autoptr (GSocketAddress) want = g_inet_socket_address_new (inet, port);
-  GSocketService *service = g_threaded_socket_service_new (MAX_SESSIONS);
-  /* GLib's default backlog is 10: a burst of clients (a rollout's exec probes, kubectl in a
-   * loop) would overflow it while the pool is busy, and the kernel drops their handshakes. */
-  g_socket_listener_set_backlog (G_SOCKET_LISTENER (service), LISTEN_BACKLOG);
-  g_autoptr (GSocketAddress) got = NULL;
-  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (service), want, G_SOCKET_TYPE_STREAM,
-                                      G_SOCKET_PROTOCOL_TCP, NULL, &got, error))
-    {
-      g_object_unref (service);
-      return crisp_prefix_error (error, "streaming server on %s:%d: ", address, port), NULL;
-    }
+  guint16 bound = 0;
+  int fd = listen_on (inet, port, &bound, error);
+  if (fd < 0)
+    return crisp_prefix_error (error, "streaming server on %s:%d: ", address, port), NULL;
   CrispStreaming *self = g_new0 (CrispStreaming, 1);
-  self->service = service;
+  self->listen_fd = fd;
   self->tokens = crisp_stream_tokens_new (TOKENS_MAX, TOKEN_TTL_US);
-  self->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (got));
+  self->port = bound;
   self->host = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6
                    ? g_strdup_printf ("[%s]", address)
                    : g_strdup (address);
-  g_signal_connect (service, "run", G_CALLBACK (on_run), self);
-  g_socket_service_start (service);
+  self->pool = g_thread_pool_new (serve_job, self, MAX_SESSIONS, FALSE, error);
+  self->acceptor
+      = self->pool ? g_thread_try_new ("crisp-stream-accept", accept_thread, self, error) : NULL;
+  if (self->acceptor == NULL)
+    {
+      if (self->pool)
+        g_thread_pool_free (self->pool, TRUE, FALSE);
+      close (self->listen_fd);
+      crisp_stream_tokens_free (self->tokens);
+      g_free (self->host);
+      g_free (self);
+      return crisp_prefix_error (error, "streaming server: "), NULL;
+    }
   return self;
 }
 
@@ -259,13 +316,15 @@ crisp_streaming_free (CrispStreaming *self)
 {
   if (self == NULL)
     return;
-  g_socket_service_stop (self->service);
-  g_socket_listener_close (G_SOCKET_LISTENER (self->service));
+  g_atomic_int_set (&self->stopping, 1);
+  shutdown (self->listen_fd, SHUT_RDWR); /* wakes the acceptor: accept4 fails */
+  g_thread_join (self->acceptor);
+  close (self->listen_fd);
   /* A connection still being served may yet look up its token: at shutdown the process
    * exits right after this, so leave the state to it rather than pull it from under it. */
   if (g_atomic_int_get (&self->active) > 0)
     return;
-  g_object_unref (self->service);
+  g_thread_pool_free (self->pool, FALSE, TRUE);
   crisp_stream_tokens_free (self->tokens);
   g_free (self->host);
   g_free (self);
