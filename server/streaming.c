@@ -15,6 +15,7 @@
 
 #include "crisp-base.h"
 #include "crisp-error.h"
+#include "crisp-tsan.h"
 #include "monitor-protocol.h"
 #include "streaming.h"
 
@@ -220,6 +221,7 @@ serve_job (gpointer data, gpointer user_data)
 {
   CrispStreaming *self = user_data;
   int fd = GPOINTER_TO_INT (data) - 1;
+  CRISP_TSAN_ACQUIRE (&self->pool); /* the acceptor's accept4 of fd came first */
   serve_connection (self, fd);
   close (fd);
   g_atomic_int_dec_and_test (&self->active);
@@ -250,6 +252,7 @@ accept_thread (gpointer data)
           break;
         }
       g_atomic_int_inc (&self->active);
+      CRISP_TSAN_RELEASE (&self->pool); /* GLib's queue hands fd over out of TSan's sight */
       g_thread_pool_push (self->pool, GINT_TO_POINTER (fd + 1), NULL);
     }
   return NULL;
