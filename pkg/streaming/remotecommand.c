@@ -38,7 +38,7 @@ enum
 
 #define CHUNK (32 * 1024)
 #define STREAMS_TIMEOUT_MS 30000
-#define SIZE_WAIT_MS 250 /* see waits_for_size () */
+#define SIZE_WAIT_MS 1000 /* see waits_for_size () */
 #define KILL_GRACE_MS 5000
 #define FLUSH_TIMEOUT_MS 5000
 #define LINGER_MS 1000
@@ -478,8 +478,9 @@ streams_ready (Rc *rc)
 static bool
 waits_for_size (Rc *rc)
 {
+  /* SPDY clients may open the resize stream (v3 on) just after the others. */
   return rc->req->argv != NULL && (rc->req->flags & CRISP_MONITOR_SESSION_TTY)
-         && rc->size.ws_row == 0 && (rc->ws || rc->sid[CH_RESIZE] != 0);
+         && rc->size.ws_row == 0 && (rc->ws || rc->req->version >= 3);
 }
 
 static bool
