@@ -39,6 +39,7 @@ enum
 #define CHUNK (32 * 1024)
 #define STREAMS_TIMEOUT_MS 30000
 #define SIZE_WAIT_MS 1000 /* see waits_for_size () */
+#define TTY_INPUT_HOLD_MS 300 /* see serve_exec () */
 #define KILL_GRACE_MS 5000
 #define FLUSH_TIMEOUT_MS 5000
 #define LINGER_MS 1000
@@ -69,6 +70,7 @@ typedef struct
   CrispBuf in;
   bool in_fin;  /* the client finished its stdin */
   bool started; /* the sink exists: stdin may flow */
+  uint64_t in_hold_until; /* tty: typed-ahead input waits until then (see serve_exec) */
   int in_fd;    /* exec: the stdin pipe or a dup of the pty master; -1 when closed */
   int attach_fd;
   bool attach_close_sent;
@@ -165,7 +167,7 @@ close_in_fd (Rc *rc)
 static void
 flush_stdin (Rc *rc)
 {
-  if (!rc->started)
+  if (!rc->started || (rc->in_hold_until != 0 && now_ms () < rc->in_hold_until))
     return;
   if (rc->attach_fd >= 0)
     {
@@ -630,6 +632,8 @@ spawn_exec (Rc *rc, int fds[2])
   int r = 0;
   if (tty)
     r = rc->pty = open_pty (&slave);
+  if (tty && r >= 0)
+    apply_size (rc); /* before the runtime starts: it reads the size once, at its start */
   else if ((in && pipe2 (pin, O_CLOEXEC) < 0) || pipe2 (pout, O_CLOEXEC) < 0
            || pipe2 (perr, O_CLOEXEC) < 0)
     r = -errno;
@@ -724,8 +728,7 @@ static int
 serve_exec (Rc *rc)
 {
   int fds[2] = { -1, -1 };
-  apply_size (rc); /* a size that came with the streams applies once the pty exists */
-  pid_t pid = spawn_exec (rc, fds);
+  pid_t pid = spawn_exec (rc, fds); /* applies a size that came with the streams */
   if (pid < 0)
     {
       finish (rc, -1, "starting the OCI runtime's exec failed");
@@ -733,6 +736,11 @@ serve_exec (Rc *rc)
     }
   apply_size (rc);
   rc->started = true;
+  /* With a tty, runc starts copying our pty to the command's a moment before it gives that
+   * pty its size: input typed ahead (already here) could reach a command that asks for its
+   * size before it has one.  Such input waits briefly; input that comes later flows at once. */
+  if ((rc->req->flags & CRISP_MONITOR_SESSION_TTY) && rc->in.len > 0)
+    rc->in_hold_until = now_ms () + TTY_INPUT_HOLD_MS;
   flush_stdin (rc);
   int pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
   /* With a tty the runtime's own messages go to the terminal, so stderr is stdout. */
@@ -742,6 +750,11 @@ serve_exec (Rc *rc)
   uint64_t kill_at = 0;
   while (fds[0] >= 0 || fds[1] >= 0 || !reaped)
     {
+      if (rc->in_hold_until != 0 && now_ms () >= rc->in_hold_until)
+        {
+          rc->in_hold_until = 0;
+          flush_stdin (rc);
+        }
       if (rc->client_gone && kill_at == 0)
         {
           /* A terminal whose user left hangs up (an interactive shell ignores SIGTERM);
@@ -760,11 +773,13 @@ serve_exec (Rc *rc)
           (rc->in.len >= IN_HIGH ? 0 : POLLIN) | (rc->out.len ? POLLOUT : 0), 0 },
         { out_full ? -1 : fds[0], POLLIN, 0 },
         { out_full ? -1 : fds[1], POLLIN, 0 },
-        { rc->in.len > 0 ? rc->in_fd : -1, POLLOUT, 0 },
+        { rc->in.len > 0 && rc->in_hold_until == 0 ? rc->in_fd : -1, POLLOUT, 0 },
         { reaped ? -1 : pidfd, POLLIN, 0 },
       };
       /* Without a pidfd, look for the runtime's exit now and then. */
       int timeout = kill_at != 0 && kill_at != UINT64_MAX ? 200 : pidfd < 0 ? 200 : -1;
+      if (rc->in_hold_until != 0)
+        timeout = 20;
       if (reaped && !out_full)
         timeout = 0; /* only what is already in the pipes is still copied */
       int r = poll (p, CRISP_N_ELEMENTS (p), timeout);
