@@ -81,23 +81,10 @@ exec_pause (Monitor *m, CtlClient *c, bool paused)
   monitor_rewatch (m, &c->src, paused ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
+/* Sends one packet, or keeps it when the socket is full: the client is then paused until the
+ * socket has room (output packets and the final EXEC_EXIT alike). */
 static void
-exec_maybe_finish (Monitor *m, CtlClient *c)
-{
-  if (!c->exec_reaped || c->pending_len > 0 || c->out[0].fd >= 0 || c->out[1].fd >= 0)
-    return;
-  int st = c->exec_status;
-  int code = WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
-  uint32_t flags = (c->timed_out ? CRISP_MONITOR_EXEC_FLAG_TIMED_OUT : 0)
-                   | (c->truncated ? CRISP_MONITOR_EXEC_FLAG_TRUNCATED : 0);
-  exec_reset (m, c);
-  if (reply (c, CRISP_MONITOR_MSG_EXEC_EXIT, code, (int32_t) flags) < 0)
-    client_drop (m, c);
-}
-
-/* Sends one output packet, or keeps it when the socket is full. */
-static void
-exec_send (Monitor *m, CtlClient *c, const char *pkt, size_t len)
+exec_send (Monitor *m, CtlClient *c, const void *pkt, size_t len)
 {
   if (send (c->src.fd, pkt, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
     return;
@@ -108,6 +95,22 @@ exec_send (Monitor *m, CtlClient *c, const char *pkt, size_t len)
   memcpy (c->pending, pkt, len);
   c->pending_len = len;
   exec_pause (m, c, true);
+}
+
+static void
+exec_maybe_finish (Monitor *m, CtlClient *c)
+{
+  if (!c->exec_reaped || c->pending_len > 0 || c->out[0].fd >= 0 || c->out[1].fd >= 0)
+    return;
+  int st = c->exec_status;
+  uint32_t flags = (c->timed_out ? CRISP_MONITOR_EXEC_FLAG_TIMED_OUT : 0)
+                   | (c->truncated ? CRISP_MONITOR_EXEC_FLAG_TRUNCATED : 0);
+  CrispMonitorMsg msg = { CRISP_MONITOR_PROTOCOL_VERSION, CRISP_MONITOR_MSG_EXEC_EXIT,
+                          WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st),
+                          (int32_t) flags };
+  exec_reset (m, c);
+  /* The last output may just have filled the socket: the exit waits for room like it. */
+  exec_send (m, c, &msg, sizeof msg);
 }
 
 /* Reads one chunk of an exec's output: -1 at its end, 0 when nothing came. */
@@ -157,6 +160,10 @@ static void
 on_exec_output (Monitor *m, MonitorSource *src, uint32_t events)
 {
   CtlClient *c = &m->ctl[src->index / 2];
+  /* A pipe's event from the same wakeup as the send that paused the client: its data waits
+   * (one packet is kept at most). */
+  if (c->pending_len > 0)
+    return;
   exec_read (m, c, src->index % 2);
   if (c->src.fd >= 0)
     exec_maybe_finish (m, c);
@@ -278,7 +285,7 @@ handle_request (Monitor *m, CtlClient *c, const char *buf, size_t len, int fd)
   int r;
   if (msg.type != CRISP_MONITOR_MSG_SESSION && fd >= 0)
     close (fd), fd = -1;
-  if (c->exec_pid > 0)
+  if (c->exec_pid > 0 || c->pending_len > 0)
     {
       if (fd >= 0)
         close (fd);

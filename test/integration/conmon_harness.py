@@ -160,14 +160,17 @@ class Monitor:
             send_msg(s, typ, a0, a1)
             return recv_msg(s)
 
-    def exec(self, argv, timeout_ms=0, output_max=0, env=()):
-        """-> (exit code, flags, stdout, stderr), or ("error", -errno)"""
+    def exec(self, argv, timeout_ms=0, output_max=0, env=(), first_read_after=0, read_gap=0):
+        """-> (exit code, flags, stdout, stderr), or ("error", -errno).  A slow reader waits
+        first_read_after seconds before its first read and read_gap seconds before each."""
         strings = b"".join(a.encode() + b"\0" for a in list(argv) + list(env))
         req = EXEC_REQ.pack(timeout_ms, output_max, len(argv), len(env), 0)
         out = {STDOUT: bytearray(), STDERR: bytearray()}
         with self.connect("ctl") as s:
             send_msg(s, EXEC, payload=req + strings)
+            time.sleep(first_read_after)
             while True:
+                time.sleep(read_gap)
                 typ, a0, a1, payload = recv_msg(s)
                 if typ == EXEC_OUTPUT:
                     out[a0] += payload

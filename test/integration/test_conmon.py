@@ -227,6 +227,28 @@ def test_exec_output_bound(ctr):
     assert code == 0 and flags == 0 and len(out) == 3000000
 
 
+@pytest.mark.parametrize("streams", ["stdout", "both"])
+def test_exec_to_a_slow_reader_loses_nothing(ctr, streams):
+    # The exec ends while the socket to its reader is full: the last output packets and the
+    # exit wait for room instead of being dropped or overwritten.  The socket takes a burst of
+    # a few packets each time the reader frees room; one of eight sizes a packet apart ends its
+    # output on the packet that fills the socket.
+    m = ctr(["sleep", "1000"])
+    m.start()
+    for k in range(8):
+        n = (40 + k) * 32 * 1024
+        cmd = "head -c %d /dev/zero" % n
+        if streams == "both":
+            cmd = "%s & %s >&2; wait" % (cmd, cmd)
+        try:
+            code, flags, out, err = m.exec(["sh", "-c", cmd + "; exit 4"], first_read_after=0.3,
+                                           read_gap=0.001)
+        except EOFError:
+            pytest.fail("size %d: the monitor hung up before the exit" % n)
+        assert (code, flags, len(out)) == (4, 0, n)
+        assert len(err) == (n if streams == "both" else 0)
+
+
 STARTER = r"""
 import os, sys, time
 sys.path.insert(0, %r)
