@@ -23,6 +23,7 @@ typedef enum
   TAG_RECV,
   TAG_CLOSE,
   TAG_SEND,
+  TAG_STREAM, /* one message of a server-streaming call sent */
   TAG_SHUTDOWN,
 } TagKind;
 
@@ -39,7 +40,7 @@ struct _CrispCall
   grpc_call *call;
   grpc_call_details details;
   grpc_metadata_array request_md;
-  Tag tag_new, tag_recv, tag_close, tag_send;
+  Tag tag_new, tag_recv, tag_close, tag_send, tag_stream;
   grpc_byte_buffer *recv_buf;
   grpc_byte_buffer *send_buf;
   grpc_slice status_details;
@@ -53,6 +54,19 @@ struct _CrispCall
   gint64 started; /* monotonic, when the call was accepted */
   gint refs;
   gint ended;
+  /* Server streaming: messages go out one batch at a time, in order; the status waits for
+   * the last one.  Under stream_lock. */
+  GMutex stream_lock;
+  GQueue stream_queue;               /* grpc_byte_buffer *, waiting */
+  grpc_byte_buffer *stream_inflight; /* the message gRPC is sending */
+  gboolean initial_md_sent;
+  gboolean stream_broken; /* a send failed: the client is gone */
+  gboolean status_waiting;
+  grpc_status_code waiting_code;
+  char *waiting_message;
+  gboolean closed; /* the client's side ended (TAG_CLOSE) */
+  CrispCallCloseFunc close_func;
+  gpointer close_data;
 };
 
 struct _CrispGrpc
@@ -103,6 +117,9 @@ call_unref (CrispCall *c)
   if (c->request)
     protobuf_c_message_free_unpacked (c->request, NULL);
   g_clear_object (&c->cancellable);
+  g_queue_clear_full (&c->stream_queue, (GDestroyNotify) grpc_byte_buffer_destroy);
+  g_free (c->waiting_message);
+  g_mutex_clear (&c->stream_lock);
   g_free (c);
 }
 
@@ -116,6 +133,9 @@ call_new (CrispGrpc *self)
   c->tag_recv = (Tag){ TAG_RECV, c };
   c->tag_close = (Tag){ TAG_CLOSE, c };
   c->tag_send = (Tag){ TAG_SEND, c };
+  c->tag_stream = (Tag){ TAG_STREAM, c };
+  g_mutex_init (&c->stream_lock);
+  g_queue_init (&c->stream_queue);
   c->cancellable = g_cancellable_new ();
   c->refs = 1;
   grpc_call_details_init (&c->details);
@@ -127,6 +147,12 @@ const char *
 crisp_call_method_name (CrispCall *call)
 {
   return call->method ? call->method->name : "(unknown)";
+}
+
+const CrispMethod *
+crisp_call_method (CrispCall *call)
+{
+  return call->method;
 }
 
 const ProtobufCMessage *
@@ -160,8 +186,8 @@ call_send (CrispCall *c, grpc_status_code code, const char *message)
 {
   grpc_op ops[3] = { 0 };
   size_t n = 0;
-  ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-  n++;
+  if (!c->initial_md_sent)
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
   if (c->send_buf)
     {
       ops[n].op = GRPC_OP_SEND_MESSAGE;
@@ -197,6 +223,34 @@ call_send (CrispCall *c, grpc_status_code code, const char *message)
     }
 }
 
+static grpc_byte_buffer *
+pack_message (const ProtobufCMessage *message)
+{
+  size_t len = protobuf_c_message_get_packed_size (message);
+  grpc_slice slice = grpc_slice_malloc (len);
+  protobuf_c_message_pack (message, GRPC_SLICE_START_PTR (slice));
+  grpc_byte_buffer *buf = grpc_raw_byte_buffer_create (&slice, 1);
+  grpc_slice_unref (slice);
+  return buf;
+}
+
+/* Sends the status now, or after the message a streaming call is still sending. */
+static void
+call_end (CrispCall *c, grpc_status_code code, const char *message)
+{
+  g_mutex_lock (&c->stream_lock);
+  gboolean later = c->stream_inflight != NULL;
+  if (later)
+    {
+      c->status_waiting = TRUE;
+      c->waiting_code = code;
+      c->waiting_message = g_strdup (message);
+    }
+  g_mutex_unlock (&c->stream_lock);
+  if (!later)
+    call_send (c, code, message);
+}
+
 void
 crisp_call_set_trailer (CrispCall *call, const char *key, const char *value)
 {
@@ -211,14 +265,10 @@ crisp_call_finish (CrispCall *call, const ProtobufCMessage *response)
 {
   if (!call_claim_end (call))
     return;
-  g_assert (response->descriptor == call->method->output);
-  size_t len = protobuf_c_message_get_packed_size (response);
-  grpc_slice slice = grpc_slice_malloc (len);
-  protobuf_c_message_pack (response, GRPC_SLICE_START_PTR (slice));
-  call->send_buf = grpc_raw_byte_buffer_create (&slice, 1);
-  grpc_slice_unref (slice);
+  g_assert (response->descriptor == call->method->output && !call->method->server_streaming);
+  call->send_buf = pack_message (response);
   g_debug ("RPC %s: ok", crisp_call_method_name (call));
-  call_send (call, GRPC_STATUS_OK, NULL);
+  call_end (call, GRPC_STATUS_OK, NULL);
 }
 
 void
@@ -230,7 +280,108 @@ crisp_call_fail_literal (CrispCall *call, CrispErrorCode code, const char *messa
     g_warning ("RPC %s failed: %s", crisp_call_method_name (call), message);
   else
     g_info ("RPC %s failed (code %d): %s", crisp_call_method_name (call), (int) code, message);
-  call_send (call, (grpc_status_code) code, message);
+  call_end (call, (grpc_status_code) code, message);
+}
+
+void
+crisp_call_stream_end (CrispCall *call)
+{
+  if (!call_claim_end (call))
+    return;
+  g_debug ("RPC %s: stream ended", crisp_call_method_name (call));
+  call_end (call, GRPC_STATUS_OK, NULL);
+}
+
+/* Under stream_lock: hands `buf` to gRPC. */
+static void
+stream_start_send (CrispCall *c, grpc_byte_buffer *buf)
+{
+  grpc_op ops[2] = { 0 };
+  size_t n = 0;
+  if (!c->initial_md_sent)
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[n].op = GRPC_OP_SEND_MESSAGE;
+  ops[n++].data.send_message.send_message = buf;
+  c->initial_md_sent = TRUE;
+  c->stream_inflight = buf;
+  g_atomic_int_inc (&c->refs);
+  grpc_call *call = c->call; /* read before the release, as in call_send */
+  CRISP_TSAN_RELEASE (&c->tag_stream);
+  if (grpc_call_start_batch (call, ops, n, &c->tag_stream, NULL) == GRPC_CALL_OK)
+    return;
+  c->stream_inflight = NULL;
+  c->stream_broken = TRUE;
+  grpc_byte_buffer_destroy (buf);
+  g_atomic_int_add (&c->refs, -1); /* cannot be the last: the handler holds one */
+}
+
+gboolean
+crisp_call_stream_send (CrispCall *call, const ProtobufCMessage *message, guint max_waiting)
+{
+  g_assert (call->method->server_streaming && message->descriptor == call->method->output);
+  grpc_byte_buffer *buf = pack_message (message);
+  g_mutex_lock (&call->stream_lock);
+  gboolean ok = !call->stream_broken && !g_atomic_int_get (&call->ended)
+                && (max_waiting == 0 || call->stream_queue.length < max_waiting);
+  if (ok && call->stream_inflight == NULL)
+    stream_start_send (call, buf);
+  else if (ok)
+    g_queue_push_tail (&call->stream_queue, buf);
+  else
+    grpc_byte_buffer_destroy (buf);
+  ok = ok && !call->stream_broken;
+  g_mutex_unlock (&call->stream_lock);
+  return ok;
+}
+
+/* On the main loop: one message went out (or the client is gone); the next one, or the status
+ * that waited for it. */
+static void
+on_stream_sent (CrispCall *c, gboolean success)
+{
+  g_mutex_lock (&c->stream_lock);
+  grpc_byte_buffer_destroy (c->stream_inflight);
+  c->stream_inflight = NULL;
+  if (!success)
+    {
+      c->stream_broken = TRUE;
+      g_queue_clear_full (&c->stream_queue, (GDestroyNotify) grpc_byte_buffer_destroy);
+    }
+  while (c->stream_inflight == NULL && !c->stream_broken && c->stream_queue.length > 0)
+    stream_start_send (c, g_queue_pop_head (&c->stream_queue));
+  gboolean send_status = c->stream_inflight == NULL && c->status_waiting;
+  c->status_waiting = c->status_waiting && !send_status;
+  g_autofree char *message = send_status ? g_steal_pointer (&c->waiting_message) : NULL;
+  g_mutex_unlock (&c->stream_lock);
+  if (send_status)
+    call_send (c, c->waiting_code, message);
+  call_unref (c);
+}
+
+gboolean
+crisp_call_set_close_func (CrispCall *call, CrispCallCloseFunc func, gpointer data)
+{
+  g_mutex_lock (&call->stream_lock);
+  gboolean open = !call->closed;
+  if (open)
+    call->close_func = func, call->close_data = data;
+  g_mutex_unlock (&call->stream_lock);
+  return open;
+}
+
+/* On the main loop: the client's side of the call ended. */
+static void
+on_close (CrispCall *c)
+{
+  if (c->cancelled)
+    g_cancellable_cancel (c->cancellable);
+  g_mutex_lock (&c->stream_lock);
+  c->closed = TRUE;
+  CrispCallCloseFunc func = c->close_func;
+  c->close_func = NULL;
+  g_mutex_unlock (&c->stream_lock);
+  if (func)
+    func (c, c->close_data);
 }
 
 void
@@ -403,9 +554,11 @@ dispatch_event (gpointer data)
       on_recv (c, ev->success);
       break;
     case TAG_CLOSE:
-      if (c->cancelled)
-        g_cancellable_cancel (c->cancellable);
+      on_close (c);
       call_unref (c);
+      break;
+    case TAG_STREAM:
+      on_stream_sent (c, ev->success);
       break;
     case TAG_SEND:
       call_unref (c);

@@ -18,6 +18,8 @@ typedef struct
   CrispCallThreadFunc thread_handler; /* or this, run in a worker thread */
 } CrispMethod;
 
+const CrispMethod *crisp_call_method (CrispCall *call);
+
 /* Builds the method table from the generated service descriptors (methods.c). */
 GHashTable *crisp_methods_new (void);
 const CrispMethod *crisp_methods_lookup_path (GHashTable *methods, const char *path);

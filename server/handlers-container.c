@@ -94,14 +94,12 @@ status_thread (CrispServer *self, CrispCall *call, gpointer data)
   finish_owned (call, resp, error);
 }
 
+/* ListContainers and StreamContainers. */
 static void
 list_thread (CrispServer *self, CrispCall *call, gpointer data)
 {
-  const Runtime__V1__ListContainersRequest *req
-      = CRISP_CALL_REQUEST (call, Runtime__V1__ListContainersRequest);
-  ProtobufCMessage *resp
-      = (ProtobufCMessage *) crisp_container_service_list (self->containers, req->filter);
-  finish_owned (call, resp, NULL);
+  crisp_call_reply_list (call, (ProtobufCMessage *) crisp_container_service_list (
+                                   self->containers, crisp_call_list_filter (call)));
 }
 
 static void
@@ -159,14 +157,12 @@ container_stats_thread (CrispServer *self, CrispCall *call, gpointer data)
   finish_owned (call, resp, error);
 }
 
+/* ListContainerStats and StreamContainerStats. */
 static void
 list_container_stats_thread (CrispServer *self, CrispCall *call, gpointer data)
 {
-  const Runtime__V1__ListContainerStatsRequest *req
-      = CRISP_CALL_REQUEST (call, Runtime__V1__ListContainerStatsRequest);
-  ProtobufCMessage *resp
-      = (ProtobufCMessage *) crisp_container_service_list_stats (self->containers, req->filter);
-  finish_owned (call, resp, NULL);
+  crisp_call_reply_list (call, (ProtobufCMessage *) crisp_container_service_list_stats (
+                                   self->containers, crisp_call_list_filter (call)));
 }
 
 static void
@@ -180,14 +176,12 @@ pod_stats_thread (CrispServer *self, CrispCall *call, gpointer data)
   finish_owned (call, resp, error);
 }
 
+/* ListPodSandboxStats and StreamPodSandboxStats. */
 static void
 list_pod_stats_thread (CrispServer *self, CrispCall *call, gpointer data)
 {
-  const Runtime__V1__ListPodSandboxStatsRequest *req
-      = CRISP_CALL_REQUEST (call, Runtime__V1__ListPodSandboxStatsRequest);
-  ProtobufCMessage *resp
-      = (ProtobufCMessage *) crisp_container_service_list_pod_stats (self->containers, req->filter);
-  finish_owned (call, resp, NULL);
+  crisp_call_reply_list (call, (ProtobufCMessage *) crisp_container_service_list_pod_stats (
+                                   self->containers, crisp_call_list_filter (call)));
 }
 
 static gboolean
@@ -222,12 +216,15 @@ crisp_container_handlers_init (CrispServer *self, GError **error)
   crisp_server_register_in_thread (self, "RemoveContainer", remove_thread);
   crisp_server_register_in_thread (self, "ContainerStatus", status_thread);
   crisp_server_register_in_thread (self, "ListContainers", list_thread);
+  crisp_server_register_in_thread (self, "StreamContainers", list_thread);
   crisp_server_register_in_thread (self, "ExecSync", exec_sync_thread);
   crisp_server_register_in_thread (self, "ReopenContainerLog", reopen_log_thread);
   crisp_server_register_in_thread (self, "UpdateContainerResources", update_resources_thread);
   crisp_server_register_in_thread (self, "ContainerStats", container_stats_thread);
   crisp_server_register_in_thread (self, "ListContainerStats", list_container_stats_thread);
+  crisp_server_register_in_thread (self, "StreamContainerStats", list_container_stats_thread);
   crisp_server_register_in_thread (self, "PodSandboxStats", pod_stats_thread);
   crisp_server_register_in_thread (self, "ListPodSandboxStats", list_pod_stats_thread);
+  crisp_server_register_in_thread (self, "StreamPodSandboxStats", list_pod_stats_thread);
   return TRUE;
 }

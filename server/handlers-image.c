@@ -1,4 +1,5 @@
-/* CRI ImageService handlers: PullImage, ImageStatus, ListImages, RemoveImage, ImageFsInfo.
+/* CRI ImageService handlers: PullImage, ImageStatus, ListImages (and StreamImages), RemoveImage,
+ * ImageFsInfo.
  * Each decodes, calls pkg/image, encodes; pulls, removals and disk walks run in threads. */
 #include "config.h"
 
@@ -155,12 +156,12 @@ handle_image_status (CrispServer *self, CrispCall *call)
   image_msg_clear (&m);
 }
 
+/* ListImages and StreamImages. */
 static void
 handle_list_images (CrispServer *self, CrispCall *call)
 {
-  const Runtime__V1__ListImagesRequest *req
-      = CRISP_CALL_REQUEST (call, Runtime__V1__ListImagesRequest);
-  const char *filter = req->filter ? spec_image (req->filter->image) : NULL;
+  const Runtime__V1__ImageFilter *f = crisp_call_list_filter (call);
+  const char *filter = f ? spec_image (f->image) : NULL;
   g_autoptr (GPtrArray) images = crisp_image_service_list (self->images, filter);
   g_autofree ImageMsg *msgs = g_new0 (ImageMsg, images->len + 1);
   g_autofree Runtime__V1__Image **ptrs = g_new0 (Runtime__V1__Image *, images->len + 1);
@@ -172,7 +173,10 @@ handle_list_images (CrispServer *self, CrispCall *call)
   Runtime__V1__ListImagesResponse resp = RUNTIME__V1__LIST_IMAGES_RESPONSE__INIT;
   resp.n_images = images->len;
   resp.images = ptrs;
-  crisp_call_finish (call, &resp.base);
+  if (g_str_equal (crisp_call_method_name (call), "StreamImages"))
+    crisp_call_stream_list (call, &resp.base);
+  else
+    crisp_call_finish (call, &resp.base);
   for (guint i = 0; i < images->len; i++)
     image_msg_clear (&msgs[i]);
 }
@@ -237,6 +241,7 @@ crisp_image_handlers_init (CrispServer *self, GError **error)
   crisp_server_register (self, "PullImage", handle_pull_image);
   crisp_server_register (self, "ImageStatus", handle_image_status);
   crisp_server_register (self, "ListImages", handle_list_images);
+  crisp_server_register (self, "StreamImages", handle_list_images);
   crisp_server_register (self, "RemoveImage", handle_remove_image);
   crisp_server_register_in_thread (self, "ImageFsInfo", fs_info_in_thread);
   return TRUE;

@@ -71,14 +71,12 @@ handle_pod_sandbox_status (CrispServer *self, CrispCall *call)
   protobuf_c_message_free_unpacked (&resp->base, NULL);
 }
 
+/* ListPodSandbox and StreamPodSandboxes. */
 static void
 handle_list_pod_sandbox (CrispServer *self, CrispCall *call)
 {
-  const Runtime__V1__ListPodSandboxRequest *req
-      = CRISP_CALL_REQUEST (call, Runtime__V1__ListPodSandboxRequest);
-  Runtime__V1__ListPodSandboxResponse *resp = crisp_pod_service_list (self->pods, req->filter);
-  crisp_call_finish (call, &resp->base);
-  protobuf_c_message_free_unpacked (&resp->base, NULL);
+  crisp_call_reply_list (
+      call, (ProtobufCMessage *) crisp_pod_service_list (self->pods, crisp_call_list_filter (call)));
 }
 
 /* crisp-pause beside the crisp binary (a build tree), else the installed one. */
@@ -121,5 +119,6 @@ crisp_pod_handlers_init (CrispServer *self, GError **error)
   crisp_server_register_in_thread (self, "RemovePodSandbox", remove_pod_thread);
   crisp_server_register (self, "PodSandboxStatus", handle_pod_sandbox_status);
   crisp_server_register (self, "ListPodSandbox", handle_list_pod_sandbox);
+  crisp_server_register (self, "StreamPodSandboxes", handle_list_pod_sandbox);
   return TRUE;
 }

@@ -72,6 +72,27 @@ void crisp_call_finish (CrispCall *call, const ProtobufCMessage *response);
 void crisp_call_fail (CrispCall *call, const GError *error);
 void crisp_call_fail_literal (CrispCall *call, CrispErrorCode code, const char *message);
 
+/* Server-streaming calls (their output is a stream): messages are sent in order, from any
+ * thread; the call then ends with crisp_call_stream_end () or crisp_call_fail (), whose status
+ * follows the last message.  stream_send is FALSE when the client is gone, the call has
+ * ended, or max_waiting messages (0: no bound) already wait for a slow client; the message
+ * is dropped then. */
+gboolean crisp_call_stream_send (CrispCall *call, const ProtobufCMessage *message,
+                                 guint max_waiting);
+void crisp_call_stream_end (CrispCall *call);
+/* Runs once on the main loop when the client's side of the call ends (it went away, was
+ * cancelled, or the call finished).  FALSE, and nothing is registered, if it ended already. */
+typedef void (*CrispCallCloseFunc) (CrispCall *call, gpointer data);
+gboolean crisp_call_set_close_func (CrispCall *call, CrispCallCloseFunc func, gpointer data);
+/* Sends the items of a List* response as its Stream* twin's messages (the call's output
+ * type), in chunks of bounded size, then ends the call. */
+void crisp_call_stream_list (CrispCall *call, const ProtobufCMessage *list_response);
+/* For a handler shared by a List* RPC and its Stream* twin: the request's filter (field 1 of
+ * both requests, may be NULL), and the reply, finished or streamed as the method wants
+ * (list_response is malloc'd protobuf-c, freed here). */
+const void *crisp_call_list_filter (CrispCall *call);
+void crisp_call_reply_list (CrispCall *call, ProtobufCMessage *list_response);
+
 /* Runs `fn` in a worker thread; it must end the call itself. */
 typedef void (*CrispCallThreadFunc) (CrispServer *server, CrispCall *call, gpointer data);
 void crisp_call_run_in_thread (CrispCall *call, CrispCallThreadFunc fn, gpointer data,

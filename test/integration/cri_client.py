@@ -65,6 +65,17 @@ class CRIClient:
                                         request_serializer=lambda m: m.SerializeToString(),
                                         response_deserializer=reply.FromString)
 
+    def stream(self, name, request=None, timeout=30, **options):
+        """A server-streaming call: an iterator of its messages (a grpc.Call too)."""
+        service, desc = SERVICES[name]
+        reply = getattr(pb, desc.output_type.name)
+        if request is None:
+            request = getattr(pb, desc.input_type.name)()
+        fn = self.channel.unary_stream("/%s/%s" % (service, name),
+                                       request_serializer=lambda m: m.SerializeToString(),
+                                       response_deserializer=reply.FromString)
+        return fn(request, timeout=timeout, **options)
+
     def call(self, name, request=None, timeout=30):
         if request is None:
             request = getattr(pb, SERVICES[name][1].input_type.name)()
