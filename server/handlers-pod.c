@@ -2,11 +2,30 @@
  * ListPodSandbox.  Thin: decode, one call into pkg/sandbox, encode. */
 #include "config.h"
 
+#include "events.h"
 #include "server.h"
 
 #include "pkg/sandbox/sandbox.h"
 
 #include <unistd.h>
+
+/* The full id of the pod `id` names, if it is in one of the states given as a mask of
+ * 1 << CrispPodState, for the event a successful call announces. */
+static char *
+pod_for_event (CrispServer *self, const char *id, guint states)
+{
+  g_autoptr (CrispPod) pod = crisp_pod_service_lookup (self->pods, id, NULL);
+  if (pod == NULL || !(states & (1u << crisp_pod_service_get_state (self->pods, pod))))
+    return NULL;
+  return g_strdup (pod->id);
+}
+
+static void
+announce (CrispServer *self, const char *pod_id, Runtime__V1__ContainerEventType type)
+{
+  if (pod_id != NULL)
+    crisp_events_emit (self->events, pod_id, pod_id, type);
+}
 
 static void
 run_pod_thread (CrispServer *self, CrispCall *call, gpointer data)
@@ -24,6 +43,8 @@ run_pod_thread (CrispServer *self, CrispCall *call, gpointer data)
   Runtime__V1__RunPodSandboxResponse resp = RUNTIME__V1__RUN_POD_SANDBOX_RESPONSE__INIT;
   resp.pod_sandbox_id = id;
   crisp_call_finish (call, &resp.base);
+  announce (self, id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT);
+  announce (self, id, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
 }
 
 static void
@@ -33,11 +54,12 @@ stop_pod_thread (CrispServer *self, CrispCall *call, gpointer data)
   const Runtime__V1__StopPodSandboxRequest *req
       = CRISP_CALL_REQUEST (call, Runtime__V1__StopPodSandboxRequest);
   Runtime__V1__StopPodSandboxResponse resp = RUNTIME__V1__STOP_POD_SANDBOX_RESPONSE__INIT;
-  if (crisp_pod_service_stop (self->pods, req->pod_sandbox_id, crisp_call_cancellable (call),
-                              &error))
-    crisp_call_finish (call, &resp.base);
-  else
-    crisp_call_fail (call, error);
+  g_autofree char *was_ready = pod_for_event (self, req->pod_sandbox_id, 1u << CRISP_POD_READY);
+  if (!crisp_pod_service_stop (self->pods, req->pod_sandbox_id, crisp_call_cancellable (call),
+                               &error))
+    return crisp_call_fail (call, error);
+  crisp_call_finish (call, &resp.base);
+  announce (self, was_ready, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
 }
 
 static void
@@ -47,11 +69,12 @@ remove_pod_thread (CrispServer *self, CrispCall *call, gpointer data)
   const Runtime__V1__RemovePodSandboxRequest *req
       = CRISP_CALL_REQUEST (call, Runtime__V1__RemovePodSandboxRequest);
   Runtime__V1__RemovePodSandboxResponse resp = RUNTIME__V1__REMOVE_POD_SANDBOX_RESPONSE__INIT;
-  if (crisp_pod_service_remove (self->pods, req->pod_sandbox_id, crisp_call_cancellable (call),
-                                &error))
-    crisp_call_finish (call, &resp.base);
-  else
-    crisp_call_fail (call, error);
+  g_autofree char *existed = pod_for_event (self, req->pod_sandbox_id, ~0u);
+  if (!crisp_pod_service_remove (self->pods, req->pod_sandbox_id, crisp_call_cancellable (call),
+                                 &error))
+    return crisp_call_fail (call, error);
+  crisp_call_finish (call, &resp.base);
+  announce (self, existed, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
 }
 
 static void

@@ -4,6 +4,7 @@
 #include "check.h"
 #include "crisp-base.h"
 #include "crisp-log.h"
+#include "events.h"
 #include "grpc.h"
 #include "metrics.h"
 #include "notify.h"
@@ -185,6 +186,7 @@ on_terminate (gpointer data)
   CrispServer *self = data;
   g_message ("stopping: no new calls; in-flight calls have %d s", self->config->shutdown_grace);
   crisp_notify ("STOPPING=1");
+  crisp_events_close (self->events);
   crisp_grpc_shutdown (self->grpc, (guint) self->config->shutdown_grace, on_shutdown_done, self);
   /* If a call never ends even once cancelled, leave anyway: containers are not ours to wait on. */
   g_timeout_add_seconds ((guint) self->config->shutdown_grace + 5, on_shutdown_done, self);
@@ -252,6 +254,7 @@ init_areas (CrispServer *self, GError **error)
    * fills in defaults for what they left open. */
   return crisp_metrics_handlers_init (self, error) && crisp_image_handlers_init (self, error)
          && crisp_pod_handlers_init (self, error) && crisp_container_handlers_init (self, error)
+         && crisp_events_handlers_init (self, error)
          && crisp_streaming_handlers_init (self, error)
          && crisp_runtime_handlers_init (self, error);
 }

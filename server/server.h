@@ -37,6 +37,7 @@ struct _CrispServer
   struct _CrispPodService *pods;
   struct _CrispContainerService *containers;
   struct _CrispServerMetrics *metrics; /* NULL: [metrics] enable = false */
+  struct _CrispEvents *events;         /* GetContainerEvents (events.c) */
   GPtrArray *cleanups; /* run in reverse order at shutdown */
 };
 
@@ -55,6 +56,7 @@ gboolean crisp_image_handlers_init (CrispServer *self, GError **error);
 gboolean crisp_pod_handlers_init (CrispServer *self, GError **error);
 gboolean crisp_container_handlers_init (CrispServer *self, GError **error);
 gboolean crisp_streaming_handlers_init (CrispServer *self, GError **error);
+gboolean crisp_events_handlers_init (CrispServer *self, GError **error);
 
 /* Calls. */
 const char *crisp_call_method_name (CrispCall *call); /* "PullImage" */

@@ -37,18 +37,15 @@ import statistics
 import subprocess
 import struct
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "test", "integration"))
 
 import ws_client  # noqa: E402
-from container_harness import ContainerEnv, SLEEPER, monitors, wait_for  # noqa: E402
+from bench_env import busybox_crisp  # noqa: E402
+from container_harness import SLEEPER, monitors, wait_for  # noqa: E402
 from cri_client import pb  # noqa: E402
-from crisp_daemon import CrispDaemon  # noqa: E402
-from image_harness import registries_conf  # noqa: E402
-from registry_harness import Registry, build_images  # noqa: E402
 from spdy_client import exec_session as spdy_exec_session  # noqa: E402
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
@@ -337,41 +334,26 @@ def memory_levels(d, cid, mon, rows):
 # ---- the run ----
 
 def run(n, warmup):
-    tmp = tempfile.mkdtemp(prefix="crisp-bench-streaming-")
-    logdir = os.path.join(tmp, "logs")
-    os.makedirs(logdir)
-    d = None
     result = {"n": n, "command": COMMAND,
               "containerd": ("installed, but this script has no containerd column yet"
                              if os.path.exists(CONTAINERD)
                              else "not installed (%s): no column" % CONTAINERD)}
     leaks = []
-    try:
-        images = build_images(os.path.join(tmp, "images"), ["busybox"])
-        with Registry() as reg:
-            reg.push(images["busybox"]["dir"], "latest", "busybox", "latest")
-            d = CrispDaemon(os.path.join(tmp, "crisp"), "[crisp]\nlog-level = info\n")
-            with open(os.path.join(d.registries_dir, "50-bench.conf"), "w") as f:
-                f.write(registries_conf(reg.host))
-            d.start()
-            env = ContainerEnv(d, reg, {}, logdir)
-            pod = env.run_pod("bench")
-            cid = env.run(pod, "sleeper", command=SLEEPER)
-            mon = find_monitor(cid)
-            settle()
-            rows = [("idle, before any exec", monitor_memory(mon))]
-            times, parts = round_trips(d, cid, mon, n, warmup)
-            settle()
-            rows.append(("idle, %d crisp execs later" % ((n + warmup) * 3), monitor_memory(mon)))
-            memory_levels(d, cid, mon, rows)
-            result["latency"] = {k: summary(v) for k, v in times.items()}
-            result["parts"] = {k: {part: summary(v) for part, v in p.items()}
-                               for k, p in parts.items()}
-            result["memory"] = [dict(r, state=name) for name, r in rows]
-    finally:
-        if d is not None:
-            leaks = d.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with busybox_crisp("crisp-bench-streaming-", "[crisp]\nlog-level = info\n", leaks) as env:
+        d = env.d
+        pod = env.run_pod("bench")
+        cid = env.run(pod, "sleeper", command=SLEEPER)
+        mon = find_monitor(cid)
+        settle()
+        rows = [("idle, before any exec", monitor_memory(mon))]
+        times, parts = round_trips(d, cid, mon, n, warmup)
+        settle()
+        rows.append(("idle, %d crisp execs later" % ((n + warmup) * 3), monitor_memory(mon)))
+        memory_levels(d, cid, mon, rows)
+        result["latency"] = {k: summary(v) for k, v in times.items()}
+        result["parts"] = {k: {part: summary(v) for part, v in p.items()}
+                           for k, p in parts.items()}
+        result["memory"] = [dict(r, state=name) for name, r in rows]
     result["leaks"] = leaks
     return result
 

@@ -352,7 +352,11 @@ crisp_container_service_create (CrispContainerService *svc,
       crisp_container_forget (svc, c);
     }
   g_mutex_unlock (&c->op_lock);
-  return ok ? g_strdup (c->id) : NULL;
+  if (!ok)
+    return NULL;
+  crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT);
+  crisp_container_watch_exit (svc, c);
+  return g_strdup (c->id);
 }
 
 /* A kubelet gives up on a call after 2 minutes (its runtime request timeout), then retries. */
@@ -411,11 +415,13 @@ recover_one (CrispContainerService *svc, CrispContainer *c)
     c->start_recovered = TRUE;
   if (crisp_container_read_exit (svc, c))
     {
+      g_ptr_array_add (svc->recovered_exits, g_strdup (c->id));
       if (!crisp_container_save (svc, c, &error))
         g_warning ("container '%s': saving its exit: %s", c->id, error->message);
     }
   else if (!crisp_container_monitor_alive (c))
     {
+      g_ptr_array_add (svc->recovered_exits, g_strdup (c->id));
       c->state = CRISP_CONTAINER_EXITED;
       c->exit_code = 255;
       c->finished_at = g_get_real_time () * 1000;
@@ -524,6 +530,9 @@ crisp_container_service_new (const CrispConfig *config, struct _CrispPodService 
   svc->pods = pods;
   svc->images = images;
   g_mutex_init (&svc->lock);
+  svc->inotify_fd = -1;
+  svc->exit_watches = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+  svc->recovered_exits = g_ptr_array_new_with_free_func (g_free);
   svc->by_id = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                       (GDestroyNotify) crisp_container_unref);
   svc->names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -561,6 +570,7 @@ crisp_container_service_free (CrispContainerService *svc)
 {
   if (svc == NULL)
     return;
+  crisp_container_events_free (svc);
   if (svc->by_id)
     g_hash_table_unref (svc->by_id);
   if (svc->names)

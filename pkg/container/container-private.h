@@ -51,6 +51,9 @@ typedef struct
    * in a call a kill left unanswered. The kubelet's retry of that StartContainer then gets
    * the success the first call never delivered. */
   gboolean start_recovered;
+  /* Memory only, under the service lock: a StartContainer is between its start and its
+   * STARTED event, and an exit it is to announce after that event was read meanwhile. */
+  gboolean starting, exit_unannounced;
   int exit_code;
   gboolean oom_killed;
   char *reason, *message;
@@ -80,6 +83,13 @@ struct _CrispContainerService
   CrispCgroups *cgroups;
   CrispCgroupDriver cgroup_driver;
   CrispOciHost host; /* probed once at start-up */
+  /* Events (container-events.c): set once before calls are served. */
+  CrispContainerEventFunc event_func;
+  gpointer event_data;
+  int inotify_fd;
+  guint inotify_source;
+  GHashTable *exit_watches; /* inotify wd -> container id, under lock */
+  GPtrArray *recovered_exits; /* ids whose exit start-up found, announced by _watch () */
 };
 
 /* container-record.c */
@@ -133,6 +143,19 @@ Runtime__V1__Container *crisp_container_build_item (CrispContainerService *svc, 
 Runtime__V1__ContainerStatusResponse *
 crisp_container_build_status (CrispContainerService *svc, CrispContainer *c, gboolean verbose);
 Runtime__V1__ContainerState crisp_container_cri_state (CrispContainerState state);
+
+/* container-events.c */
+void crisp_container_emit (CrispContainerService *svc, CrispContainer *c,
+                           Runtime__V1__ContainerEventType type);
+/* Under svc->lock, for an exit just read: whether to announce it now (else the start in
+ * progress does, after its STARTED). */
+gboolean crisp_container_exit_announce_now (CrispContainer *c);
+/* A start begins (TRUE) or has announced STARTED (FALSE: the exit it held back follows). */
+void crisp_container_set_starting (CrispContainerService *svc, CrispContainer *c,
+                                   gboolean starting);
+/* Watches the container's monitor directory for its exit file (once it exists). */
+void crisp_container_watch_exit (CrispContainerService *svc, CrispContainer *c);
+void crisp_container_events_free (CrispContainerService *svc);
 
 /* container-service.c */
 CrispContainer *crisp_container_lookup (CrispContainerService *svc, const char *id, GError **error);

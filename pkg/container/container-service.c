@@ -52,10 +52,13 @@ crisp_container_refresh (CrispContainerService *svc, CrispContainer *c)
   g_mutex_lock (&svc->lock);
   gboolean live = c->state == CRISP_CONTAINER_CREATED || c->state == CRISP_CONTAINER_RUNNING;
   gboolean changed = live && crisp_container_read_exit (svc, c);
+  gboolean announce = changed && crisp_container_exit_announce_now (c);
   g_mutex_unlock (&svc->lock);
   g_autoptr (GError) error = NULL;
   if (changed && !crisp_container_save (svc, c, &error))
     g_debug ("container '%s': saving its exit: %s", c->id, error->message);
+  if (announce)
+    crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
 }
 
 /* A new reference to the container `id` names (full id or unique prefix), or NOT_FOUND. */
@@ -257,8 +260,14 @@ wait_exit_file (CrispContainerService *svc, CrispContainer *c)
   for (int waited = 0; waited < EXIT_FILE_WAIT_MS; waited += 5)
     {
       crisp_container_refresh (svc, c);
-      if (c->state == CRISP_CONTAINER_EXITED || !crisp_container_monitor_alive (c))
+      if (c->state == CRISP_CONTAINER_EXITED)
         return;
+      if (!crisp_container_monitor_alive (c))
+        {
+          /* It may have written the file and exited since the read above. */
+          crisp_container_refresh (svc, c);
+          return;
+        }
       g_usleep (5 * 1000);
     }
 }
@@ -307,6 +316,7 @@ stop_locked (CrispContainerService *svc, CrispContainer *c, gint64 timeout)
       c->message = g_strdup ("the container's monitor exited without recording an exit status");
       g_mutex_unlock (&svc->lock);
       crisp_container_save (svc, c, NULL);
+      crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
     }
   return TRUE;
 }
@@ -337,6 +347,7 @@ remove_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
   if (!crisp_container_save (svc, c, error) || !crisp_container_destroy (svc, c, FALSE, error))
     return crisp_prefix_error (error, "removing container '%s': ", c->id);
   crisp_container_forget (svc, c);
+  crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
   return TRUE;
 }
 
@@ -438,9 +449,11 @@ start_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
       g_mutex_lock (&svc->lock);
       apply_start (c, &started);
       g_mutex_unlock (&svc->lock);
+      crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
       return crisp_prefix_error (error,
                                  "container '%s' started, but its record was not saved: ", c->id);
     }
+  crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
   crisp_container_refresh (svc, c); /* it may have exited already */
   return TRUE;
 }
@@ -452,7 +465,9 @@ crisp_container_service_start (CrispContainerService *svc, const char *id, GErro
   if (c == NULL)
     return FALSE;
   g_mutex_lock (&c->op_lock);
+  crisp_container_set_starting (svc, c, TRUE);
   gboolean ok = start_locked (svc, c, error);
+  crisp_container_set_starting (svc, c, FALSE);
   g_mutex_unlock (&c->op_lock);
   return ok;
 }

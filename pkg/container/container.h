@@ -24,6 +24,15 @@ CrispContainerService *crisp_container_service_new (const struct CrispConfig *co
 void crisp_container_service_free (CrispContainerService *svc);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispContainerService, crisp_container_service_free)
 
+/* Events for GetContainerEvents: func runs after each change of a container (created,
+ * started, stopped, deleted), in the thread that made it or saw it, never under a lock of the
+ * service.  Setting it (once) also watches each live container for its exit from then on, and
+ * announces as STOPPED the exits that start-up found. */
+typedef void (*CrispContainerEventFunc) (const char *id, const char *pod_id,
+                                         Runtime__V1__ContainerEventType type, gpointer data);
+void crisp_container_service_watch (CrispContainerService *svc, CrispContainerEventFunc func,
+                                    gpointer data);
+
 /* Whether any container was made from the image (RemoveImage refuses then). */
 gboolean crisp_container_service_image_in_use (CrispContainerService *svc, const char *image_id);
 

@@ -1,0 +1,33 @@
+"""For the benchmarks in bench/: a crisp with busybox served by a local registry, in a
+temporary directory that is removed afterwards."""
+import contextlib
+import os
+import shutil
+import tempfile
+
+from container_harness import ContainerEnv
+from crisp_daemon import CrispDaemon
+from image_harness import registries_conf
+from registry_harness import Registry, build_images
+
+
+@contextlib.contextmanager
+def busybox_crisp(prefix, config, leaks):
+    """Yields a ContainerEnv; what crisp's cleanup found left behind is appended to leaks."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    logdir = os.path.join(tmp, "logs")
+    os.makedirs(logdir)
+    d = None
+    try:
+        images = build_images(os.path.join(tmp, "images"), ["busybox"])
+        with Registry() as reg:
+            reg.push(images["busybox"]["dir"], "latest", "busybox", "latest")
+            d = CrispDaemon(os.path.join(tmp, "crisp"), config)
+            with open(os.path.join(d.registries_dir, "50-bench.conf"), "w") as f:
+                f.write(registries_conf(reg.host))
+            d.start()
+            yield ContainerEnv(d, reg, {}, logdir)
+    finally:
+        if d is not None:
+            leaks.extend(d.cleanup())
+        shutil.rmtree(tmp, ignore_errors=True)
