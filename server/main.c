@@ -9,6 +9,7 @@
 #include "notify.h"
 #include "status.h"
 #include "pkg/store/state-version.h"
+#include "recent-errors.h"
 #include "server.h"
 #include "watchdog.h"
 
@@ -242,6 +243,7 @@ server_free (CrispServer *self)
   g_hash_table_unref (self->methods);
   g_ptr_array_unref (self->cleanups);
   g_free (self->pod_cidr);
+  crisp_recent_errors_free (self->recent_errors);
   g_mutex_clear (&self->lock);
 }
 
@@ -272,6 +274,7 @@ serve (CrispConfig *cfg, GPtrArray *warnings, gint64 started_us)
   g_mutex_init (&self->lock);
   self->methods = crisp_methods_new ();
   self->cleanups = g_ptr_array_new_with_free_func (g_free);
+  self->recent_errors = crisp_recent_errors_new (CRISP_RECENT_ERRORS_MAX);
   self->loop = g_main_loop_new (NULL, FALSE);
   _cleanup_close_ int lock_fd = -1;
   if (!ensure_state_dirs (cfg, &error) || (lock_fd = take_socket_lock (cfg->listen, &error)) < 0

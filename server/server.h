@@ -37,6 +37,7 @@ struct _CrispServer
   struct _CrispPodService *pods;
   struct _CrispContainerService *containers;
   struct _CrispServerMetrics *metrics; /* NULL: [metrics] enable = false */
+  struct _CrispRecentErrors *recent_errors; /* the last failed calls, for verbose Status */
   GPtrArray *cleanups; /* run in reverse order at shutdown */
 };
 
