@@ -4,6 +4,7 @@
 
 #include "grpc.h"
 #include "metrics.h"
+#include "recent-errors.h"
 #include "proto/proto-strings.h"
 
 #include "crisp-tsan.h"
@@ -280,6 +281,8 @@ crisp_call_fail_literal (CrispCall *call, CrispErrorCode code, const char *messa
     g_warning ("RPC %s failed: %s", crisp_call_method_name (call), message);
   else
     g_info ("RPC %s failed (code %d): %s", crisp_call_method_name (call), (int) code, message);
+  crisp_recent_errors_add (call->server->recent_errors, crisp_call_method_name (call), (int) code,
+                           message);
   call_end (call, (grpc_status_code) code, message);
 }
 

@@ -37,14 +37,6 @@ static const double rpc_bounds[]
     = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
 static const double pull_bounds[] = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600 };
 
-/* The gRPC status names, indexed by code. */
-static const char *const code_names[] = {
-  "OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
-  "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-  "ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
-  "DATA_LOSS", "UNAUTHENTICATED",
-};
-
 static double
 seconds_since (gint64 started_us)
 {
@@ -57,9 +49,7 @@ crisp_metrics_rpc_ended (CrispServer *self, const char *method, int code, gint64
   CrispServerMetrics *m = self->metrics;
   if (m == NULL)
     return;
-  const char *name
-      = code >= 0 && code < (int) G_N_ELEMENTS (code_names) ? code_names[code] : "UNKNOWN";
-  crisp_metric_add (m->rpcs, (const char *[]){ method, name }, 1);
+  crisp_metric_add (m->rpcs, (const char *[]){ method, crisp_error_code_name (code) }, 1);
   crisp_metric_observe (m->rpc_seconds, (const char *[]){ method }, seconds_since (started_us));
 }
 

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "server.h"
+#include "health.h"
 
 #include "pkg/container/container.h"
 #include "pkg/sandbox/sandbox.h"
@@ -124,6 +125,7 @@ add_verbose_info (CrispServer *self, GPtrArray *info)
   add_info (info, "uptime", g_strdup_printf ("%" G_GINT64_FORMAT, uptime));
   add_info (info, "configFiles", config_files_as_json (self));
   add_info (info, "monitorsAlive", monitors_alive_as_json (self));
+  crisp_health_add_info (self, info, add_info);
 }
 
 static void

@@ -9,7 +9,9 @@
 #include "metrics.h"
 #include "notify.h"
 #include "status.h"
+#include "pkg/sandbox/sandbox.h"
 #include "pkg/store/state-version.h"
+#include "recent-errors.h"
 #include "server.h"
 #include "watchdog.h"
 
@@ -193,7 +195,35 @@ on_terminate (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
-/* SIGHUP: re-read the files; the log level applies at once, anything else needs a restart. */
+/* Takes value: the running configuration's copy of a key that changed live. */
+static void
+set_live (CrispServer *self, char **field, const char *value)
+{
+  g_mutex_lock (&self->lock);
+  g_free (*field);
+  *field = g_strdup (value);
+  g_mutex_unlock (&self->lock);
+}
+
+/* The CNI directory is read again whether or not its option changed: a file in it may have.
+ * Pods made before keep the network list their attachment stores, for DEL too. */
+static void
+reload_network (CrispServer *self, const CrispConfig *fresh)
+{
+  CrispNetwork *net = self->pods != NULL ? crisp_pod_service_get_network (self->pods) : NULL;
+  if (net == NULL)
+    return;
+  g_autofree char *changes = crisp_network_reload (net, fresh->cni_config_dir);
+  if (changes != NULL)
+    g_message ("reload: %s", changes);
+  g_autofree char *message = NULL;
+  if (!crisp_network_status (net, NULL, &message))
+    g_warning ("reload: the network is not ready: %s", message);
+  set_live (self, &self->config->cni_config_dir, fresh->cni_config_dir);
+}
+
+/* SIGHUP: re-read the files; the log level and the CNI configuration apply at once, anything
+ * else needs a restart. */
 static gboolean
 on_reload (gpointer data)
 {
@@ -212,12 +242,10 @@ on_reload (gpointer data)
     {
       g_message ("reload: log level '%s'", fresh->log_level);
       crisp_log_set_level (fresh->log_level);
-      g_mutex_lock (&self->lock);
-      g_free (self->config->log_level);
-      self->config->log_level = g_strdup (fresh->log_level);
-      g_mutex_unlock (&self->lock);
+      set_live (self, &self->config->log_level, fresh->log_level);
     }
-  /* The log level is the same by now, so only what needs a restart is left to name. */
+  reload_network (self, fresh);
+  /* What applies live is the same by now, so only what needs a restart is left to name. */
   g_autoptr (GPtrArray) changed = crisp_config_diff (self->config, fresh);
   for (guint i = 0; i < changed->len; i++)
     g_warning ("reload: %s changed; takes effect at the next start", (char *) changed->pdata[i]);
@@ -244,6 +272,7 @@ server_free (CrispServer *self)
   g_hash_table_unref (self->methods);
   g_ptr_array_unref (self->cleanups);
   g_free (self->pod_cidr);
+  crisp_recent_errors_free (self->recent_errors);
   g_mutex_clear (&self->lock);
 }
 
@@ -275,6 +304,7 @@ serve (CrispConfig *cfg, GPtrArray *warnings, gint64 started_us)
   g_mutex_init (&self->lock);
   self->methods = crisp_methods_new ();
   self->cleanups = g_ptr_array_new_with_free_func (g_free);
+  self->recent_errors = crisp_recent_errors_new (CRISP_RECENT_ERRORS_MAX);
   self->loop = g_main_loop_new (NULL, FALSE);
   _cleanup_close_ int lock_fd = -1;
   if (!ensure_state_dirs (cfg, &error) || (lock_fd = take_socket_lock (cfg->listen, &error)) < 0

@@ -38,6 +38,7 @@ struct _CrispServer
   struct _CrispContainerService *containers;
   struct _CrispServerMetrics *metrics; /* NULL: [metrics] enable = false */
   struct _CrispEvents *events;         /* GetContainerEvents (events.c) */
+  struct _CrispRecentErrors *recent_errors; /* the last failed calls, for verbose Status */
   GPtrArray *cleanups; /* run in reverse order at shutdown */
 };
 

@@ -251,20 +251,128 @@ print_conditions (const Report *r)
     }
 }
 
-/* The info map but its bulky "config" (which `crisp config` prints), one compact line each. */
+/* Shown in sections of their own (or, for "config", by `crisp config`). */
+static gboolean
+info_has_section (const char *key)
+{
+  return g_str_equal (key, "config") || g_str_equal (key, "monitors")
+         || g_str_equal (key, "recentErrors");
+}
+
+/* The info map but the keys with a section, one compact line each. */
 static void
 print_info (const Report *r)
 {
   for (size_t i = 0; r->status != NULL && i < r->status->n_info; i++)
     {
       const Runtime__V1__StatusResponse__InfoEntry *e = r->status->info[i];
-      if (g_str_equal (e->key, "config"))
+      if (info_has_section (e->key))
         continue;
       if (g_str_equal (e->key, "uptime"))
         printf ("%-14s %s s\n", e->key, e->value);
       else
         printf ("%-14s %s\n", e->key, e->value);
     }
+}
+
+/* The info value under key parsed, when it is a JSON array. */
+static JsonArray *
+info_array (const Report *r, const char *key, JsonNode **out_root)
+{
+  for (size_t i = 0; r->status != NULL && i < r->status->n_info; i++)
+    if (g_str_equal (r->status->info[i]->key, key))
+      {
+        JsonNode *n = info_value (r->status->info[i]->value);
+        if (JSON_NODE_HOLDS_ARRAY (n))
+          return *out_root = n, json_node_get_array (n);
+        json_node_unref (n);
+      }
+  return NULL;
+}
+
+/* Element i of a, when it is an object. */
+static JsonObject *
+object_at (JsonArray *a, guint i)
+{
+  JsonNode *n = json_array_get_element (a, i);
+  return JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+}
+
+/* s for a terminal: control characters (which a request may have put in a message) escaped. */
+static char *
+printable (const char *s)
+{
+  g_autofree char *valid = g_utf8_make_valid (s, -1);
+  GString *out = g_string_new (NULL);
+  for (const char *p = valid; *p; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+      if (g_unichar_iscntrl (c))
+        g_string_append_printf (out, "\\u%04x", c);
+      else
+        g_string_append_unichar (out, c);
+    }
+  return g_string_free (out, FALSE);
+}
+
+static void
+print_monitor (JsonObject *m)
+{
+  gboolean alive = json_object_get_boolean_member_with_default (m, "alive", FALSE);
+  g_autofree char *id
+      = printable (json_object_get_string_member_with_default (m, "containerId", "?"));
+  printf ("  %.13s  pid %-7" G_GINT64_FORMAT "  %s", id,
+          json_object_get_int_member_with_default (m, "pid", 0), alive ? "alive" : "not alive");
+  if (alive)
+    {
+      gint64 rss = json_object_get_int_member_with_default (m, "rssBytes", 0);
+      g_autofree char *size = g_format_size ((guint64) MAX (rss, 0));
+      printf ("  rss %s", size);
+    }
+  printf ("\n");
+}
+
+static void
+print_monitors (const Report *r)
+{
+  g_autoptr (JsonNode) root = NULL;
+  JsonArray *a = info_array (r, "monitors", &root);
+  if (a == NULL)
+    return;
+  guint n = json_array_get_length (a), alive = 0;
+  for (guint i = 0; i < n; i++)
+    alive += object_at (a, i) != NULL
+             && json_object_get_boolean_member_with_default (object_at (a, i), "alive", FALSE);
+  printf ("%-14s %u, %u alive\n", "monitors", n, alive);
+  for (guint i = 0; i < n; i++)
+    if (object_at (a, i) != NULL)
+      print_monitor (object_at (a, i));
+}
+
+static void
+print_recent_error (JsonObject *e)
+{
+  const char *keys[] = { "time", "method", "code", "message" };
+  char *v[G_N_ELEMENTS (keys)];
+  for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
+    v[i] = printable (json_object_get_string_member_with_default (e, keys[i], ""));
+  printf ("  %s  %s  %s: %s\n", v[0], v[1], v[2], v[3]);
+  for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
+    g_free (v[i]);
+}
+
+static void
+print_recent_errors (const Report *r)
+{
+  g_autoptr (JsonNode) root = NULL;
+  JsonArray *a = info_array (r, "recentErrors", &root);
+  if (a == NULL)
+    return;
+  guint n = json_array_get_length (a);
+  printf ("%-14s %u%s\n", "recent errors", n, n ? ", newest first" : "");
+  for (guint i = 0; i < n; i++)
+    if (object_at (a, i) != NULL)
+      print_recent_error (object_at (a, i));
 }
 
 static void
@@ -290,6 +398,8 @@ print_text (const char *socket_path, const Report *r)
               u->inodes_used ? u->inodes_used->value : 0, u->fs_id ? u->fs_id->mountpoint : "?");
     }
   print_info (r);
+  print_monitors (r);
+  print_recent_errors (r);
   for (guint i = 0; i < r->errors->len; i++)
     printf ("error: %s\n", (char *) r->errors->pdata[i]);
 }

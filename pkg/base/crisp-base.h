@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -81,6 +82,11 @@ int crisp_strlcpy (char *dst, const char *src, size_t n);
 /* The start time of process pid in clock ticks since boot (field 22 of /proc/PID/stat), or 0
  * when it is gone or a zombie: with the pid, an identity that survives pid reuse. */
 unsigned long long crisp_proc_start_time (pid_t pid);
+
+/* The resident memory of process pid in bytes (Rss of /proc/PID/smaps_rollup, else VmRSS of
+ * its status), read only while pid is the process that started at start_time (0: any);
+ * -ESRCH when it is gone, a zombie or another process. */
+int crisp_proc_rss (pid_t pid, unsigned long long start_time, uint64_t *out_bytes);
 
 /* What a helper program left: its output (NUL-terminated, malloc'd, NULL when empty) and its
  * wait status. */

@@ -51,7 +51,7 @@ const CrispConfigKey crisp_config_schema[] = {
     .optional = TRUE },
 
   { "network", "cni-config-dir", CRISP_CONFIG_PATH, FIELD (cni_config_dir), "/etc/cni/net.d",
-    "Directory of CNI network configuration files." },
+    "Directory of CNI network configuration files; SIGHUP reads it again." },
   { "network", "cni-plugin-dirs", CRISP_CONFIG_PATHV, FIELD (cni_plugin_dirs),
     "/opt/cni/bin;/usr/lib/cni", "Directories searched for CNI plugins, in order." },
 

@@ -260,6 +260,59 @@ crisp_container_service_count (CrispContainerService *svc, CrispContainerCounts 
     }
 }
 
+void
+crisp_monitor_health_free (CrispMonitorHealth *h)
+{
+  g_free (h->container_id);
+  g_free (h);
+}
+
+/* NULL for a container that has no monitor to report. */
+static CrispMonitorHealth *
+monitor_health (CrispContainerService *svc, CrispContainer *c)
+{
+  g_mutex_lock (&svc->lock);
+  gboolean expected = c->state == CRISP_CONTAINER_CREATED || c->state == CRISP_CONTAINER_RUNNING;
+  int pid = c->monitor_pid;
+  guint64 start = c->monitor_start_time;
+  g_mutex_unlock (&svc->lock);
+  uint64_t rss = 0;
+  gboolean alive = pid > 0 && crisp_proc_rss (pid, start, &rss) == 0;
+  if (!expected && !alive)
+    return NULL;
+  CrispMonitorHealth *h = g_new0 (CrispMonitorHealth, 1);
+  h->container_id = g_strdup (c->id);
+  h->pid = pid;
+  h->alive = alive;
+  h->rss_bytes = alive ? rss : 0;
+  return h;
+}
+
+static int
+cmp_health (gconstpointer a, gconstpointer b)
+{
+  const CrispMonitorHealth *x = *(CrispMonitorHealth *const *) a;
+  const CrispMonitorHealth *y = *(CrispMonitorHealth *const *) b;
+  return strcmp (x->container_id, y->container_id);
+}
+
+GPtrArray *
+crisp_container_service_monitors (CrispContainerService *svc)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) crisp_monitor_health_free);
+  g_autoptr (GPtrArray) all = crisp_container_snapshot (svc, NULL);
+  for (guint i = 0; i < all->len; i++)
+    {
+      CrispContainer *c = all->pdata[i];
+      crisp_container_refresh (svc, c);
+      CrispMonitorHealth *h = monitor_health (svc, c);
+      if (h != NULL)
+        g_ptr_array_add (out, h);
+    }
+  g_ptr_array_sort (out, cmp_health);
+  return out;
+}
+
 /* A running container's monitor control socket, or FAILED_PRECONDITION. */
 static int
 connect_running (CrispContainerService *svc, CrispContainer *c, GError **error)

@@ -107,4 +107,20 @@ typedef struct
 } CrispContainerCounts;
 void crisp_container_service_count (CrispContainerService *svc, CrispContainerCounts *out);
 
+/* One container's monitor as `crisp status` shows it. */
+typedef struct
+{
+  char *container_id;
+  int pid;           /* 0: none was recorded */
+  gboolean alive;    /* the recorded process (pid and start time) still runs */
+  guint64 rss_bytes; /* 0 when not alive */
+} CrispMonitorHealth;
+
+void crisp_monitor_health_free (CrispMonitorHealth *h);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispMonitorHealth, crisp_monitor_health_free)
+
+/* The monitor of each created or running container, and of each exited one whose monitor is
+ * still finishing (CrispMonitorHealth*); one that died or vanished is simply not alive. */
+GPtrArray *crisp_container_service_monitors (CrispContainerService *svc);
+
 G_END_DECLS

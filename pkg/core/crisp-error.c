@@ -108,3 +108,17 @@ crisp_error_to_code (const GError *error)
     return CRISP_ERROR_INVALID_ARGUMENT;
   return CRISP_ERROR_INTERNAL;
 }
+
+/* Indexed by code. */
+static const char *const code_names[] = {
+  "OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+  "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+  "ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+  "DATA_LOSS", "UNAUTHENTICATED",
+};
+
+const char *
+crisp_error_code_name (int code)
+{
+  return code >= 0 && code < (int) G_N_ELEMENTS (code_names) ? code_names[code] : "UNKNOWN";
+}

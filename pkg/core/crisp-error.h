@@ -42,4 +42,8 @@ gboolean crisp_prefix_error (GError **error, const char *fmt, ...) G_GNUC_PRINTF
 /* Maps any GError to the gRPC status code it should travel as. */
 CrispErrorCode crisp_error_to_code (const GError *error);
 
+/* The gRPC name of status code `code` ("OK", "NOT_FOUND" ...); "UNKNOWN" for a code gRPC does
+ * not define. */
+const char *crisp_error_code_name (int code);
+
 G_END_DECLS

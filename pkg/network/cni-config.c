@@ -186,10 +186,13 @@ load_file (const char *path, const char *name, GError **error)
   return crisp_network_parse_conflist (name, text, error);
 }
 
-/* The first file that parses wins; broken ones before it are skipped, as libcni does. */
+/* The first file that parses wins; broken ones before it are skipped, as libcni does.  Under
+ * net->lock. */
 static void
-reload (CrispNetwork *net, GPtrArray *names)
+cache_fill (CrispNetwork *net, GPtrArray *names, char *fingerprint)
 {
+  g_free (net->fingerprint);
+  net->fingerprint = fingerprint;
   g_clear_pointer (&net->conflist_text, g_free);
   g_clear_pointer (&net->conflist_file, g_free);
   g_clear_pointer (&net->error_message, g_free);
@@ -237,24 +240,104 @@ crisp_network_list_files (const char *conf_dir)
   return files;
 }
 
+static char *
+conf_dir_of (CrispNetwork *net)
+{
+  g_mutex_lock (&net->lock);
+  char *dir = g_strdup (net->conf_dir);
+  g_mutex_unlock (&net->lock);
+  return dir;
+}
+
 JsonNode *
 crisp_network_current_conflist (CrispNetwork *net, char **out_message)
 {
+  g_autofree char *dir = conf_dir_of (net);
   g_autofree char *fingerprint = NULL;
-  g_autoptr (GPtrArray) names = scan_dir (net->conf_dir, &fingerprint);
+  g_autoptr (GPtrArray) names = scan_dir (dir, &fingerprint);
   g_mutex_lock (&net->lock);
-  if (g_strcmp0 (fingerprint, net->fingerprint) != 0
-      || (!net->conflist_text && !net->error_message))
-    {
-      reload (net, names);
-      g_free (net->fingerprint);
-      net->fingerprint = g_steal_pointer (&fingerprint);
-    }
+  /* A reload that moved the directory meanwhile has read the new one itself. */
+  if (g_str_equal (dir, net->conf_dir)
+      && (g_strcmp0 (fingerprint, net->fingerprint) != 0
+          || (!net->conflist_text && !net->error_message)))
+    cache_fill (net, names, g_steal_pointer (&fingerprint));
   g_autofree char *text = g_strdup (net->conflist_text);
   if (text == NULL && out_message)
     *out_message = g_strdup (net->error_message);
   g_mutex_unlock (&net->lock);
   return text ? json_from_string (text, NULL) : NULL;
+}
+
+/* What crisp used before a reload, to tell what the reload changed. */
+typedef struct
+{
+  char *dir, *file, *text, *error;
+} CacheView;
+
+static void
+cache_view_clear (CacheView *v)
+{
+  g_free (v->dir);
+  g_free (v->file);
+  g_free (v->text);
+  g_free (v->error);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (CacheView, cache_view_clear)
+
+static char *
+list_name (const char *text)
+{
+  g_autoptr (JsonNode) list = json_from_string (text, NULL);
+  return g_strdup (json_object_get_string_member (json_node_get_object (list), "name"));
+}
+
+/* "network 'n' from 'file'", or why there is none; NULL when nothing was read yet. */
+static char *
+describe (const char *file, const char *text, const char *error)
+{
+  if (text == NULL && error == NULL)
+    return NULL;
+  if (text == NULL)
+    return g_strdup_printf ("no network (%s)", error);
+  g_autofree char *name = list_name (text);
+  return g_strdup_printf ("network '%s' from '%s'", name, file);
+}
+
+static char *
+describe_change (const CacheView *was, const CacheView *now)
+{
+  g_autoptr (GPtrArray) parts = g_ptr_array_new_with_free_func (g_free);
+  if (g_strcmp0 (was->dir, now->dir) != 0)
+    g_ptr_array_add (parts, g_strdup_printf ("CNI config dir '%s', was '%s'", now->dir, was->dir));
+  g_autofree char *before = describe (was->file, was->text, was->error);
+  g_autofree char *after = describe (now->file, now->text, now->error);
+  if (before == NULL)
+    g_ptr_array_add (parts, g_strdup (after));
+  else if (g_strcmp0 (before, after) != 0)
+    g_ptr_array_add (parts, g_strdup_printf ("%s, was %s", after, before));
+  else if (g_strcmp0 (was->text, now->text) != 0)
+    g_ptr_array_add (parts, g_strdup_printf ("%s changed", after));
+  if (parts->len == 0)
+    return NULL;
+  g_ptr_array_add (parts, NULL);
+  return g_strjoinv ("; ", (char **) parts->pdata);
+}
+
+char *
+crisp_network_reload (CrispNetwork *net, const char *conf_dir)
+{
+  g_autofree char *fingerprint = NULL;
+  g_autoptr (GPtrArray) names = scan_dir (conf_dir, &fingerprint);
+  g_mutex_lock (&net->lock);
+  g_auto (CacheView) was = { g_steal_pointer (&net->conf_dir), g_strdup (net->conflist_file),
+                             g_strdup (net->conflist_text), g_strdup (net->error_message) };
+  net->conf_dir = g_strdup (conf_dir);
+  cache_fill (net, names, g_steal_pointer (&fingerprint));
+  CacheView now = { net->conf_dir, net->conflist_file, net->conflist_text, net->error_message };
+  char *changes = describe_change (&was, &now);
+  g_mutex_unlock (&net->lock);
+  return changes;
 }
 
 static char *

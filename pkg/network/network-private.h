@@ -7,9 +7,9 @@ G_BEGIN_DECLS
 
 struct _CrispNetwork
 {
-  char *conf_dir;
   GStrv plugin_dirs;
-  GMutex lock;         /* guards the cache below */
+  GMutex lock; /* guards conf_dir (a reload moves it) and the cache below */
+  char *conf_dir;
   char *fingerprint;   /* names, sizes and mtimes of the files the cache was built from */
   char *conflist_text; /* the chosen list, normalised to {cniVersion, name, plugins}, as text:
                         * json-glib's reference counts are not atomic, so no JsonNode is ever

@@ -18,6 +18,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispNetwork, crisp_network_free)
  * directory when any file in it changed. */
 gboolean crisp_network_status (CrispNetwork *net, char **out_reason, char **out_message);
 
+/* Points net at conf_dir and reads it again now, whatever the files' sizes and times say (on
+ * SIGHUP).  Returns what changed, for the log ("network 'b' from '/d/20-b.conflist', was 'a'
+ * from '/d/10-a.conflist'"), or NULL when nothing did.  Calls in flight keep the list they
+ * took; pods keep the one their attachment stores. */
+char *crisp_network_reload (CrispNetwork *net, const char *conf_dir);
+
 /* Absolute path of plugin `type` in the first plugin directory that has it, or NULL. */
 char *crisp_network_find_plugin (CrispNetwork *net, const char *type);
 

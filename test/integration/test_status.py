@@ -1,13 +1,21 @@
 """`crisp status`: the built binary asks a running test daemon over its socket, and what it
 prints (text and --json) and its exit status are checked against what the test made through
 its own CRI client."""
+import calendar
 import json
 import os
+import signal
 import socket
 import subprocess
+import time
 
-from container_harness import SLEEPER, cenv  # noqa: F401
+import grpc
+
+from container_harness import SLEEPER, alive, cenv, monitors, wait_for  # noqa: F401
+from cri_client import pb
 from crisp_daemon import CRISP
+
+RECENT_ERRORS_MAX = 50  # server/recent-errors.h
 
 
 def status(*args):
@@ -83,3 +91,116 @@ def test_status_refused_socket_exits_2_naming_it(tmp_path):
         s.close()
     assert p.returncode == 2 and not p.stdout
     assert "'%s'" % path in p.stderr and "Connection refused" in p.stderr, p.stderr
+
+
+# ---- monitors ----
+
+def status_json(d):
+    p = status("--json", "--listen", d.sock)
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    return json.loads(p.stdout)
+
+
+def proc_rss(pid):
+    """Rss of /proc/PID/smaps_rollup, in bytes."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Rss:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no Rss in smaps_rollup of %d" % pid)
+
+
+def test_status_reports_each_monitor_with_its_rss(cenv):  # noqa: F811
+    ready_network(cenv.d)
+    pod = cenv.run_pod("watched")
+    running = cenv.run(pod, "runs", command=SLEEPER)
+    created = cenv.create(pod, "waits", command=SLEEPER)
+    r = status_json(cenv.d)
+    mons = {m["containerId"]: m for m in r["info"]["monitors"]}
+    assert set(mons) == {running, created}
+    for cid, m in mons.items():
+        [pid] = monitors(cid)
+        assert m["pid"] == pid and m["alive"] is True
+        real = proc_rss(pid)
+        assert m["rssBytes"] > 0
+        # The monitor is idle: its memory moves by a page or two at most between the reads.
+        assert abs(m["rssBytes"] - real) <= max(256 * 1024, real // 5), (m, real)
+    p = status("--listen", cenv.d.sock)
+    assert "monitors       2, 2 alive" in p.stdout.splitlines(), p.stdout
+    for cid, m in mons.items():
+        assert any(x.startswith("  %s  pid %d " % (cid[:13], m["pid"])) and " alive  rss " in x
+                   for x in p.stdout.splitlines()), p.stdout
+
+
+def test_status_reports_a_killed_monitor_as_not_alive(cenv):  # noqa: F811
+    ready_network(cenv.d)
+    pod = cenv.run_pod("orphaned")
+    victim = cenv.run(pod, "victim", command=SLEEPER)
+    other = cenv.run(pod, "other", command=SLEEPER)
+    [pid] = monitors(victim)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not alive(pid), what="monitor %d to die" % pid)
+    r = status_json(cenv.d)
+    mons = {m["containerId"]: m for m in r["info"]["monitors"]}
+    assert mons[victim] == {"containerId": victim, "pid": pid, "alive": False, "rssBytes": 0}
+    assert mons[other]["alive"] is True and mons[other]["rssBytes"] > 0
+    assert r["info"]["monitorsAlive"] == 1
+    p = status("--listen", cenv.d.sock)
+    assert "monitors       2, 1 alive" in p.stdout.splitlines(), p.stdout
+    assert "  %s  pid %-7d  not alive" % (victim[:13], pid) in p.stdout.splitlines(), p.stdout
+    # The container is still removed whole (the teardown's leak check) without its monitor.
+    cenv.stop(victim, timeout=1)
+    cenv.remove(victim)
+
+
+# ---- recent errors ----
+
+def fail_container_status(d, cid):
+    try:
+        d.client.call("ContainerStatus", pb.ContainerStatusRequest(container_id=cid))
+    except grpc.RpcError as e:
+        return e
+    raise AssertionError("ContainerStatus of '%s' succeeded" % cid)
+
+
+def rfc3339_seconds(stamp):
+    head, frac = stamp.rstrip("Z").split(".")
+    return calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S")) + float("0." + frac)
+
+
+def test_status_names_a_failed_call_in_recent_errors(crisp):
+    assert status_json(crisp)["info"]["recentErrors"] == []
+    before = time.time()
+    e = fail_container_status(crisp, "f" * 64)
+    assert e.code() == grpc.StatusCode.NOT_FOUND
+    r = status_json(crisp)
+    [err] = r["info"]["recentErrors"]
+    assert err["method"] == "ContainerStatus" and err["code"] == "NOT_FOUND"
+    assert err["message"] == e.details() and "f" * 64 in err["message"]
+    assert before - 1 <= rfc3339_seconds(err["time"]) <= time.time() + 1, err
+    p = status("--listen", crisp.sock)
+    lines = p.stdout.splitlines()
+    assert "recent errors  1, newest first" in lines, p.stdout
+    assert "  %s  ContainerStatus  NOT_FOUND: %s" % (err["time"], e.details()) in lines
+
+
+def test_recent_errors_are_bounded_and_newest_first(crisp):
+    n = RECENT_ERRORS_MAX + 15
+    for i in range(n):
+        fail_container_status(crisp, "%064x" % i)
+    # A message longer than the bound is cut, and still valid UTF-8.
+    fail_container_status(crisp, "\u00e9" * 3000)
+    r = status_json(crisp)
+    errs = r["info"]["recentErrors"]
+    assert len(errs) == RECENT_ERRORS_MAX
+    assert len(errs[0]["message"].encode()) <= 512 + len("\u2026".encode())
+    assert errs[0]["message"].endswith("\u2026"), errs[0]
+    rest = [e["message"] for e in errs[1:]]
+    want = ["%064x" % i for i in range(n - 1, n - RECENT_ERRORS_MAX, -1)]
+    assert len(rest) == len(want)
+    for msg, cid in zip(rest, want):
+        assert cid in msg, (msg, cid)
+    times = [rfc3339_seconds(e["time"]) for e in errs]
+    assert times == sorted(times, reverse=True)
+    assert "recent errors  %d, newest first" % RECENT_ERRORS_MAX in \
+        status("--listen", crisp.sock).stdout.splitlines()

@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 static char *
 make_tmpdir (void)
@@ -263,6 +264,34 @@ test_signal_names (void)
   g_assert_cmpint (crisp_signal_parse (NULL, &(int){ 0 }), ==, -EINVAL);
 }
 
+/* RSS of a live process as /proc says; a zombie, a reaped child and a wrong start time give
+ * -ESRCH, never another process's numbers. */
+static void
+test_proc_rss (void)
+{
+  unsigned long long start = crisp_proc_start_time (getpid ());
+  uint64_t rss = 0;
+  g_assert_cmpint (crisp_proc_rss (getpid (), start, &rss), ==, 0);
+  g_assert_cmpuint (rss, >, 0);
+  g_assert_cmpuint (rss % 1024, ==, 0);
+  g_assert_cmpint (crisp_proc_rss (getpid (), 0, &rss), ==, 0);
+  g_assert_cmpint (crisp_proc_rss (getpid (), start + 1, &rss), ==, -ESRCH);
+  g_assert_cmpint (crisp_proc_rss (0, 0, &rss), ==, -ESRCH);
+
+  pid_t child = fork ();
+  g_assert_cmpint (child, >=, 0);
+  if (child == 0)
+    _exit (0);
+  /* A zombie until reaped: its start time reads 0 once it exited. */
+  while (crisp_proc_start_time (child) != 0)
+    g_usleep (1000);
+  rss = 42;
+  g_assert_cmpint (crisp_proc_rss (child, 0, &rss), ==, -ESRCH);
+  g_assert_cmpuint (rss, ==, 42);
+  g_assert_cmpint (waitpid (child, NULL, 0), ==, child);
+  g_assert_cmpint (crisp_proc_rss (child, 0, &rss), ==, -ESRCH);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -275,5 +304,6 @@ main (int argc, char **argv)
   g_test_add_func ("/base/open-dir-nofollow", test_open_dir_nofollow);
   g_test_add_func ("/base/exec-result-fit", test_exec_result_fit);
   g_test_add_func ("/base/signal-names", test_signal_names);
+  g_test_add_func ("/base/proc-rss", test_proc_rss);
   return g_test_run ();
 }

@@ -8,7 +8,10 @@
 #include "crisp-error.h"
 #include "proto/proto-strings.h"
 
+#include <fcntl.h>
 #include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
 static void
 test_sysctl_allow_list (void)
@@ -292,6 +295,58 @@ test_conflist_discovery (void)
   g_rmdir (plugins);
 }
 
+/* A reload reads the directory again even when sizes and times say nothing changed, may
+ * move to another directory, and says what changed. */
+static void
+test_conflist_reload (void)
+{
+  g_autofree char *d1 = g_dir_make_tmp ("crisp-test-cni-XXXXXX", NULL);
+  g_autofree char *d2 = g_dir_make_tmp ("crisp-test-cni-XXXXXX", NULL);
+  const char *pdirs[] = { d1, NULL };
+  const char *list_a = "{\"cniVersion\":\"1.0.0\",\"name\":\"a\",\"plugins\":[{\"type\":\"x\"}]}";
+  g_autofree char *a = write_conf (d1, "10-a.conflist", list_a);
+  g_autofree char *b
+      = write_conf (d2, "10-b.conflist",
+                    "{\"cniVersion\":\"1.0.0\",\"name\":\"b\",\"plugins\":[{\"type\":\"x\"}]}");
+  g_autoptr (CrispNetwork) net = crisp_network_new (d1, pdirs);
+  g_autofree char *first = crisp_network_reload (net, d1);
+  g_autofree char *want = g_strdup_printf ("network 'a' from '%s'", a);
+  g_assert_cmpstr (first, ==, want);
+  g_assert_null (crisp_network_reload (net, d1));
+
+  /* Same size, same mtime, other content: only a forced read sees it. */
+  struct stat st;
+  g_assert_cmpint (stat (a, &st), ==, 0);
+  g_free (write_conf (d1, "10-a.conflist",
+                      "{\"cniVersion\":\"1.0.0\",\"name\":\"a\",\"plugins\":[{\"type\":\"y\"}]}"));
+  g_assert_cmpint (utimensat (AT_FDCWD, a, (struct timespec[]){ st.st_atim, st.st_mtim }, 0), ==,
+                   0);
+  g_autofree char *changed = crisp_network_reload (net, d1);
+  g_autofree char *want_changed = g_strdup_printf ("network 'a' from '%s' changed", a);
+  g_assert_cmpstr (changed, ==, want_changed);
+
+  g_autofree char *moved = crisp_network_reload (net, d2);
+  g_autofree char *want_moved
+      = g_strdup_printf ("CNI config dir '%s', was '%s'; network 'b' from '%s', was network 'a' "
+                         "from '%s'",
+                         d2, d1, b, a);
+  g_assert_cmpstr (moved, ==, want_moved);
+  g_autoptr (JsonNode) list = crisp_network_current_conflist (net, NULL);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (list), "name"), ==, "b");
+
+  g_free (write_conf (d2, "10-b.conflist", "{"));
+  g_autofree char *broken = crisp_network_reload (net, d2);
+  g_assert_true (g_str_has_prefix (broken, "no network (no valid CNI network configuration in"));
+  g_assert_nonnull (strstr (broken, "), was network 'b' from '"));
+  g_autofree char *message = NULL;
+  g_assert_false (crisp_network_status (net, NULL, &message));
+  g_assert_nonnull (strstr (message, "10-b.conflist: not a JSON object"));
+  g_unlink (a);
+  g_unlink (b);
+  g_rmdir (d1);
+  g_rmdir (d2);
+}
+
 static void
 test_conflist_list_files (void)
 {
@@ -352,6 +407,7 @@ main (int argc, char **argv)
   g_test_add_func ("/proto/find-nul", test_find_nul);
   g_test_add_func ("/network/conflist-discovery", test_conflist_discovery);
   g_test_add_func ("/network/conflist-list-files", test_conflist_list_files);
+  g_test_add_func ("/network/conflist-reload", test_conflist_reload);
   g_test_add_func ("/network/attachment-ips", test_attachment_ips);
   return g_test_run ();
 }
