@@ -11,6 +11,7 @@
 #include "pkg/image/image-service.h"
 #include "pkg/sandbox/sandbox.h"
 #include "pkg/store/store.h"
+#include "proto/proto-copy.h"
 
 G_BEGIN_DECLS
 
@@ -124,8 +125,6 @@ typedef struct
   char *value;
 } CrispProtoStringEntry;
 
-/* A deep copy through the wire format: the simplest correct copy for protobuf-c. */
-void *crisp_proto_dup (const ProtobufCMessage *m);
 /* Copies a map's entries into entries of another map type (desc), malloc'd. */
 void *crisp_proto_copy_map (size_t n, void *const *src, const ProtobufCMessageDescriptor *desc,
                             size_t *out_n);

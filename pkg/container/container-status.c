@@ -33,17 +33,6 @@ crisp_proto_copy_map (size_t n, void *const *src, const ProtobufCMessageDescript
   return dst;
 }
 
-void *
-crisp_proto_dup (const ProtobufCMessage *m)
-{
-  if (m == NULL)
-    return NULL;
-  size_t len = protobuf_c_message_get_packed_size (m);
-  g_autofree uint8_t *buf = g_malloc (len ? len : 1);
-  protobuf_c_message_pack (m, buf);
-  return protobuf_c_message_unpack (m->descriptor, NULL, len, buf);
-}
-
 Runtime__V1__ContainerState
 crisp_container_cri_state (CrispContainerState state)
 {
