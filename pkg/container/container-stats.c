@@ -39,14 +39,16 @@ crisp_container_service_update_resources (CrispContainerService *svc,
     ok = crisp_cgroups_update (svc->cgroups, c->cgroup_path, req->linux, error);
   if (ok)
     {
-      /* Status reports what was last applied: keep it in the record's config. */
+      /* Status reports what the cgroup now holds: keep it in the record's config. */
       g_mutex_lock (&svc->lock);
       Runtime__V1__LinuxContainerConfig *linux = c->config->linux;
       if (linux != NULL)
         {
-          if (linux->resources)
-            protobuf_c_message_free_unpacked (&linux->resources->base, NULL);
-          linux->resources = crisp_proto_dup (&req->linux->base);
+          Runtime__V1__LinuxContainerResources *old = linux->resources;
+          linux->resources = old ? crisp_cgroups_resources_merge (old, req->linux)
+                                 : crisp_proto_dup (&req->linux->base);
+          if (old)
+            protobuf_c_message_free_unpacked (&old->base, NULL);
         }
       g_mutex_unlock (&svc->lock);
       ok = crisp_container_save (svc, c, error);

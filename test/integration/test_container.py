@@ -545,6 +545,16 @@ def test_update_container_resources(cenv):
     st = cenv.status(cid).status
     assert st.resources.linux.memory_limit_in_bytes == 48 * MiB
     assert st.resources.linux.cpu_quota == 20000
+    # An update naming one field leaves the others in the cgroup, and so in the status.
+    cenv.c.call("UpdateContainerResources", pb.UpdateContainerResourcesRequest(
+        container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=40 * MiB)))
+    assert read_int(os.path.join(mem, "memory.limit_in_bytes")) == 40 * MiB
+    st = cenv.status(cid).status.resources.linux
+    assert (st.memory_limit_in_bytes, st.cpu_quota, st.cpu_shares) == (40 * MiB, 20000, 256)
+    if cpu:
+        assert read_int(os.path.join(cpu, "cpu.cfs_quota_us")) == 20000
+    cenv.d.restart()
+    assert cenv.status(cid).status.resources.linux == st
 
 
 def test_update_resources_of_an_unknown_container_is_not_found(cenv):
