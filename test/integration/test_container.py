@@ -12,7 +12,7 @@ import pytest
 
 from container_harness import (GRACEFUL, MiB, SLEEPER, STUBBORN, alive, cenv,  # noqa: F401
                                log_lines, memory_cgroup, monitors, parse_log, pids_with_argv,
-                               read_int, rpc_error, ts_ns, wait_for)
+                               read_int, remove_cgroup, rpc_error, ts_ns, wait_for)
 from cri_client import pb
 
 NS = 10**9
@@ -650,14 +650,6 @@ def test_monitor_is_placed_in_its_configured_cgroup(crisp_factory, registry, tmp
             assert ":/" + name not in f.read()
     finally:
         leaks = finish_env(env)
-        for root in os.listdir("/sys/fs/cgroup"):
-            d = os.path.join("/sys/fs/cgroup", root, name)
-            for _ in range(100):
-                if not os.path.isdir(d):
-                    break
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    time.sleep(0.05)
-            assert not os.path.isdir(d), "monitor cgroup %s still busy" % d
+        busy = remove_cgroup(name)
+        assert not busy, "monitor cgroup %s still busy" % busy
     assert not leaks, "leaked: %s" % leaks
