@@ -492,6 +492,33 @@ def test_container_status_fields(cenv, tmp_path):
     assert dict(listed.labels) == labels and dict(listed.annotations) == annotations
 
 
+def test_container_status_image_id_and_ref(cenv):
+    """image_id is the image's id, the very string PullImage answered; image_ref a digested
+    reference to it (a repo digest), as the proto comments say."""
+    pulled = cenv.c.call("PullImage", pb.PullImageRequest(image=pb.ImageSpec(image=cenv.busybox)),
+                         timeout=120).image_ref
+    image = cenv.c.call("ImageStatus",
+                        pb.ImageStatusRequest(image=pb.ImageSpec(image=cenv.busybox))).image
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "img", command=SLEEPER)
+    st = cenv.status(cid).status
+    assert st.image_id == pulled == image.id and image.id.startswith("sha256:")
+    assert st.image_ref == image.repo_digests[0] and "@sha256:" in st.image_ref
+    listed = cenv.list(id=cid)[0]
+    assert (listed.image_id, listed.image_ref) == (st.image_id, st.image_ref)
+
+
+def test_container_status_stop_signal(cenv):
+    """The signal StopContainer sends first: the request's, else the image's, else SIGTERM."""
+    pod = cenv.run_pod()
+    plain = cenv.create(pod, "plain", command=SLEEPER)
+    image = cenv.create(pod, "image", image=cenv.image("stopsig"), command=SLEEPER)
+    asked = cenv.create(pod, "asked", command=SLEEPER, stop_signal=pb.SIGNAL_SIGRTMINPLUS1)
+    assert cenv.status(plain).status.stop_signal == pb.SIGNAL_SIGTERM
+    assert cenv.status(image).status.stop_signal == pb.SIGNAL_SIGUSR1
+    assert cenv.status(asked).status.stop_signal == pb.SIGNAL_SIGRTMINPLUS1
+
+
 def read_argv(pid):
     with open("/proc/%d/cmdline" % pid, "rb") as f:
         return [a.decode() for a in f.read().split(b"\0")[:-1]]
