@@ -104,6 +104,32 @@ layer_usage (CrispContainerService *svc, CrispContainer *c, guint64 *bytes, guin
   walk_usage (fd, st.st_dev, 0, bytes, inodes);
 }
 
+gboolean
+crisp_container_service_layers_usage (CrispContainerService *svc, const char *image_fs,
+                                      char **out_mountpoint, guint64 *out_bytes,
+                                      guint64 *out_inodes, GError **error)
+{
+  const char *dir = crisp_store_path (svc->store);
+  struct stat mine, theirs;
+  if (stat (dir, &mine) < 0)
+    return crisp_throw_errno (error, errno, "measuring '%s'", dir);
+  guint64 total = 0, count = 0;
+  g_autoptr (GPtrArray) all = crisp_container_snapshot (svc, NULL);
+  for (guint i = 0; i < all->len; i++)
+    {
+      guint64 bytes = 0, inodes = 0;
+      layer_usage (svc, all->pdata[i], &bytes, &inodes);
+      total += bytes;
+      count += inodes;
+    }
+  /* The kubelet takes two different mountpoints for a split image filesystem (KEP 4191). */
+  gboolean same = image_fs && stat (image_fs, &theirs) == 0 && theirs.st_dev == mine.st_dev;
+  *out_mountpoint = g_strdup (same ? image_fs : dir);
+  *out_bytes = total;
+  *out_inodes = count;
+  return TRUE;
+}
+
 static Runtime__V1__ContainerStats *
 build_stats (CrispContainerService *svc, CrispContainer *c)
 {

@@ -5,6 +5,7 @@ ExecSync, ContainerStatus, ListContainers filters, UpdateContainerResources, and
 images interact with their containers.  After every test no monitor, mount or cgroup is left
 (the cenv fixture checks)."""
 import os
+import subprocess
 import time
 
 import grpc
@@ -590,6 +591,51 @@ def test_update_resources_of_an_unknown_container_is_not_found(cenv):
                         container_id="a" * 64,
                         linux=pb.LinuxContainerResources(memory_limit_in_bytes=64 * MiB)))
     assert err.code() == grpc.StatusCode.NOT_FOUND
+
+
+# ---- ImageFsInfo ----
+
+def du(path):
+    """(bytes in blocks, inodes) below path, the top directory itself left out, as du -s."""
+    b = int(subprocess.run(["du", "-s", "-B1", path], check=True, capture_output=True,
+                           text=True).stdout.split()[0])
+    i = int(subprocess.run(["du", "-s", "--inodes", path], check=True, capture_output=True,
+                           text=True).stdout.split()[0])
+    return b - os.lstat(path).st_blocks * 512, i - 1
+
+
+def test_image_fs_info_reports_images_and_writable_layers(cenv):
+    pod = cenv.run_pod()
+    cids = [cenv.run(pod, "w%d" % n, command=["sh", "-c", "dd if=/dev/zero of=/big bs=1M "
+                                                        "count=%d; mkdir -p /d/e; sleep 3600"
+                                                 % (4 * (n + 1))])
+            for n in range(2)]
+    uppers = [os.path.join(cenv.d.root, "containers", cid, "upper") for cid in cids]
+    wait_for(lambda: all(du(u)[0] >= 4 * (n + 1) * MiB for n, u in enumerate(uppers)),
+             what="the writes")
+    resp = cenv.c.call("ImageFsInfo", pb.ImageFsInfoRequest())
+    [image], [layers] = resp.image_filesystems, resp.container_filesystems
+    storage = os.path.join(cenv.d.root, "storage")
+    assert image.fs_id.mountpoint == storage
+    # One filesystem for both: the same mountpoint, or the kubelet would see a split one.
+    assert layers.fs_id.mountpoint == storage
+    assert os.stat(storage).st_dev == os.stat(uppers[0]).st_dev
+    now = time.time_ns()
+    assert now - 60 * NS < image.timestamp <= now and now - 60 * NS < layers.timestamp <= now
+    used, inodes = du(storage)
+    assert abs(image.used_bytes.value - used) <= 64 * 1024, (image.used_bytes.value, used)
+    assert abs(image.inodes_used.value - inodes) <= 4, (image.inodes_used.value, inodes)
+    want = [du(u) for u in uppers]
+    assert layers.used_bytes.value == sum(b for b, _ in want)
+    assert layers.inodes_used.value == sum(i for _, i in want)
+    assert layers.used_bytes.value >= 12 * MiB and layers.inodes_used.value >= 6
+    stats = [cenv.c.call("ContainerStats", pb.ContainerStatsRequest(container_id=cid))
+             .stats.writable_layer for cid in cids]
+    assert layers.used_bytes.value == sum(w.used_bytes.value for w in stats)
+    fs = os.statvfs(storage)
+    assert image.used_bytes.value + layers.used_bytes.value <= \
+        (fs.f_blocks - fs.f_bfree) * fs.f_frsize
+    assert image.inodes_used.value + layers.inodes_used.value <= fs.f_files - fs.f_ffree
 
 
 # ---- pods, images and their containers ----
