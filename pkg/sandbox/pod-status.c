@@ -125,7 +125,7 @@ set_int_unless_zero (JsonObject *o, const char *name, gint64 value)
 static JsonNode *
 resources_to_json (const Runtime__V1__LinuxContainerResources *r)
 {
-  JsonObject *o = json_object_new ();
+  g_autoptr (JsonObject) o = json_object_new (); /* the node takes a reference of its own */
   set_int_unless_zero (o, "cpu_period", r->cpu_period);
   set_int_unless_zero (o, "cpu_quota", r->cpu_quota);
   set_int_unless_zero (o, "cpu_shares", r->cpu_shares);
