@@ -6,6 +6,7 @@
 #include "metrics.h"
 #include "server.h"
 
+#include "pkg/container/container.h"
 #include "pkg/image/image-service.h"
 #include "pkg/image/manifest.h"
 
@@ -202,30 +203,61 @@ handle_remove_image (CrispServer *self, CrispCall *call)
   crisp_call_run_in_thread (call, remove_in_thread, g_strdup (image), g_free);
 }
 
+/* A FilesystemUsage and the memory it points into. */
+typedef struct
+{
+  Runtime__V1__FilesystemUsage usage;
+  Runtime__V1__FilesystemIdentifier fs_id;
+  Runtime__V1__UInt64Value used, inodes_used;
+  char *mountpoint;
+} FsUsageMsg;
+
+static void
+fs_usage_fill (FsUsageMsg *m, guint64 bytes, guint64 inodes)
+{
+  m->usage = (Runtime__V1__FilesystemUsage) RUNTIME__V1__FILESYSTEM_USAGE__INIT;
+  m->fs_id = (Runtime__V1__FilesystemIdentifier) RUNTIME__V1__FILESYSTEM_IDENTIFIER__INIT;
+  m->used = (Runtime__V1__UInt64Value) RUNTIME__V1__UINT64_VALUE__INIT;
+  m->inodes_used = (Runtime__V1__UInt64Value) RUNTIME__V1__UINT64_VALUE__INIT;
+  m->fs_id.mountpoint = m->mountpoint;
+  m->used.value = bytes;
+  m->inodes_used.value = inodes;
+  m->usage.timestamp = g_get_real_time () * 1000;
+  m->usage.fs_id = &m->fs_id;
+  m->usage.used_bytes = &m->used;
+  m->usage.inodes_used = &m->inodes_used;
+}
+
+/* The image store, and the containers' writable layers (CRI-O reports both; containerd only
+ * the first, which the kubelet then takes for both). */
 static void
 fs_info_in_thread (CrispServer *self, CrispCall *call, gpointer data)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *mountpoint = NULL;
-  guint64 bytes = 0, inodes = 0;
-  if (!crisp_image_service_fs_usage (self->images, &mountpoint, &bytes, &inodes, &error))
-    return crisp_call_fail (call, error);
-  Runtime__V1__FilesystemIdentifier fs_id = RUNTIME__V1__FILESYSTEM_IDENTIFIER__INIT;
-  Runtime__V1__UInt64Value used = RUNTIME__V1__UINT64_VALUE__INIT;
-  Runtime__V1__UInt64Value inodes_used = RUNTIME__V1__UINT64_VALUE__INIT;
-  Runtime__V1__FilesystemUsage usage = RUNTIME__V1__FILESYSTEM_USAGE__INIT;
-  fs_id.mountpoint = mountpoint;
-  used.value = bytes;
-  inodes_used.value = inodes;
-  usage.timestamp = g_get_real_time () * 1000;
-  usage.fs_id = &fs_id;
-  usage.used_bytes = &used;
-  usage.inodes_used = &inodes_used;
-  Runtime__V1__FilesystemUsage *list[] = { &usage };
-  Runtime__V1__ImageFsInfoResponse resp = RUNTIME__V1__IMAGE_FS_INFO_RESPONSE__INIT;
-  resp.n_image_filesystems = 1;
-  resp.image_filesystems = list;
-  crisp_call_finish (call, &resp.base);
+  FsUsageMsg image = { 0 }, layers = { 0 };
+  guint64 bytes = 0, inodes = 0, layer_bytes = 0, layer_inodes = 0;
+  gboolean ok
+      = crisp_image_service_fs_usage (self->images, &image.mountpoint, &bytes, &inodes, &error)
+        && (self->containers == NULL
+            || crisp_container_service_layers_usage (self->containers, image.mountpoint,
+                                                     &layers.mountpoint, &layer_bytes,
+                                                     &layer_inodes, &error));
+  if (ok)
+    {
+      fs_usage_fill (&image, bytes, inodes);
+      fs_usage_fill (&layers, layer_bytes, layer_inodes);
+      Runtime__V1__FilesystemUsage *images[] = { &image.usage }, *containers[] = { &layers.usage };
+      Runtime__V1__ImageFsInfoResponse resp = RUNTIME__V1__IMAGE_FS_INFO_RESPONSE__INIT;
+      resp.n_image_filesystems = 1;
+      resp.image_filesystems = images;
+      resp.n_container_filesystems = layers.mountpoint ? 1 : 0;
+      resp.container_filesystems = containers;
+      crisp_call_finish (call, &resp.base);
+    }
+  else
+    crisp_call_fail (call, error);
+  g_free (image.mountpoint);
+  g_free (layers.mountpoint);
 }
 
 gboolean

@@ -1,5 +1,5 @@
 /* The pod sandbox RPCs: RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus,
- * ListPodSandbox.  Thin: decode, one call into pkg/sandbox, encode. */
+ * ListPodSandbox (and StreamPodSandboxes), UpdatePodSandboxResources.  Thin: decode, one call into pkg/sandbox, encode. */
 #include "config.h"
 
 #include "events.h"
@@ -77,6 +77,22 @@ remove_pod_thread (CrispServer *self, CrispCall *call, gpointer data)
   announce (self, existed, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
 }
 
+/* In a thread: it waits for a Run, Stop or Remove of the same pod, and writes the record. */
+static void
+update_pod_resources_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__UpdatePodSandboxResourcesRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__UpdatePodSandboxResourcesRequest);
+  Runtime__V1__UpdatePodSandboxResourcesResponse resp
+      = RUNTIME__V1__UPDATE_POD_SANDBOX_RESOURCES_RESPONSE__INIT;
+  if (crisp_pod_service_update_resources (self->pods, req->pod_sandbox_id, req->overhead,
+                                          req->resources, &error))
+    crisp_call_finish (call, &resp.base);
+  else
+    crisp_call_fail (call, error);
+}
+
 static void
 handle_pod_sandbox_status (CrispServer *self, CrispCall *call)
 {
@@ -143,5 +159,6 @@ crisp_pod_handlers_init (CrispServer *self, GError **error)
   crisp_server_register (self, "PodSandboxStatus", handle_pod_sandbox_status);
   crisp_server_register (self, "ListPodSandbox", handle_list_pod_sandbox);
   crisp_server_register (self, "StreamPodSandboxes", handle_list_pod_sandbox);
+  crisp_server_register_in_thread (self, "UpdatePodSandboxResources", update_pod_resources_thread);
   return TRUE;
 }

@@ -8,6 +8,8 @@
 #include "pkg/container/container.h"
 #include "pkg/sandbox/sandbox.h"
 
+#include "crisp-oci.h"
+
 #include "crisp-base.h"
 
 #include <fcntl.h>
@@ -128,6 +130,38 @@ add_verbose_info (CrispServer *self, GPtrArray *info)
   crisp_health_add_info (self, info, add_info);
 }
 
+/* One entry per configured handler and one for the default (the empty name), each with
+ * what crisp honours for it (pkg/oci decides; no handler adds anything of its own yet). */
+static GPtrArray *
+runtime_handlers (CrispServer *self, Runtime__V1__RuntimeHandlerFeatures *features)
+{
+  CrispOciFeatures f;
+  crisp_oci_features (&f);
+  features->recursive_read_only_mounts = f.recursive_read_only_mounts;
+  features->user_namespaces = f.user_namespaces;
+  GPtrArray *list = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i <= self->config->runtimes->len; i++)
+    {
+      Runtime__V1__RuntimeHandler *h = g_new (Runtime__V1__RuntimeHandler, 1);
+      *h = (Runtime__V1__RuntimeHandler) RUNTIME__V1__RUNTIME_HANDLER__INIT;
+      const CrispRuntimeHandler *rh = i > 0 ? self->config->runtimes->pdata[i - 1] : NULL;
+      h->name = rh ? rh->name : (char *) "";
+      h->features = features;
+      g_ptr_array_add (list, h);
+    }
+  return list;
+}
+
+static void
+runtime_features (Runtime__V1__RuntimeFeatures *out)
+{
+  CrispOciFeatures f;
+  crisp_oci_features (&f);
+  out->supplemental_groups_policy = f.supplemental_groups_policy;
+  out->user_namespaces_host_network = f.user_namespaces_host_network;
+  out->mount_options = f.mount_options;
+}
+
 static void
 handle_status (CrispServer *self, CrispCall *call)
 {
@@ -158,6 +192,14 @@ handle_status (CrispServer *self, CrispCall *call)
     add_verbose_info (self, info);
   resp.n_info = info->len;
   resp.info = (Runtime__V1__StatusResponse__InfoEntry **) info->pdata;
+  Runtime__V1__RuntimeHandlerFeatures handler_features
+      = RUNTIME__V1__RUNTIME_HANDLER_FEATURES__INIT;
+  g_autoptr (GPtrArray) handlers = runtime_handlers (self, &handler_features);
+  resp.n_runtime_handlers = handlers->len;
+  resp.runtime_handlers = (Runtime__V1__RuntimeHandler **) handlers->pdata;
+  Runtime__V1__RuntimeFeatures features = RUNTIME__V1__RUNTIME_FEATURES__INIT;
+  runtime_features (&features);
+  resp.features = &features;
   crisp_call_finish (call, &resp.base);
 }
 

@@ -110,65 +110,65 @@ unified_value_is_valid (const char *v)
 }
 
 static gboolean
-validate_cpu (const Runtime__V1__LinuxContainerResources *r, GError **error)
+validate_cpu (const char *field, const Runtime__V1__LinuxContainerResources *r, GError **error)
 {
   if (r->cpu_period != 0 && (r->cpu_period < 1000 || r->cpu_period > 1000000))
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "resources: cpu_period %" G_GINT64_FORMAT " is outside 1000..1000000",
+                        "%s: cpu_period %" G_GINT64_FORMAT " is outside 1000..1000000", field,
                         r->cpu_period);
   if (r->cpu_quota != 0 && r->cpu_quota != -1 && r->cpu_quota < 1000)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "resources: cpu_quota %" G_GINT64_FORMAT " is below 1000", r->cpu_quota);
+                        "%s: cpu_quota %" G_GINT64_FORMAT " is below 1000", field, r->cpu_quota);
   if (r->cpu_shares != 0 && (r->cpu_shares < 2 || r->cpu_shares > 262144))
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "resources: cpu_shares %" G_GINT64_FORMAT " is outside 2..262144",
+                        "%s: cpu_shares %" G_GINT64_FORMAT " is outside 2..262144", field,
                         r->cpu_shares);
   if (r->cpuset_cpus && !cpuset_is_valid (r->cpuset_cpus))
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "resources: cpuset_cpus '%s' is not a CPU list", r->cpuset_cpus);
+                        "%s: cpuset_cpus '%s' is not a CPU list", field, r->cpuset_cpus);
   if (r->cpuset_mems && !cpuset_is_valid (r->cpuset_mems))
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "resources: cpuset_mems '%s' is not a node list", r->cpuset_mems);
+                        "%s: cpuset_mems '%s' is not a node list", field, r->cpuset_mems);
   return TRUE;
 }
 
 static gboolean
-validate_memory (const Runtime__V1__LinuxContainerResources *r, GError **error)
+validate_memory (const char *field, const Runtime__V1__LinuxContainerResources *r, GError **error)
 {
   if (r->memory_limit_in_bytes < 0)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "resources: memory_limit_in_bytes %" G_GINT64_FORMAT " is negative",
+                        "%s: memory_limit_in_bytes %" G_GINT64_FORMAT " is negative", field,
                         r->memory_limit_in_bytes);
   if (r->memory_swap_limit_in_bytes < -1
       || (r->memory_swap_limit_in_bytes > 0 && r->memory_limit_in_bytes > 0
           && r->memory_swap_limit_in_bytes < r->memory_limit_in_bytes))
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "resources: memory_swap_limit_in_bytes %" G_GINT64_FORMAT
+                        "%s: memory_swap_limit_in_bytes %" G_GINT64_FORMAT
                         " is below the memory limit or invalid",
-                        r->memory_swap_limit_in_bytes);
+                        field, r->memory_swap_limit_in_bytes);
   if (r->oom_score_adj < -1000 || r->oom_score_adj > 1000)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "resources: oom_score_adj %" G_GINT64_FORMAT " is outside -1000..1000",
+                        "%s: oom_score_adj %" G_GINT64_FORMAT " is outside -1000..1000", field,
                         r->oom_score_adj);
   return TRUE;
 }
 
 static gboolean
-validate_maps (const Runtime__V1__LinuxContainerResources *r, GError **error)
+validate_maps (const char *field, const Runtime__V1__LinuxContainerResources *r, GError **error)
 {
   if (r->n_hugepage_limits > MAX_HUGEPAGE_LIMITS)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "resources: more than %d hugepage_limits", MAX_HUGEPAGE_LIMITS);
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: more than %d hugepage_limits",
+                        field, MAX_HUGEPAGE_LIMITS);
   for (gsize i = 0; i < r->n_hugepage_limits; i++)
     if (r->hugepage_limits[i] == NULL || r->hugepage_limits[i]->page_size == NULL
         || !hugepage_size_is_valid (r->hugepage_limits[i]->page_size))
       return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                          "resources: hugepage_limits page_size '%s' is not like '2MB'",
+                          "%s: hugepage_limits page_size '%s' is not like '2MB'", field,
                           r->hugepage_limits[i] && r->hugepage_limits[i]->page_size
                               ? r->hugepage_limits[i]->page_size
                               : "");
   if (r->n_unified > MAX_UNIFIED)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "resources: more than %d unified",
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: more than %d unified", field,
                         MAX_UNIFIED);
   for (gsize i = 0; i < r->n_unified; i++)
     {
@@ -176,20 +176,68 @@ validate_maps (const Runtime__V1__LinuxContainerResources *r, GError **error)
       const char *v = r->unified[i] ? r->unified[i]->value : NULL;
       if (k == NULL || !unified_key_is_valid (k))
         return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                            "resources: unified key '%s' is not a cgroup file name", k ? k : "");
+                            "%s: unified key '%s' is not a cgroup file name", field, k ? k : "");
       if (v == NULL || !unified_value_is_valid (v))
         return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                            "resources: unified '%s' value is not a single line", k);
+                            "%s: unified '%s' value is not a single line", field, k);
     }
   return TRUE;
 }
 
 gboolean
-crisp_cgroups_validate_resources (const Runtime__V1__LinuxContainerResources *r, GError **error)
+crisp_cgroups_validate_field (const char *field, const Runtime__V1__LinuxContainerResources *r,
+                              GError **error)
 {
   if (r == NULL)
     return TRUE;
-  return validate_cpu (r, error) && validate_memory (r, error) && validate_maps (r, error);
+  return validate_cpu (field, r, error) && validate_memory (field, r, error)
+         && validate_maps (field, r, error);
+}
+
+gboolean
+crisp_cgroups_validate_resources (const Runtime__V1__LinuxContainerResources *r, GError **error)
+{
+  return crisp_cgroups_validate_field ("resources", r, error);
+}
+
+/* base's hugepage limits of a size that update does not name. */
+static Runtime__V1__HugepageLimit **
+hugepages_kept (const Runtime__V1__LinuxContainerResources *base,
+                const Runtime__V1__LinuxContainerResources *update, size_t *out_n)
+{
+  Runtime__V1__HugepageLimit **kept
+      = g_new0 (Runtime__V1__HugepageLimit *, base->n_hugepage_limits + 1);
+  *out_n = 0;
+  for (size_t i = 0; i < base->n_hugepage_limits; i++)
+    {
+      gboolean named = FALSE;
+      for (size_t j = 0; j < update->n_hugepage_limits && !named; j++)
+        named
+            = g_strcmp0 (base->hugepage_limits[i]->page_size, update->hugepage_limits[j]->page_size)
+              == 0;
+      if (!named)
+        kept[(*out_n)++] = base->hugepage_limits[i];
+    }
+  return kept;
+}
+
+Runtime__V1__LinuxContainerResources *
+crisp_cgroups_resources_merge (const Runtime__V1__LinuxContainerResources *base,
+                               const Runtime__V1__LinuxContainerResources *update)
+{
+  /* Protobuf's own merge: a message parsed from two encodings takes the second's non-zero
+   * scalars and strings, and the union of the maps with the second winning; only the repeated
+   * hugepage limits would be appended, so base keeps just the sizes update leaves alone. */
+  Runtime__V1__LinuxContainerResources b = *base;
+  g_autofree Runtime__V1__HugepageLimit **kept
+      = hugepages_kept (base, update, &b.n_hugepage_limits);
+  b.hugepage_limits = kept;
+  size_t n1 = runtime__v1__linux_container_resources__get_packed_size (&b);
+  size_t n2 = runtime__v1__linux_container_resources__get_packed_size (update);
+  g_autofree guint8 *buf = g_malloc (n1 + n2 + 1);
+  runtime__v1__linux_container_resources__pack (&b, buf);
+  runtime__v1__linux_container_resources__pack (update, buf + n1);
+  return runtime__v1__linux_container_resources__unpack (NULL, n1 + n2, buf);
 }
 
 /* Writes value into dir/file, which must exist (cgroup files are never created); O_TRUNC is

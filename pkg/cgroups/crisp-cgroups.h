@@ -98,9 +98,14 @@ gboolean crisp_cgroups_parse_stat (const char *text, const char *key, guint64 *o
  * cpu_quota 0, -1 or >= 1000, cpu_shares 0 or 2..262144, memory limits >= 0 (swap -1 =
  * unlimited), oom_score_adj -1000..1000, cpuset lists of digits, ',' and '-', hugepage sizes
  * like "2MB", unified keys "<controller>.<file>" with single-line values; bounded counts.
- * INVALID_ARGUMENT naming the field and value. */
+ * INVALID_ARGUMENT naming the field and value.  NULL is valid. */
 gboolean crisp_cgroups_validate_resources (const Runtime__V1__LinuxContainerResources *r,
                                            GError **error);
+/* The same checks for a message the request names otherwise ("overhead"): errors start with
+ * field instead of "resources". */
+gboolean crisp_cgroups_validate_field (const char *field,
+                                       const Runtime__V1__LinuxContainerResources *r,
+                                       GError **error);
 
 /* cgroup v1 to v2 conversions (as runc and crun do them). */
 guint64 crisp_cgroups_shares_to_weight (guint64 shares); /* 0 -> 0 (unset), 2..262144 -> 1..10000 */
@@ -119,6 +124,13 @@ char *crisp_cgroups_swap_max (gint64 memory_limit, gint64 memory_swap_limit);
  * Zero fields are left alone.  Validates r first.  NOT_FOUND when the cgroup is gone. */
 gboolean crisp_cgroups_update (CrispCgroups *cg, const char *rel_path,
                                const Runtime__V1__LinuxContainerResources *r, GError **error);
+
+/* What the cgroup holds after crisp_cgroups_update (base, then update) as one message: update's
+ * non-zero fields over base's, unified keys and hugepage sizes merged.  Free it with
+ * protobuf_c_message_free_unpacked. */
+Runtime__V1__LinuxContainerResources *
+crisp_cgroups_resources_merge (const Runtime__V1__LinuxContainerResources *base,
+                               const Runtime__V1__LinuxContainerResources *update);
 
 /* This process's cgroup path in the v1 hierarchy holding controller (or the v2 path when
  * controller is NULL), from /proc/self/cgroup; e.g. "/process_api/…" for "memory". */

@@ -11,6 +11,7 @@
 #include "pkg/image/image-service.h"
 #include "pkg/sandbox/sandbox.h"
 #include "pkg/store/store.h"
+#include "proto/proto-copy.h"
 
 G_BEGIN_DECLS
 
@@ -22,6 +23,9 @@ typedef enum
   CRISP_CONTAINER_EXITED,
   CRISP_CONTAINER_REMOVING, /* RemoveContainer in progress (finished at start-up) */
 } CrispContainerState;
+
+/* The most additional gids a record may give a container (the spec builder allows 1024). */
+#define CRISP_CONTAINER_MAX_GIDS 4096
 
 /* A container. Identity fields never change after creation; `state`, the times, the exit
  * facts and `resources` change under the service lock, and every operation on one container
@@ -63,6 +67,11 @@ typedef struct
   guint64 monitor_start_time;
   int monitor_version;
   JsonNode *resources; /* the linux resources last applied, as JSON (for status) */
+  /* The process's user as the spec crisp wrote has it (ContainerStatus.user), set once at
+   * create; has_user is FALSE for a record written before crisp kept it. */
+  gboolean has_user;
+  guint32 uid, gid;
+  GArray *gids; /* guint32: the additional gids, the primary one included */
   GMutex op_lock;
 } CrispContainer;
 
@@ -97,6 +106,9 @@ CrispContainer *crisp_container_new (void);
 JsonNode *crisp_container_to_json (CrispContainer *c);
 CrispContainer *crisp_container_from_json (const char *id, JsonNode *node, GError **error);
 const char *crisp_container_state_to_string (CrispContainerState state);
+/* Takes the user from an OCI process.user object ({"uid", "gid", "additionalGids"}); FALSE,
+ * and c unchanged, when it is not one. */
+gboolean crisp_container_set_user (CrispContainer *c, JsonNode *user);
 char *crisp_container_name_key (const char *pod_id, const char *name, guint32 attempt);
 
 /* Paths of one container. */
@@ -134,8 +146,6 @@ typedef struct
   char *value;
 } CrispProtoStringEntry;
 
-/* A deep copy through the wire format: the simplest correct copy for protobuf-c. */
-void *crisp_proto_dup (const ProtobufCMessage *m);
 /* Copies a map's entries into entries of another map type (desc), malloc'd. */
 void *crisp_proto_copy_map (size_t n, void *const *src, const ProtobufCMessageDescriptor *desc,
                             size_t *out_n);

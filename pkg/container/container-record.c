@@ -57,6 +57,8 @@ crisp_container_unref (CrispContainer *c)
   g_free (c->message);
   if (c->resources)
     json_node_unref (c->resources);
+  if (c->gids)
+    g_array_unref (c->gids);
   g_mutex_clear (&c->op_lock);
   g_free (c);
 }
@@ -81,6 +83,60 @@ add_int (JsonBuilder *b, const char *key, gint64 value)
 {
   json_builder_set_member_name (b, key);
   json_builder_add_int_value (b, value);
+}
+
+static void
+add_user (JsonBuilder *b, const CrispContainer *c)
+{
+  json_builder_set_member_name (b, "user");
+  json_builder_begin_object (b);
+  add_int (b, "uid", c->uid);
+  add_int (b, "gid", c->gid);
+  json_builder_set_member_name (b, "additionalGids");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < c->gids->len; i++)
+    json_builder_add_int_value (b, g_array_index (c->gids, guint32, i));
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+}
+
+/* An id as the OCI spec has them: an integer of 0..2^32-1. */
+static gboolean
+get_id (JsonNode *n, guint32 *out)
+{
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64
+      || json_node_get_int (n) < 0 || json_node_get_int (n) > G_MAXUINT32)
+    return FALSE;
+  *out = (guint32) json_node_get_int (n);
+  return TRUE;
+}
+
+gboolean
+crisp_container_set_user (CrispContainer *c, JsonNode *user)
+{
+  JsonObject *o = user && JSON_NODE_HOLDS_OBJECT (user) ? json_node_get_object (user) : NULL;
+  JsonNode *gids = o ? json_object_get_member (o, "additionalGids") : NULL;
+  JsonArray *a = gids && JSON_NODE_HOLDS_ARRAY (gids) ? json_node_get_array (gids) : NULL;
+  guint32 uid = 0, gid = 0;
+  if (o == NULL || !get_id (json_object_get_member (o, "uid"), &uid)
+      || !get_id (json_object_get_member (o, "gid"), &gid)
+      || (a != NULL && json_array_get_length (a) > CRISP_CONTAINER_MAX_GIDS))
+    return FALSE;
+  g_autoptr (GArray) list = g_array_new (FALSE, FALSE, sizeof (guint32));
+  for (guint i = 0; a != NULL && i < json_array_get_length (a); i++)
+    {
+      guint32 g = 0;
+      if (!get_id (json_array_get_element (a, i), &g))
+        return FALSE;
+      g_array_append_val (list, g);
+    }
+  if (c->gids)
+    g_array_unref (c->gids);
+  c->gids = g_steal_pointer (&list);
+  c->uid = uid;
+  c->gid = gid;
+  c->has_user = TRUE;
+  return TRUE;
 }
 
 static char *
@@ -131,6 +187,8 @@ crisp_container_to_json (CrispContainer *c)
       json_builder_set_member_name (b, "resources");
       json_builder_add_value (b, json_node_copy (c->resources));
     }
+  if (c->has_user)
+    add_user (b, c);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -225,6 +283,9 @@ crisp_container_from_json (const char *id, JsonNode *node, GError **error)
   JsonNode *res = json_object_get_member (o, "resources");
   if (res != NULL && JSON_NODE_HOLDS_OBJECT (res))
     c->resources = json_node_copy (res);
+  JsonNode *user = json_object_get_member (o, "user");
+  if (user != NULL && !crisp_container_set_user (c, user))
+    g_warning ("container %s: its record's user is not valid, not reporting it", id);
   if (c->runtime_path == NULL || c->image_id == NULL)
     return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "container record is incomplete"), NULL;
   return g_steal_pointer (&c);

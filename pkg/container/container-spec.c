@@ -29,6 +29,16 @@ pod_file (CrispPod *pod, const char *name)
   return g_file_test (path, G_FILE_TEST_EXISTS) ? g_steal_pointer (&path) : NULL;
 }
 
+/* spec.<a>.<b>, or NULL. */
+static JsonNode *
+spec_member (JsonNode *spec, const char *a, const char *b)
+{
+  JsonObject *o = JSON_NODE_HOLDS_OBJECT (spec) ? json_node_get_object (spec) : NULL;
+  JsonNode *n = o ? json_object_get_member (o, a) : NULL;
+  return n && JSON_NODE_HOLDS_OBJECT (n) ? json_object_get_member (json_node_get_object (n), b)
+                                         : NULL;
+}
+
 static gboolean
 write_spec (const char *bundle, JsonNode *spec, GError **error)
 {
@@ -93,6 +103,8 @@ crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, Crisp
     return FALSE;
   g_free (c->stop_signal);
   c->stop_signal = g_strdup_printf ("%d", sig);
+  if (!crisp_container_set_user (c, spec_member (spec, "process", "user")))
+    return crisp_throw (error, CRISP_ERROR_INTERNAL, "the spec built has no valid process.user");
   if (!crisp_cgroups_container_path (svc->cgroup_driver, pod->cgroup_parent, c->id, NULL,
                                      &c->cgroup_path, error))
     return FALSE;

@@ -39,14 +39,16 @@ crisp_container_service_update_resources (CrispContainerService *svc,
     ok = crisp_cgroups_update (svc->cgroups, c->cgroup_path, req->linux, error);
   if (ok)
     {
-      /* Status reports what was last applied: keep it in the record's config. */
+      /* Status reports what the cgroup now holds: keep it in the record's config. */
       g_mutex_lock (&svc->lock);
       Runtime__V1__LinuxContainerConfig *linux = c->config->linux;
       if (linux != NULL)
         {
-          if (linux->resources)
-            protobuf_c_message_free_unpacked (&linux->resources->base, NULL);
-          linux->resources = crisp_proto_dup (&req->linux->base);
+          Runtime__V1__LinuxContainerResources *old = linux->resources;
+          linux->resources = old ? crisp_cgroups_resources_merge (old, req->linux)
+                                 : crisp_proto_dup (&req->linux->base);
+          if (old)
+            protobuf_c_message_free_unpacked (&old->base, NULL);
         }
       g_mutex_unlock (&svc->lock);
       ok = crisp_container_save (svc, c, error);
@@ -100,6 +102,32 @@ layer_usage (CrispContainerService *svc, CrispContainer *c, guint64 *bytes, guin
       return;
     }
   walk_usage (fd, st.st_dev, 0, bytes, inodes);
+}
+
+gboolean
+crisp_container_service_layers_usage (CrispContainerService *svc, const char *image_fs,
+                                      char **out_mountpoint, guint64 *out_bytes,
+                                      guint64 *out_inodes, GError **error)
+{
+  const char *dir = crisp_store_path (svc->store);
+  struct stat mine, theirs;
+  if (stat (dir, &mine) < 0)
+    return crisp_throw_errno (error, errno, "measuring '%s'", dir);
+  guint64 total = 0, count = 0;
+  g_autoptr (GPtrArray) all = crisp_container_snapshot (svc, NULL);
+  for (guint i = 0; i < all->len; i++)
+    {
+      guint64 bytes = 0, inodes = 0;
+      layer_usage (svc, all->pdata[i], &bytes, &inodes);
+      total += bytes;
+      count += inodes;
+    }
+  /* The kubelet takes two different mountpoints for a split image filesystem (KEP 4191). */
+  gboolean same = image_fs && stat (image_fs, &theirs) == 0 && theirs.st_dev == mine.st_dev;
+  *out_mountpoint = g_strdup (same ? image_fs : dir);
+  *out_bytes = total;
+  *out_inodes = count;
+  return TRUE;
 }
 
 static Runtime__V1__ContainerStats *

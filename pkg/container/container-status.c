@@ -33,17 +33,6 @@ crisp_proto_copy_map (size_t n, void *const *src, const ProtobufCMessageDescript
   return dst;
 }
 
-void *
-crisp_proto_dup (const ProtobufCMessage *m)
-{
-  if (m == NULL)
-    return NULL;
-  size_t len = protobuf_c_message_get_packed_size (m);
-  g_autofree uint8_t *buf = g_malloc (len ? len : 1);
-  protobuf_c_message_pack (m, buf);
-  return protobuf_c_message_unpack (m->descriptor, NULL, len, buf);
-}
-
 Runtime__V1__ContainerState
 crisp_container_cri_state (CrispContainerState state)
 {
@@ -119,6 +108,37 @@ status_resources (CrispContainer *c)
   return r;
 }
 
+/* The identity the spec gave the container's first process; NULL when the record predates
+ * crisp keeping it. */
+static Runtime__V1__ContainerUser *
+status_user (CrispContainer *c)
+{
+  if (!c->has_user)
+    return NULL;
+  Runtime__V1__LinuxContainerUser *l = malloc (sizeof *l);
+  runtime__v1__linux_container_user__init (l);
+  l->uid = c->uid;
+  l->gid = c->gid;
+  l->n_supplemental_groups = c->gids->len;
+  l->supplemental_groups = malloc ((c->gids->len ? c->gids->len : 1) * sizeof (int64_t));
+  for (guint i = 0; i < c->gids->len; i++)
+    l->supplemental_groups[i] = g_array_index (c->gids, guint32, i);
+  Runtime__V1__ContainerUser *u = malloc (sizeof *u);
+  runtime__v1__container_user__init (u);
+  u->linux = l;
+  return u;
+}
+
+/* The signal StopContainer sends first, as crisp chose it at create. */
+static Runtime__V1__Signal
+status_stop_signal (CrispContainer *c)
+{
+  int sig = 0;
+  if (c->stop_signal == NULL || crisp_signal_parse (c->stop_signal, &sig) < 0)
+    return RUNTIME__V1__SIGNAL__SIGNAL_RUNTIME_DEFAULT;
+  return crisp_oci_signal_to_cri (sig);
+}
+
 Runtime__V1__ContainerStatusResponse *
 crisp_container_build_status (CrispContainerService *svc, CrispContainer *c, gboolean verbose)
 {
@@ -149,6 +169,8 @@ crisp_container_build_status (CrispContainerService *svc, CrispContainer *c, gbo
     st->mounts[i] = crisp_proto_dup (&cfg->mounts[i]->base);
   st->log_path = strdup (c->log_path ? c->log_path : "");
   st->resources = status_resources (c);
+  st->user = status_user (c);
+  st->stop_signal = status_stop_signal (c);
 
   Runtime__V1__ContainerStatusResponse *resp = malloc (sizeof *resp);
   runtime__v1__container_status_response__init (resp);

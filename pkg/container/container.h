@@ -86,6 +86,14 @@ crisp_container_service_update_resources (CrispContainerService *svc,
                                           const Runtime__V1__UpdateContainerResourcesRequest *req,
                                           GError **error);
 
+/* ImageFsInfo's container filesystem: the blocks and inodes of every container's writable
+ * layer (the sum of their ContainerStats writable_layer figures), and where they live: the
+ * image filesystem's mountpoint image_fs when they share one filesystem, so the kubelet does
+ * not take one disk for a split image filesystem, else crisp's container store. */
+gboolean crisp_container_service_layers_usage (CrispContainerService *svc, const char *image_fs,
+                                               char **out_mountpoint, guint64 *out_bytes,
+                                               guint64 *out_inodes, GError **error);
+
 Runtime__V1__ContainerStatsResponse *crisp_container_service_stats (CrispContainerService *svc,
                                                                     const char *id, GError **error);
 Runtime__V1__ListContainerStatsResponse *

@@ -71,6 +71,19 @@ typedef struct
   GPtrArray *notes;
 } CrispOciInput;
 
+/* What the spec builder honours, for Status's runtime features; each is set where its
+ * feature is built, and stays FALSE while the builder refuses the request fields it needs. */
+typedef struct
+{
+  gboolean recursive_read_only_mounts;   /* Mount.recursive_read_only */
+  gboolean user_namespaces;              /* userns_options mode POD, with id-mapped mounts */
+  gboolean user_namespaces_host_network; /* both at once */
+  gboolean supplemental_groups_policy;   /* Strict besides Merge (ContainerStatus.user too) */
+  gboolean mount_options;                /* Mount.mount_options: noexec, nodev, nosuid */
+} CrispOciFeatures;
+
+void crisp_oci_features (CrispOciFeatures *out);
+
 /* Builds the whole config.json.  On success *out_spec is a new JSON object node the caller
  * owns.  Errors: INVALID_ARGUMENT for anything wrong in the request or image config (naming
  * the field), FAILED_PRECONDITION when the pod lacks what the request needs (a pid namespace
@@ -89,5 +102,8 @@ const char *const *crisp_oci_default_readonly_paths (void);
  * INVALID_ARGUMENT for a value that is not a signal. */
 gboolean crisp_oci_stop_signal (const Runtime__V1__ContainerConfig *config,
                                 JsonObject *image_config, int *out_signal, GError **error);
+/* The CRI's name for signal number sig, the inverse of how stop_signal is read;
+ * SIGNAL_RUNTIME_DEFAULT for a number the CRI has no name for (32, 33, out of range). */
+Runtime__V1__Signal crisp_oci_signal_to_cri (int sig);
 
 G_END_DECLS

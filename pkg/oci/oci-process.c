@@ -249,6 +249,20 @@ cri_signal (Runtime__V1__Signal value, int *out)
          && crisp_signal_parse (v->name + strlen ("SIGNAL_"), out) == 0;
 }
 
+Runtime__V1__Signal
+crisp_oci_signal_to_cri (int sig)
+{
+  if (sig >= CRISP_SIGNAL_RTMIN && sig <= CRISP_SIGNAL_MAX)
+    return RUNTIME__V1__SIGNAL__SIGNAL_SIGRTMIN + (sig - CRISP_SIGNAL_RTMIN);
+  char name[CRISP_SIGNAL_NAME_MAX], cri[CRISP_SIGNAL_NAME_MAX + 8];
+  if (crisp_signal_format (sig, name) < 0)
+    return RUNTIME__V1__SIGNAL__SIGNAL_RUNTIME_DEFAULT;
+  g_snprintf (cri, sizeof cri, "SIGNAL_%s", name);
+  const ProtobufCEnumValue *v
+      = protobuf_c_enum_descriptor_get_value_by_name (&runtime__v1__signal__descriptor, cri);
+  return v != NULL ? (Runtime__V1__Signal) v->value : RUNTIME__V1__SIGNAL__SIGNAL_RUNTIME_DEFAULT;
+}
+
 gboolean
 crisp_oci_stop_signal (const Runtime__V1__ContainerConfig *config, JsonObject *image_config,
                        int *out_signal, GError **error)

@@ -129,6 +129,21 @@ build_process (const CrispOciInput *in, JsonObject *spec, JsonObject *linux_obj,
          && crisp_oci_build_security (in, process, linux_obj, privileged, error);
 }
 
+void
+crisp_oci_features (CrispOciFeatures *out)
+{
+  *out = (CrispOciFeatures){
+    /* oci-mounts.c refuses recursive_read_only; oci-linux.c and pod-config.c refuse user
+     * namespaces; mount_options are not read at all */
+    .recursive_read_only_mounts = FALSE,
+    .user_namespaces = FALSE,
+    .user_namespaces_host_network = FALSE,
+    .mount_options = FALSE,
+    /* oci-user.c: Strict leaves the image's /etc/group memberships out */
+    .supplemental_groups_policy = TRUE,
+  };
+}
+
 gboolean
 crisp_oci_spec_build (const CrispOciInput *in, JsonNode **out_spec, GError **error)
 {

@@ -5,6 +5,7 @@
 #include "sandbox-private.h"
 
 #include "crisp-base.h"
+#include "crisp-cgroups.h"
 #include "crisp-error.h"
 
 #include <limits.h>
@@ -329,6 +330,16 @@ validate_ports (const Runtime__V1__PodSandboxConfig *config, GError **error)
   return TRUE;
 }
 
+/* The pod-level resources a kubelet reports (the same checks as UpdatePodSandboxResources). */
+static gboolean
+validate_pod_resources (const Runtime__V1__LinuxPodSandboxConfig *l, GError **error)
+{
+  return l == NULL
+         || (crisp_cgroups_validate_field ("sandbox config: linux.overhead", l->overhead, error)
+             && crisp_cgroups_validate_field ("sandbox config: linux.resources", l->resources,
+                                              error));
+}
+
 /* Rules checked on requests only.  A record read back (no cgroup driver) was accepted by the
  * crisp that made it: failing it on a rule added since, or on a link that appeared in its log
  * directory, would lose a running pod at start-up. */
@@ -345,7 +356,8 @@ validate_request_only (const Runtime__V1__PodSandboxConfig *config, GError **err
                                         (void *const *) config->annotations, config->n_annotations,
                                         CRISP_ANNOTATIONS_MAX, error)
          && crisp_pod_config_check_log_directory ("sandbox config: log_directory",
-                                                  config->log_directory, error);
+                                                  config->log_directory, error)
+         && validate_pod_resources (config->linux, error);
 }
 
 gboolean

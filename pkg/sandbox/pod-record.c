@@ -6,6 +6,7 @@
 
 #include "crisp-base.h"
 #include "crisp-error.h"
+#include "proto/proto-copy.h"
 
 #include <string.h>
 
@@ -35,15 +36,6 @@ state_from_string (const char *s, CrispPodState *out)
   return FALSE;
 }
 
-static Runtime__V1__PodSandboxConfig *
-config_copy (const Runtime__V1__PodSandboxConfig *config)
-{
-  size_t len = protobuf_c_message_get_packed_size (&config->base);
-  g_autofree guint8 *buf = g_malloc (len ? len : 1);
-  protobuf_c_message_pack (&config->base, buf);
-  return runtime__v1__pod_sandbox_config__unpack (NULL, len, buf);
-}
-
 CrispPod *
 crisp_pod_new (const char *id, const Runtime__V1__PodSandboxConfig *config,
                const char *runtime_handler)
@@ -51,7 +43,7 @@ crisp_pod_new (const char *id, const Runtime__V1__PodSandboxConfig *config,
   CrispPod *pod = g_new0 (CrispPod, 1);
   pod->ref_count = 1;
   pod->id = g_strdup (id);
-  pod->config = config ? config_copy (config) : NULL;
+  pod->config = config ? crisp_proto_dup (&config->base) : NULL;
   pod->runtime_handler = g_strdup (runtime_handler ? runtime_handler : "");
   pod->ips = g_new0 (char *, 1);
   g_mutex_init (&pod->op_lock);

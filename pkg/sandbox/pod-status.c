@@ -114,12 +114,67 @@ linux_status (CrispPod *pod)
   return l;
 }
 
+static void
+set_int_unless_zero (JsonObject *o, const char *name, gint64 value)
+{
+  if (value != 0)
+    json_object_set_int_member (o, name, value);
+}
+
+/* A LinuxContainerResources as JSON, under the CRI's field names; zero fields are left out. */
+static JsonNode *
+resources_to_json (const Runtime__V1__LinuxContainerResources *r)
+{
+  g_autoptr (JsonObject) o = json_object_new (); /* the node takes a reference of its own */
+  set_int_unless_zero (o, "cpu_period", r->cpu_period);
+  set_int_unless_zero (o, "cpu_quota", r->cpu_quota);
+  set_int_unless_zero (o, "cpu_shares", r->cpu_shares);
+  set_int_unless_zero (o, "memory_limit_in_bytes", r->memory_limit_in_bytes);
+  set_int_unless_zero (o, "oom_score_adj", r->oom_score_adj);
+  set_int_unless_zero (o, "memory_swap_limit_in_bytes", r->memory_swap_limit_in_bytes);
+  if (r->cpuset_cpus && *r->cpuset_cpus)
+    json_object_set_string_member (o, "cpuset_cpus", r->cpuset_cpus);
+  if (r->cpuset_mems && *r->cpuset_mems)
+    json_object_set_string_member (o, "cpuset_mems", r->cpuset_mems);
+  JsonArray *huge = json_array_new ();
+  for (size_t i = 0; i < r->n_hugepage_limits; i++)
+    {
+      JsonObject *h = json_object_new ();
+      json_object_set_string_member (h, "page_size", r->hugepage_limits[i]->page_size);
+      json_object_set_int_member (h, "limit", (gint64) r->hugepage_limits[i]->limit);
+      json_array_add_object_element (huge, h);
+    }
+  json_object_set_array_member (o, "hugepage_limits", huge);
+  JsonObject *unified = json_object_new ();
+  for (size_t i = 0; i < r->n_unified; i++)
+    json_object_set_string_member (unified, r->unified[i]->key, r->unified[i]->value);
+  json_object_set_object_member (o, "unified", unified);
+  return json_node_init_object (json_node_alloc (), o);
+}
+
+/* The pod-level overhead and resources the kubelet last reported (RunPodSandbox or
+ * UpdatePodSandboxResources); null when it gave none. */
+static void
+add_pod_resources (JsonObject *o, CrispPod *pod)
+{
+  const Runtime__V1__LinuxPodSandboxConfig *l = pod->config->linux;
+  if (l != NULL && l->overhead != NULL)
+    json_object_set_member (o, "overhead", resources_to_json (l->overhead));
+  else
+    json_object_set_null_member (o, "overhead");
+  if (l != NULL && l->resources != NULL)
+    json_object_set_member (o, "resources", resources_to_json (l->resources));
+  else
+    json_object_set_null_member (o, "resources");
+}
+
 static char *
 verbose_info (CrispPodService *svc, CrispPod *pod)
 {
   g_autoptr (JsonNode) rec = crisp_pod_to_json (pod);
   JsonObject *o = json_node_get_object (rec);
   json_object_remove_member (o, "config");
+  add_pod_resources (o, pod);
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) net = crisp_store_load (svc->store, pod->id, "network.json", NULL);
   if (net != NULL)

@@ -30,8 +30,9 @@ typedef enum
 } CrispPodState;
 
 /* A pod.  After RunPodSandbox returns only `state`, `ips`, the namespace paths, `shm_path`
- * and `pause_pid` change (StopPodSandbox clears them); they are written under the service's
- * lock and the pod's op_lock, so read them holding either. */
+ * and `pause_pid` change (StopPodSandbox clears them), and `config->linux` with its overhead
+ * and resources (UpdatePodSandboxResources); they are written under the service's lock and
+ * the pod's op_lock, so read them holding either.  The rest of `config` never changes. */
 typedef struct _CrispPod
 {
   gint ref_count;
@@ -110,6 +111,16 @@ gboolean crisp_pod_service_stop (CrispPodService *svc, const char *id, GCancella
                                  GError **error);
 gboolean crisp_pod_service_remove (CrispPodService *svc, const char *id, GCancellable *cancellable,
                                    GError **error);
+
+/* UpdatePodSandboxResources: checks overhead and resources as UpdateContainerResources checks
+ * its resources (INVALID_ARGUMENT naming the field and value), then keeps both (NULL: none) in
+ * the pod's config and record, replacing what RunPodSandbox or an earlier update gave.
+ * NOT_FOUND for an unknown pod, FAILED_PRECONDITION unless it is ready; nothing changes on
+ * failure.  The pod's cgroup is the kubelet's and is not written. */
+gboolean crisp_pod_service_update_resources (CrispPodService *svc, const char *id,
+                                             const Runtime__V1__LinuxContainerResources *overhead,
+                                             const Runtime__V1__LinuxContainerResources *resources,
+                                             GError **error);
 
 /* Responses built from malloc'd memory: free with protobuf_c_message_free_unpacked (m, NULL). */
 Runtime__V1__PodSandboxStatusResponse *

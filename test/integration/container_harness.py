@@ -123,6 +123,25 @@ def cgroups_of(pid):
     return paths
 
 
+def remove_cgroup(name, attempts=100):
+    """Removes the cgroup at NAME (a path below each hierarchy, e.g. "/crisp-test-1") from
+    every hierarchy (and the v2 root), waiting for it to empty; returns the directories
+    still there."""
+    root = "/sys/fs/cgroup"
+    dirs = [os.path.join(root, name.strip("/"))]
+    dirs += [os.path.join(root, h, name.strip("/")) for h in os.listdir(root)
+             if not os.path.islink(os.path.join(root, h))]
+    for d in dirs:
+        for _ in range(attempts):
+            if not os.path.isdir(d):
+                break
+            try:
+                os.rmdir(d)
+            except OSError:
+                time.sleep(0.05)
+    return [d for d in dirs if os.path.isdir(d)]
+
+
 def memory_cgroup(pid):
     return cgroups_of(pid).get("memory")
 

@@ -5,6 +5,7 @@ ExecSync, ContainerStatus, ListContainers filters, UpdateContainerResources, and
 images interact with their containers.  After every test no monitor, mount or cgroup is left
 (the cenv fixture checks)."""
 import os
+import subprocess
 import time
 
 import grpc
@@ -12,7 +13,7 @@ import pytest
 
 from container_harness import (GRACEFUL, MiB, SLEEPER, STUBBORN, alive, cenv,  # noqa: F401
                                log_lines, memory_cgroup, monitors, parse_log, pids_with_argv,
-                               read_int, rpc_error, ts_ns, wait_for)
+                               read_int, remove_cgroup, rpc_error, ts_ns, wait_for)
 from cri_client import pb
 
 NS = 10**9
@@ -492,6 +493,33 @@ def test_container_status_fields(cenv, tmp_path):
     assert dict(listed.labels) == labels and dict(listed.annotations) == annotations
 
 
+def test_container_status_image_id_and_ref(cenv):
+    """image_id is the image's id, the very string PullImage answered; image_ref a digested
+    reference to it (a repo digest), as the proto comments say."""
+    pulled = cenv.c.call("PullImage", pb.PullImageRequest(image=pb.ImageSpec(image=cenv.busybox)),
+                         timeout=120).image_ref
+    image = cenv.c.call("ImageStatus",
+                        pb.ImageStatusRequest(image=pb.ImageSpec(image=cenv.busybox))).image
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "img", command=SLEEPER)
+    st = cenv.status(cid).status
+    assert st.image_id == pulled == image.id and image.id.startswith("sha256:")
+    assert st.image_ref == image.repo_digests[0] and "@sha256:" in st.image_ref
+    listed = cenv.list(id=cid)[0]
+    assert (listed.image_id, listed.image_ref) == (st.image_id, st.image_ref)
+
+
+def test_container_status_stop_signal(cenv):
+    """The signal StopContainer sends first: the request's, else the image's, else SIGTERM."""
+    pod = cenv.run_pod()
+    plain = cenv.create(pod, "plain", command=SLEEPER)
+    image = cenv.create(pod, "image", image=cenv.image("stopsig"), command=SLEEPER)
+    asked = cenv.create(pod, "asked", command=SLEEPER, stop_signal=pb.SIGNAL_SIGRTMINPLUS1)
+    assert cenv.status(plain).status.stop_signal == pb.SIGNAL_SIGTERM
+    assert cenv.status(image).status.stop_signal == pb.SIGNAL_SIGUSR1
+    assert cenv.status(asked).status.stop_signal == pb.SIGNAL_SIGRTMINPLUS1
+
+
 def read_argv(pid):
     with open("/proc/%d/cmdline" % pid, "rb") as f:
         return [a.decode() for a in f.read().split(b"\0")[:-1]]
@@ -545,6 +573,16 @@ def test_update_container_resources(cenv):
     st = cenv.status(cid).status
     assert st.resources.linux.memory_limit_in_bytes == 48 * MiB
     assert st.resources.linux.cpu_quota == 20000
+    # An update naming one field leaves the others in the cgroup, and so in the status.
+    cenv.c.call("UpdateContainerResources", pb.UpdateContainerResourcesRequest(
+        container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=40 * MiB)))
+    assert read_int(os.path.join(mem, "memory.limit_in_bytes")) == 40 * MiB
+    st = cenv.status(cid).status.resources.linux
+    assert (st.memory_limit_in_bytes, st.cpu_quota, st.cpu_shares) == (40 * MiB, 20000, 256)
+    if cpu:
+        assert read_int(os.path.join(cpu, "cpu.cfs_quota_us")) == 20000
+    cenv.d.restart()
+    assert cenv.status(cid).status.resources.linux == st
 
 
 def test_update_resources_of_an_unknown_container_is_not_found(cenv):
@@ -553,6 +591,51 @@ def test_update_resources_of_an_unknown_container_is_not_found(cenv):
                         container_id="a" * 64,
                         linux=pb.LinuxContainerResources(memory_limit_in_bytes=64 * MiB)))
     assert err.code() == grpc.StatusCode.NOT_FOUND
+
+
+# ---- ImageFsInfo ----
+
+def du(path):
+    """(bytes in blocks, inodes) below path, the top directory itself left out, as du -s."""
+    b = int(subprocess.run(["du", "-s", "-B1", path], check=True, capture_output=True,
+                           text=True).stdout.split()[0])
+    i = int(subprocess.run(["du", "-s", "--inodes", path], check=True, capture_output=True,
+                           text=True).stdout.split()[0])
+    return b - os.lstat(path).st_blocks * 512, i - 1
+
+
+def test_image_fs_info_reports_images_and_writable_layers(cenv):
+    pod = cenv.run_pod()
+    cids = [cenv.run(pod, "w%d" % n, command=["sh", "-c", "dd if=/dev/zero of=/big bs=1M "
+                                                        "count=%d; mkdir -p /d/e; sleep 3600"
+                                                 % (4 * (n + 1))])
+            for n in range(2)]
+    uppers = [os.path.join(cenv.d.root, "containers", cid, "upper") for cid in cids]
+    wait_for(lambda: all(du(u)[0] >= 4 * (n + 1) * MiB for n, u in enumerate(uppers)),
+             what="the writes")
+    resp = cenv.c.call("ImageFsInfo", pb.ImageFsInfoRequest())
+    [image], [layers] = resp.image_filesystems, resp.container_filesystems
+    storage = os.path.join(cenv.d.root, "storage")
+    assert image.fs_id.mountpoint == storage
+    # One filesystem for both: the same mountpoint, or the kubelet would see a split one.
+    assert layers.fs_id.mountpoint == storage
+    assert os.stat(storage).st_dev == os.stat(uppers[0]).st_dev
+    now = time.time_ns()
+    assert now - 60 * NS < image.timestamp <= now and now - 60 * NS < layers.timestamp <= now
+    used, inodes = du(storage)
+    assert abs(image.used_bytes.value - used) <= 64 * 1024, (image.used_bytes.value, used)
+    assert abs(image.inodes_used.value - inodes) <= 4, (image.inodes_used.value, inodes)
+    want = [du(u) for u in uppers]
+    assert layers.used_bytes.value == sum(b for b, _ in want)
+    assert layers.inodes_used.value == sum(i for _, i in want)
+    assert layers.used_bytes.value >= 12 * MiB and layers.inodes_used.value >= 6
+    stats = [cenv.c.call("ContainerStats", pb.ContainerStatsRequest(container_id=cid))
+             .stats.writable_layer for cid in cids]
+    assert layers.used_bytes.value == sum(w.used_bytes.value for w in stats)
+    fs = os.statvfs(storage)
+    assert image.used_bytes.value + layers.used_bytes.value <= \
+        (fs.f_blocks - fs.f_bfree) * fs.f_frsize
+    assert image.inodes_used.value + layers.inodes_used.value <= fs.f_files - fs.f_ffree
 
 
 # ---- pods, images and their containers ----
@@ -640,14 +723,6 @@ def test_monitor_is_placed_in_its_configured_cgroup(crisp_factory, registry, tmp
             assert ":/" + name not in f.read()
     finally:
         leaks = finish_env(env)
-        for root in os.listdir("/sys/fs/cgroup"):
-            d = os.path.join("/sys/fs/cgroup", root, name)
-            for _ in range(100):
-                if not os.path.isdir(d):
-                    break
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    time.sleep(0.05)
-            assert not os.path.isdir(d), "monitor cgroup %s still busy" % d
+        busy = remove_cgroup(name)
+        assert not busy, "monitor cgroup %s still busy" % busy
     assert not leaks, "leaked: %s" % leaks

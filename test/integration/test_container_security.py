@@ -143,6 +143,71 @@ def test_exec_runs_as_the_container_user(cenv):
     assert m and m.group(1) == "1002" and m.group(2) == "1003" and "4000" in m.group(3)
 
 
+# ---- ContainerStatus.user and the supplemental groups policy ----
+
+def process_ids(pid):
+    """(uid, gid, [groups]) of a live process, from /proc."""
+    with open("/proc/%d/status" % pid) as f:
+        st = proc_status(f.read())
+    return (int(st["Uid"].split()[0]), int(st["Gid"].split()[0]),
+            sorted(int(g) for g in st["Groups"].split()))
+
+
+def status_user(cenv, cid):
+    u = cenv.status(cid).status.user.linux
+    return u.uid, u.gid, sorted(u.supplemental_groups)
+
+
+def test_status_reports_the_user_the_process_has(cenv):
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "u", command=SLEEPER, security=sec(
+        run_as_user=pb.Int64Value(value=1002), run_as_group=pb.Int64Value(value=2000),
+        supplemental_groups=[4000, 5000]))
+    assert status_user(cenv, cid) == (1002, 2000, [2000, 4000, 5000])
+    assert status_user(cenv, cid) == process_ids(cenv.pid(cid))
+    root = cenv.run(pod, "root", command=SLEEPER)
+    assert status_user(cenv, root) == process_ids(cenv.pid(root)) == (0, 0, [0])
+    cenv.d.restart()
+    assert status_user(cenv, cid) == (1002, 2000, [2000, 4000, 5000])
+
+
+GROUPS_IMAGE = {}
+
+
+def groups_image(cenv):
+    """An image whose /etc/group lists user web in group audio (1500), as images do."""
+    from image_harness import build_and_push
+    from registry_harness import import_builder
+    if cenv.registry.host not in GROUPS_IMAGE:
+        build = import_builder()
+        group = b"root:x:0:\nweb:x:1003:\naudio:x:1500:web\n"
+        build_and_push(cenv.registry, "ctest/groups",
+                       [build.busybox_layer(), [build.file_("etc/group", group)]],
+                       config={"Cmd": ["sh"], "User": "web"})
+        GROUPS_IMAGE[cenv.registry.host] = "%s/ctest/groups:latest" % cenv.registry.host
+    ref = GROUPS_IMAGE[cenv.registry.host]
+    cenv.c.call("PullImage", pb.PullImageRequest(image=pb.ImageSpec(image=ref)), timeout=120)
+    return ref
+
+
+def test_supplemental_groups_policy_merge_and_strict(cenv):
+    """Merge (the default) adds the image's /etc/group memberships, Strict leaves them out;
+    either way the status says what the process got (Status's supplemental_groups_policy
+    feature promises both)."""
+    image = groups_image(cenv)
+    pod = cenv.run_pod()
+    merge = cenv.run(pod, "merge", image=image, command=SLEEPER,
+                     security=sec(supplemental_groups=[4000]))
+    strict = cenv.run(pod, "strict", image=image, command=SLEEPER, security=sec(
+        supplemental_groups=[4000],
+        supplemental_groups_policy=pb.SupplementalGroupsPolicy.Value("Strict")))
+    assert process_ids(cenv.pid(merge)) == (1002, 1003, [1003, 1500, 4000])
+    assert process_ids(cenv.pid(strict)) == (1002, 1003, [1003, 4000])
+    assert status_user(cenv, merge) == process_ids(cenv.pid(merge))
+    assert status_user(cenv, strict) == process_ids(cenv.pid(strict))
+    assert cenv.c.call("Status", pb.StatusRequest()).features.supplemental_groups_policy
+
+
 # ---- mounts and devices ----
 
 def test_bind_mounts_rw_ro_and_file(cenv, tmp_path):

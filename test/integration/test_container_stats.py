@@ -7,7 +7,8 @@ import time
 
 import grpc
 
-from container_harness import MiB, SLEEPER, cenv, rpc_error, wait_for  # noqa: F401
+from container_harness import (MiB, SLEEPER, cenv, remove_cgroup, rpc_error,  # noqa: F401
+                               wait_for)
 from cri_client import pb
 
 BUSY = ["sh", "-c", "while :; do :; done"]
@@ -126,12 +127,4 @@ def test_pod_stats_come_from_the_pod_cgroup(cenv):
             busy.kill()
             busy.wait()
         cenv.c.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
-        for root in os.listdir("/sys/fs/cgroup"):
-            d = os.path.join("/sys/fs/cgroup", root, name)
-            for _ in range(100):
-                if not os.path.isdir(d) or os.path.islink(os.path.join("/sys/fs/cgroup", root)):
-                    break
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    time.sleep(0.05)
+        remove_cgroup(name)

@@ -59,6 +59,21 @@ def test_status_verbose_reports_effective_config(crisp):
     assert not crisp.client.call("Status", pb.StatusRequest()).info
 
 
+def test_status_lists_every_runtime_handler_with_honest_features(crisp_factory):
+    """One handler per [runtime.<name>] group and one for the default (the empty name); crisp
+    refuses recursive read-only mounts and user namespaces (so says no to both), and does
+    Strict supplemental groups with ContainerUser in ContainerStatus (so says yes)."""
+    d = crisp_factory("[runtime.slow]\npath = /usr/bin/runc\n")
+    resp = d.client.call("Status", pb.StatusRequest())
+    assert [h.name for h in resp.runtime_handlers] == ["", "crun", "runc", "slow"]
+    for h in resp.runtime_handlers:
+        assert not h.features.recursive_read_only_mounts, h.name
+        assert not h.features.user_namespaces, h.name
+    assert resp.features.supplemental_groups_policy
+    assert not resp.features.user_namespaces_host_network
+    assert not resp.features.mount_options
+
+
 def test_runtime_config_reports_cgroup_driver(crisp_factory):
     d = crisp_factory()
     assert d.client.call("RuntimeConfig").linux.cgroup_driver == pb.CGROUPFS

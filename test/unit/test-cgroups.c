@@ -310,6 +310,61 @@ test_validate (void)
   g_assert_true (crisp_cgroups_validate_resources (r, &error));
 }
 
+/* Another message of the same type is checked the same way, its own name leading the error. */
+static void
+test_validate_field (void)
+{
+  g_autofree Runtime__V1__LinuxContainerResources *r = resources_new ();
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_cgroups_validate_field ("overhead", NULL, &error));
+  r->cpu_shares = 1;
+  g_assert_false (crisp_cgroups_validate_field ("overhead", r, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpstr (error->message, ==, "overhead: cpu_shares 1 is outside 2..262144");
+  g_clear_error (&error);
+  g_assert_false (crisp_cgroups_validate_resources (r, &error));
+  g_assert_cmpstr (error->message, ==, "resources: cpu_shares 1 is outside 2..262144");
+}
+
+/* What UpdateContainerResources leaves in place is what a status must go on reporting. */
+static void
+test_resources_merge (void)
+{
+  Runtime__V1__LinuxContainerResources base = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__INIT;
+  Runtime__V1__LinuxContainerResources upd = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__INIT;
+  Runtime__V1__HugepageLimit h2 = RUNTIME__V1__HUGEPAGE_LIMIT__INIT;
+  Runtime__V1__HugepageLimit h1g = RUNTIME__V1__HUGEPAGE_LIMIT__INIT;
+  Runtime__V1__HugepageLimit h2new = RUNTIME__V1__HUGEPAGE_LIMIT__INIT;
+  Runtime__V1__LinuxContainerResources__UnifiedEntry ua
+      = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__UNIFIED_ENTRY__INIT;
+  Runtime__V1__LinuxContainerResources__UnifiedEntry ub
+      = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__UNIFIED_ENTRY__INIT;
+  h2.page_size = h2new.page_size = (char *) "2MB";
+  h1g.page_size = (char *) "1GB";
+  h2.limit = 1, h1g.limit = 2, h2new.limit = 5;
+  ua.key = (char *) "memory.high", ua.value = (char *) "1000";
+  ub.key = (char *) "pids.max", ub.value = (char *) "10";
+  Runtime__V1__HugepageLimit *bh[] = { &h2, &h1g }, *uh[] = { &h2new };
+  Runtime__V1__LinuxContainerResources__UnifiedEntry *bu[] = { &ua }, *uu[] = { &ub };
+  base.memory_limit_in_bytes = 64 << 20, base.cpu_shares = 512, base.cpuset_cpus = (char *) "0";
+  base.n_hugepage_limits = 2, base.hugepage_limits = bh, base.n_unified = 1, base.unified = bu;
+  upd.memory_limit_in_bytes = 48 << 20, upd.n_hugepage_limits = 1, upd.hugepage_limits = uh;
+  upd.n_unified = 1, upd.unified = uu;
+  Runtime__V1__LinuxContainerResources *m = crisp_cgroups_resources_merge (&base, &upd);
+  g_assert_cmpint (m->memory_limit_in_bytes, ==, 48 << 20);
+  g_assert_cmpint (m->cpu_shares, ==, 512);
+  g_assert_cmpstr (m->cpuset_cpus, ==, "0");
+  g_assert_cmpuint (m->n_hugepage_limits, ==, 2);
+  g_assert_cmpstr (m->hugepage_limits[0]->page_size, ==, "1GB");
+  g_assert_cmpuint (m->hugepage_limits[0]->limit, ==, 2);
+  g_assert_cmpstr (m->hugepage_limits[1]->page_size, ==, "2MB");
+  g_assert_cmpuint (m->hugepage_limits[1]->limit, ==, 5);
+  g_assert_cmpuint (m->n_unified, ==, 2);
+  g_assert_cmpstr (m->unified[0]->key, ==, "memory.high");
+  g_assert_cmpstr (m->unified[1]->key, ==, "pids.max");
+  protobuf_c_message_free_unpacked (&m->base, NULL);
+}
+
 static void
 test_update_v1_fixture (void)
 {
@@ -441,6 +496,8 @@ main (int argc, char **argv)
   g_test_add_func ("/cgroups/has-controller", test_has_controller);
   g_test_add_func ("/cgroups/detect-host", test_detect_host);
   g_test_add_func ("/cgroups/validate", test_validate);
+  g_test_add_func ("/cgroups/validate-field", test_validate_field);
+  g_test_add_func ("/cgroups/resources-merge", test_resources_merge);
   g_test_add_func ("/cgroups/update/v1", test_update_v1_fixture);
   g_test_add_func ("/cgroups/update/v2", test_update_v2_fixture);
   g_test_add_func ("/cgroups/root/memory", test_real_memory_cgroup);

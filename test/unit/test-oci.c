@@ -1114,7 +1114,19 @@ test_stop_signal_cri_enum (Fixture *f, gconstpointer d)
       g_assert_true (crisp_oci_stop_signal (&f->config, f->image, &sig, &error));
       g_assert_no_error (error);
       g_assert_cmpint (sig, ==, want);
+      /* and back (ContainerStatus.stop_signal): an alias (SIGIOT, SIGCLD, SIGPOLL) comes back
+       * as the canonical name of its number, which reads as the same signal */
+      int again = 0;
+      Runtime__V1__Signal back = crisp_oci_signal_to_cri (sig);
+      f->config.stop_signal = back;
+      g_assert_true (crisp_oci_stop_signal (&f->config, f->image, &again, NULL));
+      g_assert_cmpint (again, ==, sig);
     }
+  g_assert_cmpint (crisp_oci_signal_to_cri (SIGTERM), ==, RUNTIME__V1__SIGNAL__SIGNAL_SIGTERM);
+  g_assert_cmpint (crisp_oci_signal_to_cri (34), ==, RUNTIME__V1__SIGNAL__SIGNAL_SIGRTMIN);
+  g_assert_cmpint (crisp_oci_signal_to_cri (64), ==, RUNTIME__V1__SIGNAL__SIGNAL_SIGRTMAX);
+  g_assert_cmpint (crisp_oci_signal_to_cri (32), ==, RUNTIME__V1__SIGNAL__SIGNAL_RUNTIME_DEFAULT);
+  g_assert_cmpint (crisp_oci_signal_to_cri (65), ==, RUNTIME__V1__SIGNAL__SIGNAL_RUNTIME_DEFAULT);
   f->config.stop_signal = (Runtime__V1__Signal) 99;
   int sig = 0;
   g_autoptr (GError) error = NULL;

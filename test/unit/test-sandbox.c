@@ -108,6 +108,28 @@ test_config_validation (void)
   expect_invalid (&r, "cgroupfs", "cgroup_parent");
 }
 
+/* RunPodSandbox's pod-level overhead and resources get UpdateContainerResources' checks, with
+ * the field named; a record read back (no driver) is not checked again. */
+static void
+test_pod_resources_validation (void)
+{
+  Req r;
+  req_init (&r);
+  Runtime__V1__LinuxContainerResources over = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__INIT;
+  Runtime__V1__LinuxContainerResources res = RUNTIME__V1__LINUX_CONTAINER_RESOURCES__INIT;
+  r.linux_.overhead = &over;
+  r.linux_.resources = &res;
+  over.cpu_shares = 102;
+  res.memory_limit_in_bytes = 64 << 20;
+  g_assert_true (crisp_pod_config_validate (&r.config, "cgroupfs", NULL));
+  over.cpu_shares = 300000;
+  expect_invalid (&r, "cgroupfs", "linux.overhead: cpu_shares 300000");
+  g_assert_true (crisp_pod_config_validate (&r.config, NULL, NULL));
+  over.cpu_shares = 0;
+  res.memory_limit_in_bytes = -5;
+  expect_invalid (&r, "cgroupfs", "linux.resources: memory_limit_in_bytes -5");
+}
+
 static void
 test_metadata_names (void)
 {
@@ -400,6 +422,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/sandbox/sysctl-allow-list", test_sysctl_allow_list);
   g_test_add_func ("/sandbox/config-validation", test_config_validation);
+  g_test_add_func ("/sandbox/pod-resources-validation", test_pod_resources_validation);
   g_test_add_func ("/sandbox/dns-validation", test_dns_validation);
   g_test_add_func ("/sandbox/metadata-names", test_metadata_names);
   g_test_add_func ("/sandbox/annotation-bounds", test_annotation_bounds);
