@@ -86,21 +86,8 @@ fill_statuses (CrispEvents *self, Runtime__V1__ContainerEventResponse *ev, const
       ev->pod_sandbox_status = g_steal_pointer (&pod->status);
       protobuf_c_message_free_unpacked (&pod->base, NULL);
     }
-  Runtime__V1__ContainerFilter filter = RUNTIME__V1__CONTAINER_FILTER__INIT;
-  filter.pod_sandbox_id = (char *) pod_id;
-  Runtime__V1__ListContainersResponse *list
-      = crisp_container_service_list (self->server->containers, &filter);
-  ev->containers_statuses = g_new0 (Runtime__V1__ContainerStatus *, list->n_containers + 1);
-  for (size_t i = 0; i < list->n_containers; i++)
-    {
-      Runtime__V1__ContainerStatusResponse *st = crisp_container_service_status (
-          self->server->containers, list->containers[i]->id, FALSE, NULL);
-      if (st == NULL)
-        continue; /* removed meanwhile: its DELETED event follows */
-      ev->containers_statuses[ev->n_containers_statuses++] = g_steal_pointer (&st->status);
-      protobuf_c_message_free_unpacked (&st->base, NULL);
-    }
-  protobuf_c_message_free_unpacked (&list->base, NULL);
+  ev->containers_statuses = crisp_container_service_pod_statuses (
+      self->server->containers, pod_id, &ev->n_containers_statuses);
 }
 
 static Runtime__V1__ContainerEventResponse *

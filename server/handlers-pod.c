@@ -5,6 +5,7 @@
 #include "events.h"
 #include "server.h"
 
+#include "pkg/container/container.h"
 #include "pkg/sandbox/sandbox.h"
 
 #include <unistd.h>
@@ -106,6 +107,11 @@ handle_pod_sandbox_status (CrispServer *self, CrispCall *call)
       crisp_call_fail (call, error);
       return;
     }
+  /* What the kubelet's Evented PLEG reads instead of a ContainerStatus per container. */
+  g_assert (resp->n_containers_statuses == 0);
+  g_free (resp->containers_statuses);
+  resp->containers_statuses = crisp_container_service_pod_statuses (
+      self->containers, resp->status->id, &resp->n_containers_statuses);
   crisp_call_finish (call, &resp->base);
   protobuf_c_message_free_unpacked (&resp->base, NULL);
 }

@@ -202,6 +202,31 @@ crisp_container_service_status (CrispContainerService *svc, const char *id, gboo
   return resp;
 }
 
+Runtime__V1__ContainerStatus **
+crisp_container_service_pod_statuses (CrispContainerService *svc, const char *pod_id,
+                                      size_t *out_n)
+{
+  g_autoptr (GPtrArray) all = crisp_container_snapshot (svc, pod_id);
+  Runtime__V1__ContainerStatus **out = g_new0 (Runtime__V1__ContainerStatus *, all->len + 1);
+  size_t n = 0;
+  for (guint i = 0; i < all->len; i++)
+    {
+      CrispContainer *c = all->pdata[i];
+      crisp_container_refresh (svc, c);
+      g_mutex_lock (&svc->lock);
+      gboolean gone = c->state == CRISP_CONTAINER_CREATING || c->state == CRISP_CONTAINER_REMOVING;
+      Runtime__V1__ContainerStatusResponse *resp
+          = gone ? NULL : crisp_container_build_status (svc, c, FALSE);
+      g_mutex_unlock (&svc->lock);
+      if (resp == NULL)
+        continue;
+      out[n++] = g_steal_pointer (&resp->status);
+      protobuf_c_message_free_unpacked (&resp->base, NULL);
+    }
+  *out_n = n;
+  return out;
+}
+
 static gboolean
 labels_match (const Runtime__V1__ContainerConfig *cfg, const Runtime__V1__ContainerFilter *f)
 {

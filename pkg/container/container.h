@@ -58,6 +58,11 @@ Runtime__V1__ContainerStatusResponse *crisp_container_service_status (CrispConta
                                                                       const char *id,
                                                                       gboolean verbose,
                                                                       GError **error);
+/* The status of each container of the pod (malloc'd, NULL-terminated, *out_n of them), for
+ * PodSandboxStatus and the events. */
+Runtime__V1__ContainerStatus **crisp_container_service_pod_statuses (CrispContainerService *svc,
+                                                                     const char *pod_id,
+                                                                     size_t *out_n);
 Runtime__V1__ListContainersResponse *
 crisp_container_service_list (CrispContainerService *svc, const Runtime__V1__ContainerFilter *f);
 

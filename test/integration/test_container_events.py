@@ -217,3 +217,16 @@ def test_an_exit_while_crisp_was_down_is_announced_at_start(cenv, subs):
     os.kill(cenv.pid(running), 9)
     s.wait_for(lambda evs: (STOPPED, running) in [(e.container_event_type, e.container_id)
                                                   for e in evs], what="the later exit")
+
+
+def test_pod_sandbox_status_carries_its_containers(cenv):
+    pod = cenv.run_pod("ev6")
+    a = cenv.run(pod, "a", command=["sleep", "1000"])
+    b = cenv.run(pod, "b", command=["sh", "-c", "exit 5"])
+    cenv.wait_exit(b)
+    resp = cenv.c.call("PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id=pod))
+    st = {c.id: c for c in resp.containers_statuses}
+    assert set(st) == {a, b}
+    assert st[a].state == pb.CONTAINER_RUNNING
+    assert (st[b].state, st[b].exit_code) == (pb.CONTAINER_EXITED, 5)
+    assert st[a] == cenv.status(a).status
