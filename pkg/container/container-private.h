@@ -134,6 +134,10 @@ Runtime__V1__ContainerStatusResponse *
 crisp_container_build_status (CrispContainerService *svc, CrispContainer *c, gboolean verbose);
 Runtime__V1__ContainerState crisp_container_cri_state (CrispContainerState state);
 
+/* container-stats.c: blocks and inodes of the writable layer (0 when it is gone). */
+void crisp_container_layer_usage (CrispContainerService *svc, CrispContainer *c, guint64 *bytes,
+                                  guint64 *inodes);
+
 /* container-service.c */
 CrispContainer *crisp_container_lookup (CrispContainerService *svc, const char *id, GError **error);
 GPtrArray *crisp_container_snapshot (CrispContainerService *svc, const char *pod_id);
