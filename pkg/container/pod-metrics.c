@@ -367,6 +367,19 @@ container_label_name (CrispPod *pod, CrispContainer *c)
                           c->attempt);
 }
 
+/* The image as the user named it (a kubelet since 1.28 says so beside the id it resolved), as
+ * the request named it, or the image crisp resolved. */
+static const char *
+container_label_image (CrispContainer *c)
+{
+  const Runtime__V1__ImageSpec *spec = c->config->image;
+  if (spec != NULL && spec->user_specified_image != NULL && *spec->user_specified_image)
+    return spec->user_specified_image;
+  if (spec != NULL && spec->image != NULL && *spec->image)
+    return spec->image;
+  return c->image_ref;
+}
+
 static Runtime__V1__ContainerMetrics *
 container_metrics (CrispContainerService *svc, CrispPod *pod, CrispContainer *c, const FsInfo *fs)
 {
@@ -379,9 +392,7 @@ container_metrics (CrispContainerService *svc, CrispPod *pod, CrispContainer *c,
   if (!running || !crisp_cgroups_read_metrics (svc->cgroups, c->cgroup_path, &cm, NULL))
     return NULL; /* exited, or exiting: nothing left to measure */
   g_autofree char *name = container_label_name (pod, c);
-  const Runtime__V1__ImageSpec *spec = c->config->image;
-  Sink s = { g_ptr_array_new (),
-             { c->id, name, spec && spec->image && *spec->image ? spec->image : c->image_ref } };
+  Sink s = { g_ptr_array_new (), { c->id, name, container_label_image (c) } };
   emit_cgroup (&s, &cm);
   emit_fs (&s, svc, c, fs);
   emit_times (&s, started_at);

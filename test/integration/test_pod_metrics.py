@@ -234,8 +234,12 @@ def test_a_memory_limit_and_a_quota_are_the_spec(menv):
     pod = run_pod(menv, "spec")
     res = pb.LinuxContainerResources(memory_limit_in_bytes=64 * MiB, cpu_period=100000,
                                      cpu_quota=50000, cpu_shares=512)
-    cid = menv.run(pod, "limited", command=SLEEPER, resources=res)
+    cfg = menv.config("limited", command=SLEEPER, resources=res)
+    cfg.image.user_specified_image = "busybox:as-typed"  # a kubelet >= 1.28 sends both
+    cid = menv.create(pod, config=cfg)
+    menv.start(cid)
     cm = pod_metrics(menv)[pod].container_metrics
+    assert {labels[2] for labels in base_labels(cm[0].metrics)} == {"busybox:as-typed"}
     s = series(cm[0].metrics, descriptors(menv))
     assert s[("container_spec_memory_limit_bytes", ())] == 64 * MiB
     assert s[("container_spec_cpu_quota", ())] == 50000
