@@ -284,6 +284,7 @@ init_areas (CrispServer *self, GError **error)
   return crisp_metrics_handlers_init (self, error) && crisp_image_handlers_init (self, error)
          && crisp_pod_handlers_init (self, error) && crisp_container_handlers_init (self, error)
          && crisp_events_handlers_init (self, error)
+         && crisp_pod_metrics_handlers_init (self, error)
          && crisp_streaming_handlers_init (self, error)
          && crisp_runtime_handlers_init (self, error);
 }

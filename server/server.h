@@ -58,6 +58,7 @@ gboolean crisp_pod_handlers_init (CrispServer *self, GError **error);
 gboolean crisp_container_handlers_init (CrispServer *self, GError **error);
 gboolean crisp_streaming_handlers_init (CrispServer *self, GError **error);
 gboolean crisp_events_handlers_init (CrispServer *self, GError **error);
+gboolean crisp_pod_metrics_handlers_init (CrispServer *self, GError **error);
 
 /* Calls. */
 const char *crisp_call_method_name (CrispCall *call); /* "PullImage" */

@@ -42,17 +42,16 @@ crisp_cgroups_parse_u64 (const char *text, guint64 *out_value)
   return TRUE;
 }
 
-/* Reads a single-number file; FALSE when missing or not a number. */
-static gboolean
-read_u64 (const char *dir, const char *file, guint64 *out)
+gboolean
+crisp_cgroups_read_u64 (const char *dir, const char *file, guint64 *out)
 {
   g_autofree char *path = g_build_filename (dir, file, NULL);
   g_autofree char *text = NULL;
   return g_file_get_contents (path, &text, NULL, NULL) && crisp_cgroups_parse_u64 (text, out);
 }
 
-static char *
-read_text (const char *dir, const char *file)
+char *
+crisp_cgroups_read_text (const char *dir, const char *file)
 {
   g_autofree char *path = g_build_filename (dir, file, NULL);
   char *text = NULL;
@@ -77,11 +76,11 @@ read_v1 (CrispCgroups *cg, const char *rel, CrispCgroupStats *s)
 {
   g_autofree char *cpu = g_build_filename (cg->root, "cpuacct", rel, NULL);
   g_autofree char *mem = g_build_filename (cg->root, "memory", rel, NULL);
-  s->has_cpu = read_u64 (cpu, "cpuacct.usage", &s->cpu_usage_ns);
-  g_autofree char *stat = read_text (mem, "memory.stat");
-  if (stat == NULL || !read_u64 (mem, "memory.usage_in_bytes", &s->memory_usage))
+  s->has_cpu = crisp_cgroups_read_u64 (cpu, "cpuacct.usage", &s->cpu_usage_ns);
+  g_autofree char *stat = crisp_cgroups_read_text (mem, "memory.stat");
+  if (stat == NULL || !crisp_cgroups_read_u64 (mem, "memory.usage_in_bytes", &s->memory_usage))
     return;
-  if (read_u64 (mem, "memory.limit_in_bytes", &s->memory_limit)
+  if (crisp_cgroups_read_u64 (mem, "memory.limit_in_bytes", &s->memory_limit)
       && s->memory_limit >= V1_UNLIMITED_FLOOR)
     s->memory_limit = 0;
   fill_memory (s, stat, "total_inactive_file", "total_rss", "total_pgfault", "total_pgmajfault");
@@ -91,17 +90,17 @@ static void
 read_v2 (CrispCgroups *cg, const char *rel, CrispCgroupStats *s)
 {
   g_autofree char *dir = g_build_filename (cg->root, rel, NULL);
-  g_autofree char *cpu = read_text (dir, "cpu.stat");
+  g_autofree char *cpu = crisp_cgroups_read_text (dir, "cpu.stat");
   guint64 usec;
   if (cpu != NULL && crisp_cgroups_parse_stat (cpu, "usage_usec", &usec))
     {
       s->cpu_usage_ns = usec * 1000;
       s->has_cpu = TRUE;
     }
-  g_autofree char *stat = read_text (dir, "memory.stat");
-  if (stat == NULL || !read_u64 (dir, "memory.current", &s->memory_usage))
+  g_autofree char *stat = crisp_cgroups_read_text (dir, "memory.stat");
+  if (stat == NULL || !crisp_cgroups_read_u64 (dir, "memory.current", &s->memory_usage))
     return;
-  if (!read_u64 (dir, "memory.max", &s->memory_limit)) /* "max" */
+  if (!crisp_cgroups_read_u64 (dir, "memory.max", &s->memory_limit)) /* "max" */
     s->memory_limit = 0;
   fill_memory (s, stat, "inactive_file", "anon", "pgfault", "pgmajfault");
 }

@@ -40,6 +40,15 @@ crisp_cgroups_shares_to_weight (guint64 shares)
   return 1 + ((shares - 2) * 9999) / 262142;
 }
 
+guint64
+crisp_cgroups_weight_to_shares (guint64 weight)
+{
+  if (weight == 0)
+    return 0;
+  weight = CLAMP (weight, 1, 10000);
+  return 2 + ((weight - 1) * 262142) / 9999;
+}
+
 char *
 crisp_cgroups_cpu_max (gint64 quota, gint64 period)
 {

@@ -109,6 +109,8 @@ gboolean crisp_cgroups_validate_field (const char *field,
 
 /* cgroup v1 to v2 conversions (as runc and crun do them). */
 guint64 crisp_cgroups_shares_to_weight (guint64 shares); /* 0 -> 0 (unset), 2..262144 -> 1..10000 */
+/* The way back, as cAdvisor reports a v2 cgroup's shares: 0 -> 0, 1..10000 -> 2..262144. */
+guint64 crisp_cgroups_weight_to_shares (guint64 weight);
 /* cpu.max "quota period" line; quota <= 0 is "max"; period 0 is the default 100000. */
 char *crisp_cgroups_cpu_max (gint64 quota, gint64 period);
 /* memory.swap.max from CRI's memory+swap figure: "max" when swap is -1, swap - memory (at
@@ -139,5 +141,57 @@ char *crisp_cgroups_self_path (const char *controller, GError **error);
 /* Moves pid into the cgroup rel_path (relative to each hierarchy's root, created if needed)
  * in every mounted hierarchy: how crisp gives its monitors a cgroup of their own. */
 gboolean crisp_cgroups_move_pid (CrispCgroups *cg, const char *rel_path, pid_t pid, GError **error);
+
+/* Everything ListPodSandboxMetrics reports of one cgroup, in the kernel's units (ns, bytes,
+ * counts; the cpu spec values in the files' own units).  A value is there when its bit
+ * (1 << field) is set in `present`: a missing file (controller not mounted, older kernel,
+ * no quota set) leaves it clear. */
+typedef enum
+{
+  CRISP_CGROUP_CPU_USAGE_NS,
+  CRISP_CGROUP_CPU_USER_NS,
+  CRISP_CGROUP_CPU_SYSTEM_NS,
+  CRISP_CGROUP_CPU_PERIODS,           /* CFS enforcement periods elapsed */
+  CRISP_CGROUP_CPU_THROTTLED_PERIODS, /* ... in which the cgroup was throttled */
+  CRISP_CGROUP_CPU_THROTTLED_NS,
+  CRISP_CGROUP_CPU_PERIOD_US, /* spec: the CFS period */
+  CRISP_CGROUP_CPU_QUOTA_US,  /* spec: only when a quota is set */
+  CRISP_CGROUP_CPU_SHARES,    /* spec: v2's cpu.weight converted back to shares */
+  CRISP_CGROUP_MEMORY_USAGE,
+  CRISP_CGROUP_MEMORY_WORKING_SET,
+  CRISP_CGROUP_MEMORY_RSS,
+  CRISP_CGROUP_MEMORY_CACHE,
+  CRISP_CGROUP_MEMORY_SWAP,
+  CRISP_CGROUP_MEMORY_MAPPED_FILE,
+  CRISP_CGROUP_MEMORY_MAX_USAGE,
+  CRISP_CGROUP_MEMORY_FAILCNT, /* times usage hit the limit */
+  CRISP_CGROUP_MEMORY_LIMIT,   /* 0: unlimited */
+  CRISP_CGROUP_PGFAULT,        /* the cgroup and its descendants */
+  CRISP_CGROUP_PGMAJFAULT,
+  CRISP_CGROUP_PGFAULT_OWN, /* the cgroup alone (v1); v2 has only the hierarchical counts */
+  CRISP_CGROUP_PGMAJFAULT_OWN,
+  CRISP_CGROUP_OOM_KILLS, /* processes the OOM killer ended in the cgroup */
+  CRISP_CGROUP_PROCESSES, /* cgroup.procs of the cgroup and its descendants */
+  CRISP_CGROUP_THREADS,   /* pids.current, or the threads listed when there is no pids controller */
+  CRISP_CGROUP_THREADS_MAX, /* pids.max; 0: unlimited */
+  CRISP_CGROUP_N_METRICS,
+} CrispCgroupMetric;
+
+typedef struct
+{
+  gint64 timestamp_ns; /* CLOCK_REALTIME when read */
+  guint32 present;     /* bit (1 << CrispCgroupMetric) for each value read */
+  guint64 value[CRISP_CGROUP_N_METRICS];
+} CrispCgroupMetrics;
+
+/* Reads the metrics of the cgroup at rel_path: the figures crisp_cgroups_read_stats reads,
+ * plus CPU time split and throttling, memory details, OOM kills, process and thread counts
+ * and the cpu spec.  Same errors as crisp_cgroups_read_stats.  Sub-cgroups below rel_path
+ * are walked at most 32 deep and 4096 in all for the process and thread counts. */
+gboolean crisp_cgroups_read_metrics (CrispCgroups *cg, const char *rel_path,
+                                     CrispCgroupMetrics *out_metrics, GError **error);
+
+/* cpu.max "<quota|max> <period>": *out_quota is -1 for "max"; FALSE when garbled. */
+gboolean crisp_cgroups_parse_cpu_max (const char *text, gint64 *out_quota, guint64 *out_period);
 
 G_END_DECLS

@@ -167,6 +167,10 @@ void crisp_container_set_starting (CrispContainerService *svc, CrispContainer *c
 void crisp_container_watch_exit (CrispContainerService *svc, CrispContainer *c);
 void crisp_container_events_free (CrispContainerService *svc);
 
+/* container-stats.c: blocks and inodes of the writable layer (0 when it is gone). */
+void crisp_container_layer_usage (CrispContainerService *svc, CrispContainer *c, guint64 *bytes,
+                                  guint64 *inodes);
+
 /* container-service.c */
 CrispContainer *crisp_container_lookup (CrispContainerService *svc, const char *id, GError **error);
 GPtrArray *crisp_container_snapshot (CrispContainerService *svc, const char *pod_id);

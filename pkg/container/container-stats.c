@@ -87,8 +87,9 @@ walk_usage (int dfd, dev_t dev, int depth, guint64 *bytes, guint64 *inodes)
   closedir (d);
 }
 
-static void
-layer_usage (CrispContainerService *svc, CrispContainer *c, guint64 *bytes, guint64 *inodes)
+void
+crisp_container_layer_usage (CrispContainerService *svc, CrispContainer *c, guint64 *bytes,
+                             guint64 *inodes)
 {
   g_autofree char *upper = crisp_container_root_path (svc, c->id, "upper");
   *bytes = *inodes = 0;
@@ -118,7 +119,7 @@ crisp_container_service_layers_usage (CrispContainerService *svc, const char *im
   for (guint i = 0; i < all->len; i++)
     {
       guint64 bytes = 0, inodes = 0;
-      layer_usage (svc, all->pdata[i], &bytes, &inodes);
+      crisp_container_layer_usage (svc, all->pdata[i], &bytes, &inodes);
       total += bytes;
       count += inodes;
     }
@@ -175,7 +176,7 @@ build_stats (CrispContainerService *svc, CrispContainer *c)
         }
     }
   guint64 bytes = 0, inodes = 0;
-  layer_usage (svc, c, &bytes, &inodes);
+  crisp_container_layer_usage (svc, c, &bytes, &inodes);
   s->writable_layer = malloc (sizeof *s->writable_layer);
   runtime__v1__filesystem_usage__init (s->writable_layer);
   s->writable_layer->timestamp = now;

@@ -1,5 +1,5 @@
-/* Unit tests for pkg/cgroups: paths per driver, v1->v2 conversions, stats parsing from fixture
- * trees, updates into fixture trees, and (as root) a real scratch cgroup. */
+/* Unit tests for pkg/cgroups: paths per driver, v1->v2 conversions, stats and metrics parsing
+ * from fixture trees, updates into fixture trees, and (as root) a real scratch cgroup. */
 #include "config.h"
 
 #include "crisp-cgroups.h"
@@ -482,6 +482,259 @@ test_real_memory_cgroup (void)
   g_assert_cmpstr (limit, ==, "33554432\n");
 }
 
+typedef struct
+{
+  CrispCgroupMetric field;
+  gint64 value; /* -1: must be absent */
+} Expect;
+
+/* Reads the metrics of rel in a fixture tree of (path, text) pairs (NULL-terminated) and
+ * checks each expectation. */
+static void
+check_metrics (CrispCgroupMode mode, const char *const *files, const char *rel, const Expect *want,
+               gsize n)
+{
+  g_autofree char *root = make_tree ();
+  for (; files[0] != NULL; files += 2)
+    put (root, files[0], files[1]);
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new_with_mode (root, mode);
+  g_autoptr (GError) error = NULL;
+  CrispCgroupMetrics m;
+  g_assert_true (crisp_cgroups_read_metrics (cg, rel, &m, &error));
+  g_assert_no_error (error);
+  for (gsize i = 0; i < n; i++)
+    {
+      gboolean has = (m.present & (1u << want[i].field)) != 0;
+      if (has != (want[i].value >= 0))
+        g_error ("metric %d: %s", want[i].field, has ? "present" : "absent");
+      if (has)
+        g_assert_cmpuint (m.value[want[i].field], ==, (guint64) want[i].value);
+    }
+  rm_rf (root);
+}
+
+/* A v2 container cgroup with a sub-cgroup of its own. */
+static const char *const v2_tree[] = {
+  "pod/c1/cpu.stat",
+  "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 40\n"
+  "nr_throttled 4\nthrottled_usec 1500\n",
+  "pod/c1/cpu.max",
+  "50000 100000\n",
+  "pod/c1/cpu.weight",
+  "100\n",
+  "pod/c1/memory.current",
+  "9000\n",
+  "pod/c1/memory.max",
+  "1048576\n",
+  "pod/c1/memory.stat",
+  "anon 4096\nfile 3000\nfile_mapped 512\ninactive_file 1000\npgfault 30\npgmajfault 2\n",
+  "pod/c1/memory.swap.current",
+  "128\n",
+  "pod/c1/memory.peak",
+  "20000\n",
+  "pod/c1/memory.events",
+  "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n",
+  "pod/c1/pids.current",
+  "7\n",
+  "pod/c1/pids.max",
+  "max\n",
+  "pod/c1/cgroup.procs",
+  "10\n11\n",
+  "pod/c1/cgroup.threads",
+  "10\n11\n12\n",
+  "pod/c1/sub/cgroup.procs",
+  "20\n",
+  "pod/c1/sub/cgroup.threads",
+  "20\n",
+  NULL,
+};
+
+static void
+test_cgroup_metrics_v2 (void)
+{
+  const Expect want[] = {
+    { CRISP_CGROUP_CPU_USAGE_NS, 2500000000 },
+    { CRISP_CGROUP_CPU_USER_NS, 2000000000 },
+    { CRISP_CGROUP_CPU_SYSTEM_NS, 500000000 },
+    { CRISP_CGROUP_CPU_PERIODS, 40 },
+    { CRISP_CGROUP_CPU_THROTTLED_PERIODS, 4 },
+    { CRISP_CGROUP_CPU_THROTTLED_NS, 1500000 },
+    { CRISP_CGROUP_CPU_PERIOD_US, 100000 },
+    { CRISP_CGROUP_CPU_QUOTA_US, 50000 },
+    { CRISP_CGROUP_CPU_SHARES, 2 + (99 * 262142) / 9999 },
+    { CRISP_CGROUP_MEMORY_USAGE, 9000 },
+    { CRISP_CGROUP_MEMORY_WORKING_SET, 8000 },
+    { CRISP_CGROUP_MEMORY_RSS, 4096 },
+    { CRISP_CGROUP_MEMORY_CACHE, 3000 },
+    { CRISP_CGROUP_MEMORY_MAPPED_FILE, 512 },
+    { CRISP_CGROUP_MEMORY_SWAP, 128 },
+    { CRISP_CGROUP_MEMORY_MAX_USAGE, 20000 },
+    { CRISP_CGROUP_MEMORY_FAILCNT, 5 },
+    { CRISP_CGROUP_MEMORY_LIMIT, 1048576 },
+    { CRISP_CGROUP_PGFAULT, 30 },
+    { CRISP_CGROUP_PGFAULT_OWN, 30 },
+    { CRISP_CGROUP_PGMAJFAULT_OWN, 2 },
+    { CRISP_CGROUP_OOM_KILLS, 1 },
+    { CRISP_CGROUP_PROCESSES, 3 }, /* the sub-cgroup's process counts too */
+    { CRISP_CGROUP_THREADS, 7 },   /* pids.current, not the lists */
+    { CRISP_CGROUP_THREADS_MAX, 0 },
+  };
+  check_metrics (CRISP_CGROUP_MODE_V2, v2_tree, "pod/c1", want, G_N_ELEMENTS (want));
+}
+
+/* What an older kernel or a cgroup without a quota lacks is absent, not zero. */
+static void
+test_cgroup_metrics_v2_sparse (void)
+{
+  static const char *const tree[] = {
+    "c/cpu.stat",
+    "usage_usec 10\n",
+    "c/cpu.max",
+    "max 100000\n",
+    "c/memory.current",
+    "100\n",
+    "c/memory.stat",
+    "anon 1\n",
+    "c/cgroup.procs",
+    "",
+    "c/cgroup.threads",
+    "1\n2\n",
+    NULL,
+  };
+  const Expect want[] = {
+    { CRISP_CGROUP_CPU_PERIOD_US, 100000 },
+    { CRISP_CGROUP_CPU_QUOTA_US, -1 },
+    { CRISP_CGROUP_CPU_USER_NS, -1 },
+    { CRISP_CGROUP_MEMORY_MAX_USAGE, -1 },
+    { CRISP_CGROUP_OOM_KILLS, -1 },
+    { CRISP_CGROUP_THREADS_MAX, -1 },
+    { CRISP_CGROUP_MEMORY_LIMIT, 0 },
+    { CRISP_CGROUP_PROCESSES, 0 },
+    { CRISP_CGROUP_THREADS, 2 }, /* no pids controller: the threads listed */
+  };
+  check_metrics (CRISP_CGROUP_MODE_V2, tree, "c", want, G_N_ELEMENTS (want));
+}
+
+static void
+test_cgroup_metrics_errors (void)
+{
+  g_autofree char *root = make_tree ();
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new_with_mode (root, CRISP_CGROUP_MODE_V2);
+  g_autoptr (GError) error = NULL;
+  CrispCgroupMetrics m;
+  g_assert_false (crisp_cgroups_read_metrics (cg, "gone", &m, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_false (crisp_cgroups_read_metrics (cg, "c/../..", &m, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  rm_rf (root);
+}
+
+static const char *const v1_tree[] = {
+  "cpuacct/pod/c1/cpuacct.usage",
+  "3000000000\n",
+  "cpuacct/pod/c1/cpuacct.stat",
+  "user 200\nsystem 50\n",
+  "cpu/pod/c1/cpu.stat",
+  "nr_periods 9\nnr_throttled 3\nthrottled_time 7000\n",
+  "cpu/pod/c1/cpu.cfs_period_us",
+  "100000\n",
+  "cpu/pod/c1/cpu.cfs_quota_us",
+  "-1\n",
+  "cpu/pod/c1/cpu.shares",
+  "512\n",
+  "memory/pod/c1/memory.usage_in_bytes",
+  "10000\n",
+  "memory/pod/c1/memory.limit_in_bytes",
+  "9223372036854771712\n",
+  "memory/pod/c1/memory.max_usage_in_bytes",
+  "15000\n",
+  "memory/pod/c1/memory.failcnt",
+  "2\n",
+  "memory/pod/c1/memory.oom_control",
+  "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+  "memory/pod/c1/memory.stat",
+  "cache 1\nrss 2\nmapped_file 3\nswap 4\npgfault 50\npgmajfault 5\ntotal_cache 4000\n"
+  "total_rss 3500\ntotal_mapped_file 300\ntotal_swap 40\ntotal_inactive_file 2500\n"
+  "total_pgfault 77\ntotal_pgmajfault 7\n",
+  "memory/pod/c1/cgroup.procs",
+  "1\n",
+  "memory/pod/c1/tasks",
+  "1\n2\n",
+  "pids/pod/c1/pids.current",
+  "4\n",
+  "pids/pod/c1/pids.max",
+  "1024\n",
+  "pids/pod/c1/cgroup.procs",
+  "1\n2\n",
+  NULL,
+};
+
+static void
+test_cgroup_metrics_v1 (void)
+{
+  gint64 ns_per_tick = 1000000000 / sysconf (_SC_CLK_TCK);
+  const Expect want[] = {
+    { CRISP_CGROUP_CPU_USAGE_NS, 3000000000 },
+    { CRISP_CGROUP_CPU_USER_NS, 200 * ns_per_tick },
+    { CRISP_CGROUP_CPU_SYSTEM_NS, 50 * ns_per_tick },
+    { CRISP_CGROUP_CPU_PERIODS, 9 },
+    { CRISP_CGROUP_CPU_THROTTLED_NS, 7000 },
+    { CRISP_CGROUP_CPU_PERIOD_US, 100000 },
+    { CRISP_CGROUP_CPU_QUOTA_US, -1 }, /* -1 in the file: no quota */
+    { CRISP_CGROUP_CPU_SHARES, 512 },
+    { CRISP_CGROUP_MEMORY_WORKING_SET, 7500 },
+    { CRISP_CGROUP_MEMORY_CACHE, 4000 },
+    { CRISP_CGROUP_MEMORY_MAPPED_FILE, 300 },
+    { CRISP_CGROUP_MEMORY_SWAP, 40 },
+    { CRISP_CGROUP_MEMORY_MAX_USAGE, 15000 },
+    { CRISP_CGROUP_MEMORY_FAILCNT, 2 },
+    { CRISP_CGROUP_MEMORY_LIMIT, 0 },
+    { CRISP_CGROUP_PGFAULT, 77 },
+    { CRISP_CGROUP_PGFAULT_OWN, 50 },
+    { CRISP_CGROUP_PGMAJFAULT, 7 },
+    { CRISP_CGROUP_PGMAJFAULT_OWN, 5 },
+    { CRISP_CGROUP_OOM_KILLS, 3 },
+    { CRISP_CGROUP_PROCESSES, 2 }, /* from the pids hierarchy */
+    { CRISP_CGROUP_THREADS, 4 },
+    { CRISP_CGROUP_THREADS_MAX, 1024 },
+  };
+  check_metrics (CRISP_CGROUP_MODE_HYBRID, v1_tree, "pod/c1", want, G_N_ELEMENTS (want));
+}
+
+static void
+test_cpu_max_and_weight (void)
+{
+  gint64 quota;
+  guint64 period;
+  g_assert_true (crisp_cgroups_parse_cpu_max ("max 100000\n", &quota, &period));
+  g_assert_cmpint (quota, ==, -1);
+  g_assert_cmpuint (period, ==, 100000);
+  g_assert_true (crisp_cgroups_parse_cpu_max ("25000 50000", &quota, &period));
+  g_assert_cmpint (quota, ==, 25000);
+  g_assert_cmpuint (period, ==, 50000);
+  const char *bad[] = { "",
+                        "max",
+                        " 100000",
+                        "maxi 100000",
+                        "-5 100000",
+                        "1 x",
+                        "99999999999999999999 1",
+                        "1 99999999999999999999",
+                        "1 2 3" };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    g_assert_false (crisp_cgroups_parse_cpu_max (bad[i], &quota, &period));
+  g_assert_cmpuint (crisp_cgroups_weight_to_shares (0), ==, 0);
+  g_assert_cmpuint (crisp_cgroups_weight_to_shares (1), ==, 2);
+  g_assert_cmpuint (crisp_cgroups_weight_to_shares (10000), ==, 262144);
+  g_assert_cmpuint (crisp_cgroups_weight_to_shares (99999), ==, 262144);
+  /* the round trip through the v1 -> v2 conversion stays close */
+  guint64 w = crisp_cgroups_shares_to_weight (1024);
+  guint64 back = crisp_cgroups_weight_to_shares (w);
+  g_assert_cmpuint (back, >=, 1024 - 30);
+  g_assert_cmpuint (back, <=, 1024 + 30);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -501,5 +754,10 @@ main (int argc, char **argv)
   g_test_add_func ("/cgroups/update/v1", test_update_v1_fixture);
   g_test_add_func ("/cgroups/update/v2", test_update_v2_fixture);
   g_test_add_func ("/cgroups/root/memory", test_real_memory_cgroup);
+  g_test_add_func ("/cgroups/metrics/v2", test_cgroup_metrics_v2);
+  g_test_add_func ("/cgroups/metrics/v2-sparse", test_cgroup_metrics_v2_sparse);
+  g_test_add_func ("/cgroups/metrics/errors", test_cgroup_metrics_errors);
+  g_test_add_func ("/cgroups/metrics/v1", test_cgroup_metrics_v1);
+  g_test_add_func ("/cgroups/metrics/cpu-max-and-weight", test_cpu_max_and_weight);
   return g_test_run ();
 }

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "pkg/container/container-private.h"
+#include "pkg/container/pod-metrics.h"
 
 #include "crisp-base.h"
 #include "monitor-protocol.h"
@@ -842,6 +843,43 @@ test_spec_refused (Fixture *f, gconstpointer data)
   spec_clear (&s);
 }
 
+/* Names are unique, each descriptor's label keys start with cAdvisor's id, name, image and
+ * repeat none, and none is one of the labels the kubelet adds itself. */
+static void
+test_descriptors (void)
+{
+  Runtime__V1__ListMetricDescriptorsResponse *r = crisp_pod_metrics_descriptors ();
+  g_autoptr (GHashTable) names = g_hash_table_new (g_str_hash, g_str_equal);
+  g_assert_cmpuint (r->n_descriptors, >=, 30);
+  for (size_t i = 0; i < r->n_descriptors; i++)
+    {
+      const Runtime__V1__MetricDescriptor *d = r->descriptors[i];
+      g_assert_true (g_str_has_prefix (d->name, "container_"));
+      g_assert_true (g_hash_table_add (names, d->name));
+      g_assert_cmpuint (strlen (d->help), >, 10);
+      g_assert_cmpuint (d->n_label_keys, >=, 3);
+      g_assert_cmpstr (d->label_keys[0], ==, "id");
+      g_assert_cmpstr (d->label_keys[1], ==, "name");
+      g_assert_cmpstr (d->label_keys[2], ==, "image");
+      for (size_t j = 0; j < d->n_label_keys; j++)
+        {
+          g_assert_false (g_str_equal (d->label_keys[j], "namespace")
+                          || g_str_equal (d->label_keys[j], "pod")
+                          || g_str_equal (d->label_keys[j], "container"));
+          for (size_t k = 0; k < j; k++)
+            g_assert_cmpstr (d->label_keys[j], !=, d->label_keys[k]);
+        }
+    }
+  for (const char *const *n
+       = (const char *const[]){ "container_cpu_usage_seconds_total",
+                                "container_memory_working_set_bytes",
+                                "container_network_receive_bytes_total", "container_fs_usage_bytes",
+                                "container_processes", NULL };
+       *n; n++)
+    g_assert_true (g_hash_table_contains (names, *n));
+  protobuf_c_message_free_unpacked (&r->base, NULL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -864,5 +902,6 @@ main (int argc, char **argv)
   g_test_add_func ("/container/request/validation", test_request_validation);
   ADD ("spec/written-to-bundle", test_spec_written_to_bundle);
   ADD ("spec/refused", test_spec_refused);
+  g_test_add_func ("/container/pod-metrics/descriptors", test_descriptors);
   return g_test_run ();
 }

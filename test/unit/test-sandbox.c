@@ -1,17 +1,22 @@
 /* Unit tests for pkg/sandbox and pkg/network that need no root: request validation, the
- * sysctl allow-list, CNI configuration discovery and results. */
+ * sysctl allow-list, CNI configuration discovery and results, /proc/net/dev parsing (and, as
+ * root, reading it inside a network namespace). */
 #include "config.h"
 
 #include "pkg/sandbox/sandbox-private.h"
 #include "pkg/network/network-private.h"
+#include "pkg/sandbox/net-stats.h"
 
 #include "crisp-error.h"
 #include "proto/proto-strings.h"
 
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void
 test_sysctl_allow_list (void)
@@ -416,6 +421,164 @@ test_attachment_ips (void)
   g_assert_error (error, CRISP_ERROR, CRISP_ERROR_DATA_LOSS);
 }
 
+static const char net_dev[]
+    = "Inter-|   Receive                                                |  Transmit\n"
+      " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets "
+      "errs drop fifo colls carrier compressed\n"
+      "    lo:    3267      29    0    0    0     0          0         0     3267      29    0 "
+      "   0    0     0       0          0\n"
+      "  eth0: 42582101     971    1    2    0     0          0         0    49199     606    3 "
+      "   4    0     0       0          0\n"
+      "veth-long-name1: 18446744073709551615 1 0 0 0 0 0 0 5 6 7 8 0 0 0 0\n";
+
+static void
+test_net_dev_parse (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) a = crisp_net_dev_parse (net_dev, strlen (net_dev), &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (a->len, ==, 2); /* lo left out */
+  const CrispNetDevStats *e = &g_array_index (a, CrispNetDevStats, 0);
+  g_assert_cmpstr (e->name, ==, "eth0");
+  g_assert_cmpuint (e->rx_bytes, ==, 42582101);
+  g_assert_cmpuint (e->rx_packets, ==, 971);
+  g_assert_cmpuint (e->rx_errors, ==, 1);
+  g_assert_cmpuint (e->rx_dropped, ==, 2);
+  g_assert_cmpuint (e->tx_bytes, ==, 49199);
+  g_assert_cmpuint (e->tx_packets, ==, 606);
+  g_assert_cmpuint (e->tx_errors, ==, 3);
+  g_assert_cmpuint (e->tx_dropped, ==, 4);
+  const CrispNetDevStats *v = &g_array_index (a, CrispNetDevStats, 1);
+  g_assert_cmpstr (v->name, ==, "veth-long-name1");
+  g_assert_cmpuint (v->rx_bytes, ==, G_MAXUINT64);
+  g_assert_cmpuint (v->tx_dropped, ==, 8);
+  /* the text need not end in a newline, nor in a NUL */
+  g_autofree char *cut = g_strndup (net_dev, strlen (net_dev) - 1);
+  g_autoptr (GArray) b = crisp_net_dev_parse (cut, strlen (cut), &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (b->len, ==, 2);
+  gsize headers_len = (gsize) (strstr (net_dev, "    lo:") - net_dev);
+  g_autoptr (GArray) headers = crisp_net_dev_parse (net_dev, headers_len, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (headers->len, ==, 0);
+}
+
+static void
+test_net_dev_rejects_garbage (void)
+{
+  const char *header = "a|b\nc|d\n";
+  const char *bad[] = {
+    "  eth0: 1 2 3\n",                                                     /* too few counters */
+    "  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n",                 /* too many */
+    "  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 x\n",                     /* not a number */
+    "  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 -1\n",                    /* negative */
+    "  eth0: 18446744073709551616 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", /* overflow */
+    "  eth0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",                     /* no colon */
+    ": 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",                          /* no name */
+    "a-name-of-16-chr: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",          /* too long (16) */
+    "e\xff\xfe: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",                 /* not UTF-8 */
+    "e\tx: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",                      /* control character */
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *text = g_strconcat (header, bad[i], NULL);
+      g_assert_null (crisp_net_dev_parse (text, strlen (text), &error));
+      g_assert_error (error, CRISP_ERROR, CRISP_ERROR_DATA_LOSS);
+      g_assert_nonnull (strstr (error->message, "line 3"));
+    }
+  g_autoptr (GError) error = NULL;
+  const char no_header[] = "  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n";
+  g_assert_null (crisp_net_dev_parse (no_header, strlen (no_header), &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_DATA_LOSS);
+  g_clear_error (&error);
+  const char nul[] = "a|b\nc|d\n  et\0h0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n";
+  g_assert_null (crisp_net_dev_parse (nul, sizeof nul - 1, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_DATA_LOSS);
+}
+
+static void
+test_net_dev_bounds_interfaces (void)
+{
+  g_autoptr (GString) text = g_string_new ("a|b\nc|d\n");
+  for (int i = 0; i < CRISP_NET_DEV_MAX_INTERFACES + 10; i++)
+    g_string_append_printf (text, "if%d: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", i);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) a = crisp_net_dev_parse (text->str, text->len, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (a->len, ==, CRISP_NET_DEV_MAX_INTERFACES);
+}
+
+/* As root: reading inside this process's own network namespace gives what /proc/net/dev says
+ * (its counters may move in between, so only the interface names are compared). */
+static void
+test_net_dev_read_in_namespace (void)
+{
+  int fd = open ("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) got = getuid () == 0 && fd >= 0 ? crisp_net_dev_read_in (fd, &error) : NULL;
+  if (fd >= 0)
+    close (fd);
+  if (getuid () != 0)
+    {
+      g_test_skip ("entering a network namespace needs CAP_SYS_ADMIN");
+      return;
+    }
+  g_assert_no_error (error);
+  g_autofree char *text = NULL;
+  gsize len;
+  g_assert_true (g_file_get_contents ("/proc/self/net/dev", &text, &len, NULL));
+  g_autoptr (GArray) want = crisp_net_dev_parse (text, len, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (got->len, ==, want->len);
+  for (guint i = 0; i < got->len; i++)
+    g_assert_cmpstr (g_array_index (got, CrispNetDevStats, i).name, ==,
+                     g_array_index (want, CrispNetDevStats, i).name);
+  g_assert_null (crisp_net_dev_read_in (-1, &error));
+  g_assert_nonnull (error);
+}
+
+/* As root: a fresh network namespace (a child's) has only "lo", whatever this one has. */
+static void
+test_net_dev_read_in_other_namespace (void)
+{
+  int p[2];
+  if (getuid () != 0 || pipe2 (p, O_CLOEXEC) < 0)
+    {
+      g_test_skip ("needs root");
+      return;
+    }
+  pid_t pid = fork ();
+  g_assert_cmpint (pid, >=, 0);
+  if (pid == 0)
+    {
+      char c;
+      close (p[1]);
+      if (unshare (CLONE_NEWNET) < 0)
+        _exit (1);
+      _exit (read (p[0], &c, 1) < 0); /* until the parent is done */
+    }
+  close (p[0]);
+  g_autofree char *path = g_strdup_printf ("/proc/%d/ns/net", (int) pid);
+  g_autofree char *self = g_file_read_link ("/proc/self/ns/net", NULL);
+  g_autofree char *other = NULL;
+  for (int i = 0; i < 1000 && (other == NULL || g_strcmp0 (other, self) == 0); i++)
+    {
+      g_free (other);
+      other = g_file_read_link (path, NULL);
+      g_usleep (1000);
+    }
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) got = fd >= 0 ? crisp_net_dev_read_in (fd, &error) : NULL;
+  close (fd);
+  close (p[1]);
+  waitpid (pid, NULL, 0);
+  g_assert_cmpstr (other, !=, self);
+  g_assert_no_error (error);
+  g_assert_cmpuint (got->len, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -432,5 +595,10 @@ main (int argc, char **argv)
   g_test_add_func ("/network/conflist-list-files", test_conflist_list_files);
   g_test_add_func ("/network/conflist-reload", test_conflist_reload);
   g_test_add_func ("/network/attachment-ips", test_attachment_ips);
+  g_test_add_func ("/sandbox/net-dev/parse", test_net_dev_parse);
+  g_test_add_func ("/sandbox/net-dev/garbage", test_net_dev_rejects_garbage);
+  g_test_add_func ("/sandbox/net-dev/bounds", test_net_dev_bounds_interfaces);
+  g_test_add_func ("/sandbox/net-dev/in-namespace", test_net_dev_read_in_namespace);
+  g_test_add_func ("/sandbox/net-dev/in-other-namespace", test_net_dev_read_in_other_namespace);
   return g_test_run ();
 }
