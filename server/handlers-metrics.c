@@ -22,7 +22,7 @@ struct _CrispServerMetrics
   CrispMetrics *registry;
   CrispMetric *rpcs, *rpc_seconds;
   CrispMetric *pulls, *pull_seconds, *pull_bytes;
-  CrispMetric *pods, *containers, *oom_killed, *monitors_alive;
+  CrispMetric *pods, *containers, *oom_killed, *monitors_alive, *monitors_rss;
   CrispMetric *streaming_active, *recovery_seconds;
   CrispStreaming *streaming; /* set at start-up, before the endpoint serves */
   GSocketService *service;
@@ -104,6 +104,12 @@ collect_workloads (gpointer data)
   crisp_metric_set (m->containers, (const char *[]){ "exited" }, c.exited);
   crisp_metric_set (m->oom_killed, NULL, c.oom_killed);
   crisp_metric_set (m->monitors_alive, NULL, c.monitors_alive);
+  guint64 rss = 0;
+  g_autoptr (GPtrArray) monitors
+      = server->containers ? crisp_container_service_monitors (server->containers) : NULL;
+  for (guint i = 0; monitors && i < monitors->len; i++)
+    rss += ((CrispMonitorHealth *) monitors->pdata[i])->rss_bytes;
+  crisp_metric_set (m->monitors_rss, NULL, (double) rss);
   if (server->images != NULL)
     crisp_metric_set (m->pull_bytes, NULL,
                       (double) crisp_image_service_pulled_bytes (server->images));
@@ -145,6 +151,9 @@ add_families (CrispServerMetrics *m)
                                            "Exited containers that the OOM killer ended.", NULL);
   m->monitors_alive = crisp_metrics_add_gauge (
       r, "crisp_monitors_alive", "Running containers whose monitor process is alive.", NULL);
+  m->monitors_rss = crisp_metrics_add_gauge (
+      r, "crisp_monitors_resident_bytes",
+      "Resident memory of all container monitors together (RSS of each, summed).", NULL);
   m->streaming_active = crisp_metrics_add_gauge (
       r, "crisp_streaming_connections_active",
       "Streaming connections crisp serves itself (request heads, port-forwards).", NULL);

@@ -11,7 +11,7 @@ import urllib.request
 import grpc
 import pytest
 
-from container_harness import SLEEPER, cenv, make_env, push_extra_images  # noqa: F401
+from container_harness import SLEEPER, cenv, make_env, monitors, push_extra_images  # noqa: F401
 from cri_client import pb
 from crisp_daemon import CRISP
 from image_harness import pull
@@ -127,6 +127,12 @@ def test_metrics_match_what_was_done(menv, registry):
     assert value(after, "crisp_containers", state="exited") == 1
     assert value(after, "crisp_containers_oom_killed") == 0
     assert value(after, "crisp_monitors_alive") == 1
+    rss = 0
+    for pid in monitors(menv.d.run_root):  # the created container's and the running one's
+        with open("/proc/%d/status" % pid) as f:
+            rss += int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) * 1024
+    got = value(after, "crisp_monitors_resident_bytes")
+    assert rss > 0 and abs(got - rss) <= max(256 * 1024, 0.2 * rss), (got, rss)
     assert value(after, "crisp_streaming_connections_active") == 0
     assert value(after, "crisp_startup_recovery_seconds") == \
         value(before, "crisp_startup_recovery_seconds")
