@@ -194,9 +194,12 @@ create_steps (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, cons
   g_autofree char *upper = crisp_container_root_path (svc, c->id, "upper");
   g_autofree char *work = crisp_container_root_path (svc, c->id, "work");
   g_autofree char *bundle = crisp_container_run_path (svc, c->id, NULL);
+  g_autoptr (GPtrArray) sources = NULL;
   return make_dirs (svc, c, error) && crisp_container_save (svc, c, error)
          && crisp_image_service_mount_rootfs (svc->images, img->id, upper, work, rootfs, error)
-         && crisp_container_write_spec (svc, c, pod, img, req, rootfs, bundle, error)
+         && crisp_container_stage_mounts (svc, c, &sources, error)
+         && crisp_container_write_spec (svc, c, pod, img, req, rootfs, bundle,
+                                        (const char *const *) sources->pdata, error)
          && spawn_monitor (svc, c, error);
 }
 
@@ -235,6 +238,8 @@ container_from_request (CrispContainerService *svc, CrispPod *pod, const CrispIm
   c->config = runtime__v1__container_config__unpack (NULL, len, buf);
   c->image_id = g_strdup (img->id);
   c->image_ref = g_strdup (img->repo_digests->len ? img->repo_digests->pdata[0] : img->id);
+  if (!crisp_container_resolve_mounts (svc, c, error))
+    return NULL;
   c->runtime = g_strdup (rt->name);
   c->runtime_path = g_steal_pointer (&runtime_path);
   c->runtime_root = g_strdup (rt->root);

@@ -72,6 +72,9 @@ typedef struct
   gboolean has_user;
   guint32 uid, gid;
   GArray *gids; /* guint32: the additional gids, the primary one included */
+  /* Per config mount, the id of an image volume's image ("" for other mounts); NULL when the
+   * request has no image volume. Set before the container is remembered, never changed. */
+  char **mount_images;
   GMutex op_lock;
 } CrispContainer;
 
@@ -131,11 +134,27 @@ gboolean crisp_process_matches (int pid, guint64 start_time);
 gboolean crisp_container_validate_request (const Runtime__V1__CreateContainerRequest *req,
                                            GError **error);
 
+/* container-mounts.c: image volumes and recursive read-only binds. */
+/* Checks the request's mounts and resolves each image volume's image to c->mount_images:
+ * NOT_FOUND for an image not pulled. Before anything is made. */
+gboolean crisp_container_resolve_mounts (CrispContainerService *svc, CrispContainer *c,
+                                         GError **error);
+/* Whether c was created from the image or mounts it as a volume. */
+gboolean crisp_container_uses_image (const CrispContainer *c, const char *image_id);
+/* Mounts what the spec binds from the run directory; *out_sources has one entry per config
+ * mount (NULL for a plain bind), for CrispOciInput.mount_sources. */
+gboolean crisp_container_stage_mounts (CrispContainerService *svc, CrispContainer *c,
+                                       GPtrArray **out_sources, GError **error);
+/* Unmounts whatever is staged in container id's run directory (what a kill left too). */
+gboolean crisp_container_unstage_mounts (CrispContainerService *svc, const char *id,
+                                         GError **error);
+
 /* container-spec.c */
 gboolean crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, CrispPod *pod,
                                      const CrispImage *img,
                                      const Runtime__V1__CreateContainerRequest *req,
-                                     const char *rootfs, const char *bundle, GError **error);
+                                     const char *rootfs, const char *bundle,
+                                     const char *const *mount_sources, GError **error);
 
 /* container-status.c */
 /* Every map<string,string> entry type of the protocol has this layout. */

@@ -3,6 +3,8 @@
 
 #include "container-private.h"
 
+#include "crisp-base.h"
+
 #include <string.h>
 
 #define RECORD_VERSION 1
@@ -47,6 +49,7 @@ crisp_container_unref (CrispContainer *c)
     protobuf_c_message_free_unpacked (&c->config->base, NULL);
   g_free (c->image_id);
   g_free (c->image_ref);
+  g_strfreev (c->mount_images);
   g_free (c->runtime);
   g_free (c->runtime_path);
   g_free (c->runtime_root);
@@ -83,6 +86,18 @@ add_int (JsonBuilder *b, const char *key, gint64 value)
 {
   json_builder_set_member_name (b, key);
   json_builder_add_int_value (b, value);
+}
+
+static void
+add_strv (JsonBuilder *b, const char *key, char **strv)
+{
+  if (strv == NULL)
+    return;
+  json_builder_set_member_name (b, key);
+  json_builder_begin_array (b);
+  for (char **s = strv; *s; s++)
+    json_builder_add_string_value (b, *s);
+  json_builder_end_array (b);
 }
 
 static void
@@ -161,6 +176,7 @@ crisp_container_to_json (CrispContainer *c)
   add_string (b, "config", config);
   add_string (b, "image_id", c->image_id);
   add_string (b, "image_ref", c->image_ref);
+  add_strv (b, "mount_images", c->mount_images);
   add_string (b, "runtime", c->runtime);
   add_string (b, "runtime_path", c->runtime_path);
   add_string (b, "runtime_root", c->runtime_root);
@@ -223,6 +239,52 @@ parse_state (const char *s, CrispContainerState *out)
   return FALSE;
 }
 
+static gboolean
+is_image_mount (const Runtime__V1__Mount *m)
+{
+  return crisp_oci_mount_kind (m) == CRISP_OCI_MOUNT_IMAGE;
+}
+
+/* An image id for an image volume, "" for any other mount. */
+static gboolean
+mount_image_is_valid (const Runtime__V1__Mount *m, JsonNode *e)
+{
+  const char *id = json_node_get_value_type (e) == G_TYPE_STRING ? json_node_get_string (e) : NULL;
+  if (id == NULL)
+    return FALSE;
+  if (!is_image_mount (m))
+    return id[0] == '\0';
+  return g_str_has_prefix (id, "sha256:") && crisp_id_is_valid_len (id + 7, 64);
+}
+
+/* One entry per config mount (mount_image_is_valid). Required when the config has an image
+ * volume: a record that lost its images is not guessed at, or a RemoveImage could remove an
+ * image a running container mounts. */
+static gboolean
+get_mount_images (JsonObject *o, const Runtime__V1__ContainerConfig *config, char ***out)
+{
+  JsonNode *n = json_object_get_member (o, "mount_images");
+  gboolean needed = FALSE;
+  for (gsize i = 0; i < config->n_mounts; i++)
+    needed |= is_image_mount (config->mounts[i]);
+  *out = NULL;
+  if (n == NULL)
+    return !needed;
+  JsonArray *a = JSON_NODE_HOLDS_ARRAY (n) ? json_node_get_array (n) : NULL;
+  if (a == NULL || json_array_get_length (a) != config->n_mounts)
+    return FALSE;
+  g_auto (GStrv) ids = g_new0 (char *, config->n_mounts + 1);
+  for (guint i = 0; i < config->n_mounts; i++)
+    {
+      JsonNode *e = json_array_get_element (a, i);
+      if (!mount_image_is_valid (config->mounts[i], e))
+        return FALSE;
+      ids[i] = g_strdup (json_node_get_string (e));
+    }
+  *out = g_steal_pointer (&ids);
+  return TRUE;
+}
+
 static Runtime__V1__ContainerConfig *
 config_from_base64 (const char *text)
 {
@@ -261,6 +323,11 @@ crisp_container_from_json (const char *id, JsonNode *node, GError **error)
     return crisp_throw (error, CRISP_ERROR_DATA_LOSS, "container record is incomplete"), NULL;
   c->image_id = get_string (o, "image_id");
   c->image_ref = get_string (o, "image_ref");
+  if (!get_mount_images (o, c->config, &c->mount_images))
+    return crisp_throw (error, CRISP_ERROR_DATA_LOSS,
+                        "container record's mount_images is missing or not one image id (for "
+                        "an image volume) or \"\" per mount"),
+           NULL;
   c->runtime = get_string (o, "runtime");
   c->runtime_path = get_string (o, "runtime_path");
   c->runtime_root = get_string (o, "runtime_root");

@@ -118,7 +118,7 @@ crisp_container_service_image_in_use (CrispContainerService *svc, const char *im
   gpointer value;
   g_hash_table_iter_init (&it, svc->by_id);
   while (!used && g_hash_table_iter_next (&it, NULL, &value))
-    used = g_strcmp0 (((CrispContainer *) value)->image_id, image_id) == 0;
+    used = crisp_container_uses_image (value, image_id);
   g_mutex_unlock (&svc->lock);
   return used;
 }
@@ -179,7 +179,7 @@ crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, gboolean
   if (c->runtime_path != NULL && (state == NULL || g_file_test (state, G_FILE_TEST_EXISTS))
       && !crisp_container_runtime_delete (c, &local))
     g_debug ("container '%s': %s", c->id, local->message);
-  if (!unmount_rootfs (svc, c, error))
+  if (!crisp_container_unstage_mounts (svc, c->id, error) || !unmount_rootfs (svc, c, error))
     return FALSE;
   _cleanup_close_ int dfd = open (svc->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int r = dfd < 0 ? -errno : crisp_store_rm_rf_at (dfd, c->id);

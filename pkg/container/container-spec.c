@@ -56,7 +56,8 @@ write_spec (const char *bundle, JsonNode *spec, GError **error)
 gboolean
 crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, CrispPod *pod,
                             const CrispImage *img, const Runtime__V1__CreateContainerRequest *req,
-                            const char *rootfs, const char *bundle, GError **error)
+                            const char *rootfs, const char *bundle,
+                            const char *const *mount_sources, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   JsonObject *image_config = image_config_object (parser, img);
@@ -88,6 +89,7 @@ crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, Crisp
     .hosts_path = hosts,
     .shm_path = pod->shm_path,
     .hostname = pod->hostname,
+    .mount_sources = mount_sources,
     .host = &svc->host,
     .notes = notes,
   };

@@ -63,6 +63,11 @@ typedef struct
   const char *shm_path;
   const char *hostname; /* NULL: sandbox_config->hostname */
 
+  /* config->n_mounts entries, or NULL when the request has only plain binds: the source crisp
+   * staged for each image volume and recursive read-only bind (see CrispOciMountKind), NULL
+   * for a plain bind. */
+  const char *const *mount_sources;
+
   const CrispOciHost *host; /* required */
   const char *host_dev_dir; /* privileged containers get every device under it; NULL: /dev */
 
@@ -83,6 +88,22 @@ typedef struct
 } CrispOciFeatures;
 
 void crisp_oci_features (CrispOciFeatures *out);
+
+/* What a request mount needs from the caller before the spec is built. */
+typedef enum
+{
+  CRISP_OCI_MOUNT_BIND,         /* host_path, bound as asked: nothing */
+  CRISP_OCI_MOUNT_RECURSIVE_RO, /* host_path with every submount read-only: the tree, staged */
+  CRISP_OCI_MOUNT_IMAGE,        /* Mount.image: the image's layers, mounted read-only */
+} CrispOciMountKind;
+
+/* Checks the request's mounts as the spec builder does (paths, how many, which of image,
+ * host_path, image_sub_path, readonly, recursive_read_only and propagation go together), so
+ * a caller can refuse a request before it stages anything: INVALID_ARGUMENT naming the mount
+ * and the field. */
+gboolean crisp_oci_check_mounts (const Runtime__V1__ContainerConfig *config, GError **error);
+/* The kind of a mount (crisp_oci_check_mounts says whether it is valid). */
+CrispOciMountKind crisp_oci_mount_kind (const Runtime__V1__Mount *m);
 
 /* Builds the whole config.json.  On success *out_spec is a new JSON object node the caller
  * owns.  Errors: INVALID_ARGUMENT for anything wrong in the request or image config (naming

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "oci-private.h"
+#include "crisp-base.h"
 #include "crisp-error.h"
 
 #include <string.h>
@@ -101,39 +102,186 @@ propagation_option (Runtime__V1__MountPropagation p, const char **out, GError **
     }
 }
 
-static gboolean
-check_mount (const CrispOciInput *in, const Runtime__V1__Mount *m, GError **error)
+static const char *
+propagation_name (Runtime__V1__MountPropagation p)
 {
-  if (!crisp_oci_check_path ("container config: mounts container_path", m->container_path, error)
-      || !crisp_oci_check_path ("container config: mounts host_path", m->host_path, error))
+  const ProtobufCEnumValue *v
+      = protobuf_c_enum_descriptor_get_value (&runtime__v1__mount_propagation__descriptor, (int) p);
+  return v ? v->name : "(unknown)";
+}
+
+/* The CRI's rule (and the kubelet's): a recursive read-only mount is read-only and private. */
+static gboolean
+check_recursive_read_only (const Runtime__V1__Mount *m, GError **error)
+{
+  if (!m->readonly)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: mount '%s': recursive_read_only needs readonly",
+                        m->container_path);
+  if (m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: mount '%s': recursive_read_only needs propagation "
+                        "PROPAGATION_PRIVATE, not %s",
+                        m->container_path, propagation_name (m->propagation));
+  return TRUE;
+}
+
+static gboolean
+check_sub_path (const Runtime__V1__Mount *m, const char *sub, GError **error)
+{
+  if (!crisp_oci_check_text ("container config: mounts image_sub_path", sub, OCI_MAX_PATH, error))
+    return FALSE;
+  if (!crisp_path_is_clean (sub, FALSE))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: mount '%s': image_sub_path '%s' is not a relative "
+                        "path without '.', '..' or empty components",
+                        m->container_path, sub);
+  return TRUE;
+}
+
+/* An image volume is read-only by definition: mounts cannot propagate back out of it. */
+static gboolean
+check_image_mount (const Runtime__V1__Mount *m, GError **error)
+{
+  const char *image = m->image->image;
+  if (!crisp_oci_check_text ("container config: mounts image", image, OCI_MAX_PATH, error))
+    return FALSE;
+  if (m->host_path != NULL && m->host_path[0] != '\0')
+    return crisp_throw (
+        error, CRISP_ERROR_INVALID_ARGUMENT,
+        "container config: mount '%s' names both host_path '%.256s' and image '%s', "
+        "which exclude each other",
+        m->container_path, m->host_path, image);
+  if (m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: mount '%s' of image '%s': propagation "
+                        "PROPAGATION_BIDIRECTIONAL cannot apply to a read-only image",
+                        m->container_path, image);
+  const char *sub = m->image_sub_path;
+  return sub == NULL || sub[0] == '\0' || check_sub_path (m, sub, error);
+}
+
+static gboolean
+is_image_mount (const Runtime__V1__Mount *m)
+{
+  return m->image != NULL && m->image->image != NULL && m->image->image[0] != '\0';
+}
+
+static gboolean
+check_mount (const Runtime__V1__Mount *m, GError **error)
+{
+  if (!crisp_oci_check_path ("container config: mounts container_path", m->container_path, error))
     return FALSE;
   if (g_str_equal (m->container_path, "/"))
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                         "container config: mounts container_path '/' is the container's root");
-  if (m->n_uidmappings || m->n_gidmappings || m->recursive_read_only
-      || (m->image && m->image->image && m->image->image[0]))
+  if (m->n_uidmappings || m->n_gidmappings)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "container config: mount '%s' uses id mappings, recursive read-only or "
-                        "an image volume, which crisp does not support",
+                        "container config: mount '%s' has uidMappings or gidMappings: id-mapped "
+                        "mounts come with user namespaces, which crisp does not support",
                         m->container_path);
-  if (m->selinux_relabel)
-    crisp_oci_note (in, "mount '%s': selinux_relabel ignored (no SELinux on this host)",
-                    m->container_path);
+  const char *prop;
+  if (!propagation_option (m->propagation, &prop, error))
+    return FALSE;
+  if (m->recursive_read_only && !check_recursive_read_only (m, error))
+    return FALSE;
+  if (is_image_mount (m))
+    return check_image_mount (m, error);
+  if (m->image_sub_path != NULL && m->image_sub_path[0] != '\0')
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: mount '%s': image_sub_path '%.256s' without an image",
+                        m->container_path, m->image_sub_path);
+  return crisp_oci_check_path ("container config: mounts host_path", m->host_path, error);
+}
+
+gboolean
+crisp_oci_check_mounts (const Runtime__V1__ContainerConfig *config, GError **error)
+{
+  if (config->n_mounts > OCI_MAX_LIST)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: more than %d mounts", OCI_MAX_LIST);
+  for (gsize i = 0; i < config->n_mounts; i++)
+    {
+      /* protobuf-c never decodes a NULL element; this is for hand-built requests */
+      g_return_val_if_fail (config->mounts[i] != NULL, FALSE);
+      if (!check_mount (config->mounts[i], error))
+        return FALSE;
+    }
   return TRUE;
+}
+
+CrispOciMountKind
+crisp_oci_mount_kind (const Runtime__V1__Mount *m)
+{
+  if (is_image_mount (m))
+    return CRISP_OCI_MOUNT_IMAGE;
+  return m->recursive_read_only ? CRISP_OCI_MOUNT_RECURSIVE_RO : CRISP_OCI_MOUNT_BIND;
+}
+
+/* A request mount and the source the spec names for it. */
+typedef struct
+{
+  const Runtime__V1__Mount *m;
+  const char *source;
+} RequestMount;
+
+static int
+depth (const char *path)
+{
+  int n = 0;
+  for (const char *p = path; *p; p++)
+    n += *p == '/';
+  return n;
 }
 
 /* Parents before children, so /data is mounted before /data/cache whatever the request order. */
 static gint
 by_depth (gconstpointer a, gconstpointer b)
 {
-  const Runtime__V1__Mount *ma = *(Runtime__V1__Mount *const *) a;
-  const Runtime__V1__Mount *mb = *(Runtime__V1__Mount *const *) b;
-  int da = 0, db = 0;
-  for (const char *p = ma->container_path; *p; p++)
-    da += *p == '/';
-  for (const char *p = mb->container_path; *p; p++)
-    db += *p == '/';
-  return da - db;
+  return depth (((const RequestMount *) a)->m->container_path)
+         - depth (((const RequestMount *) b)->m->container_path);
+}
+
+/* What crisp staged (an image's layers, a tree made read-only throughout) is bound read-only
+ * and private: the propagation asked for has nothing to carry. */
+static JsonObject *
+staged_bind (const CrispOciInput *in, const Runtime__V1__Mount *m, const char *source,
+             GError **error)
+{
+  if (source == NULL)
+    return crisp_throw (error, CRISP_ERROR_INTERNAL,
+                        "container config: mount '%s' was not prepared", m->container_path),
+           NULL;
+  if (m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE)
+    crisp_oci_note (in, "mount '%s': an image volume is private, %s ignored", m->container_path,
+                    propagation_name (m->propagation));
+  return bind_new (m->container_path, source, TRUE, "rprivate");
+}
+
+static gboolean
+add_request_mount (const CrispOciInput *in, JsonArray *mounts, const RequestMount *rm,
+                   const char **out_root_propagation, GError **error)
+{
+  const Runtime__V1__Mount *m = rm->m;
+  if (m->selinux_relabel)
+    crisp_oci_note (in, "mount '%s': selinux_relabel ignored (no SELinux on this host)",
+                    m->container_path);
+  if (crisp_oci_mount_kind (m) != CRISP_OCI_MOUNT_BIND)
+    {
+      JsonObject *b = staged_bind (in, m, rm->source, error);
+      if (b != NULL)
+        json_array_add_object_element (mounts, b);
+      return b != NULL;
+    }
+  const char *prop;
+  if (!propagation_option (m->propagation, &prop, error))
+    return FALSE;
+  if (g_str_equal (prop, "rshared")
+      || (g_str_equal (prop, "rslave") && *out_root_propagation == NULL))
+    *out_root_propagation = prop;
+  json_array_add_object_element (mounts,
+                                 bind_new (m->container_path, m->host_path, m->readonly, prop));
+  return TRUE;
 }
 
 static gboolean
@@ -141,34 +289,22 @@ add_request_mounts (const CrispOciInput *in, JsonArray *mounts, GHashTable *dest
                     const char **out_root_propagation, GError **error)
 {
   const Runtime__V1__ContainerConfig *c = in->config;
-  if (c->n_mounts > OCI_MAX_LIST)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "container config: more than %d mounts", OCI_MAX_LIST);
-  g_autoptr (GPtrArray) sorted = g_ptr_array_new ();
+  if (!crisp_oci_check_mounts (c, error))
+    return FALSE;
+  g_autoptr (GArray) sorted = g_array_new (FALSE, FALSE, sizeof (RequestMount));
   for (gsize i = 0; i < c->n_mounts; i++)
     {
-      /* protobuf-c never decodes a NULL element; this is for hand-built requests */
-      g_return_val_if_fail (c->mounts[i] != NULL, FALSE);
-      if (!check_mount (in, c->mounts[i], error))
-        return FALSE;
       if (!g_hash_table_add (dests, c->mounts[i]->container_path))
         return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                             "container config: two mounts at '%s'", c->mounts[i]->container_path);
-      g_ptr_array_add (sorted, c->mounts[i]);
+      RequestMount rm = { c->mounts[i], in->mount_sources ? in->mount_sources[i] : NULL };
+      g_array_append_val (sorted, rm);
     }
-  g_ptr_array_sort (sorted, by_depth); /* GLib's sort is stable */
+  g_array_sort (sorted, by_depth); /* GLib's sort is stable */
   for (guint i = 0; i < sorted->len; i++)
-    {
-      const Runtime__V1__Mount *m = sorted->pdata[i];
-      const char *prop;
-      if (!propagation_option (m->propagation, &prop, error))
-        return FALSE;
-      if (g_str_equal (prop, "rshared")
-          || (g_str_equal (prop, "rslave") && *out_root_propagation == NULL))
-        *out_root_propagation = prop;
-      json_array_add_object_element (mounts,
-                                     bind_new (m->container_path, m->host_path, m->readonly, prop));
-    }
+    if (!add_request_mount (in, mounts, &g_array_index (sorted, RequestMount, i),
+                            out_root_propagation, error))
+      return FALSE;
   return TRUE;
 }
 

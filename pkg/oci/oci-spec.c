@@ -5,7 +5,9 @@
 #include "oci-private.h"
 #include "crisp-error.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/mount.h>
 
 const Runtime__V1__LinuxContainerSecurityContext *
 crisp_oci_security_context (const CrispOciInput *in)
@@ -129,13 +131,21 @@ build_process (const CrispOciInput *in, JsonObject *spec, JsonObject *linux_obj,
          && crisp_oci_build_security (in, process, linux_obj, privileged, error);
 }
 
+/* mount_setattr (Linux 5.12) is what makes a bind read-only through every submount; crisp
+ * stages such a tree itself, whatever the OCI runtime knows.  A call with no attributes
+ * fails with EINVAL where the call exists. */
+static gboolean
+kernel_has_mount_setattr (void)
+{
+  return mount_setattr (-1, "", 0, NULL, 0) == 0 || errno != ENOSYS;
+}
+
 void
 crisp_oci_features (CrispOciFeatures *out)
 {
   *out = (CrispOciFeatures){
-    /* oci-mounts.c refuses recursive_read_only; oci-linux.c and pod-config.c refuse user
-     * namespaces; mount_options are not read at all */
-    .recursive_read_only_mounts = FALSE,
+    .recursive_read_only_mounts = kernel_has_mount_setattr (),
+    /* oci-linux.c and pod-config.c refuse user namespaces; mount_options are not read at all */
     .user_namespaces = FALSE,
     .user_namespaces_host_network = FALSE,
     .mount_options = FALSE,

@@ -354,6 +354,72 @@ test_record_bad_values (Fixture *f, gconstpointer data)
   assert_data_loss (set_to_int, "version");
 }
 
+#define VOLUME_ID "sha256:abababababababababababababababababababababababababababababababab"
+
+/* make_container whose one mount is an image volume. */
+static CrispContainer *
+make_with_image_volume (void)
+{
+  CrispContainer *c = make_container (ID_A, POD_ID);
+  Config k;
+  config_init (&k);
+  Runtime__V1__ImageSpec volume = RUNTIME__V1__IMAGE_SPEC__INIT;
+  volume.image = (char *) "example.com/data:1";
+  k.mount.host_path = (char *) "";
+  k.mount.image = &volume;
+  protobuf_c_message_free_unpacked (&c->config->base, NULL);
+  c->config = crisp_proto_dup (&k.config.base);
+  char *ids[] = { (char *) VOLUME_ID, NULL };
+  c->mount_images = g_strdupv (ids);
+  return c;
+}
+
+static void
+set_mount_images (JsonObject *o, const char *value)
+{
+  JsonArray *a = json_array_new ();
+  json_array_add_string_element (a, value);
+  json_object_set_array_member (o, "mount_images", a);
+}
+
+/* The images of a container's image volumes are kept in use across a restart: a record whose
+ * config has one must name it, or it is DATA_LOSS. */
+static void
+test_record_mount_images (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CrispContainer) c = make_with_image_volume ();
+  g_autoptr (CrispContainer) back = save_and_load (f, c, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (back->mount_images[0], ==, VOLUME_ID);
+  g_assert_null (back->mount_images[1]);
+  g_assert_true (crisp_container_uses_image (back, VOLUME_ID));
+  g_assert_true (crisp_container_uses_image (back, IMAGE_ID));
+  g_assert_false (crisp_container_uses_image (back, "sha256:feed"));
+  const char *bad[] = { NULL, "", "sha256:feed", "example.com/data:1" };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (JsonNode) node = crisp_container_to_json (c);
+      JsonObject *o = json_node_get_object (node);
+      if (bad[i] == NULL)
+        json_object_remove_member (o, "mount_images");
+      else
+        set_mount_images (o, bad[i]);
+      g_autoptr (GError) local = NULL;
+      g_autoptr (CrispContainer) none = crisp_container_from_json (ID_A, node, &local);
+      g_assert_null (none);
+      g_assert_error (local, CRISP_ERROR, CRISP_ERROR_DATA_LOSS);
+    }
+  /* A plain bind has no image: "" is its entry, and the member may be absent. */
+  g_autoptr (CrispContainer) plain = make_container (ID_A, POD_ID);
+  g_assert_null (plain->mount_images);
+  g_autoptr (JsonNode) node = crisp_container_to_json (plain);
+  set_mount_images (json_node_get_object (node), VOLUME_ID);
+  g_autoptr (CrispContainer) wrong = crisp_container_from_json (ID_A, node, &error);
+  g_assert_null (wrong);
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_DATA_LOSS);
+}
+
 /* A record cut short by a crash is never parsed as a smaller container. */
 static void
 test_record_truncated (Fixture *f, gconstpointer data)
@@ -753,7 +819,7 @@ static gboolean
 spec_write (Fixture *f, Spec *s, const char *rootfs, GError **error)
 {
   return crisp_container_write_spec (&f->svc, s->c, &s->pod, s->img, &s->req, rootfs, s->bundle,
-                                     error);
+                                     NULL, error);
 }
 
 /* The source of the spec's mount at destination, or NULL. */
@@ -890,6 +956,7 @@ main (int argc, char **argv)
   ADD ("record/missing-or-mistyped-members", test_record_missing_or_mistyped_members);
   ADD ("record/bad-values", test_record_bad_values);
   ADD ("record/truncated", test_record_truncated);
+  ADD ("record/mount-images", test_record_mount_images);
   g_test_add_func ("/container/status/state-mapping", test_status_state_mapping);
   ADD ("status/running", test_status_running);
   ADD ("status/exited", test_status_exited);

@@ -42,6 +42,7 @@ typedef struct
   JsonObject *image;
   CrispOciHost host;
   GPtrArray *notes;
+  Runtime__V1__Mount *one_mount[1];
   CrispOciInput in;
 } Fixture;
 
@@ -485,6 +486,15 @@ mount_new (const char *c, const char *h, gboolean ro, Runtime__V1__MountPropagat
   return m;
 }
 
+/* The request's only mount is m. */
+static void
+use_one_mount (Fixture *f, Runtime__V1__Mount *m)
+{
+  f->one_mount[0] = m;
+  f->config.mounts = f->one_mount;
+  f->config.n_mounts = 1;
+}
+
 static void
 test_mounts_defaults (Fixture *f, gconstpointer d)
 {
@@ -550,20 +560,93 @@ test_mounts_reject (Fixture *f, gconstpointer d)
     {
       g_autofree Runtime__V1__Mount *m = mount_new (
           bad_dest[i], "/host", FALSE, RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE);
-      Runtime__V1__Mount *mounts[] = { m };
-      f->config.mounts = mounts;
-      f->config.n_mounts = 1;
+      use_one_mount (f, m);
       build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "container config: mount");
     }
   g_autofree Runtime__V1__Mount *m
       = mount_new ("/x", "/host", FALSE, (Runtime__V1__MountPropagation) 7);
-  Runtime__V1__Mount *mounts[] = { m };
-  f->config.mounts = mounts;
-  f->config.n_mounts = 1;
+  use_one_mount (f, m);
   build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "propagation 7");
   m->propagation = RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE;
   m->host_path = (char *) "relative/host";
   build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "host_path 'relative/host'");
+}
+
+static void
+test_mounts_recursive_ro (Fixture *f, gconstpointer d)
+{
+  g_autofree Runtime__V1__Mount *m = mount_new (
+      "/data", "/host/data", FALSE, RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE);
+  use_one_mount (f, m);
+  m->recursive_read_only = TRUE;
+  build_fails (f, CRISP_ERROR_INVALID_ARGUMENT,
+               "mount '/data': recursive_read_only needs readonly");
+  m->readonly = TRUE;
+  m->propagation = RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER;
+  build_fails (f, CRISP_ERROR_INVALID_ARGUMENT,
+               "needs propagation PROPAGATION_PRIVATE, not PROPAGATION_HOST_TO_CONTAINER");
+  m->propagation = RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE;
+  g_assert_cmpint (crisp_oci_mount_kind (m), ==, CRISP_OCI_MOUNT_RECURSIVE_RO);
+  /* the tree is the caller's to stage: a spec never binds the host path itself */
+  build_fails (f, CRISP_ERROR_INTERNAL, "mount '/data' was not prepared");
+  const char *sources[] = { "/run/crisp/c/mounts/0" };
+  f->in.mount_sources = sources;
+  g_autoptr (JsonObject) spec = build_ok (f);
+  JsonObject *b = find_mount (spec, "/data");
+  g_assert_cmpstr (json_object_get_string_member (b, "source"), ==, sources[0]);
+  g_autofree char *opts = strings (b, "options");
+  g_assert_cmpstr (opts, ==, "rbind rprivate ro");
+}
+
+static void
+test_mounts_image (Fixture *f, gconstpointer d)
+{
+  Runtime__V1__ImageSpec image = RUNTIME__V1__IMAGE_SPEC__INIT;
+  image.image = (char *) "example.com/data:1";
+  g_autofree Runtime__V1__Mount *m
+      = mount_new ("/data", "", FALSE, RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL);
+  m->image = &image;
+  use_one_mount (f, m);
+  build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "BIDIRECTIONAL cannot apply to a read-only image");
+  m->propagation = RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER;
+  m->host_path = (char *) "/host";
+  build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "names both host_path '/host' and image");
+  m->host_path = (char *) "";
+  const char *bad_sub[] = { "../etc", "/abs", "a//b", "a/./b" };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad_sub); i++)
+    {
+      m->image_sub_path = (char *) bad_sub[i];
+      build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "image_sub_path");
+    }
+  m->image_sub_path = (char *) "";
+  g_assert_cmpint (crisp_oci_mount_kind (m), ==, CRISP_OCI_MOUNT_IMAGE);
+  const char *sources[] = { "/run/crisp/c/mounts/0" };
+  f->in.mount_sources = sources;
+  /* read-only whatever readonly says; the propagation asked for is noted and left out */
+  g_autoptr (JsonObject) spec = build_ok (f);
+  g_autofree char *opts = strings (find_mount (spec, "/data"), "options");
+  g_assert_cmpstr (opts, ==, "rbind rprivate ro");
+  g_assert_null (path_get (spec, "linux.rootfsPropagation"));
+  g_assert_cmpuint (f->notes->len, ==, 1);
+  g_assert_nonnull (strstr (f->notes->pdata[0], "PROPAGATION_HOST_TO_CONTAINER ignored"));
+  /* an image_sub_path needs an image */
+  image.image = (char *) "";
+  m->host_path = (char *) "/host";
+  m->image_sub_path = (char *) "sub";
+  build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "image_sub_path 'sub' without an image");
+}
+
+static void
+test_mounts_id_mapped (Fixture *f, gconstpointer d)
+{
+  Runtime__V1__IDMapping map = RUNTIME__V1__IDMAPPING__INIT;
+  Runtime__V1__IDMapping *maps[] = { &map };
+  g_autofree Runtime__V1__Mount *m
+      = mount_new ("/data", "/host", FALSE, RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE);
+  m->uidmappings = maps;
+  m->n_uidmappings = 1;
+  use_one_mount (f, m);
+  build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "uidMappings or gidMappings");
 }
 
 /* ---- devices ---- */
@@ -1268,6 +1351,9 @@ main (int argc, char **argv)
   ADD ("mounts/defaults", test_mounts_defaults);
   ADD ("mounts/request", test_mounts_request);
   ADD ("mounts/reject", test_mounts_reject);
+  ADD ("mounts/recursive-ro", test_mounts_recursive_ro);
+  ADD ("mounts/image", test_mounts_image);
+  ADD ("mounts/id-mapped", test_mounts_id_mapped);
   ADD ("devices", test_devices);
   ADD ("caps/default", test_caps_default);
   ADD ("caps/add-drop", test_caps_add_drop);
