@@ -124,7 +124,8 @@ crisp_container_service_watch (CrispContainerService *svc, CrispContainerEventFu
   for (guint i = 0; i < all->len; i++)
     {
       CrispContainer *c = all->pdata[i];
-      if (c->state == CRISP_CONTAINER_CREATED || c->state == CRISP_CONTAINER_RUNNING)
+      CrispContainerState state = crisp_container_get_state (svc, c);
+      if (state == CRISP_CONTAINER_CREATED || state == CRISP_CONTAINER_RUNNING)
         crisp_container_watch_exit (svc, c);
     }
 }

@@ -191,6 +191,8 @@ void crisp_container_layer_usage (CrispContainerService *svc, CrispContainer *c,
                                   guint64 *inodes);
 
 /* container-service.c */
+/* c->state read under the service lock (an exit can be read by any thread). */
+CrispContainerState crisp_container_get_state (CrispContainerService *svc, CrispContainer *c);
 CrispContainer *crisp_container_lookup (CrispContainerService *svc, const char *id, GError **error);
 GPtrArray *crisp_container_snapshot (CrispContainerService *svc, const char *pod_id);
 void crisp_container_remember (CrispContainerService *svc, CrispContainer *c);

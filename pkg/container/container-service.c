@@ -61,6 +61,15 @@ crisp_container_refresh (CrispContainerService *svc, CrispContainer *c)
     crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
 }
 
+CrispContainerState
+crisp_container_get_state (CrispContainerService *svc, CrispContainer *c)
+{
+  g_mutex_lock (&svc->lock);
+  CrispContainerState state = c->state;
+  g_mutex_unlock (&svc->lock);
+  return state;
+}
+
 /* A new reference to the container `id` names (full id or unique prefix), or NOT_FOUND. */
 CrispContainer *
 crisp_container_lookup (CrispContainerService *svc, const char *id, GError **error)
@@ -260,7 +269,7 @@ wait_exit_file (CrispContainerService *svc, CrispContainer *c)
   for (int waited = 0; waited < EXIT_FILE_WAIT_MS; waited += 5)
     {
       crisp_container_refresh (svc, c);
-      if (c->state == CRISP_CONTAINER_EXITED)
+      if (crisp_container_get_state (svc, c) == CRISP_CONTAINER_EXITED)
         return;
       if (!crisp_container_monitor_alive (c))
         {
@@ -289,9 +298,10 @@ static gboolean
 stop_locked (CrispContainerService *svc, CrispContainer *c, gint64 timeout)
 {
   crisp_container_refresh (svc, c);
-  if (c->state != CRISP_CONTAINER_RUNNING && c->state != CRISP_CONTAINER_CREATED)
+  CrispContainerState state = crisp_container_get_state (svc, c);
+  if (state != CRISP_CONTAINER_RUNNING && state != CRISP_CONTAINER_CREATED)
     return TRUE;
-  int sig = c->state == CRISP_CONTAINER_RUNNING && timeout > 0 ? record_stop_signal (c) : SIGKILL;
+  int sig = state == CRISP_CONTAINER_RUNNING && timeout > 0 ? record_stop_signal (c) : SIGKILL;
   _cleanup_close_ int pidfd = -1;
   int r = signal_init (c, sig, &pidfd);
   if (r == 0 && sig != SIGKILL && !wait_pidfd (pidfd, timeout * 1000))
@@ -303,7 +313,8 @@ stop_locked (CrispContainerService *svc, CrispContainer *c, gint64 timeout)
   if (r == 0)
     wait_pidfd (pidfd, EXIT_FILE_WAIT_MS);
   wait_exit_file (svc, c);
-  if (c->state != CRISP_CONTAINER_EXITED && !crisp_container_monitor_alive (c))
+  if (crisp_container_get_state (svc, c) != CRISP_CONTAINER_EXITED
+      && !crisp_container_monitor_alive (c))
     {
       /* The monitor died without writing the exit file: record what we know. */
       g_mutex_lock (&svc->lock);
@@ -331,7 +342,8 @@ crisp_container_service_stop (CrispContainerService *svc, const char *id, gint64
   g_mutex_lock (&c->op_lock);
   gboolean ok = stop_locked (svc, c, MAX (timeout, 0));
   g_mutex_unlock (&c->op_lock);
-  if (ok && c->state != CRISP_CONTAINER_EXITED && c->state != CRISP_CONTAINER_REMOVING)
+  CrispContainerState state = crisp_container_get_state (svc, c);
+  if (ok && state != CRISP_CONTAINER_EXITED && state != CRISP_CONTAINER_REMOVING)
     return crisp_throw (error, CRISP_ERROR_INTERNAL, "container '%s' did not stop", c->id);
   return ok;
 }
@@ -339,7 +351,8 @@ crisp_container_service_stop (CrispContainerService *svc, const char *id, gint64
 static gboolean
 remove_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
-  if (c->state == CRISP_CONTAINER_RUNNING || c->state == CRISP_CONTAINER_CREATED)
+  CrispContainerState state = crisp_container_get_state (svc, c);
+  if (state == CRISP_CONTAINER_RUNNING || state == CRISP_CONTAINER_CREATED)
     stop_locked (svc, c, 0);
   g_mutex_lock (&svc->lock);
   c->state = CRISP_CONTAINER_REMOVING;
@@ -418,14 +431,15 @@ start_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
   crisp_container_refresh (svc, c);
   /* The retry of a start that happened while crisp was killed before it could answer; any
    * other start of a started container is the caller's mistake, as in containerd. */
-  if (c->state == CRISP_CONTAINER_RUNNING && c->start_recovered)
+  CrispContainerState state = crisp_container_get_state (svc, c);
+  if (state == CRISP_CONTAINER_RUNNING && c->start_recovered)
     {
       c->start_recovered = FALSE;
       return TRUE;
     }
-  if (c->state != CRISP_CONTAINER_CREATED)
+  if (state != CRISP_CONTAINER_CREATED)
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is %s, not created",
-                        c->id, crisp_container_state_to_string (c->state));
+                        c->id, crisp_container_state_to_string (state));
   /* Taken before the call: a short-lived process can exit before 'runtime start' returns,
    * and its start must not come after its finish. */
   gint64 now = g_get_real_time () * 1000;

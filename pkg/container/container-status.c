@@ -365,7 +365,7 @@ static int
 connect_running (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
   crisp_container_refresh (svc, c);
-  if (c->state != CRISP_CONTAINER_RUNNING)
+  if (crisp_container_get_state (svc, c) != CRISP_CONTAINER_RUNNING)
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is not running",
                         c->id),
            -1;
@@ -408,7 +408,7 @@ crisp_container_service_exec_sync (CrispContainerService *svc,
   /* The container may have exited while the runtime was setting the exec up: then the
    * runtime's own complaint is not the command's result. */
   crisp_container_refresh (svc, c);
-  if (c->state != CRISP_CONTAINER_RUNNING)
+  if (crisp_container_get_state (svc, c) != CRISP_CONTAINER_RUNNING)
     {
       crisp_monitor_exec_result_clear (&res);
       return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
@@ -444,7 +444,7 @@ lookup_running (CrispContainerService *svc, const char *id, GError **error)
   if (c == NULL)
     return NULL;
   crisp_container_refresh (svc, c);
-  if (c->state != CRISP_CONTAINER_RUNNING)
+  if (crisp_container_get_state (svc, c) != CRISP_CONTAINER_RUNNING)
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is not running",
                         c->id),
            NULL;
