@@ -99,6 +99,14 @@ struct _CrispContainerService
   guint inotify_source;
   GHashTable *exit_watches; /* inotify wd -> container id, under lock */
   GPtrArray *recovered_exits; /* ids whose exit start-up found, announced by _watch () */
+  /* Removals finishing in the background (container-remove.c): the queue and `reaping` under
+   * lock, `reap_cond` signalled on each change. */
+  GThread *reaper;
+  GQueue reap_queue;     /* CrispContainer refs waiting */
+  GPtrArray *reaping;    /* refs queued or in progress, for the waits of pods and shutdown */
+  GCond reap_cond;
+  gboolean reaper_stop;
+  GCancellable *reap_cancel; /* shutdown: the removal in progress stops, the next start ends it */
 };
 
 /* container-record.c */
@@ -167,6 +175,25 @@ void crisp_container_set_starting (CrispContainerService *svc, CrispContainer *c
 void crisp_container_watch_exit (CrispContainerService *svc, CrispContainer *c);
 void crisp_container_events_free (CrispContainerService *svc);
 
+/* container-remove.c: removals whose slow part runs in one background thread (the reaper). */
+void crisp_container_reaper_init (CrispContainerService *svc);
+/* Queues what the store's trash holds (an earlier crisp's unfinished removals) and starts. */
+void crisp_container_reaper_start (CrispContainerService *svc);
+/* Waits (at most timeout_ms) for the queued removals, then stops the reaper; what is left is
+ * finished at the next start. */
+void crisp_container_reaper_stop (CrispContainerService *svc, int timeout_ms);
+/* Waits at most timeout_ms for the monitors of the pod's containers being removed to exit:
+ * they run the runtime's delete, which removes the containers' cgroups. */
+void crisp_container_reaper_wait_monitors (CrispContainerService *svc, const char *pod_id,
+                                           int timeout_ms);
+/* Under c->op_lock, c stopped: moves its record to the trash (one durable rename), forgets it,
+ * and queues the rest of its removal. */
+gboolean crisp_container_remove_later (CrispContainerService *svc, CrispContainer *c,
+                                       GError **error);
+/* A container of which only the id is known (its record is lost): its monitor is looked for
+ * through its run directory, and names its runtime (else the default handler's). */
+CrispContainer *crisp_container_new_lost (CrispContainerService *svc, const char *id);
+
 /* container-service.c */
 CrispContainer *crisp_container_lookup (CrispContainerService *svc, const char *id, GError **error);
 GPtrArray *crisp_container_snapshot (CrispContainerService *svc, const char *pod_id);
@@ -176,7 +203,12 @@ void crisp_container_forget (CrispContainerService *svc, CrispContainer *c);
 /* half_made: a create that never finished (its monitor is killed, not waited for). */
 gboolean crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, gboolean half_made,
                                   GError **error);
+/* The same but the record's object in the store (cancellable: FALSE, CANCELLED). */
+gboolean crisp_container_release (CrispContainerService *svc, CrispContainer *c, gboolean half_made,
+                                  GCancellable *cancellable, GError **error);
 gboolean crisp_container_monitor_alive (CrispContainer *c);
+/* Waits at most timeout_ms for the monitor to exit (its pidfd says when); TRUE once gone. */
+gboolean crisp_container_wait_monitor (CrispContainer *c, int timeout_ms);
 gboolean crisp_container_save (CrispContainerService *svc, CrispContainer *c, GError **error);
 /* Refreshes a running container's state from its monitor's files. */
 void crisp_container_refresh (CrispContainerService *svc, CrispContainer *c);
