@@ -540,6 +540,7 @@ crisp_container_service_new (const CrispConfig *config, struct _CrispPodService 
   svc->pods = pods;
   svc->images = images;
   g_mutex_init (&svc->lock);
+  g_cond_init (&svc->announced);
   svc->inotify_fd = -1;
   svc->exit_watches = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   svc->recovered_exits = g_ptr_array_new_with_free_func (g_free);
@@ -593,6 +594,7 @@ crisp_container_service_free (CrispContainerService *svc)
   if (svc->cgroups)
     crisp_cgroups_free (svc->cgroups);
   g_free (svc->run_dir);
+  g_cond_clear (&svc->announced);
   g_mutex_clear (&svc->lock);
   g_free (svc);
 }

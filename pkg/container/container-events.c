@@ -27,6 +27,15 @@ crisp_container_exit_announce_now (CrispContainer *c)
 }
 
 void
+crisp_container_wait_exit_announced (CrispContainerService *svc, CrispContainer *c)
+{
+  g_mutex_lock (&svc->lock);
+  while (c->exit_announcing)
+    g_cond_wait (&svc->announced, &svc->lock);
+  g_mutex_unlock (&svc->lock);
+}
+
+void
 crisp_container_set_starting (CrispContainerService *svc, CrispContainer *c, gboolean starting)
 {
   g_mutex_lock (&svc->lock);

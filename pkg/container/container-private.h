@@ -58,6 +58,9 @@ typedef struct
   /* Memory only, under the service lock: a StartContainer is between its start and its
    * STARTED event, and an exit it is to announce after that event was read meanwhile. */
   gboolean starting, exit_unannounced;
+  /* Memory only, under the service lock: an exit was read and its STOPPED is being saved
+   * and announced (svc->announced is broadcast after), so a removal's DELETED waits for it. */
+  gboolean exit_announcing;
   int exit_code;
   gboolean oom_killed;
   char *reason, *message;
@@ -87,6 +90,7 @@ struct _CrispContainerService
   CrispStore *store; /* <root>/containers: container.json, config.pb, upper/, work/ */
   char *run_dir;     /* <run-root>/containers/<id>: bundle, rootfs, monitor state */
   GMutex lock;       /* guards the tables and each container's mutable fields */
+  GCond announced;   /* with lock: a container's exit_announcing went FALSE */
   GHashTable *by_id; /* id -> CrispContainer */
   GHashTable *names; /* "pod/name/attempt" -> id, for CreateContainer retries */
   CrispCgroups *cgroups;
@@ -102,8 +106,8 @@ struct _CrispContainerService
   /* Removals finishing in the background (container-remove.c): the queue and `reaping` under
    * lock, `reap_cond` signalled on each change. */
   GThread *reaper;
-  GQueue reap_queue;     /* CrispContainer refs waiting */
-  GPtrArray *reaping;    /* refs queued or in progress, for the waits of pods and shutdown */
+  GQueue reap_queue;  /* CrispContainer refs waiting */
+  GPtrArray *reaping; /* refs queued or in progress, for the waits of pods and shutdown */
   GCond reap_cond;
   gboolean reaper_stop;
   GCancellable *reap_cancel; /* shutdown: the removal in progress stops, the next start ends it */
@@ -168,6 +172,9 @@ void crisp_container_emit (CrispContainerService *svc, CrispContainer *c,
 /* Under svc->lock, for an exit just read: whether to announce it now (else the start in
  * progress does, after its STARTED). */
 gboolean crisp_container_exit_announce_now (CrispContainer *c);
+/* Waits until an exit of c read by another thread has been announced (STOPPED comes before
+ * DELETED). */
+void crisp_container_wait_exit_announced (CrispContainerService *svc, CrispContainer *c);
 /* A start begins (TRUE) or has announced STARTED (FALSE: the exit it held back follows). */
 void crisp_container_set_starting (CrispContainerService *svc, CrispContainer *c,
                                    gboolean starting);

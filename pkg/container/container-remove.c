@@ -113,7 +113,8 @@ void
 crisp_container_reaper_wait_monitors (CrispContainerService *svc, const char *pod_id,
                                       int timeout_ms)
 {
-  g_autoptr (GPtrArray) pod = g_ptr_array_new_with_free_func ((GDestroyNotify) crisp_container_unref);
+  g_autoptr (GPtrArray) pod
+      = g_ptr_array_new_with_free_func ((GDestroyNotify) crisp_container_unref);
   g_mutex_lock (&svc->lock);
   for (guint i = 0; i < svc->reaping->len; i++)
     {
@@ -124,7 +125,7 @@ crisp_container_reaper_wait_monitors (CrispContainerService *svc, const char *po
   g_mutex_unlock (&svc->lock);
   for (guint i = 0; i < pod->len; i++)
     if (!crisp_container_wait_monitor (pod->pdata[i], timeout_ms))
-      g_message ("container '%s': monitor %d still running after its removal", 
+      g_message ("container '%s': monitor %d still running after its removal",
                  ((CrispContainer *) pod->pdata[i])->id,
                  ((CrispContainer *) pod->pdata[i])->monitor_pid);
 }

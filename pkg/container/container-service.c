@@ -53,12 +53,18 @@ crisp_container_refresh (CrispContainerService *svc, CrispContainer *c)
   gboolean live = c->state == CRISP_CONTAINER_CREATED || c->state == CRISP_CONTAINER_RUNNING;
   gboolean changed = live && crisp_container_read_exit (svc, c);
   gboolean announce = changed && crisp_container_exit_announce_now (c);
+  c->exit_announcing |= announce;
   g_mutex_unlock (&svc->lock);
   g_autoptr (GError) error = NULL;
   if (changed && !crisp_container_save (svc, c, &error))
     g_debug ("container '%s': saving its exit: %s", c->id, error->message);
-  if (announce)
-    crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
+  if (!announce)
+    return;
+  crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
+  g_mutex_lock (&svc->lock);
+  c->exit_announcing = FALSE;
+  g_cond_broadcast (&svc->announced);
+  g_mutex_unlock (&svc->lock);
 }
 
 /* A new reference to the container `id` names (full id or unique prefix), or NOT_FOUND. */
@@ -368,6 +374,7 @@ remove_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
     stop_locked (svc, c, 0);
   if (!crisp_container_remove_later (svc, c, error))
     return crisp_prefix_error (error, "removing container '%s': ", c->id);
+  crisp_container_wait_exit_announced (svc, c);
   crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
   return TRUE;
 }

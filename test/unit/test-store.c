@@ -413,8 +413,7 @@ test_retire_replaces_an_older_trash_entry (Fixture *f, gconstpointer data)
       g_assert_no_error (error);
     }
   g_autoptr (JsonNode) back = crisp_store_trash_load (f->store, ID_A, "rec.json", &error);
-  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (back), "value"), ==,
-                   "new");
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (back), "value"), ==, "new");
 }
 
 int
