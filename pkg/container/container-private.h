@@ -61,6 +61,8 @@ typedef struct
   /* Memory only, under the service lock: an exit was read and its STOPPED is being saved
    * and announced (svc->announced is broadcast after), so a removal's DELETED waits for it. */
   gboolean exit_announcing;
+  /* Under the service lock: its exit file is watched (crisp_container_exit_known). */
+  gboolean exit_watched;
   int exit_code;
   gboolean oom_killed;
   char *reason, *message;
@@ -101,7 +103,8 @@ struct _CrispContainerService
   gpointer event_data;
   int inotify_fd;
   guint inotify_source;
-  GHashTable *exit_watches; /* inotify wd -> container id, under lock */
+  GHashTable *exit_watches;   /* inotify wd -> container id, under lock */
+  gboolean inotify_handling;  /* under lock: events are being read and handled */
   GPtrArray *recovered_exits; /* ids whose exit start-up found, announced by _watch () */
   /* Removals finishing in the background (container-remove.c): the queue and `reaping` under
    * lock, `reap_cond` signalled on each change. */
@@ -180,6 +183,11 @@ void crisp_container_set_starting (CrispContainerService *svc, CrispContainer *c
                                    gboolean starting);
 /* Watches the container's monitor directory for its exit file (once it exists). */
 void crisp_container_watch_exit (CrispContainerService *svc, CrispContainer *c);
+/* Whether memory knows c's exit without reading its exit file: the watch is active and no
+ * inotify event is waiting or being handled. */
+gboolean crisp_container_exit_known (CrispContainerService *svc, CrispContainer *c);
+/* What a reader (status, list, stats) calls: a refresh unless the exit is known. */
+void crisp_container_update (CrispContainerService *svc, CrispContainer *c);
 void crisp_container_events_free (CrispContainerService *svc);
 
 /* container-remove.c: removals whose slow part runs in one background thread (the reaper). */
