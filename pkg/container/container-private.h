@@ -58,8 +58,9 @@ typedef struct
   /* Memory only, under the service lock: a StartContainer is between its start and its
    * STARTED event, and an exit it is to announce after that event was read meanwhile. */
   gboolean starting, exit_unannounced;
-  /* Memory only, under the service lock: an exit was read and its STOPPED is being saved
-   * and announced (svc->announced is broadcast after), so a removal's DELETED waits for it. */
+  /* Memory only, under the service lock: an exit was read and is being saved and announced
+   * (svc->announced is broadcast after), so a removal waits for it: the save comes before
+   * the record goes to the trash, the STOPPED before the DELETED. */
   gboolean exit_announcing;
   /* Under the service lock: its exit file is watched (crisp_container_exit_known). */
   gboolean exit_watched;

@@ -154,11 +154,18 @@ crisp_container_reaper_stop (CrispContainerService *svc, int timeout_ms)
 gboolean
 crisp_container_remove_later (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
-  if (!crisp_store_retire (svc->store, c->id, error))
-    return FALSE;
+  /* REMOVING first: from then on no save (crisp_container_save) recreates the record. */
   g_mutex_lock (&svc->lock);
+  CrispContainerState was = c->state;
   c->state = CRISP_CONTAINER_REMOVING;
   g_mutex_unlock (&svc->lock);
+  if (!crisp_store_retire (svc->store, c->id, error))
+    {
+      g_mutex_lock (&svc->lock);
+      c->state = was;
+      g_mutex_unlock (&svc->lock);
+      return FALSE;
+    }
   crisp_container_forget (svc, c);
   enqueue (svc, crisp_container_ref (c));
   return TRUE;

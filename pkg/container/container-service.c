@@ -41,9 +41,11 @@ gboolean
 crisp_container_save (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
   g_mutex_lock (&svc->lock);
-  g_autoptr (JsonNode) node = crisp_container_to_json (c);
+  /* A save after the record went to the trash would bring the container back to life. */
+  gboolean removed = c->state == CRISP_CONTAINER_REMOVING;
+  g_autoptr (JsonNode) node = removed ? NULL : crisp_container_to_json (c);
   g_mutex_unlock (&svc->lock);
-  return crisp_store_save (svc->store, c->id, RECORD, node, error);
+  return removed || crisp_store_save (svc->store, c->id, RECORD, node, error);
 }
 
 void
@@ -53,14 +55,15 @@ crisp_container_refresh (CrispContainerService *svc, CrispContainer *c)
   gboolean live = c->state == CRISP_CONTAINER_CREATED || c->state == CRISP_CONTAINER_RUNNING;
   gboolean changed = live && crisp_container_read_exit (svc, c);
   gboolean announce = changed && crisp_container_exit_announce_now (c);
-  c->exit_announcing |= announce;
+  c->exit_announcing |= changed;
   g_mutex_unlock (&svc->lock);
-  g_autoptr (GError) error = NULL;
-  if (changed && !crisp_container_save (svc, c, &error))
-    g_debug ("container '%s': saving its exit: %s", c->id, error->message);
-  if (!announce)
+  if (!changed)
     return;
-  crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
+  g_autoptr (GError) error = NULL;
+  if (!crisp_container_save (svc, c, &error))
+    g_debug ("container '%s': saving its exit: %s", c->id, error->message);
+  if (announce)
+    crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
   g_mutex_lock (&svc->lock);
   c->exit_announcing = FALSE;
   g_cond_broadcast (&svc->announced);
@@ -372,9 +375,10 @@ remove_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
   if (c->state == CRISP_CONTAINER_RUNNING || c->state == CRISP_CONTAINER_CREATED)
     stop_locked (svc, c, 0);
+  /* An exit another thread read is saved and announced first: STOPPED before DELETED. */
+  crisp_container_wait_exit_announced (svc, c);
   if (!crisp_container_remove_later (svc, c, error))
     return crisp_prefix_error (error, "removing container '%s': ", c->id);
-  crisp_container_wait_exit_announced (svc, c);
   crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
   return TRUE;
 }

@@ -303,9 +303,9 @@ crisp_store_load_all (CrispStore *store, const char *name, CrispStoreLoadFunc fn
  * deleted later (by the caller's background work, or at the next start). */
 
 static int
-open_trash (CrispStore *store)
+open_trash (CrispStore *store, gboolean create)
 {
-  if (mkdirat (store->dirfd, TRASH_DIR, 0700) < 0 && errno != EEXIST)
+  if (create && mkdirat (store->dirfd, TRASH_DIR, 0700) < 0 && errno != EEXIST)
     return -errno;
   int fd = openat (store->dirfd, TRASH_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   return fd < 0 ? -errno : fd;
@@ -316,7 +316,7 @@ crisp_store_retire (CrispStore *store, const char *id, GError **error)
 {
   if (!check_names (id, NULL, error))
     return FALSE;
-  _cleanup_close_ int trash = open_trash (store);
+  _cleanup_close_ int trash = open_trash (store, TRUE);
   if (trash < 0)
     return crisp_throw_errno (error, trash, "opening '%s/" TRASH_DIR "'", store->path);
   int r = renameat (store->dirfd, id, trash, id) < 0 ? -errno : 0;
@@ -343,7 +343,7 @@ GPtrArray *
 crisp_store_trash_list (CrispStore *store)
 {
   GPtrArray *ids = g_ptr_array_new_with_free_func (g_free);
-  int fd = open_trash (store);
+  int fd = open_trash (store, FALSE); /* none yet: nothing was ever retired */
   DIR *d = fd < 0 ? NULL : fdopendir (fd);
   if (d == NULL)
     {
@@ -373,8 +373,8 @@ crisp_store_trash_remove (CrispStore *store, const char *id, GCancellable *cance
 {
   if (!check_names (id, NULL, error))
     return FALSE;
-  _cleanup_close_ int trash = open_trash (store);
-  int r = trash < 0 ? trash : rm_rf_at (trash, id, cancellable);
+  _cleanup_close_ int trash = open_trash (store, FALSE);
+  int r = trash == -ENOENT ? 0 : trash < 0 ? trash : rm_rf_at (trash, id, cancellable);
   if (r < 0)
     return crisp_throw_errno (error, r, "removing '%s/" TRASH_DIR "/%s'", store->path, id);
   return TRUE;
