@@ -30,6 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "test", "integration"))
 
+from bench_env import host_pod_configs  # noqa: E402
 from cri_client import pb  # noqa: E402
 from crisp_daemon import CrispDaemon  # noqa: E402
 from image_harness import pull, registries_conf  # noqa: E402
@@ -118,14 +119,7 @@ def runc_cycle(root, bundle, cid, times):
 def crisp_cycle(d, image, logdir, i, times):
     c = d.client
     name = "bench-%d" % i
-    pod_cfg = pb.PodSandboxConfig(
-        metadata=pb.PodSandboxMetadata(name=name, uid=name + "-uid", namespace="bench"),
-        log_directory=logdir,
-        linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(
-            namespace_options=pb.NamespaceOption(network=pb.NODE))))
-    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"),
-                             image=pb.ImageSpec(image=image), command=COMMAND,
-                             log_path="%s.log" % name)
+    pod_cfg, cfg = host_pod_configs(name, logdir, image, COMMAND)
     t0 = time.perf_counter()
     pod = c.call("RunPodSandbox", pb.RunPodSandboxRequest(config=pod_cfg)).pod_sandbox_id
     t1 = time.perf_counter()

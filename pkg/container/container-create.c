@@ -15,6 +15,9 @@
 #include <sys/stat.h>
 
 #define RECORD "container.json"
+/* How long a stopping crisp waits for the removals still in progress (the next start ends
+ * what is left). */
+#define REAPER_DRAIN_MS 10000
 
 static char *
 random_id (GError **error)
@@ -501,10 +504,10 @@ find_monitor (CrispContainerService *svc, const char *id, char **out_runtime, ch
  * monitor found through its run directory, the runtime's state, the rootfs mount, the run
  * directory) is released with the same destroy a removal uses.  Without a monitor to name
  * the runtime, the default handler's is asked to delete a container of that id. */
-static void
-release_lost (CrispContainerService *svc, const char *id)
+CrispContainer *
+crisp_container_new_lost (CrispContainerService *svc, const char *id)
 {
-  g_autoptr (CrispContainer) c = crisp_container_new ();
+  CrispContainer *c = crisp_container_new ();
   c->id = g_strdup (id);
   c->monitor_pid = find_monitor (svc, id, &c->runtime_path, &c->runtime_root);
   c->monitor_start_time = c->monitor_pid > 0 ? crisp_proc_start_time (c->monitor_pid) : 0;
@@ -516,6 +519,13 @@ release_lost (CrispContainerService *svc, const char *id)
       c->runtime_path = runtime_path_of (rt);
       c->runtime_root = g_strdup (rt->root);
     }
+  return c;
+}
+
+static void
+release_lost (CrispContainerService *svc, const char *id)
+{
+  g_autoptr (CrispContainer) c = crisp_container_new_lost (svc, id);
   g_autoptr (GError) error = NULL;
   if (!crisp_container_destroy (svc, c, TRUE, &error))
     g_warning ("container '%s': releasing what its lost record named: %s", id, error->message);
@@ -535,9 +545,11 @@ crisp_container_service_new (const CrispConfig *config, struct _CrispPodService 
   svc->pods = pods;
   svc->images = images;
   g_mutex_init (&svc->lock);
+  g_cond_init (&svc->announced);
   svc->inotify_fd = -1;
   svc->exit_watches = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   svc->recovered_exits = g_ptr_array_new_with_free_func (g_free);
+  crisp_container_reaper_init (svc);
   svc->by_id = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                       (GDestroyNotify) crisp_container_unref);
   svc->names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -567,6 +579,7 @@ crisp_container_service_new (const CrispConfig *config, struct _CrispPodService 
   g_autoptr (GPtrArray) all = crisp_container_snapshot (svc, NULL);
   for (guint i = 0; i < all->len; i++)
     recover_one (svc, all->pdata[i]);
+  crisp_container_reaper_start (svc);
   return g_steal_pointer (&svc);
 }
 
@@ -575,6 +588,7 @@ crisp_container_service_free (CrispContainerService *svc)
 {
   if (svc == NULL)
     return;
+  crisp_container_reaper_stop (svc, REAPER_DRAIN_MS);
   crisp_container_events_free (svc);
   if (svc->by_id)
     g_hash_table_unref (svc->by_id);
@@ -585,6 +599,7 @@ crisp_container_service_free (CrispContainerService *svc)
   if (svc->cgroups)
     crisp_cgroups_free (svc->cgroups);
   g_free (svc->run_dir);
+  g_cond_clear (&svc->announced);
   g_mutex_clear (&svc->lock);
   g_free (svc);
 }

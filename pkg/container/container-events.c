@@ -10,6 +10,7 @@
 #include <glib-unix.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 
 void
 crisp_container_emit (CrispContainerService *svc, CrispContainer *c,
@@ -24,6 +25,15 @@ crisp_container_exit_announce_now (CrispContainer *c)
 {
   c->exit_unannounced = c->starting;
   return !c->starting;
+}
+
+void
+crisp_container_wait_exit_announced (CrispContainerService *svc, CrispContainer *c)
+{
+  g_mutex_lock (&svc->lock);
+  while (c->exit_announcing)
+    g_cond_wait (&svc->announced, &svc->lock);
+  g_mutex_unlock (&svc->lock);
 }
 
 void
@@ -46,9 +56,24 @@ exit_seen (CrispContainerService *svc, const char *id)
     crisp_container_refresh (svc, c); /* announces the stop when it is one */
 }
 
+/* Events were lost: every live container's exit file is read again. */
+static void
+refresh_all (CrispContainerService *svc)
+{
+  g_warning ("inotify: events were lost; reading every container's exit file again");
+  g_autoptr (GPtrArray) all = crisp_container_snapshot (svc, NULL);
+  for (guint i = 0; i < all->len; i++)
+    crisp_container_refresh (svc, all->pdata[i]);
+}
+
 static void
 handle_inotify_event (CrispContainerService *svc, const struct inotify_event *ev)
 {
+  if (ev->mask & IN_Q_OVERFLOW)
+    {
+      refresh_all (svc);
+      return;
+    }
   g_autofree char *id = NULL;
   g_mutex_lock (&svc->lock);
   if (ev->mask & IN_IGNORED) /* the directory is gone: the container was removed */
@@ -65,6 +90,9 @@ on_inotify (int fd, GIOCondition condition, gpointer data)
 {
   CrispContainerService *svc = data;
   char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+  g_mutex_lock (&svc->lock);
+  svc->inotify_handling = TRUE; /* before the read: see crisp_container_exit_known () */
+  g_mutex_unlock (&svc->lock);
   for (;;)
     {
       ssize_t n = read (fd, buf, sizeof buf);
@@ -77,6 +105,9 @@ on_inotify (int fd, GIOCondition condition, gpointer data)
           p += sizeof *ev + ev->len;
         }
     }
+  g_mutex_lock (&svc->lock);
+  svc->inotify_handling = FALSE;
+  g_mutex_unlock (&svc->lock);
   return G_SOURCE_CONTINUE;
 }
 
@@ -98,6 +129,33 @@ crisp_container_watch_exit (CrispContainerService *svc, CrispContainer *c)
   g_hash_table_replace (svc->exit_watches, GINT_TO_POINTER (wd), g_strdup (c->id));
   g_mutex_unlock (&svc->lock);
   crisp_container_refresh (svc, c); /* it may have exited before the watch */
+  /* From here on an exit is an event: memory is kept true without reading the file. */
+  g_mutex_lock (&svc->lock);
+  c->exit_watched = TRUE;
+  g_mutex_unlock (&svc->lock);
+}
+
+/* Watched, and no event waiting in the inotify queue or being handled.  Checked in this
+ * order: an event read from the queue after the first check is still being handled at the
+ * second (inotify_handling is set before the read), so a status never misses an exit file
+ * that was in place when it began. */
+gboolean
+crisp_container_exit_known (CrispContainerService *svc, CrispContainer *c)
+{
+  int pending = 0;
+  if (svc->inotify_fd < 0 || ioctl (svc->inotify_fd, FIONREAD, &pending) < 0 || pending > 0)
+    return FALSE;
+  g_mutex_lock (&svc->lock);
+  gboolean known = c->exit_watched && !svc->inotify_handling;
+  g_mutex_unlock (&svc->lock);
+  return known;
+}
+
+void
+crisp_container_update (CrispContainerService *svc, CrispContainer *c)
+{
+  if (!crisp_container_exit_known (svc, c))
+    crisp_container_refresh (svc, c);
 }
 
 void

@@ -58,6 +58,12 @@ typedef struct
   /* Memory only, under the service lock: a StartContainer is between its start and its
    * STARTED event, and an exit it is to announce after that event was read meanwhile. */
   gboolean starting, exit_unannounced;
+  /* Memory only, under the service lock: an exit was read and is being saved and announced
+   * (svc->announced is broadcast after), so a removal waits for it: the save comes before
+   * the record goes to the trash, the STOPPED before the DELETED. */
+  gboolean exit_announcing;
+  /* Under the service lock: its exit file is watched (crisp_container_exit_known). */
+  gboolean exit_watched;
   int exit_code;
   gboolean oom_killed;
   char *reason, *message;
@@ -90,6 +96,7 @@ struct _CrispContainerService
   CrispStore *store; /* <root>/containers: container.json, config.pb, upper/, work/ */
   char *run_dir;     /* <run-root>/containers/<id>: bundle, rootfs, monitor state */
   GMutex lock;       /* guards the tables and each container's mutable fields */
+  GCond announced;   /* with lock: a container's exit_announcing went FALSE */
   GHashTable *by_id; /* id -> CrispContainer */
   GHashTable *names; /* "pod/name/attempt" -> id, for CreateContainer retries */
   CrispCgroups *cgroups;
@@ -100,8 +107,17 @@ struct _CrispContainerService
   gpointer event_data;
   int inotify_fd;
   guint inotify_source;
-  GHashTable *exit_watches; /* inotify wd -> container id, under lock */
+  GHashTable *exit_watches;   /* inotify wd -> container id, under lock */
+  gboolean inotify_handling;  /* under lock: events are being read and handled */
   GPtrArray *recovered_exits; /* ids whose exit start-up found, announced by _watch () */
+  /* Removals finishing in the background (container-remove.c): the queue and `reaping` under
+   * lock, `reap_cond` signalled on each change. */
+  GThread *reaper;
+  GQueue reap_queue;  /* CrispContainer refs waiting */
+  GPtrArray *reaping; /* refs queued or in progress, for the waits of pods and shutdown */
+  GCond reap_cond;
+  gboolean reaper_stop;
+  GCancellable *reap_cancel; /* shutdown: the removal in progress stops, the next start ends it */
 };
 
 /* container-record.c */
@@ -179,16 +195,43 @@ void crisp_container_emit (CrispContainerService *svc, CrispContainer *c,
 /* Under svc->lock, for an exit just read: whether to announce it now (else the start in
  * progress does, after its STARTED). */
 gboolean crisp_container_exit_announce_now (CrispContainer *c);
+/* Waits until an exit of c read by another thread has been announced (STOPPED comes before
+ * DELETED). */
+void crisp_container_wait_exit_announced (CrispContainerService *svc, CrispContainer *c);
 /* A start begins (TRUE) or has announced STARTED (FALSE: the exit it held back follows). */
 void crisp_container_set_starting (CrispContainerService *svc, CrispContainer *c,
                                    gboolean starting);
 /* Watches the container's monitor directory for its exit file (once it exists). */
 void crisp_container_watch_exit (CrispContainerService *svc, CrispContainer *c);
+/* Whether memory knows c's exit without reading its exit file: the watch is active and no
+ * inotify event is waiting or being handled. */
+gboolean crisp_container_exit_known (CrispContainerService *svc, CrispContainer *c);
+/* What a reader (status, list, stats) calls: a refresh unless the exit is known. */
+void crisp_container_update (CrispContainerService *svc, CrispContainer *c);
 void crisp_container_events_free (CrispContainerService *svc);
 
 /* container-stats.c: blocks and inodes of the writable layer (0 when it is gone). */
 void crisp_container_layer_usage (CrispContainerService *svc, CrispContainer *c, guint64 *bytes,
                                   guint64 *inodes);
+
+/* container-remove.c: removals whose slow part runs in one background thread (the reaper). */
+void crisp_container_reaper_init (CrispContainerService *svc);
+/* Queues what the store's trash holds (an earlier crisp's unfinished removals) and starts. */
+void crisp_container_reaper_start (CrispContainerService *svc);
+/* Waits (at most timeout_ms) for the queued removals, then stops the reaper; what is left is
+ * finished at the next start. */
+void crisp_container_reaper_stop (CrispContainerService *svc, int timeout_ms);
+/* Waits at most timeout_ms for the monitors of the pod's containers being removed to exit:
+ * they run the runtime's delete, which removes the containers' cgroups. */
+void crisp_container_reaper_wait_monitors (CrispContainerService *svc, const char *pod_id,
+                                           int timeout_ms);
+/* Under c->op_lock, c stopped: moves its record to the trash (one durable rename), forgets it,
+ * and queues the rest of its removal. */
+gboolean crisp_container_remove_later (CrispContainerService *svc, CrispContainer *c,
+                                       GError **error);
+/* A container of which only the id is known (its record is lost): its monitor is looked for
+ * through its run directory, and names its runtime (else the default handler's). */
+CrispContainer *crisp_container_new_lost (CrispContainerService *svc, const char *id);
 
 /* container-service.c */
 /* c->state read under the service lock (an exit can be read by any thread). */
@@ -201,7 +244,12 @@ void crisp_container_forget (CrispContainerService *svc, CrispContainer *c);
 /* half_made: a create that never finished (its monitor is killed, not waited for). */
 gboolean crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, gboolean half_made,
                                   GError **error);
+/* The same but the record's object in the store (cancellable: FALSE, CANCELLED). */
+gboolean crisp_container_release (CrispContainerService *svc, CrispContainer *c, gboolean half_made,
+                                  GCancellable *cancellable, GError **error);
 gboolean crisp_container_monitor_alive (CrispContainer *c);
+/* Waits at most timeout_ms for the monitor to exit (its pidfd says when); TRUE once gone. */
+gboolean crisp_container_wait_monitor (CrispContainer *c, int timeout_ms);
 gboolean crisp_container_save (CrispContainerService *svc, CrispContainer *c, GError **error);
 /* Refreshes a running container's state from its monitor's files. */
 void crisp_container_refresh (CrispContainerService *svc, CrispContainer *c);

@@ -41,9 +41,11 @@ gboolean
 crisp_container_save (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
   g_mutex_lock (&svc->lock);
-  g_autoptr (JsonNode) node = crisp_container_to_json (c);
+  /* A save after the record went to the trash would bring the container back to life. */
+  gboolean removed = c->state == CRISP_CONTAINER_REMOVING;
+  g_autoptr (JsonNode) node = removed ? NULL : crisp_container_to_json (c);
   g_mutex_unlock (&svc->lock);
-  return crisp_store_save (svc->store, c->id, RECORD, node, error);
+  return removed || crisp_store_save (svc->store, c->id, RECORD, node, error);
 }
 
 void
@@ -53,12 +55,19 @@ crisp_container_refresh (CrispContainerService *svc, CrispContainer *c)
   gboolean live = c->state == CRISP_CONTAINER_CREATED || c->state == CRISP_CONTAINER_RUNNING;
   gboolean changed = live && crisp_container_read_exit (svc, c);
   gboolean announce = changed && crisp_container_exit_announce_now (c);
+  c->exit_announcing |= changed;
   g_mutex_unlock (&svc->lock);
+  if (!changed)
+    return;
   g_autoptr (GError) error = NULL;
-  if (changed && !crisp_container_save (svc, c, &error))
+  if (!crisp_container_save (svc, c, &error))
     g_debug ("container '%s': saving its exit: %s", c->id, error->message);
   if (announce)
     crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT);
+  g_mutex_lock (&svc->lock);
+  c->exit_announcing = FALSE;
+  g_cond_broadcast (&svc->announced);
+  g_mutex_unlock (&svc->lock);
 }
 
 CrispContainerState
@@ -148,29 +157,59 @@ crisp_container_monitor_alive (CrispContainer *c)
   return crisp_process_matches (c->monitor_pid, c->monitor_start_time);
 }
 
-/* Waits for the monitor to finish (it deletes the runtime's state before it exits). */
+/* Waits up to timeout_ms for a process's pidfd to turn readable (it exited: zombie or reaped),
+ * or for cancellable. */
 static gboolean
-wait_monitor_exit (CrispContainer *c, int timeout_ms)
+wait_pidfd (int pidfd, gint64 timeout_ms, GCancellable *cancellable)
 {
-  for (int waited = 0; crisp_container_monitor_alive (c); waited += 10)
+  GPollFD fds[2] = { { .fd = pidfd, .events = G_IO_IN } };
+  int n = g_cancellable_make_pollfd (cancellable, &fds[1]) ? 2 : 1;
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * 1000;
+  gboolean exited = FALSE;
+  while (!exited && !g_cancellable_is_cancelled (cancellable))
     {
-      if (waited >= timeout_ms)
-        return FALSE;
-      g_usleep (10 * 1000);
+      gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
+      int r = g_poll (fds, n, (int) MAX (left, 0));
+      exited = r > 0 && fds[0].revents != 0;
+      if (r == 0 || (r < 0 && errno != EINTR))
+        break;
     }
-  return TRUE;
+  if (n == 2)
+    g_cancellable_release_fd (cancellable);
+  return exited;
 }
 
-/* Everything of a container but its table entries: monitor, runtime state, mounts, dirs. */
+/* Waits for the monitor to finish (it deletes the runtime's state before it exits): its
+ * pidfd says when, so the wait ends the moment it exits, zombie or not. */
+static gboolean
+wait_monitor_exit (CrispContainer *c, int timeout_ms, GCancellable *cancellable)
+{
+  if (!crisp_container_monitor_alive (c))
+    return TRUE;
+  _cleanup_close_ int pidfd = (int) syscall (SYS_pidfd_open, c->monitor_pid, 0);
+  /* Checked again now that the pidfd pins the process: the pid may have been reused. */
+  if (pidfd < 0 || !crisp_container_monitor_alive (c))
+    return !crisp_container_monitor_alive (c);
+  return wait_pidfd (pidfd, timeout_ms, cancellable);
+}
+
 gboolean
-crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, gboolean half_made,
-                         GError **error)
+crisp_container_wait_monitor (CrispContainer *c, int timeout_ms)
+{
+  return wait_monitor_exit (c, timeout_ms, NULL);
+}
+
+gboolean
+crisp_container_release (CrispContainerService *svc, CrispContainer *c, gboolean half_made,
+                         GCancellable *cancellable, GError **error)
 {
   /* A half-made container's monitor never exits on its own (once its create completes it
    * keeps the container), so it is not waited for. */
   if (crisp_container_monitor_alive (c)
-      && (half_made || !wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS)))
+      && (half_made || !wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS, cancellable)))
     {
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
       /* Its process group holds what it started (a 'runtime create' still in progress after
        * a crash): kill them with it, or the create could finish with nobody to own it. */
       pid_t group = getpgid (c->monitor_pid);
@@ -179,7 +218,7 @@ crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, gboolean
         kill (-group, SIGKILL);
       else
         kill (c->monitor_pid, SIGKILL);
-      wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS);
+      wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS, cancellable);
     }
   /* The monitor deletes the runtime's state before it exits; only what it left (it was
    * killed, or never got that far) costs a runtime call here. */
@@ -194,7 +233,15 @@ crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, gboolean
   int r = dfd < 0 ? -errno : crisp_store_rm_rf_at (dfd, c->id);
   if (r < 0 && r != -ENOENT)
     return crisp_throw_errno (error, r, "removing the run directory of container '%s'", c->id);
-  return crisp_store_remove (svc->store, c->id, error);
+  return TRUE;
+}
+
+gboolean
+crisp_container_destroy (CrispContainerService *svc, CrispContainer *c, gboolean half_made,
+                         GError **error)
+{
+  return crisp_container_release (svc, c, half_made, NULL, error)
+         && crisp_store_remove (svc->store, c->id, error);
 }
 
 static gboolean
@@ -247,22 +294,6 @@ signal_init (CrispContainer *c, int sig, int *out_pidfd)
   return 0;
 }
 
-static gboolean
-wait_pidfd (int pidfd, gint64 timeout_ms)
-{
-  struct pollfd p = { .fd = pidfd, .events = POLLIN };
-  gint64 deadline = g_get_monotonic_time () + timeout_ms * 1000;
-  for (;;)
-    {
-      gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
-      int r = poll (&p, 1, (int) MAX (left, 0));
-      if (r > 0)
-        return TRUE;
-      if (r == 0 || (r < 0 && errno != EINTR))
-        return FALSE;
-    }
-}
-
 static void
 wait_exit_file (CrispContainerService *svc, CrispContainer *c)
 {
@@ -304,14 +335,14 @@ stop_locked (CrispContainerService *svc, CrispContainer *c, gint64 timeout)
   int sig = state == CRISP_CONTAINER_RUNNING && timeout > 0 ? record_stop_signal (c) : SIGKILL;
   _cleanup_close_ int pidfd = -1;
   int r = signal_init (c, sig, &pidfd);
-  if (r == 0 && sig != SIGKILL && !wait_pidfd (pidfd, timeout * 1000))
+  if (r == 0 && sig != SIGKILL && !wait_pidfd (pidfd, timeout * 1000, NULL))
     {
       g_debug ("container '%s': still running after %" G_GINT64_FORMAT " s, killing", c->id,
                timeout);
       syscall (SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
     }
   if (r == 0)
-    wait_pidfd (pidfd, EXIT_FILE_WAIT_MS);
+    wait_pidfd (pidfd, EXIT_FILE_WAIT_MS, NULL);
   wait_exit_file (svc, c);
   if (crisp_container_get_state (svc, c) != CRISP_CONTAINER_EXITED
       && !crisp_container_monitor_alive (c))
@@ -348,18 +379,19 @@ crisp_container_service_stop (CrispContainerService *svc, const char *id, gint64
   return ok;
 }
 
+/* What must hold when RemoveContainer returns is done here: the container is stopped, its
+ * record is in the trash (never loaded again), no list or status shows it and its name is
+ * free.  The rest (the monitor's end, unmount, the writable layer) is the reaper's. */
 static gboolean
 remove_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
   CrispContainerState state = crisp_container_get_state (svc, c);
   if (state == CRISP_CONTAINER_RUNNING || state == CRISP_CONTAINER_CREATED)
     stop_locked (svc, c, 0);
-  g_mutex_lock (&svc->lock);
-  c->state = CRISP_CONTAINER_REMOVING;
-  g_mutex_unlock (&svc->lock);
-  if (!crisp_container_save (svc, c, error) || !crisp_container_destroy (svc, c, FALSE, error))
+  /* An exit another thread read is saved and announced first: STOPPED before DELETED. */
+  crisp_container_wait_exit_announced (svc, c);
+  if (!crisp_container_remove_later (svc, c, error))
     return crisp_prefix_error (error, "removing container '%s': ", c->id);
-  crisp_container_forget (svc, c);
   crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT);
   return TRUE;
 }
@@ -497,13 +529,15 @@ for_each_in_pod (CrispContainerService *svc, const char *pod_id, gboolean remove
       gboolean ok = remove ? !still_known (svc, c) || remove_locked (svc, c, error)
                            : stop_locked (svc, c, 0);
       /* A pod being stopped keeps nothing running: wait for each monitor's own cleanup. */
-      if (ok && !remove && !wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS))
+      if (ok && !remove && !wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS, NULL))
         g_warning ("container '%s': monitor %d still running after its container stopped", c->id,
                    c->monitor_pid);
       g_mutex_unlock (&c->op_lock);
       if (!ok)
         return FALSE;
     }
+  /* Nor does the monitor of one of its containers removed just before. */
+  crisp_container_reaper_wait_monitors (svc, pod_id, MONITOR_EXIT_WAIT_MS);
   return TRUE;
 }
 

@@ -30,7 +30,7 @@ crisp_container_service_update_resources (CrispContainerService *svc,
   if (req->linux == NULL)
     return TRUE; /* nothing for Linux to change */
   g_mutex_lock (&c->op_lock);
-  crisp_container_refresh (svc, c);
+  crisp_container_update (svc, c);
   gboolean ok;
   if (c->state != CRISP_CONTAINER_RUNNING && c->state != CRISP_CONTAINER_CREATED)
     ok = crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
@@ -194,7 +194,7 @@ crisp_container_service_stats (CrispContainerService *svc, const char *id, GErro
   g_autoptr (CrispContainer) c = crisp_container_lookup (svc, id, error);
   if (c == NULL)
     return NULL;
-  crisp_container_refresh (svc, c);
+  crisp_container_update (svc, c);
   Runtime__V1__ContainerStatsResponse *resp = malloc (sizeof *resp);
   runtime__v1__container_stats_response__init (resp);
   resp->stats = build_stats (svc, c);
@@ -227,7 +227,7 @@ running_matching (CrispContainerService *svc, const char *id, const char *pod_id
   for (guint i = 0; i < all->len; i++)
     {
       CrispContainer *c = all->pdata[i];
-      crisp_container_refresh (svc, c);
+      crisp_container_update (svc, c);
       if (c->state == CRISP_CONTAINER_RUNNING && (!id || !*id || g_str_has_prefix (c->id, id))
           && (!pod_id || !*pod_id || g_str_has_prefix (c->pod_id, pod_id))
           && labels_match (c->config, n, selector))

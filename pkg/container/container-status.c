@@ -195,7 +195,7 @@ crisp_container_service_status (CrispContainerService *svc, const char *id, gboo
   g_autoptr (CrispContainer) c = crisp_container_lookup (svc, id, error);
   if (c == NULL)
     return NULL;
-  crisp_container_refresh (svc, c);
+  crisp_container_update (svc, c);
   g_mutex_lock (&svc->lock);
   Runtime__V1__ContainerStatusResponse *resp = crisp_container_build_status (svc, c, verbose);
   g_mutex_unlock (&svc->lock);
@@ -212,7 +212,7 @@ crisp_container_service_pod_statuses (CrispContainerService *svc, const char *po
   for (guint i = 0; i < all->len; i++)
     {
       CrispContainer *c = all->pdata[i];
-      crisp_container_refresh (svc, c);
+      crisp_container_update (svc, c);
       g_mutex_lock (&svc->lock);
       gboolean gone = c->state == CRISP_CONTAINER_CREATING || c->state == CRISP_CONTAINER_REMOVING;
       Runtime__V1__ContainerStatusResponse *resp
@@ -268,7 +268,7 @@ crisp_container_service_list (CrispContainerService *svc, const Runtime__V1__Con
   for (guint i = 0; i < all->len; i++)
     {
       CrispContainer *c = all->pdata[i];
-      crisp_container_refresh (svc, c);
+      crisp_container_update (svc, c);
       g_mutex_lock (&svc->lock);
       if (filter_matches (c, f))
         resp->containers[resp->n_containers++] = crisp_container_build_item (svc, c);
@@ -285,7 +285,7 @@ crisp_container_service_count (CrispContainerService *svc, CrispContainerCounts 
   for (guint i = 0; i < all->len; i++)
     {
       CrispContainer *c = all->pdata[i];
-      crisp_container_refresh (svc, c);
+      crisp_container_update (svc, c);
       g_mutex_lock (&svc->lock);
       CrispContainerState state = c->state;
       gboolean oom = c->oom_killed;
@@ -351,7 +351,7 @@ crisp_container_service_monitors (CrispContainerService *svc)
   for (guint i = 0; i < all->len; i++)
     {
       CrispContainer *c = all->pdata[i];
-      crisp_container_refresh (svc, c);
+      crisp_container_update (svc, c);
       CrispMonitorHealth *h = monitor_health (svc, c);
       if (h != NULL)
         g_ptr_array_add (out, h);
@@ -364,7 +364,7 @@ crisp_container_service_monitors (CrispContainerService *svc)
 static int
 connect_running (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
-  crisp_container_refresh (svc, c);
+  crisp_container_update (svc, c);
   if (crisp_container_get_state (svc, c) != CRISP_CONTAINER_RUNNING)
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is not running",
                         c->id),
@@ -407,7 +407,7 @@ crisp_container_service_exec_sync (CrispContainerService *svc,
     return crisp_throw_errno (error, r, "exec in container '%s'", c->id), NULL;
   /* The container may have exited while the runtime was setting the exec up: then the
    * runtime's own complaint is not the command's result. */
-  crisp_container_refresh (svc, c);
+  crisp_container_update (svc, c);
   if (crisp_container_get_state (svc, c) != CRISP_CONTAINER_RUNNING)
     {
       crisp_monitor_exec_result_clear (&res);
@@ -443,7 +443,7 @@ lookup_running (CrispContainerService *svc, const char *id, GError **error)
   g_autoptr (CrispContainer) c = crisp_container_lookup (svc, id, error);
   if (c == NULL)
     return NULL;
-  crisp_container_refresh (svc, c);
+  crisp_container_update (svc, c);
   if (crisp_container_get_state (svc, c) != CRISP_CONTAINER_RUNNING)
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "container '%s' is not running",
                         c->id),

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #define QUARANTINE_DIR ".quarantine"
+#define TRASH_DIR ".trash"
 
 struct _CrispStore
 {
@@ -142,8 +143,10 @@ crisp_store_delete (CrispStore *store, const char *id, const char *name, GError 
   return TRUE;
 }
 
+static int rm_rf_at (int dirfd, const char *name, GCancellable *cancellable);
+
 static int
-rm_children (int fd, dev_t dev)
+rm_children (int fd, dev_t dev, GCancellable *cancellable)
 {
   DIR *d = fdopendir (fd);
   if (d == NULL)
@@ -153,27 +156,32 @@ rm_children (int fd, dev_t dev)
     }
   int ret = 0;
   struct dirent *de;
-  while ((de = readdir (d)) != NULL)
+  while (ret != -ECANCELED && (de = readdir (d)) != NULL)
     {
       if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
         continue;
+      if (g_cancellable_is_cancelled (cancellable))
+        {
+          ret = -ECANCELED;
+          break;
+        }
       struct stat st;
       if (fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         continue;
       int r = 0;
       if (S_ISDIR (st.st_mode))
-        r = st.st_dev != dev ? -EBUSY : crisp_store_rm_rf_at (dirfd (d), de->d_name);
+        r = st.st_dev != dev ? -EBUSY : rm_rf_at (dirfd (d), de->d_name, cancellable);
       else if (unlinkat (dirfd (d), de->d_name, 0) < 0 && errno != ENOENT)
         r = -errno;
-      if (r < 0 && ret == 0)
+      if (r < 0 && (ret == 0 || r == -ECANCELED))
         ret = r;
     }
   closedir (d);
   return ret;
 }
 
-int
-crisp_store_rm_rf_at (int dirfd, const char *name)
+static int
+rm_rf_at (int dirfd, const char *name, GCancellable *cancellable)
 {
   struct stat st;
   if (fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -189,12 +197,18 @@ crisp_store_rm_rf_at (int dirfd, const char *name)
       close (fd);
       return -EBUSY;
     }
-  int r = rm_children (fd, st.st_dev);
+  int r = rm_children (fd, st.st_dev, cancellable);
   if (r < 0)
     return r;
   if (unlinkat (dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
     return -errno;
   return 0;
+}
+
+int
+crisp_store_rm_rf_at (int dirfd, const char *name)
+{
+  return rm_rf_at (dirfd, name, NULL);
 }
 
 gboolean
@@ -282,5 +296,86 @@ crisp_store_load_all (CrispStore *store, const char *name, CrispStoreLoadFunc fn
   closedir (d);
   for (guint i = 0; i < ids->len; i++)
     load_one (store, ids->pdata[i], name, fn, data, problems);
+  return TRUE;
+}
+
+/* The trash: objects whose removal was decided and made durable, and whose contents are
+ * deleted later (by the caller's background work, or at the next start). */
+
+static int
+open_trash (CrispStore *store, gboolean create)
+{
+  if (create && mkdirat (store->dirfd, TRASH_DIR, 0700) < 0 && errno != EEXIST)
+    return -errno;
+  int fd = openat (store->dirfd, TRASH_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  return fd < 0 ? -errno : fd;
+}
+
+gboolean
+crisp_store_retire (CrispStore *store, const char *id, GError **error)
+{
+  if (!check_names (id, NULL, error))
+    return FALSE;
+  _cleanup_close_ int trash = open_trash (store, TRUE);
+  if (trash < 0)
+    return crisp_throw_errno (error, trash, "opening '%s/" TRASH_DIR "'", store->path);
+  int r = renameat (store->dirfd, id, trash, id) < 0 ? -errno : 0;
+  /* Only a crash after a rename that no fsync made durable leaves the same id in both places:
+   * the store's copy is the one that counts, the trash's an older one. */
+  if ((r == -EEXIST || r == -ENOTEMPTY) && (r = rm_rf_at (trash, id, NULL)) == 0)
+    r = renameat (store->dirfd, id, trash, id) < 0 ? -errno : 0;
+  if (r < 0)
+    return crisp_throw_errno (error, r, "moving '%s/%s' to the trash", store->path, id);
+  /* One directory, one fsync: the journal commits a rename whole, and what matters is that
+   * the object is gone from the root, so that it is never loaded again. */
+  if (fsync (store->dirfd) < 0)
+    return crisp_throw_errno (error, errno, "syncing '%s'", store->path);
+  return TRUE;
+}
+
+char *
+crisp_store_trash_path (CrispStore *store, const char *id)
+{
+  return g_build_filename (store->path, TRASH_DIR, id, NULL);
+}
+
+GPtrArray *
+crisp_store_trash_list (CrispStore *store)
+{
+  GPtrArray *ids = g_ptr_array_new_with_free_func (g_free);
+  int fd = open_trash (store, FALSE); /* none yet: nothing was ever retired */
+  DIR *d = fd < 0 ? NULL : fdopendir (fd);
+  if (d == NULL)
+    {
+      if (fd >= 0)
+        close (fd);
+      return ids;
+    }
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    if (crisp_id_is_valid_len (de->d_name, 0))
+      g_ptr_array_add (ids, g_strdup (de->d_name));
+  closedir (d);
+  return ids;
+}
+
+JsonNode *
+crisp_store_trash_load (CrispStore *store, const char *id, const char *name, GError **error)
+{
+  g_autofree char *root = g_build_filename (store->path, TRASH_DIR, NULL);
+  g_autoptr (CrispStore) trash = crisp_store_open (root, error);
+  return trash ? crisp_store_load (trash, id, name, error) : NULL;
+}
+
+gboolean
+crisp_store_trash_remove (CrispStore *store, const char *id, GCancellable *cancellable,
+                          GError **error)
+{
+  if (!check_names (id, NULL, error))
+    return FALSE;
+  _cleanup_close_ int trash = open_trash (store, FALSE);
+  int r = trash == -ENOENT ? 0 : trash < 0 ? trash : rm_rf_at (trash, id, cancellable);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "removing '%s/" TRASH_DIR "/%s'", store->path, id);
   return TRUE;
 }

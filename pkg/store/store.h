@@ -2,7 +2,7 @@
  * written atomically.  Shared by pods and containers; policy stays with the callers. */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 #include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
@@ -50,6 +50,20 @@ typedef gboolean (*CrispStoreLoadFunc) (const char *id, JsonNode *record, gpoint
  * cannot be read. */
 gboolean crisp_store_load_all (CrispStore *store, const char *name, CrispStoreLoadFunc fn,
                                gpointer data, GPtrArray *problems, GError **error);
+
+/* Removal in two steps, for objects with much to delete.  crisp_store_retire moves object `id`
+ * into `<root>/.trash/` with one rename made durable by one fsync: from then on it is never
+ * loaded again, crash or not, and its contents stay readable in the trash
+ * (crisp_store_trash_load) until crisp_store_trash_remove deletes them, which may happen later
+ * or after a restart (crisp_store_trash_list names what is left). */
+gboolean crisp_store_retire (CrispStore *store, const char *id, GError **error);
+char *crisp_store_trash_path (CrispStore *store, const char *id);
+GPtrArray *crisp_store_trash_list (CrispStore *store);
+JsonNode *crisp_store_trash_load (CrispStore *store, const char *id, const char *name,
+                                  GError **error);
+/* Fails (ECANCELED) when cancellable is cancelled midway, leaving the rest for a later call. */
+gboolean crisp_store_trash_remove (CrispStore *store, const char *id, GCancellable *cancellable,
+                                   GError **error);
 
 /* Removes `name` under `dirfd` recursively without following symlinks or crossing mounts:
  * -EBUSY when something is still mounted inside. */

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 
 from container_harness import ContainerEnv
+from cri_client import pb
 from crisp_daemon import CrispDaemon
 from image_harness import registries_conf
 from registry_harness import Registry, build_images
@@ -31,3 +32,17 @@ def busybox_crisp(prefix, config, leaks):
         if d is not None:
             leaks.extend(d.cleanup())
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def host_pod_configs(name, logdir, image, command):
+    """(PodSandboxConfig, ContainerConfig) of a host-network pod NAME with one container "c"
+    running COMMAND from IMAGE, its log under LOGDIR."""
+    pod_cfg = pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, uid=name + "-uid", namespace="bench"),
+        log_directory=logdir,
+        linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(
+            namespace_options=pb.NamespaceOption(network=pb.NODE))))
+    cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"),
+                             image=pb.ImageSpec(image=image), command=command,
+                             log_path="%s.log" % name)
+    return pod_cfg, cfg

@@ -2,6 +2,7 @@
 subscribers at once; slow ones are dropped, a restart ends the streams cleanly, and exits that
 happened while crisp was down are announced when it is back."""
 import os
+import signal
 import sys
 import threading
 import time
@@ -230,3 +231,30 @@ def test_pod_sandbox_status_carries_its_containers(cenv):
     assert st[a].state == pb.CONTAINER_RUNNING
     assert (st[b].state, st[b].exit_code) == (pb.CONTAINER_EXITED, 5)
     assert st[a] == cenv.status(a).status
+
+
+
+
+
+def test_status_right_after_the_exit_file_appears_reports_the_exit(cenv):
+    """ContainerStatus answers from memory that the exit watch keeps true, without reading the
+    exit file.  Twenty containers are killed while crisp is stopped (SIGSTOP): when it goes on,
+    their events wait in the inotify queue, and statuses asked at once must report every exit
+    (a status falls back to reading the file while events wait or are being handled).  Calls
+    are dispatched through the main loop that handles the events, so the window this guards is
+    narrow; the test cannot force a status into it, only check that none is wrong."""
+    pod = cenv.run_pod()
+    cids = [cenv.run(pod, "x%d" % i, command=SLEEPER) for i in range(20)]
+    pids = [cenv.pid(cid) for cid in cids]
+    exit_files = [os.path.join(cenv.d.run_root, "containers", cid, "monitor", "exit")
+                  for cid in cids]
+    os.kill(cenv.d.proc.pid, signal.SIGSTOP)
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: all(os.path.exists(f) for f in exit_files), 20, what="the exit files")
+    finally:
+        os.kill(cenv.d.proc.pid, signal.SIGCONT)
+    for cid in reversed(cids):
+        st = cenv.status(cid).status
+        assert (st.state, st.exit_code) == (pb.CONTAINER_EXITED, 137), cid

@@ -356,6 +356,66 @@ test_state_version_migrates_in_steps (Fixture *f, gconstpointer data)
   g_clear_pointer (&migrated, g_ptr_array_unref);
 }
 
+/* A retired object is never loaded again, stays readable in the trash until it is removed,
+ * and a cancelled removal leaves the rest for a later one. */
+static void
+test_retire_and_trash (Fixture *f, gconstpointer data)
+{
+  g_autofree char *obj = crisp_store_object_path (f->store, ID_A);
+  for (int i = 0; i < 50; i++)
+    {
+      g_autofree char *p = g_strdup_printf ("%s/upper/f%d", obj, i);
+      g_assert_cmpint (g_mkdir_with_parents (p, 0700), ==, 0);
+    }
+  g_autoptr (JsonNode) rec = make_record ("gone");
+  for (const char *const *id = (const char *const[]){ ID_A, ID_B, NULL }; *id; id++)
+    g_assert_true (crisp_store_save (f->store, *id, "rec.json", rec, NULL));
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_store_retire (f->store, ID_A, &error));
+  g_assert_no_error (error);
+  g_assert_false (g_file_test (obj, G_FILE_TEST_EXISTS));
+  LoadState s = { g_ptr_array_new_with_free_func (g_free), 0 };
+  g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, NULL, NULL));
+  g_assert_cmpuint (s.seen->len, ==, 1);
+  g_assert_cmpstr (s.seen->pdata[0], ==, ID_B);
+  g_ptr_array_unref (s.seen);
+  g_autoptr (GPtrArray) ids = crisp_store_trash_list (f->store);
+  g_assert_cmpuint (ids->len, ==, 1);
+  g_assert_cmpstr (ids->pdata[0], ==, ID_A);
+  g_autoptr (JsonNode) back = crisp_store_trash_load (f->store, ID_A, "rec.json", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (back), "value"), ==,
+                   "gone");
+  g_autoptr (GCancellable) cancel = g_cancellable_new ();
+  g_cancellable_cancel (cancel);
+  g_assert_false (crisp_store_trash_remove (f->store, ID_A, cancel, &error));
+  g_clear_error (&error);
+  g_autofree char *trashed = crisp_store_trash_path (f->store, ID_A);
+  g_assert_true (g_file_test (trashed, G_FILE_TEST_IS_DIR));
+  g_assert_true (crisp_store_trash_remove (f->store, ID_A, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_false (g_file_test (trashed, G_FILE_TEST_EXISTS));
+  g_clear_pointer (&ids, g_ptr_array_unref);
+  ids = crisp_store_trash_list (f->store);
+  g_assert_cmpuint (ids->len, ==, 0);
+}
+
+/* A crash that left an id in both places: the store's object is the one that counts. */
+static void
+test_retire_replaces_an_older_trash_entry (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  for (const char *const *v = (const char *const[]){ "old", "new", NULL }; *v; v++)
+    {
+      g_autoptr (JsonNode) rec = make_record (*v);
+      g_assert_true (crisp_store_save (f->store, ID_A, "rec.json", rec, NULL));
+      g_assert_true (crisp_store_retire (f->store, ID_A, &error));
+      g_assert_no_error (error);
+    }
+  g_autoptr (JsonNode) back = crisp_store_trash_load (f->store, ID_A, "rec.json", &error);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (back), "value"), ==, "new");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -368,6 +428,8 @@ main (int argc, char **argv)
   ADD ("remove-and-delete", test_remove_and_delete);
   ADD ("load-all-finishes-unwritten", test_load_all_finishes_unwritten);
   ADD ("load-all-quarantines-truncated", test_load_all_quarantines_truncated);
+  ADD ("retire-and-trash", test_retire_and_trash);
+  ADD ("retire-replaces-an-older-trash-entry", test_retire_replaces_an_older_trash_entry);
   ADD ("state-version-unversioned-is-1", test_state_version_unversioned_is_1);
   ADD ("state-version-refuses-newer", test_state_version_refuses_newer);
   ADD ("state-version-migrates-in-steps", test_state_version_migrates_in_steps);
