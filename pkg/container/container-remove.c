@@ -154,6 +154,10 @@ crisp_container_reaper_stop (CrispContainerService *svc, int timeout_ms)
 gboolean
 crisp_container_remove_later (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
+  /* Volumes staged for it come off now (a few lazy unmounts): once the call returns, the
+   * images they showed are no longer in use and may be removed. */
+  if (!crisp_container_unstage_mounts (svc, c->id, error))
+    return FALSE;
   /* REMOVING first: from then on no save (crisp_container_save) recreates the record. */
   g_mutex_lock (&svc->lock);
   CrispContainerState was = c->state;
