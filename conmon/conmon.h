@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #define MONITOR_ATTACH_MAX 16
-#define MONITOR_CTL_MAX 8
+#define MONITOR_CTL_MAX 16
 #define MONITOR_IO_CHUNK (32 * 1024)
 
 typedef struct Monitor Monitor;

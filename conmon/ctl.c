@@ -56,6 +56,14 @@ exec_reset (Monitor *m, CtlClient *c)
   c->pending_len = 0;
 }
 
+/* With every slot taken, connections wait in the listen backlog (crisp's connect has a
+ * timeout) instead of being accepted and closed. */
+static void
+listen_pause (Monitor *m, bool paused)
+{
+  monitor_rewatch (m, &m->ctl_src, paused ? 0 : EPOLLIN);
+}
+
 static void
 client_drop (Monitor *m, CtlClient *c)
 {
@@ -65,6 +73,7 @@ client_drop (Monitor *m, CtlClient *c)
   monitor_unwatch_close (m, &c->src);
   free (c->pending);
   c->pending = NULL;
+  listen_pause (m, false);
 }
 
 /* Output paused for a client that cannot take more: the pipes leave the epoll set (a closed
@@ -381,18 +390,21 @@ on_client (Monitor *m, MonitorSource *src, uint32_t events)
 static void
 on_listen (Monitor *m, MonitorSource *src, uint32_t events)
 {
+  int slot = -1;
+  for (int i = 0; i < MONITOR_CTL_MAX && slot < 0; i++)
+    if (m->ctl[i].src.fd < 0)
+      slot = i;
+  if (slot < 0)
+    return listen_pause (m, true);
   int fd = accept4 (src->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (fd < 0)
     return;
-  for (int i = 0; i < MONITOR_CTL_MAX; i++)
-    if (m->ctl[i].src.fd < 0)
-      {
-        m->ctl[i].src.index = i;
-        if (monitor_watch (m, &m->ctl[i].src, fd, on_client, EPOLLIN) == 0)
-          return;
-        break;
-      }
-  close (fd);
+  m->ctl[slot].src.index = slot;
+  if (monitor_watch (m, &m->ctl[slot].src, fd, on_client, EPOLLIN) < 0)
+    {
+      close (fd);
+      m->ctl[slot].src.fd = -1;
+    }
 }
 
 int
@@ -400,7 +412,7 @@ ctl_setup (Monitor *m)
 {
   for (int i = 0; i < MONITOR_CTL_MAX; i++)
     m->ctl[i].src.fd = m->ctl[i].out[0].fd = m->ctl[i].out[1].fd = -1;
-  int fd = monitor_bind_unix (m, CRISP_MONITOR_SOCKET_CTL, SOCK_SEQPACKET, 8);
+  int fd = monitor_bind_unix (m, CRISP_MONITOR_SOCKET_CTL, SOCK_SEQPACKET, 64);
   if (fd < 0)
     return fd;
   return monitor_watch (m, &m->ctl_src, fd, on_listen, EPOLLIN);

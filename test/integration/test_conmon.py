@@ -249,6 +249,28 @@ def test_exec_to_a_slow_reader_loses_nothing(ctr, streams):
         assert len(err) == (n if streams == "both" else 0)
 
 
+def test_a_full_control_socket_makes_callers_wait_not_fail(ctr):
+    # Every control slot taken: the next caller waits in the listen backlog and is answered
+    # once a slot frees; it is never accepted only to be hung up on.
+    m = ctr(["sleep", "1000"])
+    m.start()
+    held = [m.connect("ctl") for _ in range(16)]
+    for s in held:  # each one accepted: it answers
+        H.send_msg(s, H.VERSION_REQ)
+        assert H.recv_msg(s)[:2] == (H.REPLY, 0)
+    late = m.connect("ctl")
+    H.send_msg(late, H.VERSION_REQ)
+    late.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        late.recv(1 << 16)  # no slot yet: not answered, and not closed
+    held.pop().close()
+    late.settimeout(20)
+    assert H.recv_msg(late)[:3] == (H.REPLY, 0, H.VERSION)
+    for s in held + [late]:
+        s.close()
+    assert m.ctl(H.VERSION_REQ)[:2] == (H.REPLY, 0)
+
+
 STARTER = r"""
 import os, sys, time
 sys.path.insert(0, %r)
