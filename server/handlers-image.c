@@ -3,6 +3,7 @@
  * Each decodes, calls pkg/image, encodes; pulls, removals and disk walks run in threads. */
 #include "config.h"
 
+#include "grpc.h"
 #include "metrics.h"
 #include "server.h"
 
@@ -174,7 +175,7 @@ handle_list_images (CrispServer *self, CrispCall *call)
   Runtime__V1__ListImagesResponse resp = RUNTIME__V1__LIST_IMAGES_RESPONSE__INIT;
   resp.n_images = images->len;
   resp.images = ptrs;
-  if (g_str_equal (crisp_call_method_name (call), "StreamImages"))
+  if (crisp_call_method (call)->server_streaming)
     crisp_call_stream_list (call, &resp.base);
   else
     crisp_call_finish (call, &resp.base);
