@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "cri-client.h"
+#include "grpc.h"
 
 #include "crisp-base.h"
 
@@ -116,17 +117,6 @@ crisp_cri_client_free (CrispCriClient *self)
   g_free (self);
 }
 
-static grpc_byte_buffer *
-pack_message (const ProtobufCMessage *msg)
-{
-  size_t len = protobuf_c_message_get_packed_size (msg);
-  grpc_slice slice = grpc_slice_malloc (len);
-  protobuf_c_message_pack (msg, GRPC_SLICE_START_PTR (slice));
-  grpc_byte_buffer *buf = grpc_raw_byte_buffer_create (&slice, 1);
-  grpc_slice_unref (slice);
-  return buf;
-}
-
 static ProtobufCMessage *
 unpack_message (grpc_byte_buffer *buf, const ProtobufCMessageDescriptor *desc)
 {
@@ -183,7 +173,7 @@ crisp_cri_client_call (CrispCriClient *self, const char *name, const ProtobufCMe
   u.call = grpc_channel_create_call (self->channel, NULL, GRPC_PROPAGATE_DEFAULTS, self->cq, method,
                                      NULL, deadline, NULL);
   grpc_slice_unref (method);
-  u.send_buf = pack_message (request);
+  u.send_buf = crisp_grpc_pack_message (request);
   gboolean ok = run_batch (self, &u, error);
   if (ok && u.status != GRPC_STATUS_OK)
     {

@@ -224,8 +224,8 @@ call_send (CrispCall *c, grpc_status_code code, const char *message)
     }
 }
 
-static grpc_byte_buffer *
-pack_message (const ProtobufCMessage *message)
+grpc_byte_buffer *
+crisp_grpc_pack_message (const ProtobufCMessage *message)
 {
   size_t len = protobuf_c_message_get_packed_size (message);
   grpc_slice slice = grpc_slice_malloc (len);
@@ -267,7 +267,7 @@ crisp_call_finish (CrispCall *call, const ProtobufCMessage *response)
   if (!call_claim_end (call))
     return;
   g_assert (response->descriptor == call->method->output && !call->method->server_streaming);
-  call->send_buf = pack_message (response);
+  call->send_buf = crisp_grpc_pack_message (response);
   g_debug ("RPC %s: ok", crisp_call_method_name (call));
   call_end (call, GRPC_STATUS_OK, NULL);
 }
@@ -322,7 +322,7 @@ gboolean
 crisp_call_stream_send (CrispCall *call, const ProtobufCMessage *message, guint max_waiting)
 {
   g_assert (call->method->server_streaming && message->descriptor == call->method->output);
-  grpc_byte_buffer *buf = pack_message (message);
+  grpc_byte_buffer *buf = crisp_grpc_pack_message (message);
   g_mutex_lock (&call->stream_lock);
   gboolean ok = !call->stream_broken && !g_atomic_int_get (&call->ended)
                 && (max_waiting == 0 || call->stream_queue.length < max_waiting);

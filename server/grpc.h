@@ -36,4 +36,9 @@ typedef void (*CrispGrpcJob) (gpointer data);
  * a job that does not come back means calls would not either. */
 void crisp_grpc_run_job (CrispGrpc *self, CrispGrpcJob job, gpointer data, GDestroyNotify destroy);
 
+/* A message in one slice, as gRPC sends it; the caller owns the buffer. Shared with the
+ * CRI client that `crisp check` uses. */
+struct grpc_byte_buffer;
+struct grpc_byte_buffer *crisp_grpc_pack_message (const ProtobufCMessage *message);
+
 G_END_DECLS
