@@ -189,6 +189,9 @@ run_checkpoint (CrispContainer *c, const char *work, gint64 timeout, GError **er
   g_autofree char *criu_dir = g_build_filename (work, "criu", NULL);
   if (mkdir (images, 0700) < 0 || mkdir (criu_dir, 0700) < 0)
     return crisp_throw_errno (error, errno, "creating '%s'", work);
+  g_autofree char *criu = find_criu (); /* the one criu_usable checked */
+  if (criu == NULL)
+    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "criu is not installed");
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_ptr_array_add (argv, c->runtime_path);
   if (c->runtime_root)
@@ -196,6 +199,8 @@ run_checkpoint (CrispContainer *c, const char *work, gint64 timeout, GError **er
       g_ptr_array_add (argv, (char *) "--root");
       g_ptr_array_add (argv, c->runtime_root);
     }
+  g_ptr_array_add (argv, (char *) "--criu");
+  g_ptr_array_add (argv, criu);
   const char *const args[]
       = { "checkpoint", "--image-path", images, "--work-path", criu_dir, "--leave-running" };
   for (gsize i = 0; i < G_N_ELEMENTS (args); i++)

@@ -4,6 +4,7 @@ itself: where it works a checkpoint must succeed and its archive must have the C
 where it does not, crisp must answer FAILED_PRECONDITION carrying CRIU's own words, and the
 success parts are skipped with that reason.  Every refusal leaves nothing behind (the cenv
 fixture's leak check, and the archive's directory is compared before and after)."""
+import hashlib
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import pytest
 
 from container_harness import SLEEPER, alive, cenv, rpc_error  # noqa: F401
 from cri_client import pb
+from image_harness import pull
 
 COUNTER = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done"]
 LAYOUT = {"checkpoint", "config.dump", "spec.dump", "rootfs-diff.tar", "deleted.files"}
@@ -218,3 +220,45 @@ def test_restore_of_a_checkpoint_archive_is_refused_with_the_reason(cenv, tmp_pa
         assert_carries_criu_reason(err.details(), said)
     assert not cenv.list()
     assert sorted(os.listdir(tmp_path)) == ["ckpt.tar", "logs"]
+
+
+def push_checkpoint_image(reg, archive, name="ctest/checkpointed"):
+    """An OCI image whose one layer is the checkpoint ARCHIVE (bytes), annotated the way CRI-O
+    and `checkpointctl build` mark one; returns its reference."""
+    diff_id = "sha256:" + hashlib.sha256(archive).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": reg.put_blob(name, config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": reg.put_blob(name, archive), "size": len(archive)}],
+        "annotations": {"io.kubernetes.cri-o.annotations.checkpoint.name": "counter"},
+    }
+    reg.put_manifest(name, "latest", manifest, manifest["mediaType"])
+    return "%s/%s:latest" % (reg.host, name)
+
+
+def test_restore_of_a_checkpoint_image_is_refused_with_the_reason(cenv, tmp_path):
+    works, said = criu_check()
+    path = str(tmp_path / "ckpt.tar")
+    write_tar(path, GOOD)
+    with open(path, "rb") as f:
+        ref = push_checkpoint_image(cenv.registry, f.read())
+    pull(cenv.d, ref)
+    pod = cenv.run_pod()
+    err = rpc_error(cenv.create, pod, "restored", image=ref)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
+    assert "a checkpoint of container 'counter'" in err.details()
+    if works:
+        assert "not supported yet" in err.details()
+    elif said == "criu is not installed":
+        assert "criu is not installed" in err.details()
+    else:
+        assert_carries_criu_reason(err.details(), said)
+    assert not cenv.list()
+    # An ordinary image is not taken for a checkpoint.
+    cid = cenv.create(pod, "plain", command=SLEEPER)
+    assert [c.id for c in cenv.list()] == [cid]
