@@ -49,6 +49,19 @@ def assert_carries_criu_reason(details, said):
         assert line[-200:] in details, "CRIU's '%s' is not in: %s" % (line, details)
 
 
+def assert_restore_refused(err):
+    """A restore is refused: with CRIU's reason where it cannot work here, else because the
+    monitor cannot restore yet."""
+    works, said = criu_check()
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
+    if works:
+        assert "not supported yet" in err.details()
+    elif said == "criu is not installed":
+        assert "criu is not installed" in err.details()
+    else:
+        assert_carries_criu_reason(err.details(), said)
+
+
 def checkpoint(cenv, cid, location, timeout=0, rpc_timeout=120):
     return cenv.c.call("CheckpointContainer",
                        pb.CheckpointContainerRequest(container_id=cid, location=location,
@@ -104,8 +117,7 @@ def test_checkpoint_of_a_running_container(cenv, tmp_path):
     # Restoring is refused, with the reason, until the monitor can run the runtime's restore.
     pod2 = cenv.run_pod("restored")
     err = rpc_error(cenv.create, pod2, "restored", image=location)
-    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
-    assert "not supported yet" in err.details()
+    assert_restore_refused(err)
     assert [c.id for c in cenv.list()] == [cid]
 
 
@@ -206,18 +218,11 @@ def test_restore_of_a_missing_archive_or_a_directory(cenv, tmp_path):
 
 
 def test_restore_of_a_checkpoint_archive_is_refused_with_the_reason(cenv, tmp_path):
-    works, said = criu_check()
     pod = cenv.run_pod()
     path = str(tmp_path / "ckpt.tar")
     write_tar(path, GOOD)
     err = rpc_error(cenv.create, pod, "restored", image=path)
-    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
-    if works:
-        assert "not supported yet" in err.details()
-    elif said == "criu is not installed":
-        assert "criu is not installed" in err.details()
-    else:
-        assert_carries_criu_reason(err.details(), said)
+    assert_restore_refused(err)
     assert not cenv.list()
     assert sorted(os.listdir(tmp_path)) == ["ckpt.tar", "logs"]
 
@@ -242,7 +247,6 @@ def push_checkpoint_image(reg, archive, name="ctest/checkpointed"):
 
 
 def test_restore_of_a_checkpoint_image_is_refused_with_the_reason(cenv, tmp_path):
-    works, said = criu_check()
     path = str(tmp_path / "ckpt.tar")
     write_tar(path, GOOD)
     with open(path, "rb") as f:
@@ -250,14 +254,8 @@ def test_restore_of_a_checkpoint_image_is_refused_with_the_reason(cenv, tmp_path
     pull(cenv.d, ref)
     pod = cenv.run_pod()
     err = rpc_error(cenv.create, pod, "restored", image=ref)
-    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
+    assert_restore_refused(err)
     assert "a checkpoint of container 'counter'" in err.details()
-    if works:
-        assert "not supported yet" in err.details()
-    elif said == "criu is not installed":
-        assert "criu is not installed" in err.details()
-    else:
-        assert_carries_criu_reason(err.details(), said)
     assert not cenv.list()
     # An ordinary image is not taken for a checkpoint.
     cid = cenv.create(pod, "plain", command=SLEEPER)
