@@ -491,8 +491,9 @@ add_tree (struct archive *a, int dirfd, const char *prefix, GError **error)
 
 /* The archive, written as an unnamed file in the location's directory and linked there only
  * once complete: a failure or a kill leaves no partial archive under any name. */
-static gboolean
-write_archive (const char *work, int dirfd, const char *base, const char *location, GError **error)
+gboolean
+crisp_container_checkpoint_write_archive (const char *work, int dirfd, const char *base,
+                                          const char *location, GError **error)
 {
   _cleanup_close_ int workfd = open (work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   _cleanup_close_ int fd = openat (dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
@@ -527,6 +528,26 @@ write_archive (const char *work, int dirfd, const char *base, const char *locati
   return fsync (dirfd) == 0 || crisp_throw_errno (error, errno, "syncing '%s'", location);
 }
 
+/* CRIU's statistics and log, when it wrote them, go beside its images. */
+static gboolean
+copy_criu_file (const char *work, const char *name, GError **error)
+{
+  g_autofree char *src = g_build_filename (work, "criu", name, NULL);
+  g_autofree char *dst = g_build_filename (work, name, NULL);
+  return !g_file_test (src, G_FILE_TEST_IS_REGULAR) || copy_file (src, dst, error);
+}
+
+gboolean
+crisp_container_checkpoint_write_files (CrispContainerService *svc, CrispContainer *c,
+                                        const char *work, GError **error)
+{
+  g_autofree char *spec = crisp_container_run_path (svc, c->id, "config.json");
+  g_autofree char *spec_dump = g_build_filename (work, "spec.dump", NULL);
+  return copy_file (spec, spec_dump, error) && write_config_dump (c, work, error)
+         && write_rootfs_diff (svc, c, work, error) && copy_criu_file (work, "stats-dump", error)
+         && copy_criu_file (work, "dump.log", error);
+}
+
 static gboolean
 checkpoint_locked (CrispContainerService *svc, CrispContainer *c, const char *location, int dirfd,
                    const char *base, gint64 timeout, GError **error)
@@ -539,19 +560,9 @@ checkpoint_locked (CrispContainerService *svc, CrispContainer *c, const char *lo
   int r = crisp_store_rm_rf_at (runfd, "checkpoint"); /* what a kill left */
   if ((r < 0 && r != -ENOENT) || mkdir (work, 0700) < 0)
     return crisp_throw_errno (error, r < 0 && r != -ENOENT ? -r : errno, "creating '%s'", work);
-  g_autofree char *spec = crisp_container_run_path (svc, c->id, "config.json");
-  g_autofree char *spec_dump = g_build_filename (work, "spec.dump", NULL);
-  g_autofree char *stats = g_build_filename (work, "checkpoint", "stats-dump", NULL);
-  g_autofree char *stats_dump = g_build_filename (work, "stats-dump", NULL);
-  g_autofree char *dump_log = g_build_filename (work, "criu", "dump.log", NULL);
-  g_autofree char *dump_log_out = g_build_filename (work, "dump.log", NULL);
-  gboolean ok
-      = run_checkpoint (c, work, timeout, error) && copy_file (spec, spec_dump, error)
-        && write_config_dump (c, work, error) && write_rootfs_diff (svc, c, work, error)
-        && (!g_file_test (stats, G_FILE_TEST_IS_REGULAR) || copy_file (stats, stats_dump, error))
-        && (!g_file_test (dump_log, G_FILE_TEST_IS_REGULAR)
-            || copy_file (dump_log, dump_log_out, error))
-        && write_archive (work, dirfd, base, location, error);
+  gboolean ok = run_checkpoint (c, work, timeout, error)
+                && crisp_container_checkpoint_write_files (svc, c, work, error)
+                && crisp_container_checkpoint_write_archive (work, dirfd, base, location, error);
   r = crisp_store_rm_rf_at (runfd, "checkpoint");
   if (r < 0 && r != -ENOENT)
     g_warning ("container '%s': removing '%s': %s", c->id, work, g_strerror (-r));
