@@ -497,6 +497,11 @@ crisp_container_checkpoint_write_archive (const char *work, int dirfd, const cha
 {
   _cleanup_close_ int workfd = open (work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   _cleanup_close_ int fd = openat (dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR))
+    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
+                        "the filesystem of location '%s' has no unnamed files (O_TMPFILE), "
+                        "which crisp needs to write an archive whole or not at all",
+                        location);
   if (workfd < 0 || fd < 0)
     return crisp_throw_errno (error, errno, "creating the archive for '%s'", location);
   struct archive *a = archive_write_new ();
