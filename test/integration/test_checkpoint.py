@@ -146,6 +146,16 @@ def test_checkpoint_refuses_a_directory_and_unknown_or_idle_containers(cenv, tmp
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "is not a regular file" in err.details() and "directory" in err.details()
     assert os.listdir(target) == []
+    victim = tmp_path / "adir" / "victim"
+    victim.write_text("keep")
+    link = tmp_path / "link.tar"
+    link.symlink_to(victim)
+    err = rpc_error(checkpoint, cenv, cid, str(link))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not a regular file" in err.details()
+    assert victim.read_text() == "keep" and link.is_symlink()
+    link.unlink()
+    victim.unlink()
     location = str(tmp_path / "out.tar")
     err = rpc_error(checkpoint, cenv, "0" * 64, location)
     assert err.code() == grpc.StatusCode.NOT_FOUND
