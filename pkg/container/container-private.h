@@ -154,7 +154,7 @@ gboolean crisp_process_matches (int pid, guint64 start_time);
 gboolean crisp_container_validate_request (const Runtime__V1__CreateContainerRequest *req,
                                            GError **error);
 
-/* container-checkpoint.c */
+/* container-checkpoint-archive.c */
 /* Into the work directory of a checkpoint (CRIU's images in work/checkpoint, its own files in
  * work/criu): spec.dump, config.dump, rootfs-diff.tar, deleted.files, and CRIU's stats-dump
  * and dump.log when it wrote them. */
@@ -164,7 +164,11 @@ gboolean crisp_container_checkpoint_write_files (CrispContainerService *svc, Cri
  * names it in errors. An existing file of that name is replaced. */
 gboolean crisp_container_checkpoint_write_archive (const char *work, int dirfd, const char *base,
                                                    const char *location, GError **error);
-/* TRUE when image (a CreateContainer's config.image.image) is not a
+/* NOT_FOUND, or INVALID_ARGUMENT naming the problem, unless path is a readable tar whose
+ * member names all stay inside it, with config.dump and spec.dump (JSON objects) and the
+ * checkpoint/ directory. Only headers and the two JSON files are read. */
+gboolean crisp_container_checkpoint_check_archive (const char *path, GError **error);
+/* container-checkpoint.c: TRUE when image (a CreateContainer's config.image.image) is not a
  * checkpoint; else an error saying why it cannot be restored (before anything is made). */
 gboolean crisp_container_check_checkpoint_image (CrispContainerService *svc, const char *image,
                                                  GError **error);
