@@ -10,7 +10,7 @@ build="build-essential autoconf automake libtool pkg-config
 run="runc containernetworking-plugins iproute2 iptables"
 test="python3-grpcio python3-protobuf python3-pytest docker-registry busybox-static
   skopeo umoci apache2-utils python3-websocket openssl util-linux procps clang libclang-rt-14-dev
-  groff-base"
+  groff-base criu"
 # Only for the benchmarks in bench/ (compared against, never used by crisp).
 bench="conmon"
 

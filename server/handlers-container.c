@@ -184,6 +184,20 @@ list_pod_stats_thread (CrispServer *self, CrispCall *call, gpointer data)
                                    self->containers, crisp_call_list_filter (call)));
 }
 
+static void
+checkpoint_thread (CrispServer *self, CrispCall *call, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const Runtime__V1__CheckpointContainerRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__CheckpointContainerRequest);
+  Runtime__V1__CheckpointContainerResponse resp = RUNTIME__V1__CHECKPOINT_CONTAINER_RESPONSE__INIT;
+  if (crisp_container_service_checkpoint (self->containers, req->container_id, req->location,
+                                          req->timeout, &error))
+    crisp_call_finish (call, &resp.base);
+  else
+    crisp_call_fail (call, error);
+}
+
 static gboolean
 image_in_use (const char *image_id, gpointer data)
 {
@@ -226,5 +240,6 @@ crisp_container_handlers_init (CrispServer *self, GError **error)
   crisp_server_register_in_thread (self, "PodSandboxStats", pod_stats_thread);
   crisp_server_register_in_thread (self, "ListPodSandboxStats", list_pod_stats_thread);
   crisp_server_register_in_thread (self, "StreamPodSandboxStats", list_pod_stats_thread);
+  crisp_server_register_in_thread (self, "CheckpointContainer", checkpoint_thread);
   return TRUE;
 }

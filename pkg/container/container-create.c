@@ -325,6 +325,9 @@ crisp_container_service_create (CrispContainerService *svc,
   char *existing = existing_for_name (svc, key, &local);
   if (existing != NULL || local != NULL)
     return g_propagate_error (error, g_steal_pointer (&local)), existing;
+  /* A checkpoint to restore is refused before anything is made (container-checkpoint.c). */
+  if (!crisp_container_check_checkpoint_image (svc, req->config->image->image, error))
+    return NULL;
   g_autoptr (CrispImage) img
       = crisp_image_service_find (svc->images, req->config->image->image, error);
   if (img == NULL)
@@ -599,6 +602,7 @@ crisp_container_service_free (CrispContainerService *svc)
   if (svc->cgroups)
     crisp_cgroups_free (svc->cgroups);
   g_free (svc->run_dir);
+  g_free (svc->criu_problem);
   g_cond_clear (&svc->announced);
   g_mutex_clear (&svc->lock);
   g_free (svc);

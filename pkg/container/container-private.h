@@ -118,6 +118,10 @@ struct _CrispContainerService
   GCond reap_cond;
   gboolean reaper_stop;
   GCancellable *reap_cancel; /* shutdown: the removal in progress stops, the next start ends it */
+  /* container-checkpoint.c, under lock: when `criu check` last ran (monotonic us, 0: never)
+   * and what it found wrong (NULL: CRIU works). */
+  gint64 criu_checked_at;
+  char *criu_problem;
 };
 
 /* container-record.c */
@@ -149,6 +153,25 @@ gboolean crisp_process_matches (int pid, guint64 start_time);
 /* container-create.c: the checks on a CreateContainer request made before anything else. */
 gboolean crisp_container_validate_request (const Runtime__V1__CreateContainerRequest *req,
                                            GError **error);
+
+/* container-checkpoint-archive.c */
+/* Into the work directory of a checkpoint (CRIU's images in work/checkpoint, its own files in
+ * work/criu): spec.dump, config.dump, rootfs-diff.tar, deleted.files, and CRIU's stats-dump
+ * and dump.log when it wrote them. */
+gboolean crisp_container_checkpoint_write_files (CrispContainerService *svc, CrispContainer *c,
+                                                 const char *work, GError **error);
+/* The archive of work (but work/criu) as name base in dirfd, complete or not at all; location
+ * names it in errors. An existing file of that name is replaced. */
+gboolean crisp_container_checkpoint_write_archive (const char *work, int dirfd, const char *base,
+                                                   const char *location, GError **error);
+/* NOT_FOUND, or INVALID_ARGUMENT naming the problem, unless path is a readable tar whose
+ * member names all stay inside it, with config.dump and spec.dump (JSON objects) and the
+ * checkpoint/ directory. Only headers and the two JSON files are read. */
+gboolean crisp_container_checkpoint_check_archive (const char *path, GError **error);
+/* container-checkpoint.c: TRUE when image (a CreateContainer's config.image.image) is not a
+ * checkpoint; else an error saying why it cannot be restored (before anything is made). */
+gboolean crisp_container_check_checkpoint_image (CrispContainerService *svc, const char *image,
+                                                 GError **error);
 
 /* container-mounts.c: image volumes and recursive read-only binds. */
 /* Checks the request's mounts and resolves each image volume's image to c->mount_images:

@@ -84,6 +84,13 @@ typedef struct
 gboolean crisp_container_service_stream_info (CrispContainerService *svc, const char *id,
                                               CrispContainerStreamInfo *out, GError **error);
 void crisp_container_stream_info_clear (CrispContainerStreamInfo *info);
+/* CheckpointContainer: the running container's processes through CRIU (left running) and its
+ * root filesystem changes, as a CRI-O style tar archive at location (absolute; an existing
+ * regular file is replaced). FAILED_PRECONDITION with CRIU's reason where it cannot work.
+ * timeout: seconds (0: a default). */
+gboolean crisp_container_service_checkpoint (CrispContainerService *svc, const char *id,
+                                             const char *location, gint64 timeout,
+                                             GError **error);
 gboolean crisp_container_service_reopen_log (CrispContainerService *svc, const char *id,
                                              GError **error);
 gboolean

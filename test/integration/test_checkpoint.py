@@ -1,0 +1,272 @@
+"""CheckpointContainer and the restore of a checkpoint at CreateContainer, against the real
+daemon, runc and criu.  Whether CRIU works here is decided by running `criu check` in the test
+itself: where it works a checkpoint must succeed and its archive must have the CRI-O layout;
+where it does not, crisp must answer FAILED_PRECONDITION carrying CRIU's own words, and the
+success parts are skipped with that reason.  Every refusal leaves nothing behind (the cenv
+fixture's leak check, and the archive's directory is compared before and after)."""
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+
+import grpc
+import pytest
+
+from container_harness import SLEEPER, alive, cenv, rpc_error  # noqa: F401
+from cri_client import pb
+from image_harness import pull
+
+COUNTER = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done"]
+LAYOUT = {"checkpoint", "config.dump", "spec.dump", "rootfs-diff.tar", "deleted.files"}
+CONFIG_KEYS = {"id", "name", "rootfsImage", "rootfsImageRef", "rootfsImageName", "runtime",
+               "createdTime", "checkpointedTime"}
+
+
+def criu_check():
+    """(works, what `criu check` said) on this machine."""
+    criu = shutil.which("criu")
+    if criu is None and os.access("/usr/sbin/criu", os.X_OK):
+        criu = "/usr/sbin/criu"
+    if criu is None:
+        return False, "criu is not installed"
+    p = subprocess.run([criu, "check"], capture_output=True, text=True, timeout=60)
+    return p.returncode == 0, (p.stdout + "\n" + p.stderr).strip()
+
+
+def criu_error_lines(said):
+    """The lines of `criu check` output crisp's message must carry: its error lines, or the
+    last of them when together they pass the ~1 KiB crisp keeps of them."""
+    lines = [ln.strip() for ln in said.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "Error" in ln] or lines
+    return errors if len("; ".join(errors)) < 900 else errors[-1:]
+
+
+def assert_carries_criu_reason(details, said):
+    for line in criu_error_lines(said):
+        assert line[-200:] in details, "CRIU's '%s' is not in: %s" % (line, details)
+
+
+def assert_restore_refused(err):
+    """A restore is refused: with CRIU's reason where it cannot work here, else because the
+    monitor cannot restore yet."""
+    works, said = criu_check()
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
+    if works:
+        assert "not supported yet" in err.details()
+    elif said == "criu is not installed":
+        assert "criu is not installed" in err.details()
+    else:
+        assert_carries_criu_reason(err.details(), said)
+
+
+def checkpoint(cenv, cid, location, timeout=0, rpc_timeout=120):
+    return cenv.c.call("CheckpointContainer",
+                       pb.CheckpointContainerRequest(container_id=cid, location=location,
+                                                     timeout=timeout),
+                       timeout=rpc_timeout)
+
+
+def assert_running(cenv, cid, pid):
+    assert cenv.state(cid) == pb.CONTAINER_RUNNING
+    assert alive(pid)
+
+
+def running_counter(cenv):
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "counter", command=COUNTER)
+    return pod, cid, cenv.pid(cid)
+
+
+def test_checkpoint_of_a_running_container(cenv, tmp_path):
+    works, said = criu_check()
+    _, cid, pid = running_counter(cenv)
+    out = tmp_path / "out"
+    out.mkdir()
+    location = str(out / "checkpoint.tar")
+    if not works:
+        err = rpc_error(checkpoint, cenv, cid, location)
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
+        if os.access("/usr/sbin/criu", os.X_OK) or shutil.which("criu"):
+            assert_carries_criu_reason(err.details(), said)
+        else:
+            assert "criu is not installed" in err.details()
+        assert os.listdir(out) == [], "a refused checkpoint left %s" % os.listdir(out)
+        assert_running(cenv, cid, pid)
+        pytest.skip("CRIU cannot work on this machine: " + "; ".join(criu_error_lines(said)))
+    checkpoint(cenv, cid, location)
+    assert os.listdir(out) == ["checkpoint.tar"]
+    assert_running(cenv, cid, pid)
+    with tarfile.open(location) as tar:
+        names = tar.getnames()
+        top = {n.split("/")[0] for n in names}
+        assert LAYOUT <= top, names
+        assert any(n.startswith("checkpoint/") for n in names)
+        config = json.load(tar.extractfile("config.dump"))
+        spec = json.load(tar.extractfile("spec.dump"))
+        deleted = json.load(tar.extractfile("deleted.files"))
+        diff = tarfile.open(fileobj=io.BytesIO(tar.extractfile("rootfs-diff.tar").read()))
+        diff_names = diff.getnames()
+    assert CONFIG_KEYS <= set(config), config
+    assert config["id"] == cid and config["name"] == "counter"
+    assert spec["process"]["args"] == COUNTER
+    assert isinstance(deleted, list)
+    assert "tmp/count" in diff_names, diff_names
+    # Restoring is refused, with the reason, until the monitor can run the runtime's restore.
+    pod2 = cenv.run_pod("restored")
+    err = rpc_error(cenv.create, pod2, "restored", image=location)
+    assert_restore_refused(err)
+    assert [c.id for c in cenv.list()] == [cid]
+
+
+@pytest.mark.parametrize("location,why", [
+    ("", "location is empty"),
+    ("relative/out.tar", "must be an absolute path"),
+    ("/tmp/../out.tar", "must be an absolute path"),
+    ("/" + "a" * 5000, "longer than"),
+    ("/nonexistent-crisp-dir/out.tar", "directory '/nonexistent-crisp-dir'"),
+])
+def test_checkpoint_refuses_bad_locations(cenv, tmp_path, location, why):
+    _, cid, pid = running_counter(cenv)
+    before = sorted(os.listdir(tmp_path))
+    err = rpc_error(checkpoint, cenv, cid, location)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    assert why in err.details()
+    assert sorted(os.listdir(tmp_path)) == before
+    assert_running(cenv, cid, pid)
+
+
+def test_checkpoint_refuses_a_directory_and_unknown_or_idle_containers(cenv, tmp_path):
+    pod, cid, pid = running_counter(cenv)
+    target = tmp_path / "adir"
+    target.mkdir()
+    err = rpc_error(checkpoint, cenv, cid, str(target))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not a regular file" in err.details() and "directory" in err.details()
+    assert os.listdir(target) == []
+    victim = tmp_path / "adir" / "victim"
+    victim.write_text("keep")
+    link = tmp_path / "link.tar"
+    link.symlink_to(victim)
+    err = rpc_error(checkpoint, cenv, cid, str(link))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not a regular file" in err.details()
+    assert victim.read_text() == "keep" and link.is_symlink()
+    link.unlink()
+    victim.unlink()
+    location = str(tmp_path / "out.tar")
+    err = rpc_error(checkpoint, cenv, "0" * 64, location)
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    created = cenv.create(pod, "idle", command=SLEEPER)
+    err = rpc_error(checkpoint, cenv, created, location)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "only a running container" in err.details()
+    done = cenv.run(pod, "done", command=["true"])
+    cenv.wait_exit(done)
+    err = rpc_error(checkpoint, cenv, done, location)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "is exited" in err.details()
+    assert sorted(os.listdir(tmp_path)) == ["adir", "logs"]
+    assert_running(cenv, cid, pid)
+
+
+def write_tar(path, members):
+    """A tar of MEMBERS: (name, bytes) for files, (name, None) for directories."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+GOOD = [("checkpoint", None), ("checkpoint/inventory.img", b"x"),
+        ("config.dump", json.dumps({"id": "a" * 64, "name": "c"}).encode()),
+        ("spec.dump", json.dumps({"ociVersion": "1.0.2"}).encode())]
+
+
+@pytest.mark.parametrize("members,code,why", [
+    (GOOD + [("../evil", b"x")], "INVALID_ARGUMENT", "member '../evil' escapes"),
+    (GOOD + [("/etc/evil", b"x")], "INVALID_ARGUMENT", "escapes the archive"),
+    ([m for m in GOOD if m[0] != "config.dump"], "INVALID_ARGUMENT", "lacks config.dump"),
+    ([m for m in GOOD if not m[0].startswith("checkpoint")], "INVALID_ARGUMENT",
+     "lacks the checkpoint/ directory"),
+    ([m if m[0] != "spec.dump" else ("spec.dump", b"[1, 2") for m in GOOD], "INVALID_ARGUMENT",
+     "spec.dump is not a JSON object"),
+    (None, "INVALID_ARGUMENT", "is not a tar archive"),
+])
+def test_restore_refuses_hostile_archives(cenv, tmp_path, members, code, why):
+    pod = cenv.run_pod()
+    path = str(tmp_path / "ckpt.tar")
+    if members is None:
+        with open(path, "wb") as f:
+            f.write(b"not a tar at all\n" * 100)
+    else:
+        write_tar(path, members)
+    err = rpc_error(cenv.create, pod, "restored", image=path)
+    assert err.code() == getattr(grpc.StatusCode, code), err.details()
+    assert why in err.details()
+    assert not cenv.list()
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.tar", "logs"]
+
+
+def test_restore_of_a_missing_archive_or_a_directory(cenv, tmp_path):
+    pod = cenv.run_pod()
+    err = rpc_error(cenv.create, pod, "restored", image=str(tmp_path / "missing.tar"))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert "does not exist" in err.details()
+    err = rpc_error(cenv.create, pod, "restored", image=str(tmp_path))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a regular file" in err.details()
+    assert not cenv.list()
+
+
+def test_restore_of_a_checkpoint_archive_is_refused_with_the_reason(cenv, tmp_path):
+    pod = cenv.run_pod()
+    path = str(tmp_path / "ckpt.tar")
+    write_tar(path, GOOD)
+    err = rpc_error(cenv.create, pod, "restored", image=path)
+    assert_restore_refused(err)
+    assert not cenv.list()
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.tar", "logs"]
+
+
+def push_checkpoint_image(reg, archive, name="ctest/checkpointed"):
+    """An OCI image whose one layer is the checkpoint ARCHIVE (bytes), annotated the way CRI-O
+    and `checkpointctl build` mark one; returns its reference."""
+    diff_id = "sha256:" + hashlib.sha256(archive).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": reg.put_blob(name, config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": reg.put_blob(name, archive), "size": len(archive)}],
+        "annotations": {"io.kubernetes.cri-o.annotations.checkpoint.name": "counter"},
+    }
+    reg.put_manifest(name, "latest", manifest, manifest["mediaType"])
+    return "%s/%s:latest" % (reg.host, name)
+
+
+def test_restore_of_a_checkpoint_image_is_refused_with_the_reason(cenv, tmp_path):
+    path = str(tmp_path / "ckpt.tar")
+    write_tar(path, GOOD)
+    with open(path, "rb") as f:
+        ref = push_checkpoint_image(cenv.registry, f.read())
+    pull(cenv.d, ref)
+    pod = cenv.run_pod()
+    err = rpc_error(cenv.create, pod, "restored", image=ref)
+    assert_restore_refused(err)
+    assert "a checkpoint of container 'counter'" in err.details()
+    assert not cenv.list()
+    # An ordinary image is not taken for a checkpoint.
+    cid = cenv.create(pod, "plain", command=SLEEPER)
+    assert [c.id for c in cenv.list()] == [cid]
