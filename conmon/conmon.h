@@ -36,6 +36,10 @@ typedef struct
   const char *runtime;
   const char *runtime_root;
   const char *log_path;
+  /* Set: the container is restored from the CRIU images there (`runtime restore`), with
+   * CRIU's work files in restore_work, instead of created. */
+  const char *restore_images;
+  const char *restore_work;
   size_t log_max_line;
   int sync_fd;
   bool terminal;

@@ -145,12 +145,24 @@ static int
 spawn_create (Monitor *m)
 {
   char log_path[PATH_MAX], pid_path[PATH_MAX], console[64];
-  const char *argv[20];
+  const char *argv[26];
   int n = runtime_argv_prefix (m, argv, log_path, sizeof log_path);
   if (snprintf (pid_path, sizeof pid_path, "%s/%s", m->opt.state_dir, CRISP_MONITOR_FILE_PID)
       >= (int) sizeof pid_path)
     return -ENAMETOOLONG;
-  argv[n++] = "create";
+  /* A restore is a create whose process comes from CRIU's images, already running when the
+   * runtime returns; pid file, stdio and exit flow the same way. */
+  if (m->opt.restore_images)
+    {
+      argv[n++] = "restore";
+      argv[n++] = "--detach";
+      argv[n++] = "--image-path";
+      argv[n++] = m->opt.restore_images;
+      argv[n++] = "--work-path";
+      argv[n++] = m->opt.restore_work;
+    }
+  else
+    argv[n++] = "create";
   argv[n++] = "--bundle";
   argv[n++] = m->opt.bundle;
   argv[n++] = "--pid-file";
@@ -284,8 +296,8 @@ create_failed (Monitor *m, int status)
   size_t n = runtime_error_message (m, msg, sizeof msg);
   int code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
   if (n == 0)
-    n = (size_t) snprintf (msg, sizeof msg, "%s create exited with status %d", m->opt.runtime,
-                           code);
+    n = (size_t) snprintf (msg, sizeof msg, "%s %s exited with status %d", m->opt.runtime,
+                           m->opt.restore_images ? "restore" : "create", code);
   sync_send (m, CRISP_MONITOR_MSG_FAILED, code, 0, msg, n);
   sync_close (m);
   unlink_sockets (m);

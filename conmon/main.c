@@ -139,7 +139,7 @@ usage (void)
   static const char text[]
       = "usage: crisp-conmon --id ID --bundle DIR --state-dir DIR --runtime PATH\n"
         "  [--runtime-root DIR] [--log-path FILE] [--log-max-line N] [--terminal] [--stdin]\n"
-        "  [--stdin-once] [--no-delete] --sync-fd N\n"
+        "  [--stdin-once] [--no-delete] [--restore DIR --restore-work DIR] --sync-fd N\n"
         "Runs and watches one container for crisp; see docs/monitor-protocol.md.\n";
   (void) !write (STDERR_FILENO, text, sizeof text - 1);
 }
@@ -172,6 +172,8 @@ parse_args (MonitorOptions *o, int argc, char **argv)
     OPT_STDIN,
     OPT_ONCE,
     OPT_NODEL,
+    OPT_RESTORE,
+    OPT_RESTORE_WORK,
     OPT_SYNC,
     OPT_HELP
   };
@@ -187,6 +189,8 @@ parse_args (MonitorOptions *o, int argc, char **argv)
     { "stdin", 0, NULL, OPT_STDIN },
     { "stdin-once", 0, NULL, OPT_ONCE },
     { "no-delete", 0, NULL, OPT_NODEL },
+    { "restore", 1, NULL, OPT_RESTORE },
+    { "restore-work", 1, NULL, OPT_RESTORE_WORK },
     { "sync-fd", 1, NULL, OPT_SYNC },
     { "help", 0, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
@@ -226,6 +230,12 @@ parse_args (MonitorOptions *o, int argc, char **argv)
       case OPT_NODEL:
         o->no_delete = true;
         break;
+      case OPT_RESTORE:
+        o->restore_images = optarg;
+        break;
+      case OPT_RESTORE_WORK:
+        o->restore_work = optarg;
+        break;
       case OPT_MAXLINE:
         if (parse_uint (optarg, 1u << 24, &v) < 0 || v < 64)
           return -EINVAL;
@@ -239,7 +249,8 @@ parse_args (MonitorOptions *o, int argc, char **argv)
       default:
         return -EINVAL;
       }
-  if (optind != argc || !o->id || !o->bundle || !o->state_dir || !o->runtime || o->sync_fd < 0)
+  if (optind != argc || !o->id || !o->bundle || !o->state_dir || !o->runtime || o->sync_fd < 0
+      || !o->restore_images != !o->restore_work)
     return -EINVAL;
   return 0;
 }

@@ -65,7 +65,9 @@ spawn_process (const CrispMonitorConfig *cfg, int sync_fd, pid_t *out_pid)
                              { "--state-dir", cfg->state_dir },
                              { "--runtime", cfg->runtime },
                              { "--runtime-root", cfg->runtime_root },
-                             { "--log-path", cfg->log_path } };
+                             { "--log-path", cfg->log_path },
+                             { "--restore", cfg->restore_images },
+                             { "--restore-work", cfg->restore_work } };
   for (size_t i = 0; i < CRISP_N_ELEMENTS (pairs); i++)
     if (pairs[i][1] != NULL)
       argv[n++] = pairs[i][0], argv[n++] = pairs[i][1];

@@ -19,7 +19,11 @@ typedef struct
   const char *runtime;
   const char *runtime_root; /* NULL: the runtime's default */
   const char *log_path;     /* NULL: output is not logged */
-  size_t log_max_line;      /* 0: the monitor's default */
+  /* Set: `runtime restore` from the CRIU images in restore_images (work files in
+   * restore_work) in place of `runtime create`; the container then runs at CREATED. */
+  const char *restore_images;
+  const char *restore_work;
+  size_t log_max_line; /* 0: the monitor's default */
   bool terminal;
   bool stdin_open;
   bool stdin_once;

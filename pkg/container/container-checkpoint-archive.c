@@ -350,9 +350,11 @@ crisp_container_checkpoint_write_files (CrispContainerService *svc, CrispContain
          && copy_criu_file (work, "dump.log", error);
 }
 
-/* Reads member data of at most ARCHIVE_JSON_MAX bytes as a JSON object. */
+/* Reads member data of at most ARCHIVE_JSON_MAX bytes as a JSON object, into *out when out is
+ * not NULL. */
 static gboolean
-read_json_member (struct archive *a, const char *path, const char *name, GError **error)
+read_json_member (struct archive *a, const char *path, const char *name, JsonNode **out,
+                  GError **error)
 {
   g_autoptr (GString) s = g_string_new (NULL);
   char buf[65536];
@@ -373,25 +375,25 @@ read_json_member (struct archive *a, const char *path, const char *name, GError 
       || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                         "checkpoint archive '%s': %s is not a JSON object", path, name);
+  if (out != NULL)
+    {
+      g_clear_pointer (out, json_node_unref); /* a repeated member: the last counts, as in tar */
+      *out = json_node_copy (json_parser_get_root (p));
+    }
   return TRUE;
 }
 
 /* Checks one member's name; notes the members a checkpoint must have. */
 static gboolean
 check_member (struct archive *a, struct archive_entry *e, const char *path, guint *found,
-              GError **error)
+              JsonNode **dumps, GError **error)
 {
   const char *name = archive_entry_pathname (e);
   if (name == NULL)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                         "checkpoint archive '%s': a member has no name", path);
-  while (g_str_has_prefix (name, "./"))
-    name += 2;
-  g_autofree char *clean = g_strdup (name);
-  gsize len = strlen (clean);
-  while (len > 0 && clean[len - 1] == '/')
-    clean[--len] = '\0';
-  if (len > 0 && !crisp_path_is_clean (clean, FALSE))
+  g_autofree char *clean = crisp_container_checkpoint_member_name (name);
+  if (clean == NULL)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                         "checkpoint archive '%s': member '%.256s' escapes the archive", path,
                         archive_entry_pathname (e));
@@ -408,8 +410,9 @@ check_member (struct archive *a, struct archive_entry *e, const char *path, guin
       if (!regular)
         return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                             "checkpoint archive '%s': %s is not a regular file", path, clean);
-      *found |= g_str_equal (clean, "config.dump") ? 1 : 2;
-      return read_json_member (a, path, clean, error);
+      gboolean config = g_str_equal (clean, "config.dump");
+      *found |= config ? 1 : 2;
+      return read_json_member (a, path, clean, dumps ? &dumps[config ? 0 : 1] : NULL, error);
     }
   if (g_str_equal (clean, "checkpoint") || g_str_has_prefix (clean, "checkpoint/"))
     *found |= 4;
@@ -418,8 +421,10 @@ check_member (struct archive *a, struct archive_entry *e, const char *path, guin
 
 /* Reads every member header of the archive at path (hostile: nothing is extracted). */
 gboolean
-crisp_container_checkpoint_check_archive (const char *path, GError **error)
+crisp_container_checkpoint_read_archive (const char *path, JsonNode **out_config,
+                                         JsonNode **out_spec, GError **error)
 {
+  JsonNode *dumps[2] = { NULL, NULL };
   _cleanup_close_ int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   struct stat st;
   if (fd < 0 && errno == ENOENT)
@@ -446,7 +451,7 @@ crisp_container_checkpoint_check_archive (const char *path, GError **error)
           || crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                           "checkpoint archive '%s' has more than %d members", path,
                           ARCHIVE_MAX_MEMBERS))
-         && check_member (a, e, path, &found, error);
+         && check_member (a, e, path, &found, dumps, error);
   if (ok && r != ARCHIVE_EOF)
     ok = crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                       "checkpoint archive '%s' is not a valid tar archive: %s", path,
@@ -458,5 +463,17 @@ crisp_container_checkpoint_check_archive (const char *path, GError **error)
                       !(found & 1)   ? "config.dump"
                       : !(found & 2) ? "spec.dump"
                                      : "the checkpoint/ directory of CRIU images");
+  if (ok && out_config != NULL)
+    *out_config = g_steal_pointer (&dumps[0]);
+  if (ok && out_spec != NULL)
+    *out_spec = g_steal_pointer (&dumps[1]);
+  g_clear_pointer (&dumps[0], json_node_unref);
+  g_clear_pointer (&dumps[1], json_node_unref);
   return ok;
+}
+
+gboolean
+crisp_container_checkpoint_check_archive (const char *path, GError **error)
+{
+  return crisp_container_checkpoint_read_archive (path, NULL, NULL, error);
 }

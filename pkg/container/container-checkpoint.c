@@ -1,6 +1,6 @@
 /* CheckpointContainer through the OCI runtime's checkpoint (CRIU), written as the archive
  * CRI-O and containerd write (container-checkpoint-archive.c), and the check CreateContainer
- * makes on an image that is such a checkpoint. Restoring one is refused with the reason (see
+ * makes on an image that is such a checkpoint, and what a restore makes of one (see
  * docs/checkpoint.md). */
 #include "config.h"
 
@@ -284,16 +284,49 @@ checkpoint_name_of (const CrispImage *img)
              : NULL;
 }
 
+/* The image config.dump names (its id, else its name); NOT_FOUND unless it is pulled. */
+static CrispImage *
+find_image (CrispContainerService *svc, const CrispRestore *restore, GError **error)
+{
+  JsonObject *o = json_node_get_object (restore->config);
+  const char *keys[] = { "rootfsImageRef", "rootfsImageName", "rootfsImage" };
+  const char *named = NULL;
+  for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
+    {
+      const char *ref = json_object_get_string_member_with_default (o, keys[i], NULL);
+      if (ref == NULL || *ref == '\0' || strlen (ref) > 4096)
+        continue;
+      named = named ? named : ref;
+      CrispImage *img = crisp_image_service_find (svc->images, ref, NULL);
+      if (img != NULL)
+        return img;
+    }
+  if (named == NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "%s: config.dump names no image (rootfsImageRef, rootfsImageName)",
+                        restore->what),
+           NULL;
+  return crisp_throw (error, CRISP_ERROR_NOT_FOUND,
+                      "image '%.256s' that %s was made from is not found: pull it first", named,
+                      restore->what),
+         NULL;
+}
+
 gboolean
 crisp_container_check_checkpoint_image (CrispContainerService *svc, const char *image,
-                                        GError **error)
+                                        CrispRestore **out_restore, GError **error)
 {
-  g_autofree char *what = NULL;
+  g_autoptr (CrispRestore) restore = g_new0 (CrispRestore, 1);
+  *out_restore = NULL;
   if (*image == '/')
     {
-      if (!crisp_container_checkpoint_check_archive (image, error))
+      if (!crisp_container_checkpoint_read_archive (image, &restore->config, &restore->spec, error))
         return FALSE;
-      what = g_strdup_printf ("checkpoint archive '%s'", image);
+      restore->archive = g_strdup (image);
+      restore->what = g_strdup_printf ("checkpoint archive '%s'", image);
+      restore->image = find_image (svc, restore, error);
+      if (restore->image == NULL)
+        return FALSE;
     }
   else
     {
@@ -301,12 +334,60 @@ crisp_container_check_checkpoint_image (CrispContainerService *svc, const char *
       g_autofree char *name = img ? checkpoint_name_of (img) : NULL;
       if (name == NULL)
         return TRUE;
-      what = g_strdup_printf ("image '%s' (a checkpoint of container '%.256s')", image, name);
+      restore->what
+          = g_strdup_printf ("image '%s' (a checkpoint of container '%.256s')", image, name);
     }
   if (!criu_usable (svc, error))
-    return crisp_prefix_error (error, "restoring %s: ", what);
-  return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
-                      "restoring %s is not supported yet: crisp's monitor cannot run the "
-                      "runtime's restore, so a checkpoint cannot become a container",
-                      what);
+    return crisp_prefix_error (error, "restoring %s: ", restore->what);
+  if (restore->archive == NULL)
+    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
+                        "restoring %s is not supported yet: crisp restores a checkpoint from its "
+                        "archive's path only",
+                        restore->what);
+  *out_restore = g_steal_pointer (&restore);
+  return TRUE;
+}
+
+/* rootfs-diff.tar and deleted.files, unpacked in dirfd, applied in the mounted rootfs. */
+static gboolean
+apply_changes (int dirfd, const char *rootfs, const char *what, GError **error)
+{
+  _cleanup_close_ int rootfd = open (rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return crisp_throw_errno (error, errno, "opening the root filesystem '%s'", rootfs);
+  _cleanup_close_ int tarfd = openat (dirfd, "rootfs-diff.tar", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (tarfd < 0 && errno != ENOENT)
+    return crisp_throw_errno (error, errno, "%s: opening rootfs-diff.tar", what);
+  g_autofree char *diff = g_strdup_printf ("%s: rootfs-diff.tar", what);
+  if (tarfd >= 0 && !crisp_container_restore_apply_diff (rootfd, tarfd, diff, error))
+    return FALSE;
+  if (!crisp_container_restore_remove_deleted (rootfd, dirfd, "deleted.files", error))
+    return crisp_prefix_error (error, "%s: ", what);
+  /* Applied: only CRIU's images are needed from now on. */
+  unlinkat (dirfd, "rootfs-diff.tar", 0);
+  unlinkat (dirfd, "deleted.files", 0);
+  return TRUE;
+}
+
+gboolean
+crisp_container_restore_prepare (CrispContainerService *svc, CrispContainer *c,
+                                 const CrispRestore *restore, const char *rootfs, GError **error)
+{
+  /* In the container's directory on disk, not in the run directory's tmpfs: CRIU's images
+   * hold the process's memory. The directory goes with the container. */
+  g_autofree char *dir = crisp_container_root_path (svc, c->id, "restore");
+  if (mkdir (dir, 0700) < 0)
+    return crisp_throw_errno (error, errno, "creating '%s'", dir);
+  _cleanup_close_ int dirfd = open (dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dirfd < 0 || mkdirat (dirfd, "work", 0700) < 0)
+    return crisp_throw_errno (error, errno, "creating '%s/work'", dir);
+  if (!crisp_container_restore_unpack (restore->archive, dirfd, error)
+      || !apply_changes (dirfd, rootfs, restore->what, error))
+    return FALSE;
+  struct stat st;
+  if (fstatat (dirfd, "checkpoint", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR (st.st_mode))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "%s has no checkpoint/ directory of CRIU images", restore->what);
+  c->restore_images = g_build_filename (dir, "checkpoint", NULL);
+  return TRUE;
 }

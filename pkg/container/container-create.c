@@ -147,12 +147,14 @@ place_monitor (pid_t monitor_pid, void *data)
   return crisp_cgroups_move_pid (mc->svc->cgroups, mc->cgroup, monitor_pid, &mc->error) ? 0 : -EIO;
 }
 
-static gboolean
-spawn_monitor (CrispContainerService *svc, CrispContainer *c, GError **error)
+gboolean
+crisp_container_spawn_monitor (CrispContainerService *svc, CrispContainer *c, GError **error)
 {
   const Runtime__V1__ContainerConfig *cfg = c->config;
   g_autofree char *bundle = crisp_container_run_path (svc, c->id, NULL);
   g_autofree char *state = crisp_container_run_path (svc, c->id, "monitor");
+  g_autofree char *restore_dir = c->restore_images ? g_path_get_dirname (c->restore_images) : NULL;
+  g_autofree char *restore_work = restore_dir ? g_build_filename (restore_dir, "work", NULL) : NULL;
   CrispMonitorConfig mc = {
     .conmon_path = svc->config->conmon,
     .id = c->id,
@@ -164,6 +166,8 @@ spawn_monitor (CrispContainerService *svc, CrispContainer *c, GError **error)
     .terminal = cfg->tty,
     .stdin_open = cfg->stdin,
     .stdin_once = cfg->stdin_once,
+    .restore_images = c->restore_images,
+    .restore_work = restore_work,
   };
   const CrispRuntimeHandler *rt = crisp_config_get_runtime (svc->config, c->runtime);
   const char *cg = rt && rt->monitor_cgroup && *rt->monitor_cgroup ? rt->monitor_cgroup : NULL;
@@ -176,8 +180,8 @@ spawn_monitor (CrispContainerService *svc, CrispContainer *c, GError **error)
       return FALSE;
     }
   if (r == -EIO)
-    return crisp_throw (error, CRISP_ERROR_INTERNAL, "creating container '%s': %s", c->id,
-                        started.error);
+    return crisp_throw (error, CRISP_ERROR_INTERNAL, "%s container '%s': %s",
+                        c->restore_images ? "restoring" : "creating", c->id, started.error);
   if (r < 0)
     return crisp_throw_errno (error, r, "starting the monitor of container '%s'", c->id);
   c->pid = started.container_pid;
@@ -188,10 +192,12 @@ spawn_monitor (CrispContainerService *svc, CrispContainer *c, GError **error)
   return TRUE;
 }
 
-/* Steps after the record exists; any failure is undone by the caller's destroy. */
+/* Steps after the record exists; any failure is undone by the caller's destroy. A restore's
+ * monitor comes with its start (the runtime's restore runs the process at once). */
 static gboolean
 create_steps (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, const CrispImage *img,
-              const Runtime__V1__CreateContainerRequest *req, GError **error)
+              const Runtime__V1__CreateContainerRequest *req, const CrispRestore *restore,
+              GError **error)
 {
   g_autofree char *rootfs = crisp_container_run_path (svc, c->id, "rootfs");
   g_autofree char *upper = crisp_container_root_path (svc, c->id, "upper");
@@ -200,10 +206,12 @@ create_steps (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, cons
   g_autoptr (GPtrArray) sources = NULL;
   return make_dirs (svc, c, error) && crisp_container_save (svc, c, error)
          && crisp_image_service_mount_rootfs (svc->images, img->id, upper, work, rootfs, error)
+         && (restore == NULL || crisp_container_restore_prepare (svc, c, restore, rootfs, error))
          && crisp_container_stage_mounts (svc, c, &sources, error)
          && crisp_container_write_spec (svc, c, pod, img, req, rootfs, bundle,
-                                        (const char *const *) sources->pdata, error)
-         && spawn_monitor (svc, c, error);
+                                        (const char *const *) sources->pdata,
+                                        restore ? restore->spec : NULL, error)
+         && (restore != NULL || crisp_container_spawn_monitor (svc, c, error));
 }
 
 /* The monitor execs the runtime by path: a bare name is resolved here, once. */
@@ -325,11 +333,14 @@ crisp_container_service_create (CrispContainerService *svc,
   char *existing = existing_for_name (svc, key, &local);
   if (existing != NULL || local != NULL)
     return g_propagate_error (error, g_steal_pointer (&local)), existing;
-  /* A checkpoint to restore is refused before anything is made (container-checkpoint.c). */
-  if (!crisp_container_check_checkpoint_image (svc, req->config->image->image, error))
+  /* A checkpoint to restore is checked before anything is made (container-checkpoint.c); its
+   * root filesystem is the image it was made from. */
+  g_autoptr (CrispRestore) restore = NULL;
+  if (!crisp_container_check_checkpoint_image (svc, req->config->image->image, &restore, error))
     return NULL;
   g_autoptr (CrispImage) img
-      = crisp_image_service_find (svc->images, req->config->image->image, error);
+      = restore ? g_steal_pointer (&restore->image)
+                : crisp_image_service_find (svc->images, req->config->image->image, error);
   if (img == NULL)
     {
       if (error && *error == NULL)
@@ -340,6 +351,13 @@ crisp_container_service_create (CrispContainerService *svc,
   g_autoptr (CrispContainer) c = container_from_request (svc, pod, img, req, error);
   if (c == NULL)
     return NULL;
+  if (restore != NULL)
+    {
+      /* Status and a later checkpoint name the image, not the archive. */
+      free (c->config->image->image);
+      c->config->image->image = strdup (
+          img->repo_tags && img->repo_tags->len ? img->repo_tags->pdata[0] : c->image_ref);
+    }
   while (!claim_name (svc, c, key))
     {
       /* Another call claimed it meanwhile: its result, or a free name again. */
@@ -347,7 +365,7 @@ crisp_container_service_create (CrispContainerService *svc,
       if (existing != NULL || local != NULL)
         return g_propagate_error (error, g_steal_pointer (&local)), existing;
     }
-  gboolean ok = create_steps (svc, c, pod, img, req, error);
+  gboolean ok = create_steps (svc, c, pod, img, req, restore, error);
   if (ok)
     {
       g_mutex_lock (&svc->lock);
@@ -416,7 +434,9 @@ recover_one (CrispContainerService *svc, CrispContainer *c)
     }
   if (c->start_requested_at != 0)
     recover_start (svc, c);
-  if (c->state == CRISP_CONTAINER_EXITED)
+  /* A restore not started yet has no monitor: its start spawns one. */
+  if (c->state == CRISP_CONTAINER_EXITED
+      || (c->state == CRISP_CONTAINER_CREATED && c->restore_images != NULL))
     return;
   /* Started so recently that the StartContainer may not have been answered before the kill:
    * its retry succeeds once (see start_locked). */

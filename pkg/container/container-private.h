@@ -81,6 +81,10 @@ typedef struct
   /* Per config mount, the id of an image volume's image ("" for other mounts); NULL when the
    * request has no image volume. Set before the container is remembered, never changed. */
   char **mount_images;
+  /* A container restored from a checkpoint: the directory of CRIU's images, from which
+   * StartContainer's monitor runs the runtime's restore (no monitor before that); NULL for
+   * any other container. Set at create, never changed. */
+  char *restore_images;
   GMutex op_lock;
 } CrispContainer;
 
@@ -168,10 +172,55 @@ gboolean crisp_container_checkpoint_write_archive (const char *work, int dirfd, 
  * member names all stay inside it, with config.dump and spec.dump (JSON objects) and the
  * checkpoint/ directory. Only headers and the two JSON files are read. */
 gboolean crisp_container_checkpoint_check_archive (const char *path, GError **error);
-/* container-checkpoint.c: TRUE when image (a CreateContainer's config.image.image) is not a
- * checkpoint; else an error saying why it cannot be restored (before anything is made). */
+/* The same, and config.dump and spec.dump (JSON objects) into out_config and out_spec when
+ * they are not NULL. */
+gboolean crisp_container_checkpoint_read_archive (const char *path, JsonNode **out_config,
+                                                  JsonNode **out_spec, GError **error);
+
+/* A checkpoint a CreateContainer restores. */
+typedef struct
+{
+  char *what;        /* "checkpoint archive '/path'", for messages */
+  char *archive;     /* the archive's path */
+  JsonNode *config;  /* config.dump */
+  JsonNode *spec;    /* spec.dump */
+  CrispImage *image; /* the image config.dump names, which it was made from */
+} CrispRestore;
+void crisp_restore_free (CrispRestore *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CrispRestore, crisp_restore_free)
+/* container-checkpoint.c: *out_restore is NULL when image (a CreateContainer's
+ * config.image.image) is not a checkpoint; else the checkpoint, read and checked, with the image
+ * it was made from (NOT_FOUND unless pulled), once CRIU was found to work here. An error says
+ * why it cannot be restored (before anything is made). */
 gboolean crisp_container_check_checkpoint_image (CrispContainerService *svc, const char *image,
+                                                 CrispRestore **out_restore, GError **error);
+/* Under c's directories made by the create: CRIU's images unpacked, the root filesystem (mounted
+ * at rootfs) given the checkpoint's changes; sets c->restore_images. */
+gboolean crisp_container_restore_prepare (CrispContainerService *svc, CrispContainer *c,
+                                          const CrispRestore *restore, const char *rootfs,
+                                          GError **error);
+
+/* container-checkpoint-restore.c: the archive (hostile) unpacked, the changes applied. */
+/* A member's name without "./" and trailing slashes ("" for the top), or NULL unless it stays
+ * inside the archive (clean, relative, shorter than PATH_MAX). */
+char *crisp_container_checkpoint_member_name (const char *raw);
+/* checkpoint/ (directories and regular files only), rootfs-diff.tar and deleted.files of the
+ * archive at archive_path into destfd; other members are skipped. Names must stay inside,
+ * parents are never links, nothing existing is overwritten, sizes are bounded. */
+gboolean crisp_container_restore_unpack (const char *archive_path, int destfd, GError **error);
+/* The tar read from tarfd applied in the root filesystem rootfd: each entry replaces what is
+ * at its path, whose directories are resolved inside rootfd (RESOLVE_IN_ROOT, no mount
+ * crossed); device nodes and sockets are refused. what names the tar in messages. */
+gboolean crisp_container_restore_apply_diff (int rootfd, int tarfd, const char *what,
+                                             GError **error);
+/* Removes, inside rootfd, each path of the JSON list in dirfd/name (none: nothing to do). */
+gboolean crisp_container_restore_remove_deleted (int rootfd, int dirfd, const char *name,
                                                  GError **error);
+/* spec, built for the new container, gets the checkpointed process's args, env, cwd and user
+ * from dump (spec.dump); INVALID_ARGUMENT when the dump's process is unusable, its terminal
+ * differs from the request's, or it had a mount the new container lacks. */
+gboolean crisp_container_restore_adapt_spec (JsonNode *spec, JsonNode *dump, const char *what,
+                                             GError **error);
 
 /* container-mounts.c: image volumes and recursive read-only binds. */
 /* Checks the request's mounts and resolves each image volume's image to c->mount_images:
@@ -193,7 +242,8 @@ gboolean crisp_container_write_spec (CrispContainerService *svc, CrispContainer 
                                      const CrispImage *img,
                                      const Runtime__V1__CreateContainerRequest *req,
                                      const char *rootfs, const char *bundle,
-                                     const char *const *mount_sources, GError **error);
+                                     const char *const *mount_sources, JsonNode *restore_spec,
+                                     GError **error);
 
 /* container-status.c */
 /* Every map<string,string> entry type of the protocol has this layout. */
@@ -274,6 +324,10 @@ gboolean crisp_container_monitor_alive (CrispContainer *c);
 /* Waits at most timeout_ms for the monitor to exit (its pidfd says when); TRUE once gone. */
 gboolean crisp_container_wait_monitor (CrispContainer *c, int timeout_ms);
 gboolean crisp_container_save (CrispContainerService *svc, CrispContainer *c, GError **error);
+/* container-create.c: spawns the container's monitor, which creates the container, or
+ * restores it (c->restore_images set: the container then runs). */
+gboolean crisp_container_spawn_monitor (CrispContainerService *svc, CrispContainer *c,
+                                        GError **error);
 /* Refreshes a running container's state from its monitor's files. */
 void crisp_container_refresh (CrispContainerService *svc, CrispContainer *c);
 

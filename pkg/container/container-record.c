@@ -56,6 +56,7 @@ crisp_container_unref (CrispContainer *c)
   g_free (c->log_path);
   g_free (c->cgroup_path);
   g_free (c->stop_signal);
+  g_free (c->restore_images);
   g_free (c->reason);
   g_free (c->message);
   if (c->resources)
@@ -183,6 +184,7 @@ crisp_container_to_json (CrispContainer *c)
   add_string (b, "log_path", c->log_path);
   add_string (b, "cgroup_path", c->cgroup_path);
   add_string (b, "stop_signal", c->stop_signal);
+  add_string (b, "restore_images", c->restore_images);
   add_string (b, "state", crisp_container_state_to_string (c->state));
   add_int (b, "created_at", c->created_at);
   add_int (b, "started_at", c->started_at);
@@ -334,6 +336,11 @@ crisp_container_from_json (const char *id, JsonNode *node, GError **error)
   c->log_path = get_string (o, "log_path");
   c->cgroup_path = get_string (o, "cgroup_path");
   c->stop_signal = get_string (o, "stop_signal");
+  c->restore_images = get_string (o, "restore_images");
+  if (c->restore_images != NULL && !crisp_path_is_clean (c->restore_images, TRUE))
+    return crisp_throw (error, CRISP_ERROR_DATA_LOSS,
+                        "container record's restore_images is not a clean absolute path"),
+           NULL;
   c->created_at = get_int (o, "created_at");
   c->started_at = get_int (o, "started_at");
   c->finished_at = get_int (o, "finished_at");

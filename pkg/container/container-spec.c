@@ -57,7 +57,8 @@ gboolean
 crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, CrispPod *pod,
                             const CrispImage *img, const Runtime__V1__CreateContainerRequest *req,
                             const char *rootfs, const char *bundle,
-                            const char *const *mount_sources, GError **error)
+                            const char *const *mount_sources, JsonNode *restore_spec,
+                            GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   JsonObject *image_config = image_config_object (parser, img);
@@ -105,6 +106,9 @@ crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, Crisp
     return FALSE;
   g_free (c->stop_signal);
   c->stop_signal = g_strdup_printf ("%d", sig);
+  if (restore_spec != NULL
+      && !crisp_container_restore_adapt_spec (spec, restore_spec, "the checkpoint", error))
+    return FALSE;
   if (!crisp_container_set_user (c, spec_member (spec, "process", "user")))
     return crisp_throw (error, CRISP_ERROR_INTERNAL, "the spec built has no valid process.user");
   if (!crisp_cgroups_container_path (svc->cgroup_driver, pod->cgroup_parent, c->id, NULL,

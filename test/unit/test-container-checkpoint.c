@@ -1,7 +1,9 @@
-/* Unit tests for the checkpoint archive (pkg/container/container-checkpoint.c) without CRIU:
+/* Unit tests for the checkpoint archive (pkg/container/container-checkpoint*.c) without CRIU:
  * the files written beside CRIU's images (spec.dump, config.dump, rootfs-diff.tar,
- * deleted.files) from a container's directories, and the archive written into place whole.
- * The integration tests cannot reach these where `criu check` fails. */
+ * deleted.files) from a container's directories, the archive written into place whole, and
+ * the restore's side: the archive (hostile) unpacked, its changes applied inside a root, the
+ * checkpointed process given to the new container's spec. The integration tests cannot reach
+ * these where `criu check` fails. */
 #include "config.h"
 
 #include "pkg/container/container-private.h"
@@ -218,6 +220,357 @@ test_archive_failure_leaves_nothing (Fixture *f, gconstpointer data)
   g_assert_null (g_dir_read_name (d));
 }
 
+/* A tar at path with these members (hostile ones included). */
+typedef struct
+{
+  const char *name;
+  mode_t type;      /* AE_IFREG, AE_IFDIR, AE_IFLNK, AE_IFCHR ... */
+  const char *data; /* a file's content, a symbolic link's target */
+  const char *hard; /* a hard link's target */
+} Member;
+
+static void
+write_tar (const char *path, const Member *m, gsize n)
+{
+  struct archive *a = archive_write_new ();
+  archive_write_set_format_pax_restricted (a);
+  g_assert_cmpint (archive_write_open_filename (a, path), ==, ARCHIVE_OK);
+  for (gsize i = 0; i < n; i++)
+    {
+      struct archive_entry *e = archive_entry_new ();
+      archive_entry_set_pathname (e, m[i].name);
+      archive_entry_set_filetype (e, m[i].type);
+      archive_entry_set_perm (e, m[i].type == AE_IFDIR ? 0751 : 0640);
+      archive_entry_set_uid (e, getuid ());
+      archive_entry_set_gid (e, getgid ());
+      archive_entry_set_mtime (e, 1500000000, 0);
+      if (m[i].hard)
+        archive_entry_set_hardlink (e, m[i].hard);
+      else if (m[i].type == AE_IFLNK)
+        archive_entry_set_symlink (e, m[i].data);
+      gsize len = m[i].type == AE_IFREG && !m[i].hard && m[i].data ? strlen (m[i].data) : 0;
+      archive_entry_set_size (e, (la_int64_t) len);
+      g_assert_cmpint (archive_write_header (a, e), ==, ARCHIVE_OK);
+      if (len)
+        g_assert_cmpint (archive_write_data (a, m[i].data, len), ==, (la_ssize_t) len);
+      archive_entry_free (e);
+    }
+  g_assert_cmpint (archive_write_close (a), ==, ARCHIVE_OK);
+  archive_write_free (a);
+}
+
+static char *
+slurp (const char *dir, const char *name)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  char *text = NULL;
+  return g_file_get_contents (path, &text, NULL, NULL) ? text : NULL;
+}
+
+static gboolean
+exists (const char *dir, const char *name)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  struct stat st;
+  return lstat (path, &st) == 0;
+}
+
+/* A directory that stands for a freshly mounted image root, with a link to "/" in it: what
+ * is resolved through the link must stay inside. */
+static char *
+image_root (Fixture *f)
+{
+  g_autofree char *root = g_build_filename (f->dir, "image-root", NULL);
+  put (root, "etc/os-release", "image");
+  put (root, "etc/gone", "deleted by the container");
+  put (root, "var/lib/state/a", "deleted with its directory");
+  put (root, "tmp/count", "0\n");
+  g_autofree char *up = g_build_filename (root, "up", NULL);
+  g_assert_cmpint (symlink ("/", up), ==, 0);
+  return g_steal_pointer (&root);
+}
+
+/* A checkpoint crisp writes is what a restore unpacks and applies: the archive round trip
+ * without CRIU. */
+static void
+test_restore_round_trip (Fixture *f, gconstpointer data)
+{
+  g_autofree char *upper = crisp_container_root_path (&f->svc, ID_A, "upper");
+  g_autofree char *rootfs = crisp_container_run_path (&f->svc, ID_A, "rootfs");
+  put (upper, "tmp/count", "");
+  put (rootfs, "tmp/count", "41\n");
+  put (upper, "data/new", "");
+  put (rootfs, "data/new", "made by the container");
+  g_autofree char *gone = g_build_filename (upper, "etc/gone", NULL);
+  put (upper, "etc/keep", "");
+  put (rootfs, "etc/keep", "kept");
+  gboolean whiteouts = mknod (gone, S_IFCHR | 0000, makedev (0, 0)) == 0;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_container_checkpoint_write_files (&f->svc, f->c, f->work, &error));
+  g_assert_no_error (error);
+  g_autofree char *out = g_build_filename (f->dir, "out", NULL);
+  g_assert_cmpint (g_mkdir (out, 0700), ==, 0);
+  _cleanup_close_ int outfd = open (out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  g_autofree char *archive = g_build_filename (out, "ckpt.tar", NULL);
+  g_assert_true (
+      crisp_container_checkpoint_write_archive (f->work, outfd, "ckpt.tar", archive, &error));
+  g_assert_no_error (error);
+
+  JsonNode *config = NULL, *spec = NULL;
+  g_assert_true (crisp_container_checkpoint_read_archive (archive, &config, &spec, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (config), "rootfsImageRef"),
+                   ==, IMAGE_ID);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (spec));
+  json_node_unref (config);
+  json_node_unref (spec);
+
+  g_autofree char *dest = g_build_filename (f->dir, "restore", NULL);
+  g_assert_cmpint (g_mkdir (dest, 0700), ==, 0);
+  _cleanup_close_ int destfd = open (dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  g_assert_true (crisp_container_restore_unpack (archive, destfd, &error));
+  g_assert_no_error (error);
+  g_autofree char *images = slurp (dest, "checkpoint/inventory.img");
+  g_assert_cmpstr (images, ==, "criu images");
+  g_assert_false (exists (dest, "config.dump")); /* read from the archive, not unpacked */
+  g_assert_false (exists (dest, "dump.log"));
+
+  g_autofree char *root = image_root (f);
+  _cleanup_close_ int rootfd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  _cleanup_close_ int tarfd = openat (destfd, "rootfs-diff.tar", O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (tarfd, >=, 0);
+  g_assert_true (crisp_container_restore_apply_diff (rootfd, tarfd, "diff", &error));
+  g_assert_no_error (error);
+  g_assert_true (crisp_container_restore_remove_deleted (rootfd, destfd, "deleted.files", &error));
+  g_assert_no_error (error);
+  g_autofree char *count = slurp (root, "tmp/count");
+  g_autofree char *made = slurp (root, "data/new");
+  g_autofree char *os = slurp (root, "etc/os-release");
+  g_assert_cmpstr (count, ==, "41\n");
+  g_assert_cmpstr (made, ==, "made by the container");
+  g_assert_cmpstr (os, ==, "image");
+  g_assert_cmpint (exists (root, "etc/gone"), ==, !whiteouts);
+  if (!whiteouts)
+    g_test_skip ("mknod of a whiteout needs CAP_MKNOD: deleted.files not exercised");
+}
+
+/* What the archive unpacks: directories and files only, inside, each once. */
+static void
+test_restore_unpack_refuses_hostile_members (Fixture *f, gconstpointer data)
+{
+  const struct
+  {
+    Member m;
+    const char *why;
+  } cases[] = {
+    { { "checkpoint/../../evil", AE_IFREG, "x", NULL }, "escapes" },
+    { { "/checkpoint/abs", AE_IFREG, "x", NULL }, "escapes" },
+    { { "checkpoint/link", AE_IFLNK, "/etc", NULL }, "neither a directory nor a regular file" },
+    { { "checkpoint/hard", AE_IFREG, NULL, "../../etc/passwd" }, "not a regular file" },
+    { { "checkpoint/dev", AE_IFCHR, NULL, NULL }, "neither a directory nor a regular file" },
+    { { "rootfs-diff.tar", AE_IFDIR, NULL, NULL }, "not a regular file" },
+    { { "checkpoint/pages.img", AE_IFREG, "again", NULL }, "appears twice" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      const Member members[] = {
+        { "checkpoint/", AE_IFDIR, NULL, NULL },
+        { "checkpoint/pages.img", AE_IFREG, "pages", NULL },
+        { "dump.log", AE_IFLNK, "/etc/shadow", NULL }, /* not wanted: skipped, never made */
+        cases[i].m,
+      };
+      g_autofree char *tar = g_build_filename (f->dir, "hostile.tar", NULL);
+      write_tar (tar, members, G_N_ELEMENTS (members));
+      g_autofree char *dest = g_build_filename (f->dir, "dest", NULL);
+      g_assert_cmpint (g_mkdir (dest, 0700), ==, 0);
+      _cleanup_close_ int destfd = open (dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      g_autoptr (GError) error = NULL;
+      g_test_message ("member '%s'", cases[i].m.name);
+      g_assert_false (crisp_container_restore_unpack (tar, destfd, &error));
+      g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+      g_assert_nonnull (strstr (error->message, cases[i].why));
+      g_assert_false (exists (f->dir, "evil"));
+      g_assert_false (exists (dest, "dump.log"));
+      g_assert_cmpint (crisp_store_rm_rf_at (AT_FDCWD, dest), ==, 0);
+    }
+}
+
+/* rootfs-diff.tar is resolved inside the root: a link to "/" leads to the root's top, and
+ * nothing lands outside. */
+static void
+test_restore_diff_stays_inside (Fixture *f, gconstpointer data)
+{
+  g_autofree char *root = image_root (f);
+  g_autofree char *outside = g_build_filename (f->dir, "outside", NULL);
+  g_autofree char *rel = g_strdup_printf ("up%s/planted", outside); /* up -> "/" */
+  const Member members[] = {
+    { "./", AE_IFDIR, NULL, NULL },
+    { "etc/", AE_IFDIR, NULL, NULL },
+    { "etc/os-release", AE_IFREG, "changed", NULL },
+    { "etc/hard", AE_IFREG, NULL, "etc/os-release" },
+    { "etc/link", AE_IFLNK, "/etc/os-release", NULL },
+    { "tmp/count", AE_IFDIR, NULL, NULL }, /* a file replaced by a directory */
+    { "up/etc-via-link", AE_IFREG, "inside", NULL },
+    { "fifo", AE_IFIFO, NULL, NULL },
+  };
+  g_autofree char *tar = g_build_filename (f->dir, "diff.tar", NULL);
+  write_tar (tar, members, G_N_ELEMENTS (members));
+  g_assert_cmpint (g_mkdir (outside, 0700), ==, 0);
+  _cleanup_close_ int rootfd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  _cleanup_close_ int tarfd = open (tar, O_RDONLY | O_CLOEXEC);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_container_restore_apply_diff (rootfd, tarfd, "diff", &error));
+  g_assert_no_error (error);
+  g_autofree char *os = slurp (root, "etc/os-release");
+  g_autofree char *hard = slurp (root, "etc/hard");
+  g_autofree char *via = slurp (root, "etc-via-link");
+  g_assert_cmpstr (os, ==, "changed");
+  g_assert_cmpstr (hard, ==, "changed");
+  g_assert_cmpstr (via, ==, "inside");
+  struct stat st;
+  g_autofree char *os_path = g_build_filename (root, "etc/os-release", NULL);
+  g_assert_cmpint (lstat (os_path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 07777, ==, 0640);
+  g_assert_cmpint (st.st_mtime, ==, 1500000000);
+  g_assert_cmpint (st.st_nlink, ==, 2);
+  g_autofree char *count = g_build_filename (root, "tmp/count", NULL);
+  g_assert_true (g_file_test (count, G_FILE_TEST_IS_DIR));
+  g_autofree char *link = g_build_filename (root, "etc/link", NULL);
+  g_autofree char *target = g_file_read_link (link, NULL);
+  g_assert_cmpstr (target, ==, "/etc/os-release");
+
+  /* Through the link to "/" and the path of a host directory: still inside the root. */
+  const Member escape[] = { { rel, AE_IFREG, "planted", NULL } };
+  write_tar (tar, escape, 1);
+  _cleanup_close_ int tarfd2 = open (tar, O_RDONLY | O_CLOEXEC);
+  g_assert_false (crisp_container_restore_apply_diff (rootfd, tarfd2, "diff", &error));
+  /* the directory does not exist inside the root */
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_assert_false (exists (outside, "planted"));
+  g_clear_error (&error);
+
+  const Member dev[] = { { "etc/sda", AE_IFBLK, NULL, NULL } };
+  write_tar (tar, dev, 1);
+  _cleanup_close_ int tarfd3 = open (tar, O_RDONLY | O_CLOEXEC);
+  g_assert_false (crisp_container_restore_apply_diff (rootfd, tarfd3, "diff", &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  const Member dotdot[] = { { "etc/../../x", AE_IFREG, "x", NULL } };
+  write_tar (tar, dotdot, 1);
+  _cleanup_close_ int tarfd4 = open (tar, O_RDONLY | O_CLOEXEC);
+  g_assert_false (crisp_container_restore_apply_diff (rootfd, tarfd4, "diff", &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_assert_false (exists (f->dir, "x"));
+}
+
+/* deleted.files removes inside the root only; a directory goes with what it holds. */
+static void
+test_restore_deleted_files (Fixture *f, gconstpointer data)
+{
+  g_autofree char *root = image_root (f);
+  g_autofree char *outside = g_build_filename (f->dir, "outside", NULL);
+  put (outside, "victim", "must stay");
+  g_autofree char *list = g_strdup_printf (
+      "[\"/etc/gone\", \"var/lib/state\", \"not/there\", \"up%s/victim\"]", outside);
+  g_autofree char *dest = g_build_filename (f->dir, "restore", NULL);
+  put (dest, "deleted.files", list);
+  _cleanup_close_ int destfd = open (dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  _cleanup_close_ int rootfd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_container_restore_remove_deleted (rootfd, destfd, "deleted.files", &error));
+  g_assert_no_error (error);
+  g_assert_false (exists (root, "etc/gone"));
+  g_assert_false (exists (root, "var/lib/state"));
+  g_assert_true (exists (root, "etc/os-release"));
+  g_assert_true (exists (outside, "victim"));
+
+  const char *bad[] = { "[\"../outside/victim\"]", "[\"/\"]", "[1]", "{}", "not json" };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      put (dest, "deleted.files", bad[i]);
+      g_assert_false (
+          crisp_container_restore_remove_deleted (rootfd, destfd, "deleted.files", &error));
+      g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+      g_clear_error (&error);
+    }
+  g_assert_true (exists (outside, "victim"));
+  g_assert_cmpint (unlinkat (destfd, "deleted.files", 0), ==, 0);
+  g_assert_true (crisp_container_restore_remove_deleted (rootfd, destfd, "deleted.files", &error));
+}
+
+static JsonNode *
+json (const char *text)
+{
+  g_autoptr (JsonParser) p = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (p, text, -1, NULL));
+  return json_node_copy (json_parser_get_root (p));
+}
+
+#define NEW_SPEC                                                                                   \
+  "{\"process\":{\"terminal\":false,\"args\":[\"from-image\"],\"env\":[\"PATH=/bin\"],"            \
+  "\"cwd\":\"/\",\"user\":{\"uid\":0,\"gid\":0},\"capabilities\":{\"bounding\":[]}},"              \
+  "\"mounts\":[{\"destination\":\"/proc\"},{\"destination\":\"/data\"}]}"
+
+/* The new pod's spec keeps its own mounts, namespaces and limits and takes the checkpointed
+ * process. */
+static void
+test_restore_spec_takes_the_process (Fixture *f, gconstpointer data)
+{
+  g_autoptr (JsonNode) spec = json (NEW_SPEC);
+  g_autoptr (JsonNode) dump = json (
+      "{\"process\":{\"args\":[\"sh\",\"-c\",\"count\"],\"env\":[\"A=1\"],\"cwd\":\"/work\","
+      "\"user\":{\"uid\":1000,\"gid\":100,\"additionalGids\":[100]}},"
+      "\"mounts\":[{\"destination\":\"/data\"},{\"destination\":\"/etc/hostname\"}],"
+      "\"linux\":{\"namespaces\":[{\"type\":\"network\",\"path\":\"/old/netns\"}]}}");
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_container_restore_adapt_spec (spec, dump, "ckpt", &error));
+  g_assert_no_error (error);
+  JsonObject *p = json_object_get_object_member (json_node_get_object (spec), "process");
+  JsonArray *args = json_object_get_array_member (p, "args");
+  g_assert_cmpuint (json_array_get_length (args), ==, 3);
+  g_assert_cmpstr (json_array_get_string_element (args, 2), ==, "count");
+  g_assert_cmpstr (json_object_get_string_member (p, "cwd"), ==, "/work");
+  g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (p, "env"), 0), ==,
+                   "A=1");
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (p, "user"), "uid"),
+                   ==, 1000);
+  g_assert_true (json_object_has_member (p, "capabilities")); /* the new request's */
+  g_assert_false (json_object_has_member (json_node_get_object (spec), "linux"));
+
+  const struct
+  {
+    const char *dump;
+    const char *why;
+  } bad[] = {
+    { "{\"process\":{\"args\":[],\"cwd\":\"/\",\"user\":{\"uid\":0,\"gid\":0}}}",
+      "no usable process" },
+    { "{\"process\":{\"args\":[\"x\"],\"cwd\":\"rel\",\"user\":{\"uid\":0,\"gid\":0}}}",
+      "no usable process" },
+    { "{\"process\":{\"args\":[\"x\"],\"cwd\":\"/\",\"user\":{\"uid\":-1,\"gid\":0}}}",
+      "no usable process" },
+    { "{\"process\":{\"args\":[\"x\"],\"env\":[1],\"cwd\":\"/\",\"user\":{\"uid\":0,\"gid\":0}}}",
+      "no usable process" },
+    { "{}", "no usable process" },
+    { "{\"process\":{\"terminal\":true,\"args\":[\"x\"],\"cwd\":\"/\",\"user\":{\"uid\":0,"
+      "\"gid\":0}}}",
+      "with a terminal" },
+    { "{\"process\":{\"args\":[\"x\"],\"cwd\":\"/\",\"user\":{\"uid\":0,\"gid\":0}},"
+      "\"mounts\":[{\"destination\":\"/host-secret\"},{\"destination\":\"/data\"}]}",
+      "'/host-secret'" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (JsonNode) fresh = json (NEW_SPEC);
+      g_autoptr (JsonNode) d = json (bad[i].dump);
+      g_autoptr (GError) e = NULL;
+      g_assert_false (crisp_container_restore_adapt_spec (fresh, d, "ckpt", &e));
+      g_assert_error (e, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+      g_test_message ("%s", e->message);
+      g_assert_nonnull (strstr (e->message, bad[i].why));
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -226,5 +579,10 @@ main (int argc, char **argv)
   ADD ("files-from-the-writable-layer", test_files_from_the_writable_layer);
   ADD ("archive-written-whole", test_archive_written_whole);
   ADD ("archive-failure-leaves-nothing", test_archive_failure_leaves_nothing);
+  ADD ("restore-round-trip", test_restore_round_trip);
+  ADD ("restore-unpack-refuses-hostile-members", test_restore_unpack_refuses_hostile_members);
+  ADD ("restore-diff-stays-inside", test_restore_diff_stays_inside);
+  ADD ("restore-deleted-files", test_restore_deleted_files);
+  ADD ("restore-spec-takes-the-process", test_restore_spec_takes_the_process);
   return g_test_run ();
 }
