@@ -1,6 +1,7 @@
-"""CheckpointContainer and the restore of a checkpoint at CreateContainer, against the real
-daemon, runc and criu.  Whether CRIU works here is decided by running `criu check` in the test
-itself: where it works a checkpoint must succeed and its archive must have the CRI-O layout;
+"""CheckpointContainer and the restore of a checkpoint at CreateContainer and StartContainer,
+against the real daemon, runc and criu.  Whether CRIU works here is decided by running `criu
+check` in the test itself: where it works a checkpoint must succeed, its archive must have the
+CRI-O layout, and a new pod's container made from it must go on counting from where it was;
 where it does not, crisp must answer FAILED_PRECONDITION carrying CRIU's own words, and the
 success parts are skipped with that reason.  Every refusal leaves nothing behind (the cenv
 fixture's leak check, and the archive's directory is compared before and after)."""
@@ -15,7 +16,7 @@ import tarfile
 import grpc
 import pytest
 
-from container_harness import SLEEPER, alive, cenv, rpc_error  # noqa: F401
+from container_harness import SLEEPER, alive, cenv, rpc_error, wait_for  # noqa: F401
 from cri_client import pb
 from image_harness import pull
 
@@ -50,13 +51,11 @@ def assert_carries_criu_reason(details, said):
 
 
 def assert_restore_refused(err):
-    """A restore is refused: with CRIU's reason where it cannot work here, else because the
-    monitor cannot restore yet."""
+    """A restore is refused with CRIU's reason where CRIU cannot work here."""
     works, said = criu_check()
+    assert not works, "only where CRIU cannot work is a good restore refused"
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
-    if works:
-        assert "not supported yet" in err.details()
-    elif said == "criu is not installed":
+    if said == "criu is not installed":
         assert "criu is not installed" in err.details()
     else:
         assert_carries_criu_reason(err.details(), said)
@@ -114,11 +113,34 @@ def test_checkpoint_of_a_running_container(cenv, tmp_path):
     assert spec["process"]["args"] == COUNTER
     assert isinstance(deleted, list)
     assert "tmp/count" in diff_names, diff_names
-    # Restoring is refused, with the reason, until the monitor can run the runtime's restore.
+    assert_restored_counter_continues(cenv, cid, location)
+
+
+def count_in(cenv, cid):
+    res = cenv.exec_sync(cid, ["cat", "/tmp/count"])
+    assert res.exit_code == 0, res.stderr
+    return int(res.stdout.decode().strip())
+
+
+def assert_restored_counter_continues(cenv, cid, location):
+    """The archive becomes a container of a new pod whose counter goes on from where the
+    checkpoint took it (CRIU restored its memory: a new process would start at 1)."""
+    with tarfile.open(location) as tar:
+        diff = tarfile.open(fileobj=io.BytesIO(tar.extractfile("rootfs-diff.tar").read()))
+        at_checkpoint = int(diff.extractfile("tmp/count").read().decode().strip())
     pod2 = cenv.run_pod("restored")
-    err = rpc_error(cenv.create, pod2, "restored", image=location)
-    assert_restore_refused(err)
-    assert [c.id for c in cenv.list()] == [cid]
+    restored = cenv.create(pod2, "restored", image=location, command=SLEEPER)
+    assert cenv.state(restored) == pb.CONTAINER_CREATED
+    status = cenv.status(restored).status
+    assert status.image.image != location  # the image the checkpoint was made from
+    cenv.start(restored)
+    assert cenv.state(restored) == pb.CONTAINER_RUNNING
+    first = count_in(cenv, restored)
+    assert first >= at_checkpoint, (first, at_checkpoint)
+    wait_for(lambda: count_in(cenv, restored) > first, timeout=10, what="the restored count")
+    assert count_in(cenv, cid) > 0  # the original runs on beside it
+    cenv.stop(restored)
+    assert cenv.state(restored) == pb.CONTAINER_EXITED
 
 
 @pytest.mark.parametrize("location,why", [
@@ -186,9 +208,15 @@ def write_tar(path, members):
                 tar.addfile(info, io.BytesIO(data))
 
 
-GOOD = [("checkpoint", None), ("checkpoint/inventory.img", b"x"),
-        ("config.dump", json.dumps({"id": "a" * 64, "name": "c"}).encode()),
-        ("spec.dump", json.dumps({"ociVersion": "1.0.2"}).encode())]
+def good(image="example.invalid/none:1"):
+    """The members of a minimal archive whose config.dump names IMAGE."""
+    config = {"id": "a" * 64, "name": "c", "rootfsImageName": image, "rootfsImageRef": image}
+    return [("checkpoint", None), ("checkpoint/inventory.img", b"x"),
+            ("config.dump", json.dumps(config).encode()),
+            ("spec.dump", json.dumps({"ociVersion": "1.0.2"}).encode())]
+
+
+GOOD = good()
 
 
 @pytest.mark.parametrize("members,code,why", [
@@ -227,14 +255,42 @@ def test_restore_of_a_missing_archive_or_a_directory(cenv, tmp_path):
     assert not cenv.list()
 
 
-def test_restore_of_a_checkpoint_archive_is_refused_with_the_reason(cenv, tmp_path):
+def test_restore_needs_the_image_the_checkpoint_was_made_from(cenv, tmp_path):
     pod = cenv.run_pod()
     path = str(tmp_path / "ckpt.tar")
-    write_tar(path, GOOD)
+    write_tar(path, good("example.invalid/never-pulled:1"))
     err = rpc_error(cenv.create, pod, "restored", image=path)
-    assert_restore_refused(err)
+    assert err.code() == grpc.StatusCode.NOT_FOUND, err.details()
+    assert "'example.invalid/never-pulled:1'" in err.details()
+    assert "pull it first" in err.details()
+    write_tar(path, [m for m in GOOD if m[0] != "config.dump"]
+              + [("config.dump", json.dumps({"id": "a" * 64}).encode())])
+    err = rpc_error(cenv.create, pod, "restored", image=path)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    assert "config.dump names no image" in err.details()
     assert not cenv.list()
     assert sorted(os.listdir(tmp_path)) == ["ckpt.tar", "logs"]
+
+
+def test_restore_of_a_checkpoint_archive_is_refused_with_the_reason(cenv, tmp_path):
+    """Where CRIU cannot work, a restore whose archive and image are fine is refused with
+    CRIU's words before anything is made; where it works, this archive's spec.dump (no
+    process) is refused once the new container's spec is built, and what was made is undone."""
+    works, _ = criu_check()
+    pod = cenv.run_pod()
+    path = str(tmp_path / "ckpt.tar")
+    write_tar(path, good(cenv.busybox))
+    if not works:
+        err = rpc_error(cenv.create, pod, "restored", image=path)
+        assert_restore_refused(err)
+        assert not cenv.list()
+        assert sorted(os.listdir(tmp_path)) == ["ckpt.tar", "logs"]
+        return
+    err = rpc_error(cenv.create, pod, "restored", image=path)
+    # spec.dump has no process: the archive is refused after the probe, and nothing is left.
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    assert "no usable process" in err.details()
+    assert not cenv.list()
 
 
 def push_checkpoint_image(reg, archive, name="ctest/checkpointed"):
@@ -264,8 +320,12 @@ def test_restore_of_a_checkpoint_image_is_refused_with_the_reason(cenv, tmp_path
     pull(cenv.d, ref)
     pod = cenv.run_pod()
     err = rpc_error(cenv.create, pod, "restored", image=ref)
-    assert_restore_refused(err)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
     assert "a checkpoint of container 'counter'" in err.details()
+    if criu_check()[0]:
+        assert "from its archive's path only" in err.details()
+    else:
+        assert_restore_refused(err)
     assert not cenv.list()
     # An ordinary image is not taken for a checkpoint.
     cid = cenv.create(pod, "plain", command=SLEEPER)
