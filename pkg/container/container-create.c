@@ -400,8 +400,10 @@ recover_start (CrispContainerService *svc, CrispContainer *c)
   g_autofree char *status = crisp_container_runtime_status (c, &error);
   if (status == NULL)
     g_debug ("container '%s': %s", c->id, error->message);
+  /* A restore's monitor, alive, owns the outcome: a second one must not restore again. */
   gboolean happened = status ? !g_str_equal (status, "created") || crisp_container_init_released (c)
-                             : crisp_container_read_exit (svc, c);
+                             : crisp_container_read_exit (svc, c)
+                                   || (c->restore_images && crisp_container_monitor_alive (c));
   g_message ("container '%s': an interrupted start %s", c->id,
              happened ? "had happened" : "had not happened");
   if (happened)

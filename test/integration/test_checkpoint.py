@@ -12,13 +12,16 @@ import os
 import shutil
 import subprocess
 import tarfile
+import uuid
 
 import grpc
 import pytest
 
+import conmon_harness as H
 from container_harness import SLEEPER, alive, cenv, rpc_error, wait_for  # noqa: F401
 from cri_client import pb
 from image_harness import pull
+from leakcheck import Scope
 
 COUNTER = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done"]
 LAYOUT = {"checkpoint", "config.dump", "spec.dump", "rootfs-diff.tar", "deleted.files"}
@@ -330,3 +333,101 @@ def test_restore_of_a_checkpoint_image_is_refused_with_the_reason(cenv, tmp_path
     # An ordinary image is not taken for a checkpoint.
     cid = cenv.create(pod, "plain", command=SLEEPER)
     assert [c.id for c in cenv.list()] == [cid]
+
+
+# The monitor's restore verb, driven directly (conmon_harness) with real runc.  CRIU cannot run
+# here, and crisp refuses a restore before any monitor where `criu check` fails, so the daemon
+# path cannot reach it; this stand-in runtime turns the monitor's `restore --detach
+# --image-path I --work-path W` into `run --detach` of the same bundle.  What is tested is the
+# monitor's side: the command line it builds, and that a restored container's pid file, stdio,
+# CRI log and exit status flow as a created one's do.  CRIU's memory image is what it replaces.
+STAND_IN = """#!/usr/bin/python3
+import os, sys
+args = sys.argv[1:]
+with open(%(calls)r, "a") as f:
+    f.write(" ".join(args) + "\\n")
+if "restore" in args:
+    if %(fail)r:
+        sys.exit(1)
+    i = args.index("restore")
+    rest, kept = args[i + 1:], []
+    while rest:
+        a = rest.pop(0)
+        if a in ("--image-path", "--work-path"):
+            rest.pop(0)
+        else:
+            kept.append(a)
+    args = args[:i] + ["run"] + kept
+os.execv(%(runc)r, [%(runc)r] + args)
+"""
+
+
+def stand_in_monitor(tmp_path, args, fail=False):
+    class RestoringMonitor(H.Monitor):
+        def argv(self, sync_fd):
+            argv = super().argv(sync_fd)
+            argv[argv.index("--runtime") + 1] = self.runtime
+            return argv
+
+    tmp = str(tmp_path / "m")
+    os.makedirs(tmp)
+    calls = os.path.join(tmp, "calls")
+    runtime = os.path.join(tmp, "runtime")
+    with open(runtime, "w") as f:
+        f.write(STAND_IN % {"calls": calls, "fail": fail, "runc": H.RUNC})
+    os.chmod(runtime, 0o755)
+    images, work = os.path.join(tmp, "images"), os.path.join(tmp, "work")
+    os.makedirs(images)
+    os.makedirs(work)
+    bundle = H.make_bundle(os.path.join(tmp, "bundle"), args)
+    m = RestoringMonitor(tmp, "restore-test-%s" % uuid.uuid4().hex[:12], bundle,
+                         os.path.join(tmp, "runc"),
+                         extra=["--restore", images, "--restore-work", work])
+    m.runtime = runtime
+    return m, calls, images, work
+
+
+@pytest.fixture
+def monitors(tmp_path):
+    made = []
+
+    def make(*a, **kw):
+        made.append(stand_in_monitor(tmp_path, *a, **kw))
+        return made[-1]
+
+    yield make
+    for m, *_ in made:
+        m.cleanup()
+    scope = Scope(str(tmp_path), runc_roots=[m.root for m, *_ in made])
+    leaks = scope.leaks(monitor_grace=2)
+    scope.clean()
+    assert not leaks, "leaked: %s" % leaks
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run containers")
+def test_monitor_restore_verb_with_a_stand_in_runtime(monitors):
+    m, calls, images, work = monitors(["sh", "-c", "echo restored; sleep 0.3; exit 3"])
+    assert m.spawn(), m.error
+    assert m.container_pid > 0
+    with open(calls) as f:
+        first = f.readline().split()
+    verb = first.index("restore")
+    assert first[verb:verb + 6] == ["restore", "--detach", "--image-path", images,
+                                    "--work-path", work]
+    assert "--pid-file" in first and first[-1] == m.cid
+    # No `start`: the restore left it running.
+    m.wait_exit()
+    assert m.exit_file()["status"] == "3"
+    assert b"stdout F restored\n" in m.read_log()
+    with open(calls) as f:
+        verbs = [line.split() for line in f]
+    assert not any("start" in v for v in verbs)
+    assert any("delete" in v for v in verbs)  # the monitor's own delete after the exit
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run containers")
+def test_monitor_restore_failure_is_reported(monitors):
+    m, calls, _, _ = monitors(["true"], fail=True)
+    assert not m.spawn()
+    assert "restore exited with status 1" in m.error, m.error
+    m.wait_exit()
