@@ -819,7 +819,7 @@ static gboolean
 spec_write (Fixture *f, Spec *s, const char *rootfs, GError **error)
 {
   return crisp_container_write_spec (&f->svc, s->c, &s->pod, s->img, &s->req, rootfs, s->bundle,
-                                     NULL, error);
+                                     NULL, NULL, error);
 }
 
 /* The source of the spec's mount at destination, or NULL. */
