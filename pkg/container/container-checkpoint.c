@@ -391,3 +391,13 @@ crisp_container_restore_prepare (CrispContainerService *svc, CrispContainer *c,
   c->restore_images = g_build_filename (dir, "checkpoint", NULL);
   return TRUE;
 }
+
+void
+crisp_container_restore_finished (CrispContainer *c)
+{
+  g_autofree char *dir = g_path_get_dirname (c->restore_images);
+  int r = crisp_store_rm_rf_at (AT_FDCWD, dir);
+  if (r < 0 && r != -ENOENT)
+    g_warning ("container '%s': removing the restored checkpoint '%s': %s", c->id, dir,
+               g_strerror (-r));
+}

@@ -200,6 +200,10 @@ gboolean crisp_container_restore_prepare (CrispContainerService *svc, CrispConta
                                           const CrispRestore *restore, const char *rootfs,
                                           GError **error);
 
+/* Once the restored process runs (its start on disk): CRIU's images are not needed again, and
+ * go (as CRI-O removes them). */
+void crisp_container_restore_finished (CrispContainer *c);
+
 /* container-checkpoint-restore.c: the archive (hostile) unpacked, the changes applied. */
 /* A member's name without "./" and trailing slashes ("" for the top), or NULL unless it stays
  * inside the archive (clean, relative, shorter than PATH_MAX). */

@@ -501,6 +501,8 @@ start_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
       return crisp_prefix_error (error,
                                  "container '%s' started, but its record was not saved: ", c->id);
     }
+  if (c->restore_images != NULL)
+    crisp_container_restore_finished (c);
   crisp_container_emit (svc, c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT);
   crisp_container_refresh (svc, c); /* it may have exited already */
   return TRUE;
