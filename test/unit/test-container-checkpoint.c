@@ -267,6 +267,13 @@ slurp (const char *dir, const char *name)
   return g_file_get_contents (path, &text, NULL, NULL) ? text : NULL;
 }
 
+static void
+assert_content (const char *dir, const char *name, const char *expected)
+{
+  g_autofree char *text = slurp (dir, name);
+  g_assert_cmpstr (text, ==, expected);
+}
+
 static gboolean
 exists (const char *dir, const char *name)
 {
@@ -330,8 +337,7 @@ test_restore_round_trip (Fixture *f, gconstpointer data)
   _cleanup_close_ int destfd = open (dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   g_assert_true (crisp_container_restore_unpack (archive, destfd, &error));
   g_assert_no_error (error);
-  g_autofree char *images = slurp (dest, "checkpoint/inventory.img");
-  g_assert_cmpstr (images, ==, "criu images");
+  assert_content (dest, "checkpoint/inventory.img", "criu images");
   g_assert_false (exists (dest, "config.dump")); /* read from the archive, not unpacked */
   g_assert_false (exists (dest, "dump.log"));
 
@@ -343,12 +349,9 @@ test_restore_round_trip (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
   g_assert_true (crisp_container_restore_remove_deleted (rootfd, destfd, "deleted.files", &error));
   g_assert_no_error (error);
-  g_autofree char *count = slurp (root, "tmp/count");
-  g_autofree char *made = slurp (root, "data/new");
-  g_autofree char *os = slurp (root, "etc/os-release");
-  g_assert_cmpstr (count, ==, "41\n");
-  g_assert_cmpstr (made, ==, "made by the container");
-  g_assert_cmpstr (os, ==, "image");
+  assert_content (root, "tmp/count", "41\n");
+  assert_content (root, "data/new", "made by the container");
+  assert_content (root, "etc/os-release", "image");
   g_assert_cmpint (exists (root, "etc/gone"), ==, !whiteouts);
   if (!whiteouts)
     g_test_skip ("mknod of a whiteout needs CAP_MKNOD: deleted.files not exercised");
@@ -421,12 +424,9 @@ test_restore_diff_stays_inside (Fixture *f, gconstpointer data)
   g_autoptr (GError) error = NULL;
   g_assert_true (crisp_container_restore_apply_diff (rootfd, tarfd, "diff", &error));
   g_assert_no_error (error);
-  g_autofree char *os = slurp (root, "etc/os-release");
-  g_autofree char *hard = slurp (root, "etc/hard");
-  g_autofree char *via = slurp (root, "etc-via-link");
-  g_assert_cmpstr (os, ==, "changed");
-  g_assert_cmpstr (hard, ==, "changed");
-  g_assert_cmpstr (via, ==, "inside");
+  assert_content (root, "etc/os-release", "changed");
+  assert_content (root, "etc/hard", "changed");
+  assert_content (root, "etc-via-link", "inside");
   struct stat st;
   g_autofree char *os_path = g_build_filename (root, "etc/os-release", NULL);
   g_assert_cmpint (lstat (os_path, &st), ==, 0);
