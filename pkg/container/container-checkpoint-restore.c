@@ -120,6 +120,18 @@ next_member (Unpack *u, struct archive_entry **e, gboolean *done, GError **error
   return TRUE;
 }
 
+/* A member that cannot be made: what the archive asks is impossible (a parent that is a file
+ * or a link, a hard link to nothing or to a directory ...) is the archive's fault. */
+static gboolean
+throw_member (Unpack *u, int r, const char *name, GError **error)
+{
+  if (r == -ENOENT || r == -ENOTDIR || r == -ELOOP || r == -EXDEV || r == -EEXIST || r == -EISDIR
+      || r == -EPERM || r == -EMLINK)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: member '%s' cannot be made: %s",
+                        u->what, name, g_strerror (-r));
+  return crisp_throw_errno (error, r, "%s: member '%s'", u->what, name);
+}
+
 /* Whether an archive member is one a restore needs: CRIU's images, the root filesystem's
  * changes and the deleted paths (config.dump and spec.dump were read already). */
 static gboolean
@@ -148,14 +160,14 @@ unpack_member (Unpack *u, int destfd, struct archive_entry *e, const char *name,
   int r = g_str_equal (parent, ".") ? ((pfd = fcntl (destfd, F_DUPFD_CLOEXEC, 3)) < 0 ? -errno : 0)
                                     : crisp_open_dir_nofollow (destfd, parent, TRUE, 0700, &pfd);
   if (r < 0)
-    return crisp_throw_errno (error, r, "%s: member '%s'", u->what, name);
+    return throw_member (u, r, name, error);
   if (type == AE_IFDIR)
     {
       if (mkdirat (pfd, base, 0700) < 0 && errno != EEXIST)
-        return crisp_throw_errno (error, errno, "%s: member '%s'", u->what, name);
+        return throw_member (u, -errno, name, error);
       _cleanup_close_ int dfd = -1;
       r = crisp_open_dir_nofollow (pfd, base, FALSE, 0, &dfd);
-      return r == 0 || crisp_throw_errno (error, r, "%s: member '%s'", u->what, name);
+      return r == 0 || throw_member (u, r, name, error);
     }
   _cleanup_close_ int fd
       = openat (pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -275,12 +287,8 @@ apply_member (Unpack *u, int rootfd, struct archive_entry *e, const char *name, 
   g_autofree char *base = g_path_get_basename (name);
   _cleanup_close_ int pfd = -1;
   int r = open_in_root (rootfd, g_str_equal (parent, ".") ? "" : parent, &pfd);
-  if (r == -ENOENT || r == -ENOTDIR || r == -ELOOP || r == -EXDEV)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "%s: the directory of member '%s' is not one in the root filesystem (%s)",
-                        u->what, name, g_strerror (-r));
   if (r < 0)
-    return crisp_throw_errno (error, r, "%s: the directory of member '%s'", u->what, name);
+    return throw_member (u, r, name, error);
   mode_t type = archive_entry_filetype (e);
   const char *link = archive_entry_hardlink (e);
   if (type == AE_IFDIR)
@@ -304,7 +312,7 @@ apply_member (Unpack *u, int rootfd, struct archive_entry *e, const char *name, 
       r = open_in_root (rootfd, g_str_equal (tparent, ".") ? "" : tparent, &tfd);
       if (r == 0 && linkat (tfd, tbase, pfd, base, 0) < 0)
         r = -errno;
-      return r == 0 || crisp_throw_errno (error, r, "%s: hard link '%s'", u->what, name);
+      return r == 0 || throw_member (u, r, name, error);
     }
   else if (type == AE_IFREG)
     {
@@ -327,7 +335,7 @@ apply_member (Unpack *u, int rootfd, struct archive_entry *e, const char *name, 
                         u->what, name);
   if (r == 0)
     r = set_meta (pfd, base, e, type);
-  return r == 0 || crisp_throw_errno (error, r, "%s: member '%s'", u->what, name);
+  return r == 0 || throw_member (u, r, name, error);
 }
 
 gboolean
@@ -478,9 +486,34 @@ check_mounts (JsonObject *spec, JsonObject *dump, const char *what, GError **err
                       "%s had mounts at '%.2048s', which the request does not give", what, list);
 }
 
+static gint64
+uid_of (JsonObject *process)
+{
+  JsonObject *user = object_member (process, "user");
+  JsonNode *n = user ? json_object_get_member (user, "uid") : NULL;
+  return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_INT64
+             ? json_node_get_int (n)
+             : -1;
+}
+
+/* The request's word on the user holds for the checkpointed process as spec.dump gives it
+ * (CRIU restores the credentials its images hold: this is what can be checked beforehand). */
+static gboolean
+check_user (JsonObject *process, JsonObject *dp, const CrispRestoreUser *want, const char *what,
+            GError **error)
+{
+  gint64 had = uid_of (dp);
+  if (want->user_fixed && had != uid_of (process))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "%s's process runs as uid %" G_GINT64_FORMAT
+                        ", and the request asks for uid %" G_GINT64_FORMAT,
+                        what, had, uid_of (process));
+  return TRUE;
+}
+
 gboolean
-crisp_container_restore_adapt_spec (JsonNode *spec, JsonNode *dump, const char *what,
-                                    GError **error)
+crisp_container_restore_adapt_spec (JsonNode *spec, JsonNode *dump, const CrispRestoreUser *want,
+                                    const char *what, GError **error)
 {
   JsonObject *so = JSON_NODE_HOLDS_OBJECT (spec) ? json_node_get_object (spec) : NULL;
   JsonObject *dso = JSON_NODE_HOLDS_OBJECT (dump) ? json_node_get_object (dump) : NULL;
@@ -505,7 +538,7 @@ crisp_container_restore_adapt_spec (JsonNode *spec, JsonNode *dump, const char *
                         "%s was made of a container %s a terminal: the request's tty must be %s",
                         what, get_terminal (dp) ? "with" : "without",
                         get_terminal (dp) ? "true" : "false");
-  if (!check_mounts (so, dso, what, error))
+  if (!check_user (process, dp, want, what, error) || !check_mounts (so, dso, what, error))
     return FALSE;
   const char *const taken[] = { "args", "env", "cwd", "user" };
   for (gsize i = 0; i < G_N_ELEMENTS (taken); i++)

@@ -220,10 +220,17 @@ gboolean crisp_container_restore_apply_diff (int rootfd, int tarfd, const char *
 /* Removes, inside rootfd, each path of the JSON list in dirfd/name (none: nothing to do). */
 gboolean crisp_container_restore_remove_deleted (int rootfd, int dirfd, const char *name,
                                                  GError **error);
+/* What the request says of the user, which a restored process must match. */
+typedef struct
+{
+  gboolean user_fixed; /* run_as_user or run_as_username: the spec's uid is the request's */
+} CrispRestoreUser;
 /* spec, built for the new container, gets the checkpointed process's args, env, cwd and user
- * from dump (spec.dump); INVALID_ARGUMENT when the dump's process is unusable, its terminal
- * differs from the request's, or it had a mount the new container lacks. */
-gboolean crisp_container_restore_adapt_spec (JsonNode *spec, JsonNode *dump, const char *what,
+ * from dump (spec.dump); INVALID_ARGUMENT when the dump's process is unusable, runs as another
+ * user than the request asks for, its terminal differs from the request's, or it had a mount
+ * the new container lacks. */
+gboolean crisp_container_restore_adapt_spec (JsonNode *spec, JsonNode *dump,
+                                             const CrispRestoreUser *want, const char *what,
                                              GError **error);
 
 /* container-mounts.c: image volumes and recursive read-only binds. */

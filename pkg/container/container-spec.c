@@ -106,8 +106,13 @@ crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, Crisp
     return FALSE;
   g_free (c->stop_signal);
   c->stop_signal = g_strdup_printf ("%d", sig);
+  const Runtime__V1__LinuxContainerSecurityContext *sc
+      = req->config->linux ? req->config->linux->security_context : NULL;
+  const CrispRestoreUser want = {
+    .user_fixed = sc && (sc->run_as_user || (sc->run_as_username && *sc->run_as_username)),
+  };
   if (restore_spec != NULL
-      && !crisp_container_restore_adapt_spec (spec, restore_spec, "the checkpoint", error))
+      && !crisp_container_restore_adapt_spec (spec, restore_spec, &want, "the checkpoint", error))
     return FALSE;
   if (!crisp_container_set_user (c, spec_member (spec, "process", "user")))
     return crisp_throw (error, CRISP_ERROR_INTERNAL, "the spec built has no valid process.user");

@@ -462,6 +462,14 @@ test_restore_diff_stays_inside (Fixture *f, gconstpointer data)
   g_assert_false (crisp_container_restore_apply_diff (rootfd, tarfd4, "diff", &error));
   g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
   g_assert_false (exists (f->dir, "x"));
+  g_clear_error (&error);
+
+  const Member nowhere[] = { { "etc/h2", AE_IFREG, NULL, "no/such/file" } };
+  write_tar (tar, nowhere, 1);
+  _cleanup_close_ int tarfd5 = open (tar, O_RDONLY | O_CLOEXEC);
+  g_assert_false (crisp_container_restore_apply_diff (rootfd, tarfd5, "diff", &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "member 'etc/h2' cannot be made"));
 }
 
 /* deleted.files removes inside the root only; a directory goes with what it holds. */
@@ -524,7 +532,8 @@ test_restore_spec_takes_the_process (Fixture *f, gconstpointer data)
       "\"mounts\":[{\"destination\":\"/data\"},{\"destination\":\"/etc/hostname\"}],"
       "\"linux\":{\"namespaces\":[{\"type\":\"network\",\"path\":\"/old/netns\"}]}}");
   g_autoptr (GError) error = NULL;
-  g_assert_true (crisp_container_restore_adapt_spec (spec, dump, "ckpt", &error));
+  const CrispRestoreUser any = { FALSE };
+  g_assert_true (crisp_container_restore_adapt_spec (spec, dump, &any, "ckpt", &error));
   g_assert_no_error (error);
   JsonObject *p = json_object_get_object_member (json_node_get_object (spec), "process");
   JsonArray *args = json_object_get_array_member (p, "args");
@@ -537,6 +546,18 @@ test_restore_spec_takes_the_process (Fixture *f, gconstpointer data)
                    ==, 1000);
   g_assert_true (json_object_has_member (p, "capabilities")); /* the new request's */
   g_assert_false (json_object_has_member (json_node_get_object (spec), "linux"));
+
+  /* The request's user holds for the checkpointed process. */
+  const CrispRestoreUser fixed = { TRUE };
+  g_autoptr (JsonNode) root_dump
+      = json ("{\"process\":{\"args\":[\"x\"],\"cwd\":\"/\",\"user\":{\"uid\":0,\"gid\":0}}}");
+  g_autoptr (JsonNode) as_root = json (NEW_SPEC); /* its process is uid 0 */
+  g_assert_true (crisp_container_restore_adapt_spec (as_root, root_dump, &fixed, "ckpt", &error));
+  g_autoptr (JsonNode) fresh1 = json (NEW_SPEC);
+  g_assert_false (crisp_container_restore_adapt_spec (fresh1, dump, &fixed, "ckpt", &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "runs as uid 1000, and the request asks for uid 0"));
+  g_clear_error (&error);
 
   const struct
   {
@@ -564,7 +585,7 @@ test_restore_spec_takes_the_process (Fixture *f, gconstpointer data)
       g_autoptr (JsonNode) fresh = json (NEW_SPEC);
       g_autoptr (JsonNode) d = json (bad[i].dump);
       g_autoptr (GError) e = NULL;
-      g_assert_false (crisp_container_restore_adapt_spec (fresh, d, "ckpt", &e));
+      g_assert_false (crisp_container_restore_adapt_spec (fresh, d, &any, "ckpt", &e));
       g_assert_error (e, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
       g_test_message ("%s", e->message);
       g_assert_nonnull (strstr (e->message, bad[i].why));
