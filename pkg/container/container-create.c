@@ -209,8 +209,10 @@ prepare_for_userns (CrispContainerService *svc, CrispContainer *c, CrispPod *pod
   const Runtime__V1__UserNamespace *u = crisp_pod_userns (pod);
   g_autofree char *dir = crisp_container_run_path (svc, c->id, NULL);
   g_autofree char *upper = crisp_container_root_path (svc, c->id, "upper");
-  if (chmod (svc->run_dir, 0711) < 0 || chmod (dir, 0711) < 0)
-    return crisp_throw_errno (error, errno, "making '%s' searchable", dir);
+  const char *const dirs[] = { svc->config->run_root, svc->run_dir, dir };
+  for (gsize i = 0; i < G_N_ELEMENTS (dirs); i++)
+    if (chmod (dirs[i], 0711) < 0)
+      return crisp_throw_errno (error, errno, "making '%s' searchable", dirs[i]);
   gint64 uid = host_root_id (u->uids, u->n_uids), gid = host_root_id (u->gids, u->n_gids);
   if (lchown (upper, uid < 0 ? (uid_t) -1 : (uid_t) uid, gid < 0 ? (gid_t) -1 : (gid_t) gid) < 0)
     return crisp_throw_errno (error, errno, "giving '%s' to the pod's root", upper);

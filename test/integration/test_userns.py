@@ -3,6 +3,7 @@ user namespace owns its net, ipc and uts namespaces, all four pinned; container 
 unprivileged host id; the root filesystem and volumes are id-mapped mounts, so image files keep
 their owners on disk; hostile mappings are refused; the pod outlives a crisp restart."""
 import os
+import subprocess
 
 import grpc
 import pytest
@@ -33,17 +34,35 @@ def uenv(crisp_factory, registry, tmp_path):
     own network namespace."""
     images = push_extra_images(registry)
     d = crisp_factory(start=False)
-    PodNet(d.tmp).install(d.cni_dir)
+    net = PodNet(d.tmp)
+    net.install(d.cni_dir)
     with open(os.path.join(d.conf_dir, "50-net.conf"), "w") as f:
         f.write("[network]\ncni-plugin-dirs = %s\n" % ";".join(PLUGIN_DIRS))
     with open(os.path.join(d.registries_dir, "50-test.conf"), "w") as f:
         f.write(registries_conf(registry.host))
+    # The runtime sets the container up as the pod's root, an unprivileged host id: it must
+    # be able to pass through the directories above crisp's run root (pytest makes its own
+    # 0700).  crisp makes its own directories searchable itself.
+    opened = []
+    parent = os.path.dirname(os.path.abspath(d.run_root))
+    while parent != "/":
+        mode = os.stat(parent).st_mode & 0o777
+        if not mode & 0o001:
+            os.chmod(parent, mode | 0o011)
+            opened.append((parent, mode))
+        parent = os.path.dirname(parent)
     d.start()
     logdir = str(tmp_path / "logs")
     os.makedirs(logdir)
     env = ContainerEnv(d, registry, images, logdir)
     yield env
+    if d.proc is None:
+        d.start()
+    d.finish()
+    subprocess.run(["ip", "link", "del", net.bridge], stderr=subprocess.DEVNULL)
     leaks = finish_env(env)
+    for path, mode in opened:
+        os.chmod(path, mode)
     assert not leaks, "leaked: %s" % leaks
 
 
