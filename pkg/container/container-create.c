@@ -239,8 +239,7 @@ create_steps (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, cons
   g_autoptr (GPtrArray) sources = NULL;
   _cleanup_close_ int userns_fd = crisp_pod_open_userns (pod);
   if (userns_fd < -1)
-    return crisp_throw_errno (error, -userns_fd, "opening the user namespace of pod '%s'",
-                              pod->id);
+    return crisp_throw_errno (error, -userns_fd, "opening the user namespace of pod '%s'", pod->id);
   return make_dirs (svc, c, error) && crisp_container_save (svc, c, error)
          && make_rootfs (svc, c, pod, userns_fd, error)
          && crisp_container_stage_mounts (svc, c, userns_fd, &sources, error)

@@ -129,8 +129,8 @@ clone_tree (const Runtime__V1__Mount *m, int userns_fd, GError **error)
                         g_strerror (errno)),
            -1;
   struct mount_attr attr = {
-    .attr_set = (m->recursive_read_only ? MOUNT_ATTR_RDONLY : 0)
-                | (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0),
+    .attr_set
+    = (m->recursive_read_only ? MOUNT_ATTR_RDONLY : 0) | (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0),
     .userns_fd = userns_fd >= 0 ? (guint64) userns_fd : 0,
     .propagation = MS_PRIVATE,
   };

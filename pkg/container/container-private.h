@@ -160,8 +160,8 @@ gboolean crisp_container_uses_image (const CrispContainer *c, const char *image_
 /* Mounts what the spec binds from the run directory; *out_sources has one entry per config
  * mount (NULL for a plain bind), for CrispOciInput.mount_sources.  With userns_fd >= 0 (the
  * pod's user namespace) every mount is staged, id-mapped through it, plain binds too. */
-gboolean crisp_container_stage_mounts (CrispContainerService *svc, CrispContainer *c,
-                                       int userns_fd, GPtrArray **out_sources, GError **error);
+gboolean crisp_container_stage_mounts (CrispContainerService *svc, CrispContainer *c, int userns_fd,
+                                       GPtrArray **out_sources, GError **error);
 /* Mounts the container's root filesystem at rootfs, its layers id-mapped through userns_fd
  * when that is >= 0 (staged under the mounts directory on the way). */
 gboolean crisp_container_mount_rootfs (CrispContainerService *svc, CrispContainer *c,

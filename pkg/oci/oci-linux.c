@@ -164,8 +164,9 @@ add_user_namespace (const CrispOciInput *in, const Runtime__V1__NamespaceOption 
                     JsonObject *linux_obj, JsonArray *nss, GError **error)
 {
   const Runtime__V1__UserNamespace *u = o->userns_options, *pod = in->pod_userns;
-  Runtime__V1__NamespaceMode mode = u ? u->mode : pod ? RUNTIME__V1__NAMESPACE_MODE__POD
-                                                      : RUNTIME__V1__NAMESPACE_MODE__NODE;
+  Runtime__V1__NamespaceMode mode = u     ? u->mode
+                                    : pod ? RUNTIME__V1__NAMESPACE_MODE__POD
+                                          : RUNTIME__V1__NAMESPACE_MODE__NODE;
   if (mode == RUNTIME__V1__NAMESPACE_MODE__CONTAINER || mode == RUNTIME__V1__NAMESPACE_MODE__TARGET)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                         "container config: userns_options mode %s is not supported: a "

@@ -293,8 +293,10 @@ userns_pin_from (pid_t pid, const UsernsArgs *u, int up, int down, GError **erro
     return crisp_throw_errno (error, errno, "waking the namespace helper");
   r = read_result (up, &step);
   if (r < 0)
-    return crisp_throw_errno (error, r, "creating namespaces inside the pod's user namespace "
-                                        "(step %d)", step);
+    return crisp_throw_errno (error, r,
+                              "creating namespaces inside the pod's user namespace "
+                              "(step %d)",
+                              step);
   g_autofree char *src = g_strdup_printf ("/proc/%d/ns/user", (int) pid);
   if (mount (src, u->user, NULL, MS_BIND, NULL) < 0)
     return crisp_throw_errno (error, errno, "pinning '%s'", u->user);
@@ -346,9 +348,8 @@ pin_with_userns (const UsernsArgs *u, GError **error)
 }
 
 gboolean
-crisp_ns_pin_userns (const char *user, const char *uid_map, const char *gid_map,
-                     const char *net, const char *ipc, const char *uts, const char *hostname,
-                     GError **error)
+crisp_ns_pin_userns (const char *user, const char *uid_map, const char *gid_map, const char *net,
+                     const char *ipc, const char *uts, const char *hostname, GError **error)
 {
   PinArgs a = { 0 };
   /* The child only unshares; the sources are crisp's business (pinned from outside). */

@@ -81,8 +81,9 @@ stage_idmapped_store (CrispStorage *store, int userns_fd, const char *stage, GEr
   _cleanup_close_ int tree = open_tree (AT_FDCWD, store->root, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
   if (tree < 0)
     return crisp_throw_errno (error, errno, "cloning the mount of '%s'", store->root);
-  struct mount_attr attr
-      = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (guint64) userns_fd, .propagation = MS_PRIVATE };
+  struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP,
+                             .userns_fd = (guint64) userns_fd,
+                             .propagation = MS_PRIVATE };
   if (mount_setattr (tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
     return crisp_throw_errno (error, errno,
                               "id-mapping the layers in '%s' (the filesystem must support "
@@ -97,8 +98,7 @@ stage_idmapped_store (CrispStorage *store, int userns_fd, const char *stage, GEr
 
 static gboolean
 mount_layers_from (CrispStorage *store, const char *base, const char *const *diff_ids,
-                   const char *upper_dir, const char *work_dir, const char *target,
-                   GError **error)
+                   const char *upper_dir, const char *work_dir, const char *target, GError **error)
 {
   _cleanup_close_ int fsfd = fsopen ("overlay", FSOPEN_CLOEXEC);
   if (fsfd < 0)
@@ -129,8 +129,7 @@ crisp_storage_mount_layers_idmapped (CrispStorage *store, const char *const *dif
   gboolean ok = stage_idmapped_store (store, userns_fd, stage, error)
                 && mount_layers_from (store, stage, diff_ids, upper_dir, work_dir, target, error);
   /* Whatever happened, the stage goes: a crash before this leaves it to the caller's cleanup. */
-  if (umount2 (stage, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT
-      && ok)
+  if (umount2 (stage, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT && ok)
     return crisp_throw_errno (error, errno, "unmounting '%s'", stage);
   if (rmdir (stage) < 0 && errno != ENOENT && ok)
     return crisp_throw_errno (error, errno, "removing '%s'", stage);

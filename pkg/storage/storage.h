@@ -65,8 +65,8 @@ gboolean crisp_storage_mount_layers (CrispStorage *store, const char *const *dif
  * caller makes it the namespace root's own. */
 gboolean crisp_storage_mount_layers_idmapped (CrispStorage *store, const char *const *diff_ids,
                                               const char *upper_dir, const char *work_dir,
-                                              const char *target, int userns_fd,
-                                              const char *stage, GError **error);
+                                              const char *target, int userns_fd, const char *stage,
+                                              GError **error);
 gboolean crisp_storage_unmount (const char *target, GError **error);
 
 /* Whether overlayfs works in parent's filesystem with the layout and options of a container's
