@@ -11,9 +11,9 @@ import pytest
 from container_harness import (ContainerEnv, SLEEPER, finish_env, push_extra_images,
                                rpc_error, wait_for)
 from cri_client import pb
-from image_harness import pull, registries_conf  # noqa: F401
+from image_harness import pull, registries_conf
 from pod_harness import PLUGIN_DIRS, PodNet
-from test_image_volumes import sh, staged
+from test_image_volumes import data_image, image_mount, sh, staged
 
 BASE = 100000 * 7  # a multiple of 65536 is what kubelet picks; any free range will do
 LEN = 65536
@@ -121,6 +121,10 @@ def test_pod_files_proc_sys_and_shm_inside(uenv):
                             "echo shm > /dev/shm/f && cat /dev/shm/f && "
                             "ls /proc/self/status /sys/kernel >/dev/null && echo ok")
     assert (rc, out) == (0, "shm\nok\n"), out
+    # /sys is a sysfs of the pod's network namespace (the user namespace owns it), not the
+    # host's bound in: it lists the pod's interfaces only.
+    rc, out = sh(uenv, cid, "ls /sys/class/net")
+    assert rc == 0 and sorted(out.split()) == ["eth0", "lo"], out
     # The pod's files are crisp's (host root), unmapped inside: nobody.
     rc, out = sh(uenv, cid, "stat -c %u /etc/hosts")
     assert (rc, out) == (0, "65534\n"), out
@@ -145,6 +149,29 @@ def test_volume_writes_land_with_the_on_disk_ids(uenv, tmp_path):
     st = os.stat(vol / "by-root2")
     assert (st.st_uid, st.st_gid) == (0, 0)
     assert len(staged(uenv)) == 1
+    uenv.remove(cid)
+    assert not staged(uenv), staged(uenv)
+
+
+def test_image_volume_and_read_only_tree_are_id_mapped(uenv, tmp_path):
+    """An image volume (an overlay of the image's layers, id-mapped layer by layer) and a
+    recursive read-only bind (the host tree cloned, read-only and id-mapped throughout) show
+    on-disk root as container root, like the root filesystem."""
+    data = data_image(uenv.registry)
+    pull(uenv.d, data)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "top.txt").write_text("top\n")
+    pod = run_userns_pod(uenv)
+    cid = uenv.run(pod, "c", command=SLEEPER, mounts=[
+        image_mount("/img", data),
+        pb.Mount(container_path="/rro", host_path=str(tree), readonly=True,
+                 recursive_read_only=True)])
+    assert sh(uenv, cid, "cat /img/data/hello.txt; stat -c %u /img/data/hello.txt /rro/top.txt") \
+        == (0, "hello from the image\n0\n0\n")
+    rc, out = sh(uenv, cid, "echo x > /rro/new")
+    assert rc != 0 and "Read-only file system" in out, out
+    assert len(staged(uenv)) == 2
     uenv.remove(cid)
     assert not staged(uenv), staged(uenv)
 
