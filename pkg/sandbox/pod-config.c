@@ -317,7 +317,8 @@ crisp_pod_open_userns (CrispPod *pod)
   if (pod->user_ns == NULL)
     return crisp_pod_userns (pod) ? -ENOENT : -1;
   int fd = open (pod->user_ns, O_RDONLY | O_CLOEXEC);
-  return fd < 0 ? -errno : fd;
+  /* -1 means "none" to callers: EPERM is told as EACCES. */
+  return fd >= 0 ? fd : errno == EPERM ? -EACCES : -errno;
 }
 
 gboolean

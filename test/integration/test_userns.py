@@ -13,6 +13,7 @@ from container_harness import (ContainerEnv, SLEEPER, finish_env, push_extra_ima
 from cri_client import pb
 from image_harness import pull, registries_conf
 from pod_harness import PLUGIN_DIRS, PodNet
+from test_crash_points import RUNC, WRAPPER, Paused
 from test_image_volumes import data_image, image_mount, sh, staged
 
 BASE = 100000 * 7  # a multiple of 65536 is what kubelet picks; any free range will do
@@ -36,8 +37,15 @@ def uenv(crisp_factory, registry, tmp_path):
     d = crisp_factory(start=False)
     net = PodNet(d.tmp)
     net.install(d.cni_dir)
+    # A "paused" handler: runc behind a wrapper that can hold a verb (test_crash_points.py).
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    wrapper = tmp_path / "paused-runc"
+    wrapper.write_text(WRAPPER % {"ctl": ctl, "runc": RUNC})
+    wrapper.chmod(0o755)
     with open(os.path.join(d.conf_dir, "50-net.conf"), "w") as f:
         f.write("[network]\ncni-plugin-dirs = %s\n" % ";".join(PLUGIN_DIRS))
+        f.write("[runtime.paused]\npath = %s\nroot = %s\n" % (wrapper, tmp_path / "paused-root"))
     with open(os.path.join(d.registries_dir, "50-test.conf"), "w") as f:
         f.write(registries_conf(registry.host))
     # The runtime sets the container up as the pod's root, an unprivileged host id: it must
@@ -55,7 +63,9 @@ def uenv(crisp_factory, registry, tmp_path):
     logdir = str(tmp_path / "logs")
     os.makedirs(logdir)
     env = ContainerEnv(d, registry, images, logdir)
+    env.paused = Paused(env, ctl)
     yield env
+    env.paused.disarm()
     if d.proc is None:
         d.start()
     d.finish()
@@ -66,13 +76,15 @@ def uenv(crisp_factory, registry, tmp_path):
     assert not leaks, "leaked: %s" % leaks
 
 
-def run_userns_pod(env, name="upod", ns=None, pid=pb.CONTAINER):
+def run_userns_pod(env, name="upod", ns=None, pid=pb.CONTAINER, sysctls=None, handler=""):
     cfg = env.pod_config(name, pid=pid)
+    cfg.linux.sysctls.update(sysctls or {})
     o = cfg.linux.security_context.namespace_options
     o.network = pb.POD
     o.userns_options.CopyFrom(ns if ns is not None else userns())
     os.makedirs(cfg.log_directory, exist_ok=True)
-    pod_id = env.c.call("RunPodSandbox", pb.RunPodSandboxRequest(config=cfg),
+    pod_id = env.c.call("RunPodSandbox", pb.RunPodSandboxRequest(config=cfg,
+                                                                 runtime_handler=handler),
                         timeout=60).pod_sandbox_id
     env.pods[pod_id] = cfg
     return pod_id
@@ -115,12 +127,14 @@ def test_container_root_is_an_unprivileged_host_uid(uenv):
 
 
 def test_pod_files_proc_sys_and_shm_inside(uenv):
-    pod = run_userns_pod(uenv)
+    pod = run_userns_pod(uenv, sysctls={"net.ipv4.ip_local_port_range": "20000 30000"})
     cid = uenv.run(pod, "c", command=SLEEPER)
     rc, out = sh(uenv, cid, "cat /etc/hostname /etc/hosts /etc/resolv.conf >/dev/null && "
                             "echo shm > /dev/shm/f && cat /dev/shm/f && "
                             "ls /proc/self/status /sys/kernel >/dev/null && echo ok")
     assert (rc, out) == (0, "shm\nok\n"), out
+    # The pod's sysctl was set in its network namespace, which its user namespace owns.
+    assert sh(uenv, cid, "cat /proc/sys/net/ipv4/ip_local_port_range") == (0, "20000\t30000\n")
     # /sys is a sysfs of the pod's network namespace (the user namespace owns it), not the
     # host's bound in: it lists the pod's interfaces only.
     rc, out = sh(uenv, cid, "ls /sys/class/net")
@@ -260,3 +274,25 @@ def test_pod_survives_a_restart_and_keeps_its_user_namespace(uenv):
     assert proc_ids(pid2, "Uid") == [BASE] * 4
     assert sh(uenv, second, "id -u") == (0, "0\n")
     wait_for(lambda: uenv.state(first) == pb.CONTAINER_RUNNING, what="first still running")
+
+
+def test_kill_during_create_leaves_no_id_mapped_mount(uenv, tmp_path):
+    """crisp killed while the runtime creates a container whose volume it staged id-mapped:
+    the start-up repair takes the stage off with the rest, and the retried create works."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    pod = run_userns_pod(uenv, handler="paused")
+    cfg = uenv.config("c", command=SLEEPER,
+                      mounts=[pb.Mount(container_path="/vol", host_path=str(vol))])
+    cfg.linux.security_context.namespace_options.CopyFrom(
+        uenv.pods[pod].linux.security_context.namespace_options)
+    req = pb.CreateContainerRequest(pod_sandbox_id=pod, config=cfg,
+                                    sandbox_config=uenv.pods[pod])
+    uenv.paused.kill_during("before-create", "CreateContainer", req)
+    assert not staged(uenv), staged(uenv)
+    cid = uenv.c.call("CreateContainer", req, timeout=60).container_id
+    uenv.start(cid)
+    assert sh(uenv, cid, "touch /vol/f && id -u") == (0, "0\n")
+    assert os.stat(vol / "f").st_uid == 0
+    uenv.remove(cid)
+    assert not staged(uenv), staged(uenv)
