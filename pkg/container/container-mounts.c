@@ -197,7 +197,7 @@ crisp_container_stage_mounts (CrispContainerService *svc, CrispContainer *c, int
       char *source = NULL;
       g_autofree char *target = g_strdup_printf ("%s/%" G_GSIZE_FORMAT, dir, i);
       gboolean staged = kind != CRISP_OCI_MOUNT_BIND || userns_fd >= 0;
-      if (staged && mkdir (dir, 0711) < 0 && errno != EEXIST)
+      if (staged && mkdir (dir, 0700) < 0 && errno != EEXIST)
         return crisp_throw_errno (error, errno, "creating '%s'", dir);
       if ((kind == CRISP_OCI_MOUNT_IMAGE
            && !stage_image (svc, m, c->mount_images[i], target, userns_fd, &source, error))
@@ -218,7 +218,7 @@ crisp_container_mount_rootfs (CrispContainerService *svc, CrispContainer *c, con
   g_autofree char *work = crisp_container_root_path (svc, c->id, "work");
   g_autofree char *dir = crisp_container_run_path (svc, c->id, MOUNTS_DIR);
   g_autofree char *stage = g_build_filename (dir, "rootfs-layers", NULL);
-  if (userns_fd >= 0 && mkdir (dir, 0711) < 0 && errno != EEXIST)
+  if (userns_fd >= 0 && mkdir (dir, 0700) < 0 && errno != EEXIST)
     return crisp_throw_errno (error, errno, "creating '%s'", dir);
   return crisp_image_service_mount_rootfs_idmapped (svc->images, c->image_id, upper, work, rootfs,
                                                     userns_fd, stage, error);
