@@ -104,6 +104,8 @@ def ns_inode(pid, kind):
 
 def test_container_root_is_an_unprivileged_host_uid(uenv):
     pod = run_userns_pod(uenv)
+    st = uenv.c.call("PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id=pod)).status
+    assert st.linux.namespaces.options.userns_options == userns()
     cid = uenv.run(pod, "c", command=SLEEPER)
     assert sh(uenv, cid, "id -u; id -g") == (0, "0\n0\n")
     pid = uenv.pid(cid)
