@@ -253,7 +253,13 @@ check_mappings (const char *what, Runtime__V1__IDMapping **m, size_t n, GError *
                               "%s: %s mappings %zu and %zu overlap on the %s side", f, what, j, i,
                               ranges_overlap (&host[i], &host[j]) ? "host" : "container");
     }
-  return TRUE;
+  for (size_t i = 0; i < n; i++)
+    if (cont[i].start == 0)
+      return TRUE;
+  return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                      "%s: no %s mapping covers container id 0: the runtime sets every "
+                      "container up as the user namespace's root",
+                      f, what);
 }
 
 static gboolean

@@ -203,6 +203,7 @@ HOSTILE = [
      "overlap on the container"),
     (userns(uids=[mapping(host=BASE + i * 10, container=i * 10, length=10)
                   for i in range(17)]), "over the limit of 16"),
+    (userns(uids=[mapping(container=1)]), "no uid mapping covers container id 0"),
     (userns(mode=pb.CONTAINER), "mode CONTAINER is not supported"),
     (userns(mode=pb.TARGET), "mode TARGET is not supported"),
     (userns(mode=pb.NODE), "mode NODE (the host's user namespace) takes no uid or gid"),
