@@ -128,6 +128,19 @@ def test_container_root_is_an_unprivileged_host_uid(uenv):
     assert owners and 0 in owners and not any(o >= BASE for o in owners), owners
 
 
+def test_run_as_user_is_a_container_id(uenv):
+    """run_as_user names a container id: uid 4242 inside is BASE + 4242 on the host, and
+    ContainerStatus reports the container-side ids."""
+    pod = run_userns_pod(uenv)
+    ns = uenv.pods[pod].linux.security_context.namespace_options
+    sec = pb.LinuxContainerSecurityContext(namespace_options=ns,
+                                           run_as_user=pb.Int64Value(value=4242))
+    cid = uenv.run(pod, "c", command=SLEEPER, security=sec)
+    assert sh(uenv, cid, "id -u") == (0, "4242\n")
+    assert proc_ids(uenv.pid(cid), "Uid") == [BASE + 4242] * 4
+    assert uenv.status(cid).status.user.linux.uid == 4242
+
+
 def test_pod_files_proc_sys_and_shm_inside(uenv):
     pod = run_userns_pod(uenv, sysctls={"net.ipv4.ip_local_port_range": "20000 30000"})
     cid = uenv.run(pod, "c", command=SLEEPER)
