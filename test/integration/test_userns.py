@@ -2,6 +2,7 @@
 user namespace owns its net, ipc and uts namespaces, all four pinned; container root is an
 unprivileged host id; the root filesystem and volumes are id-mapped mounts, so image files keep
 their owners on disk; hostile mappings are refused; the pod outlives a crisp restart."""
+import concurrent.futures
 import os
 import subprocess
 
@@ -12,9 +13,10 @@ from container_harness import (ContainerEnv, SLEEPER, finish_env, push_extra_ima
                                rpc_error, wait_for)
 from cri_client import pb
 from image_harness import pull, registries_conf
-from pod_harness import PLUGIN_DIRS, PodNet
+from pod_harness import PLUGIN_DIRS, PodNet, nsfs_mounts_under, pod_config, run_pod
 from test_crash_points import RUNC, WRAPPER, Paused
 from test_image_volumes import data_image, image_mount, sh, staged
+from test_pod import podenv  # noqa: F401
 
 BASE = 100000 * 7  # a multiple of 65536 is what kubelet picks; any free range will do
 LEN = 65536
@@ -312,3 +314,24 @@ def test_kill_during_create_leaves_no_id_mapped_mount(uenv, tmp_path):
     assert os.stat(vol / "f").st_uid == 0
     uenv.remove(cid)
     assert not staged(uenv), staged(uenv)
+
+
+def test_kill_during_run_releases_the_user_namespace(podenv):  # noqa: F811
+    """crisp killed during RunPodSandbox of a pod with a user namespace, once all four pins
+    and the pause process exist (CNI ADD is held): the start-up repair releases them all."""
+    cfg = pod_config("half-user", pid=pb.POD)
+    cfg.linux.security_context.namespace_options.userns_options.CopyFrom(userns())
+    podenv.pause("ADD")
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(run_pod, podenv.client, cfg)
+        podenv.wait_marker("ADD")
+        pins = sorted(os.listdir(os.path.join(podenv.d.run_root, "ns")))
+        assert [p.rsplit("-", 1)[1] for p in pins] == ["ipc", "net", "pid", "user", "uts"]
+        podenv.d.kill9()
+        with pytest.raises(grpc.RpcError):
+            fut.result()
+    podenv.unpause("ADD")
+    podenv.d.start()
+    assert not podenv.client.call("ListPodSandbox", pb.ListPodSandboxRequest()).items
+    assert not nsfs_mounts_under(podenv.d.tmp)
+    assert os.listdir(os.path.join(podenv.d.root, "pods")) == []
