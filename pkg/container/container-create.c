@@ -199,8 +199,9 @@ host_root_id (Runtime__V1__IDMapping *const *m, size_t n)
 }
 
 /* In a pod with a user namespace the runtime sets the container up as the namespace's root,
- * a host id with no rights over crisp's directories: the way to the root filesystem and the
- * staged mounts must be searchable (never listable) by it, and the container's own "/" (the
+ * a host id with no rights over crisp's directories: the way to the root filesystem must be
+ * searchable (never listable) by it (runc opens bind sources from outside, so the staged
+ * mounts stay in a 0700 directory), and the container's own "/" (the
  * upper layer's root, empty and crisp's own) must be that root's.  Image files stay as they
  * are on disk: the id-mapped layers show them. */
 static gboolean

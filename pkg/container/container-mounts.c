@@ -2,8 +2,11 @@
  * <run>/<id>/mounts/<n> (n: the mount's index in the request) and bound into the container by
  * the spec: an image volume (the image's layers, an overlay without an upper layer) and a
  * recursive read-only bind (the host tree cloned and made read-only through every submount,
- * which needs nothing of the OCI runtime). Whatever is mounted there is undone by the same
- * walk of that directory, whether a removal, a failed create or a kill left it. */
+ * which needs nothing of the OCI runtime). In a pod with a user namespace every bind is staged
+ * so, id-mapped through the pod's namespace, and the transient id-mapped view of the image
+ * store the root filesystem is built from passes through there too. Whatever is mounted there
+ * is undone by the same walk of that directory, whether a removal, a failed create or a kill
+ * left it. */
 #include "config.h"
 
 #include "container-private.h"

@@ -292,11 +292,11 @@ userns_pin_from (pid_t pid, const UsernsArgs *u, int up, int down, GError **erro
   if (write (down, "g", 1) != 1)
     return crisp_throw_errno (error, errno, "waking the namespace helper");
   r = read_result (up, &step);
+  /* pin_child's steps when it binds nothing itself */
+  static const char *const steps[] = { "unshare", "sethostname", "bringing up lo" };
   if (r < 0)
-    return crisp_throw_errno (error, r,
-                              "creating namespaces inside the pod's user namespace "
-                              "(step %d)",
-                              step);
+    return crisp_throw_errno (error, r, "creating namespaces inside the pod's user namespace (%s)",
+                              step >= 0 && step < 3 ? steps[step] : "helper lost");
   g_autofree char *src = g_strdup_printf ("/proc/%d/ns/user", (int) pid);
   if (mount (src, u->user, NULL, MS_BIND, NULL) < 0)
     return crisp_throw_errno (error, errno, "pinning '%s'", u->user);
