@@ -100,9 +100,9 @@ def test_image_fs_info_answers(crisp):
 
 def test_unimplemented_method_is_named(crisp):
     with pytest.raises(grpc.RpcError) as e:
-        crisp.client.call("CheckpointContainer", pb.CheckpointContainerRequest(container_id="x"))
+        crisp.client.call("CheckpointPod", pb.CheckpointPodRequest(pod_sandbox_id="x"))
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "CheckpointContainer" in e.value.details()
+    assert "CheckpointPod" in e.value.details()
 
 
 def test_unknown_method_is_unimplemented(crisp):
