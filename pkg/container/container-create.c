@@ -192,6 +192,48 @@ crisp_container_spawn_monitor (CrispContainerService *svc, CrispContainer *c, GE
   return TRUE;
 }
 
+/* The host ids of the pod's user namespace root, or -1 when the mappings leave out id 0. */
+static gint64
+host_root_id (Runtime__V1__IDMapping *const *m, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (m[i]->container_id == 0 && m[i]->length > 0)
+      return m[i]->host_id;
+  return -1;
+}
+
+/* In a pod with a user namespace the runtime sets the container up as the namespace's root,
+ * a host id with no rights over crisp's directories: the way to the root filesystem must be
+ * searchable (never listable) by it (runc opens bind sources from outside, so the staged
+ * mounts stay in a 0700 directory), and the container's own "/" (the
+ * upper layer's root, empty and crisp's own) must be that root's.  Image files stay as they
+ * are on disk: the id-mapped layers show them. */
+static gboolean
+prepare_for_userns (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, GError **error)
+{
+  const Runtime__V1__UserNamespace *u = crisp_pod_userns (pod);
+  g_autofree char *dir = crisp_container_run_path (svc, c->id, NULL);
+  g_autofree char *upper = crisp_container_root_path (svc, c->id, "upper");
+  const char *const dirs[] = { svc->config->run_root, svc->run_dir, dir };
+  for (gsize i = 0; i < G_N_ELEMENTS (dirs); i++)
+    if (chmod (dirs[i], 0711) < 0)
+      return crisp_throw_errno (error, errno, "making '%s' searchable", dirs[i]);
+  gint64 uid = host_root_id (u->uids, u->n_uids), gid = host_root_id (u->gids, u->n_gids);
+  if (lchown (upper, uid < 0 ? (uid_t) -1 : (uid_t) uid, gid < 0 ? (gid_t) -1 : (gid_t) gid) < 0)
+    return crisp_throw_errno (error, errno, "giving '%s' to the pod's root", upper);
+  return TRUE;
+}
+
+static gboolean
+make_rootfs (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, int userns_fd,
+             GError **error)
+{
+  if (userns_fd >= 0 && !prepare_for_userns (svc, c, pod, error))
+    return FALSE;
+  g_autofree char *rootfs = crisp_container_run_path (svc, c->id, "rootfs");
+  return crisp_container_mount_rootfs (svc, c, rootfs, userns_fd, error);
+}
+
 /* Steps after the record exists; any failure is undone by the caller's destroy. A restore's
  * monitor comes with its start (the runtime's restore runs the process at once). */
 static gboolean
@@ -200,14 +242,15 @@ create_steps (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, cons
               GError **error)
 {
   g_autofree char *rootfs = crisp_container_run_path (svc, c->id, "rootfs");
-  g_autofree char *upper = crisp_container_root_path (svc, c->id, "upper");
-  g_autofree char *work = crisp_container_root_path (svc, c->id, "work");
   g_autofree char *bundle = crisp_container_run_path (svc, c->id, NULL);
   g_autoptr (GPtrArray) sources = NULL;
+  _cleanup_close_ int userns_fd = crisp_pod_open_userns (pod);
+  if (userns_fd < -1)
+    return crisp_throw_errno (error, -userns_fd, "opening the user namespace of pod '%s'", pod->id);
   return make_dirs (svc, c, error) && crisp_container_save (svc, c, error)
-         && crisp_image_service_mount_rootfs (svc->images, img->id, upper, work, rootfs, error)
+         && make_rootfs (svc, c, pod, userns_fd, error)
          && (restore == NULL || crisp_container_restore_prepare (svc, c, restore, rootfs, error))
-         && crisp_container_stage_mounts (svc, c, &sources, error)
+         && crisp_container_stage_mounts (svc, c, userns_fd, &sources, error)
          && crisp_container_write_spec (svc, c, pod, img, req, rootfs, bundle,
                                         (const char *const *) sources->pdata,
                                         restore ? restore->spec : NULL, error)
@@ -249,7 +292,7 @@ container_from_request (CrispContainerService *svc, CrispPod *pod, const CrispIm
   c->config = runtime__v1__container_config__unpack (NULL, len, buf);
   c->image_id = g_strdup (img->id);
   c->image_ref = g_strdup (img->repo_digests->len ? img->repo_digests->pdata[0] : img->id);
-  if (!crisp_container_resolve_mounts (svc, c, error))
+  if (!crisp_container_resolve_mounts (svc, c, pod, error))
     return NULL;
   c->runtime = g_strdup (rt->name);
   c->runtime_path = g_steal_pointer (&runtime_path);

@@ -2,8 +2,11 @@
  * <run>/<id>/mounts/<n> (n: the mount's index in the request) and bound into the container by
  * the spec: an image volume (the image's layers, an overlay without an upper layer) and a
  * recursive read-only bind (the host tree cloned and made read-only through every submount,
- * which needs nothing of the OCI runtime). Whatever is mounted there is undone by the same
- * walk of that directory, whether a removal, a failed create or a kill left it. */
+ * which needs nothing of the OCI runtime). In a pod with a user namespace every bind is staged
+ * so, id-mapped through the pod's namespace, and the transient id-mapped view of the image
+ * store the root filesystem is built from passes through there too. Whatever is mounted there
+ * is undone by the same walk of that directory, whether a removal, a failed create or a kill
+ * left it. */
 #include "config.h"
 
 #include "container-private.h"
@@ -37,10 +40,11 @@ resolve_image (CrispContainerService *svc, const Runtime__V1__Mount *m, char **o
 }
 
 gboolean
-crisp_container_resolve_mounts (CrispContainerService *svc, CrispContainer *c, GError **error)
+crisp_container_resolve_mounts (CrispContainerService *svc, CrispContainer *c, CrispPod *pod,
+                                GError **error)
 {
   const Runtime__V1__ContainerConfig *cfg = c->config;
-  if (!crisp_oci_check_mounts (cfg, error))
+  if (!crisp_oci_check_mounts (cfg, crisp_pod_userns (pod), error))
     return FALSE;
   g_autoptr (GStrvBuilder) ids = g_strv_builder_new ();
   gboolean any = FALSE;
@@ -99,11 +103,13 @@ resolve_sub_path (const char *root, const Runtime__V1__Mount *m, char **out_path
 
 static gboolean
 stage_image (CrispContainerService *svc, const Runtime__V1__Mount *m, const char *image_id,
-             const char *target, char **out_source, GError **error)
+             const char *target, int userns_fd, char **out_source, GError **error)
 {
+  g_autofree char *layers = g_strconcat (target, "-layers", NULL);
   if (mkdir (target, 0700) < 0)
     return crisp_throw_errno (error, errno, "creating '%s'", target);
-  if (!crisp_image_service_mount_rootfs (svc->images, image_id, NULL, NULL, target, error))
+  if (!crisp_image_service_mount_rootfs_idmapped (svc->images, image_id, NULL, NULL, target,
+                                                  userns_fd, layers, error))
     return crisp_prefix_error (error, "mount '%s' of image '%s': ", m->container_path,
                                m->image->image);
   if (m->image_sub_path != NULL && m->image_sub_path[0] != '\0')
@@ -115,7 +121,7 @@ stage_image (CrispContainerService *svc, const Runtime__V1__Mount *m, const char
 /* The clone of host_path with all its submounts, every one read-only and private, not yet
  * attached anywhere: -1 on failure. */
 static int
-clone_read_only (const Runtime__V1__Mount *m, GError **error)
+clone_tree (const Runtime__V1__Mount *m, int userns_fd, GError **error)
 {
   _cleanup_close_ int tree
       = open_tree (AT_FDCWD, m->host_path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
@@ -125,8 +131,23 @@ clone_read_only (const Runtime__V1__Mount *m, GError **error)
                         "mount '%s': host_path '%s': %s", m->container_path, m->host_path,
                         g_strerror (errno)),
            -1;
-  struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY, .propagation = MS_PRIVATE };
-  if (mount_setattr (tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+  struct mount_attr attr = {
+    .attr_set
+    = (m->recursive_read_only ? MOUNT_ATTR_RDONLY : 0) | (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0),
+    .userns_fd = userns_fd >= 0 ? (guint64) userns_fd : 0,
+    .propagation = MS_PRIVATE,
+  };
+  if (userns_fd >= 0
+      && mount_setattr (tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+    return crisp_throw (error,
+                        errno == EINVAL ? CRISP_ERROR_INVALID_ARGUMENT : CRISP_ERROR_INTERNAL,
+                        "mount '%s': host_path '%s' cannot be id-mapped into the pod's user "
+                        "namespace (every filesystem under it must support id-mapped mounts, "
+                        "and none may be id-mapped already): %s",
+                        m->container_path, m->host_path, g_strerror (errno)),
+           -1;
+  if (userns_fd < 0
+      && mount_setattr (tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
     return crisp_throw (error,
                         errno == ENOSYS ? CRISP_ERROR_FAILED_PRECONDITION : CRISP_ERROR_INTERNAL,
                         "mount '%s': recursive_read_only needs mount_setattr (Linux 5.12) to make "
@@ -143,11 +164,13 @@ make_file (const char *path)
   return fd >= 0;
 }
 
+/* A clone of host_path with its submounts, read-only throughout for recursive_read_only,
+ * id-mapped through the pod's user namespace when there is one, attached at target. */
 static gboolean
-stage_recursive_ro (const Runtime__V1__Mount *m, const char *target, char **out_source,
-                    GError **error)
+stage_tree (const Runtime__V1__Mount *m, const char *target, int userns_fd, char **out_source,
+            GError **error)
 {
-  _cleanup_close_ int tree = clone_read_only (m, error);
+  _cleanup_close_ int tree = clone_tree (m, userns_fd, error);
   struct stat st;
   if (tree < 0)
     return FALSE;
@@ -164,7 +187,7 @@ stage_recursive_ro (const Runtime__V1__Mount *m, const char *target, char **out_
 }
 
 gboolean
-crisp_container_stage_mounts (CrispContainerService *svc, CrispContainer *c,
+crisp_container_stage_mounts (CrispContainerService *svc, CrispContainer *c, int userns_fd,
                               GPtrArray **out_sources, GError **error)
 {
   const Runtime__V1__ContainerConfig *cfg = c->config;
@@ -176,17 +199,32 @@ crisp_container_stage_mounts (CrispContainerService *svc, CrispContainer *c,
       CrispOciMountKind kind = crisp_oci_mount_kind (m);
       char *source = NULL;
       g_autofree char *target = g_strdup_printf ("%s/%" G_GSIZE_FORMAT, dir, i);
-      if (kind != CRISP_OCI_MOUNT_BIND && mkdir (dir, 0700) < 0 && errno != EEXIST)
+      gboolean staged = kind != CRISP_OCI_MOUNT_BIND || userns_fd >= 0;
+      if (staged && mkdir (dir, 0700) < 0 && errno != EEXIST)
         return crisp_throw_errno (error, errno, "creating '%s'", dir);
       if ((kind == CRISP_OCI_MOUNT_IMAGE
-           && !stage_image (svc, m, c->mount_images[i], target, &source, error))
-          || (kind == CRISP_OCI_MOUNT_RECURSIVE_RO
-              && !stage_recursive_ro (m, target, &source, error)))
+           && !stage_image (svc, m, c->mount_images[i], target, userns_fd, &source, error))
+          || (kind != CRISP_OCI_MOUNT_IMAGE && staged
+              && !stage_tree (m, target, userns_fd, &source, error)))
         return FALSE;
       g_ptr_array_add (sources, source);
     }
   *out_sources = g_steal_pointer (&sources);
   return TRUE;
+}
+
+gboolean
+crisp_container_mount_rootfs (CrispContainerService *svc, CrispContainer *c, const char *rootfs,
+                              int userns_fd, GError **error)
+{
+  g_autofree char *upper = crisp_container_root_path (svc, c->id, "upper");
+  g_autofree char *work = crisp_container_root_path (svc, c->id, "work");
+  g_autofree char *dir = crisp_container_run_path (svc, c->id, MOUNTS_DIR);
+  g_autofree char *stage = g_build_filename (dir, "rootfs-layers", NULL);
+  if (userns_fd >= 0 && mkdir (dir, 0700) < 0 && errno != EEXIST)
+    return crisp_throw_errno (error, errno, "creating '%s'", dir);
+  return crisp_image_service_mount_rootfs_idmapped (svc->images, c->image_id, upper, work, rootfs,
+                                                    userns_fd, stage, error);
 }
 
 /* Takes every mount off path (a retried create may have stacked more than one). */

@@ -237,13 +237,18 @@ gboolean crisp_container_restore_adapt_spec (JsonNode *spec, JsonNode *dump,
 /* Checks the request's mounts and resolves each image volume's image to c->mount_images:
  * NOT_FOUND for an image not pulled. Before anything is made. */
 gboolean crisp_container_resolve_mounts (CrispContainerService *svc, CrispContainer *c,
-                                         GError **error);
+                                         CrispPod *pod, GError **error);
 /* Whether c was created from the image or mounts it as a volume. */
 gboolean crisp_container_uses_image (const CrispContainer *c, const char *image_id);
 /* Mounts what the spec binds from the run directory; *out_sources has one entry per config
- * mount (NULL for a plain bind), for CrispOciInput.mount_sources. */
-gboolean crisp_container_stage_mounts (CrispContainerService *svc, CrispContainer *c,
+ * mount (NULL for a plain bind), for CrispOciInput.mount_sources.  With userns_fd >= 0 (the
+ * pod's user namespace) every mount is staged, id-mapped through it, plain binds too. */
+gboolean crisp_container_stage_mounts (CrispContainerService *svc, CrispContainer *c, int userns_fd,
                                        GPtrArray **out_sources, GError **error);
+/* Mounts the container's root filesystem at rootfs, its layers id-mapped through userns_fd
+ * when that is >= 0 (staged under the mounts directory on the way). */
+gboolean crisp_container_mount_rootfs (CrispContainerService *svc, CrispContainer *c,
+                                       const char *rootfs, int userns_fd, GError **error);
 /* Unmounts whatever is staged in container id's run directory (what a kill left too). */
 gboolean crisp_container_unstage_mounts (CrispContainerService *svc, const char *id,
                                          GError **error);

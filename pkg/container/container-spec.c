@@ -83,6 +83,8 @@ crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, Crisp
     .ipcns_path = pod->ipc_ns,
     .utsns_path = pod->uts_ns,
     .pidns_path = pod->pid_ns,
+    .userns_path = pod->user_ns,
+    .pod_userns = crisp_pod_userns (pod),
     .cgroup_parent = pod->cgroup_parent,
     .cgroup_driver = svc->cgroup_driver,
     .resolv_conf_path = resolv,

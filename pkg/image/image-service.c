@@ -219,8 +219,10 @@ crisp_image_service_fs_usage (CrispImageService *svc, char **out_mountpoint, gui
 }
 
 gboolean
-crisp_image_service_mount_rootfs (CrispImageService *svc, const char *image, const char *upper_dir,
-                                  const char *work_dir, const char *target, GError **error)
+crisp_image_service_mount_rootfs_idmapped (CrispImageService *svc, const char *image,
+                                           const char *upper_dir, const char *work_dir,
+                                           const char *target, int userns_fd, const char *stage,
+                                           GError **error)
 {
   g_autoptr (CrispImage) img = crisp_image_service_find (svc, image, error);
   if (img == NULL)
@@ -228,8 +230,19 @@ crisp_image_service_mount_rootfs (CrispImageService *svc, const char *image, con
                ? FALSE
                : crisp_throw (error, CRISP_ERROR_NOT_FOUND, "image '%s' not found", image);
   g_ptr_array_add (img->diff_ids, NULL);
-  return crisp_storage_mount_layers (svc->storage, (const char *const *) img->diff_ids->pdata,
-                                     upper_dir, work_dir, target, error);
+  const char *const *ids = (const char *const *) img->diff_ids->pdata;
+  if (userns_fd < 0)
+    return crisp_storage_mount_layers (svc->storage, ids, upper_dir, work_dir, target, error);
+  return crisp_storage_mount_layers_idmapped (svc->storage, ids, upper_dir, work_dir, target,
+                                              userns_fd, stage, error);
+}
+
+gboolean
+crisp_image_service_mount_rootfs (CrispImageService *svc, const char *image, const char *upper_dir,
+                                  const char *work_dir, const char *target, GError **error)
+{
+  return crisp_image_service_mount_rootfs_idmapped (svc, image, upper_dir, work_dir, target, -1,
+                                                    NULL, error);
 }
 
 gboolean

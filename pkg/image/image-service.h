@@ -52,6 +52,12 @@ gboolean crisp_image_service_fs_usage (CrispImageService *svc, char **out_mountp
 gboolean crisp_image_service_mount_rootfs (CrispImageService *svc, const char *image,
                                            const char *upper_dir, const char *work_dir,
                                            const char *target, GError **error);
+/* The same with the layers id-mapped through the user namespace userns_fd (see
+ * crisp_storage_mount_layers_idmapped); `stage` is a path for a transient mount. */
+gboolean crisp_image_service_mount_rootfs_idmapped (CrispImageService *svc, const char *image,
+                                                    const char *upper_dir, const char *work_dir,
+                                                    const char *target, int userns_fd,
+                                                    const char *stage, GError **error);
 gboolean crisp_image_service_unmount_rootfs (const char *target, GError **error);
 
 G_END_DECLS

@@ -51,6 +51,10 @@ typedef struct
    * /proc/<pid>/ns/pid); for TARGET the target container's.  CONTAINER gets a new one, NODE
    * the host's: then this is ignored. */
   const char *pidns_path;
+  /* The pod's user namespace pin and the pod's own userns_options (from its record, never
+   * from the request), both NULL for a pod in the host's user namespace. */
+  const char *userns_path;
+  const Runtime__V1__UserNamespace *pod_userns;
 
   const char *cgroup_parent; /* the pod's; NULL: from sandbox_config->linux->cgroup_parent */
   CrispCgroupDriver cgroup_driver;
@@ -101,7 +105,11 @@ typedef enum
  * host_path, image_sub_path, readonly, recursive_read_only and propagation go together), so
  * a caller can refuse a request before it stages anything: INVALID_ARGUMENT naming the mount
  * and the field. */
-gboolean crisp_oci_check_mounts (const Runtime__V1__ContainerConfig *config, GError **error);
+gboolean crisp_oci_check_mounts (const Runtime__V1__ContainerConfig *config,
+                                 const Runtime__V1__UserNamespace *pod_userns, GError **error);
+/* Whether two lists of id mappings are the same ranges in the same order. */
+gboolean crisp_oci_same_mappings (Runtime__V1__IDMapping *const *a, size_t na,
+                                  Runtime__V1__IDMapping *const *b, size_t nb);
 /* The kind of a mount (crisp_oci_check_mounts says whether it is valid). */
 CrispOciMountKind crisp_oci_mount_kind (const Runtime__V1__Mount *m);
 

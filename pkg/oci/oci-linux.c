@@ -141,6 +141,62 @@ add_pid_namespace (const CrispOciInput *in, JsonArray *nss, Runtime__V1__Namespa
     }
 }
 
+static JsonArray *
+mappings_array (Runtime__V1__IDMapping *const *m, size_t n)
+{
+  JsonArray *a = json_array_new ();
+  for (size_t i = 0; i < n; i++)
+    {
+      JsonObject *o = json_object_new ();
+      json_object_set_int_member (o, "containerID", m[i]->container_id);
+      json_object_set_int_member (o, "hostID", m[i]->host_id);
+      json_object_set_int_member (o, "size", m[i]->length);
+      json_array_add_object_element (a, o);
+    }
+  return a;
+}
+
+/* A container lives in its pod's user namespace or in none: its userns_options may repeat
+ * the pod's, or say nothing (then it follows the pod). The runtime joins the pinned namespace
+ * by path; runc also wants the mappings (it checks them, and finds root's host id in them). */
+static gboolean
+add_user_namespace (const CrispOciInput *in, const Runtime__V1__NamespaceOption *o,
+                    JsonObject *linux_obj, JsonArray *nss, GError **error)
+{
+  const Runtime__V1__UserNamespace *u = o->userns_options, *pod = in->pod_userns;
+  Runtime__V1__NamespaceMode mode = u     ? u->mode
+                                    : pod ? RUNTIME__V1__NAMESPACE_MODE__POD
+                                          : RUNTIME__V1__NAMESPACE_MODE__NODE;
+  if (mode == RUNTIME__V1__NAMESPACE_MODE__CONTAINER || mode == RUNTIME__V1__NAMESPACE_MODE__TARGET)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: userns_options mode %s is not supported: a "
+                        "container's user namespace is its pod's (POD) or the host's (NODE)",
+                        mode == RUNTIME__V1__NAMESPACE_MODE__CONTAINER ? "CONTAINER" : "TARGET");
+  if (mode == RUNTIME__V1__NAMESPACE_MODE__NODE && pod == NULL)
+    return TRUE;
+  if (mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: userns_options mode NODE in a pod with its own user "
+                        "namespace: a container cannot leave its pod's user namespace");
+  if (mode != RUNTIME__V1__NAMESPACE_MODE__POD)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: userns_options mode %d is unknown", (int) mode);
+  if (pod == NULL || in->userns_path == NULL)
+    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
+                        "container config: userns_options mode POD, but the pod has no user "
+                        "namespace (its sandbox config did not ask for one)");
+  if (u != NULL && (u->n_uids || u->n_gids)
+      && (!crisp_oci_same_mappings (u->uids, u->n_uids, pod->uids, pod->n_uids)
+          || !crisp_oci_same_mappings (u->gids, u->n_gids, pod->gids, pod->n_gids)))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: userns_options mappings differ from the pod's: a "
+                        "container shares its pod's user namespace and so its mappings");
+  add_namespace (nss, "user", in->userns_path);
+  json_object_set_array_member (linux_obj, "uidMappings", mappings_array (pod->uids, pod->n_uids));
+  json_object_set_array_member (linux_obj, "gidMappings", mappings_array (pod->gids, pod->n_gids));
+  return TRUE;
+}
+
 gboolean
 crisp_oci_build_namespaces (const CrispOciInput *in, JsonObject *spec, JsonObject *linux_obj,
                             GError **error)
@@ -149,9 +205,8 @@ crisp_oci_build_namespaces (const CrispOciInput *in, JsonObject *spec, JsonObjec
   const Runtime__V1__NamespaceOption *p = pod_namespace_options (in);
   JsonArray *nss = json_array_new ();
   json_object_set_array_member (linux_obj, "namespaces", nss);
-  if (o->userns_options != NULL && o->userns_options->mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "container config: user namespaces are not supported");
+  if (!add_user_namespace (in, o, linux_obj, nss, error))
+    return FALSE;
   add_namespace (nss, "mount", NULL);
   if (!add_pid_namespace (in, nss, o->pid, error)
       || !add_pod_namespace (nss, "network", p->network, in->netns_path, error)

@@ -167,19 +167,62 @@ is_image_mount (const Runtime__V1__Mount *m)
   return m->image != NULL && m->image->image != NULL && m->image->image[0] != '\0';
 }
 
+gboolean
+crisp_oci_same_mappings (Runtime__V1__IDMapping *const *a, size_t na,
+                         Runtime__V1__IDMapping *const *b, size_t nb)
+{
+  if (na != nb)
+    return FALSE;
+  for (size_t i = 0; i < na; i++)
+    if (a[i]->host_id != b[i]->host_id || a[i]->container_id != b[i]->container_id
+        || a[i]->length != b[i]->length)
+      return FALSE;
+  return TRUE;
+}
+
+/* crisp id-maps every mount of a pod with a user namespace with the pod's own mappings (on-disk
+ * id n is id n in the container); a mount may say so, but may not ask for other mappings. */
 static gboolean
-check_mount (const Runtime__V1__Mount *m, GError **error)
+check_mount_mappings (const Runtime__V1__Mount *m, const Runtime__V1__UserNamespace *pod_userns,
+                      GError **error)
+{
+  if (pod_userns != NULL && m->propagation != RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: mount '%s': propagation %s is not supported in a pod "
+                        "with a user namespace: crisp binds an id-mapped copy of the host path, "
+                        "which receives no mounts from it",
+                        m->container_path, propagation_name (m->propagation));
+  if (m->n_uidmappings == 0 && m->n_gidmappings == 0)
+    return TRUE;
+  if (pod_userns == NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: mount '%s' has uidMappings or gidMappings, but the "
+                        "pod has no user namespace: crisp id-maps mounts only into a pod's own "
+                        "user namespace (userns_options mode POD)",
+                        m->container_path);
+  if (!crisp_oci_same_mappings (m->uidmappings, m->n_uidmappings, pod_userns->uids,
+                                pod_userns->n_uids)
+      || !crisp_oci_same_mappings (m->gidmappings, m->n_gidmappings, pod_userns->gids,
+                                   pod_userns->n_gids))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "container config: mount '%s': uidMappings and gidMappings must be the "
+                        "pod's own user namespace mappings: crisp maps every mount of the pod "
+                        "with those and no others",
+                        m->container_path);
+  return TRUE;
+}
+
+static gboolean
+check_mount (const Runtime__V1__Mount *m, const Runtime__V1__UserNamespace *pod_userns,
+             GError **error)
 {
   if (!crisp_oci_check_path ("container config: mounts container_path", m->container_path, error))
     return FALSE;
   if (g_str_equal (m->container_path, "/"))
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
                         "container config: mounts container_path '/' is the container's root");
-  if (m->n_uidmappings || m->n_gidmappings)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "container config: mount '%s' has uidMappings or gidMappings: id-mapped "
-                        "mounts come with user namespaces, which crisp does not support",
-                        m->container_path);
+  if (!check_mount_mappings (m, pod_userns, error))
+    return FALSE;
   const char *prop;
   if (!propagation_option (m->propagation, &prop, error))
     return FALSE;
@@ -195,7 +238,8 @@ check_mount (const Runtime__V1__Mount *m, GError **error)
 }
 
 gboolean
-crisp_oci_check_mounts (const Runtime__V1__ContainerConfig *config, GError **error)
+crisp_oci_check_mounts (const Runtime__V1__ContainerConfig *config,
+                        const Runtime__V1__UserNamespace *pod_userns, GError **error)
 {
   if (config->n_mounts > OCI_MAX_LIST)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
@@ -204,7 +248,7 @@ crisp_oci_check_mounts (const Runtime__V1__ContainerConfig *config, GError **err
     {
       /* protobuf-c never decodes a NULL element; this is for hand-built requests */
       g_return_val_if_fail (config->mounts[i] != NULL, FALSE);
-      if (!check_mount (config->mounts[i], error))
+      if (!check_mount (config->mounts[i], pod_userns, error))
         return FALSE;
     }
   return TRUE;
@@ -279,8 +323,9 @@ add_request_mount (const CrispOciInput *in, JsonArray *mounts, const RequestMoun
   if (g_str_equal (prop, "rshared")
       || (g_str_equal (prop, "rslave") && *out_root_propagation == NULL))
     *out_root_propagation = prop;
-  json_array_add_object_element (mounts,
-                                 bind_new (m->container_path, m->host_path, m->readonly, prop));
+  /* In a pod with a user namespace the source is the id-mapped copy crisp staged. */
+  const char *source = rm->source ? rm->source : m->host_path;
+  json_array_add_object_element (mounts, bind_new (m->container_path, source, m->readonly, prop));
   return TRUE;
 }
 
@@ -289,7 +334,7 @@ add_request_mounts (const CrispOciInput *in, JsonArray *mounts, GHashTable *dest
                     const char **out_root_propagation, GError **error)
 {
   const Runtime__V1__ContainerConfig *c = in->config;
-  if (!crisp_oci_check_mounts (c, error))
+  if (!crisp_oci_check_mounts (c, in->pod_userns, error))
     return FALSE;
   g_autoptr (GArray) sorted = g_array_new (FALSE, FALSE, sizeof (RequestMount));
   for (gsize i = 0; i < c->n_mounts; i++)

@@ -145,9 +145,11 @@ crisp_oci_features (CrispOciFeatures *out)
 {
   *out = (CrispOciFeatures){
     .recursive_read_only_mounts = kernel_has_mount_setattr (),
-    /* oci-linux.c and pod-config.c refuse user namespaces; mount_options are not read at all */
-    .user_namespaces = FALSE,
+    /* userns_options mode POD, with id-mapped root filesystems and volumes (pod-config.c,
+     * oci-linux.c); with the host's network it is refused, so that feature stays FALSE. */
+    .user_namespaces = kernel_has_mount_setattr (),
     .user_namespaces_host_network = FALSE,
+    /* mount_options are not read at all */
     .mount_options = FALSE,
     /* oci-user.c: Strict leaves the image's /etc/group memberships out */
     .supplemental_groups_policy = TRUE,

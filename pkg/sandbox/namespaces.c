@@ -116,6 +116,7 @@ typedef struct
   const char *src[3];
   const char *dst[3];
   int n;
+  int n_bind; /* how many of them the child binds itself */
 } PinArgs;
 
 /* A new network namespace has only "lo", and down. CNI configs need not include the loopback
@@ -147,7 +148,7 @@ pin_child (void *data, int *out_step)
   int r = (a->flags & CLONE_NEWNET) ? loopback_up () : 0;
   if (r < 0)
     return r;
-  for (int i = 0; i < a->n; i++)
+  for (int i = 0; i < a->n_bind; i++)
     {
       *out_step = 2 + i;
       if (mount (a->src[i], a->dst[i], NULL, MS_BIND, NULL) < 0)
@@ -186,6 +187,7 @@ crisp_ns_pin (const char *net, const char *ipc, const char *uts, const char *hos
   add_pin (&a, CLONE_NEWIPC, "/proc/self/ns/ipc", ipc);
   add_pin (&a, CLONE_NEWUTS, "/proc/self/ns/uts", uts);
   a.hostname = uts ? hostname : NULL;
+  a.n_bind = a.n;
   if (a.n == 0)
     return TRUE;
   for (int i = 0; i < a.n; i++)
@@ -206,6 +208,165 @@ crisp_ns_pin (const char *net, const char *ipc, const char *uts, const char *hos
                                 step >= 2 && step - 2 < a.n ? a.dst[step - 2] : "");
     }
   return TRUE;
+}
+
+/* ---- a pod's user namespace ----
+ * The child makes the user namespace and waits while crisp writes its maps (only a process
+ * outside it may map host ids); then, with every capability inside it, it makes net, ipc and
+ * uts, which the new user namespace therefore owns: container root may mount sysfs and set
+ * namespaced sysctls there.  The child cannot bind-mount in the host's mount namespace any
+ * more, so crisp pins all four from /proc/<child>/ns and only then lets the child go. */
+
+static int
+read_result (int fd, int *out_step)
+{
+  int res[2] = { -EIO, -1 };
+  ssize_t n;
+  do
+    n = read (fd, res, sizeof res);
+  while (n < 0 && errno == EINTR);
+  if (n != (ssize_t) sizeof res)
+    return -EIO;
+  *out_step = res[1];
+  return res[0];
+}
+
+static void
+send_result (int fd, int r, int step)
+{
+  int res[2] = { r, step };
+  (void) !write (fd, res, sizeof res);
+}
+
+static G_GNUC_NORETURN void
+userns_child (const PinArgs *a, int up, int down, pid_t parent)
+{
+  char go;
+  if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != parent)
+    _exit (1);
+  if (unshare (CLONE_NEWUSER) < 0)
+    send_result (up, -errno, 0), _exit (0);
+  send_result (up, 0, 0);
+  if (read (down, &go, 1) != 1) /* the maps are written */
+    _exit (0);
+  int step = 0;
+  int r = pin_child ((void *) a, &step);
+  send_result (up, r, step);
+  while (read (down, &go, 1) < 0 && errno == EINTR) /* until crisp has pinned them */
+    ;
+  _exit (0);
+}
+
+static int
+write_map (pid_t pid, const char *file, const char *map)
+{
+  char path[64];
+  g_snprintf (path, sizeof path, "/proc/%d/%s", (int) pid, file);
+  _cleanup_close_ int fd = open (path, O_WRONLY | O_CLOEXEC);
+  /* The kernel takes a map in one write, and only once. */
+  if (fd < 0 || write (fd, map, strlen (map)) != (ssize_t) strlen (map))
+    return -errno;
+  return 0;
+}
+
+typedef struct
+{
+  const PinArgs *pins;
+  const char *user;
+  const char *uid_map;
+  const char *gid_map;
+  const char *net, *ipc, *uts;
+} UsernsArgs;
+
+static gboolean
+userns_pin_from (pid_t pid, const UsernsArgs *u, int up, int down, GError **error)
+{
+  static const char *const kinds[] = { "net", "ipc", "uts" };
+  int step = -1;
+  int r = read_result (up, &step);
+  if (r < 0)
+    return crisp_throw_errno (error, r, "creating the pod's user namespace");
+  if ((r = write_map (pid, "uid_map", u->uid_map)) < 0
+      || (r = write_map (pid, "gid_map", u->gid_map)) < 0)
+    return crisp_throw_errno (error, r, "writing the user namespace's id maps");
+  if (write (down, "g", 1) != 1)
+    return crisp_throw_errno (error, errno, "waking the namespace helper");
+  r = read_result (up, &step);
+  /* pin_child's steps when it binds nothing itself */
+  static const char *const steps[] = { "unshare", "sethostname", "bringing up lo" };
+  if (r < 0)
+    return crisp_throw_errno (error, r, "creating namespaces inside the pod's user namespace (%s)",
+                              step >= 0 && step < 3 ? steps[step] : "helper lost");
+  g_autofree char *src = g_strdup_printf ("/proc/%d/ns/user", (int) pid);
+  if (mount (src, u->user, NULL, MS_BIND, NULL) < 0)
+    return crisp_throw_errno (error, errno, "pinning '%s'", u->user);
+  const char *dst[] = { u->net, u->ipc, u->uts };
+  for (gsize k = 0; k < G_N_ELEMENTS (kinds); k++)
+    {
+      if (dst[k] == NULL)
+        continue;
+      g_free (src);
+      src = g_strdup_printf ("/proc/%d/ns/%s", (int) pid, kinds[k]);
+      if (mount (src, dst[k], NULL, MS_BIND, NULL) < 0)
+        return crisp_throw_errno (error, errno, "pinning '%s'", dst[k]);
+    }
+  return TRUE;
+}
+
+static gboolean
+pin_with_userns (const UsernsArgs *u, GError **error)
+{
+  int up[2], down[2];
+  if (pipe2 (up, O_CLOEXEC) < 0)
+    return crisp_throw_errno (error, errno, "pipe");
+  if (pipe2 (down, O_CLOEXEC) < 0)
+    {
+      int e = errno;
+      close (up[0]);
+      close (up[1]);
+      return crisp_throw_errno (error, e, "pipe");
+    }
+  pid_t parent = getpid ();
+  pid_t pid = fork ();
+  if (pid == 0)
+    {
+      close (up[0]);
+      close (down[1]);
+      userns_child (u->pins, up[1], down[0], parent);
+    }
+  int e = errno;
+  close (up[1]);
+  close (down[0]);
+  gboolean ok = pid < 0 ? crisp_throw_errno (error, e, "fork")
+                        : userns_pin_from (pid, u, up[0], down[1], error);
+  close (up[0]);
+  close (down[1]); /* the helper exits on EOF */
+  if (pid > 0)
+    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+  return ok;
+}
+
+gboolean
+crisp_ns_pin_userns (const char *user, const char *uid_map, const char *gid_map, const char *net,
+                     const char *ipc, const char *uts, const char *hostname, GError **error)
+{
+  PinArgs a = { 0 };
+  /* The child only unshares; the sources are crisp's business (pinned from outside). */
+  add_pin (&a, CLONE_NEWNET, NULL, net);
+  add_pin (&a, CLONE_NEWIPC, NULL, ipc);
+  add_pin (&a, CLONE_NEWUTS, NULL, uts);
+  a.hostname = uts ? hostname : NULL;
+  a.n_bind = 0;
+  const char *all[] = { user, net, ipc, uts };
+  for (gsize i = 0; i < G_N_ELEMENTS (all); i++)
+    {
+      int r = all[i] ? create_pin_file (all[i]) : 0;
+      if (r < 0)
+        return crisp_throw_errno (error, r, "creating namespace pin '%s'", all[i]);
+    }
+  UsernsArgs u = { &a, user, uid_map, gid_map, net, ipc, uts };
+  return pin_with_userns (&u, error);
 }
 
 int

@@ -20,7 +20,7 @@
 
 typedef struct
 {
-  int fds[3];
+  int fds[4]; /* user first: the others are owned by it */
   const char *exe;
   int pid_pipe;
   int err_pipe;
@@ -30,8 +30,8 @@ typedef struct
 static void
 pause_intermediate (PauseArgs *a)
 {
-  static const int types[3] = { CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS };
-  for (int i = 0; i < 3; i++)
+  static const int types[4] = { CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS };
+  for (int i = 0; i < 4; i++)
     if (a->fds[i] >= 0 && setns (a->fds[i], types[i]) < 0)
       _exit (10 + i);
   if (unshare (CLONE_NEWPID) < 0)
@@ -78,10 +78,12 @@ read_child_pid (int pid_fd, int err_fd, pid_t *out_pid, GError **error)
 }
 
 gboolean
-crisp_ns_start_pause (const char *pause_path, const char *net, const char *ipc, const char *uts,
-                      const char *pid_pin, int *out_pid, guint64 *out_start_time, GError **error)
+crisp_ns_start_pause (const char *pause_path, const char *user, const char *net, const char *ipc,
+                      const char *uts, const char *pid_pin, int *out_pid, guint64 *out_start_time,
+                      GError **error)
 {
-  PauseArgs a = { { open_ns (net), open_ns (ipc), open_ns (uts) }, pause_path, -1, -1 };
+  PauseArgs a
+      = { { open_ns (user), open_ns (net), open_ns (ipc), open_ns (uts) }, pause_path, -1, -1 };
   int pp[2] = { -1, -1 }, ep[2] = { -1, -1 };
   gboolean ok = FALSE;
   pid_t pid = -1, pause_pid = 0;
@@ -107,7 +109,7 @@ crisp_ns_start_pause (const char *pause_path, const char *net, const char *ipc, 
       if (!ok && WIFEXITED (status) && WEXITSTATUS (status) != 0)
         g_prefix_error (error, "(helper status %d) ", WEXITSTATUS (status));
     }
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     if (a.fds[i] >= 0)
       close (a.fds[i]);
   for (int i = 0; i < 2; i++)

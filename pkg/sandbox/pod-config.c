@@ -8,6 +8,7 @@
 #include "crisp-cgroups.h"
 #include "crisp-error.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 
@@ -197,6 +198,150 @@ validate_dns (const Runtime__V1__DNSConfig *dns, GError **error)
          && validate_dns_list ("options", dns->options, dns->n_options, error);
 }
 
+/* ---- user namespaces ---- */
+
+/* Lines the kernel would take are 340; kubelet sends one range for uids and one for gids. */
+#define USERNS_MAX_MAPPINGS 16
+
+typedef struct
+{
+  guint64 start, end; /* [start, end) */
+} IdRange;
+
+static gboolean
+ranges_overlap (const IdRange *a, const IdRange *b)
+{
+  return a->start < b->end && b->start < a->end;
+}
+
+/* One side (uids or gids) of the mappings: each range sane, none overlapping another on
+ * either side, and host id 0 never mapped: a container must not own the host's root. */
+static gboolean
+check_mappings (const char *what, Runtime__V1__IDMapping **m, size_t n, GError **error)
+{
+  const char *f = "sandbox config: namespace_options.userns_options";
+  if (n == 0)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "%s: mode POD needs at least one %s mapping", f, what);
+  if (n > USERNS_MAX_MAPPINGS)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "%s: %zu %s mappings, over the limit of %d", f, n, what,
+                        USERNS_MAX_MAPPINGS);
+  IdRange host[USERNS_MAX_MAPPINGS], cont[USERNS_MAX_MAPPINGS];
+  for (size_t i = 0; i < n; i++)
+    {
+      guint64 len = m[i]->length;
+      host[i] = (IdRange){ m[i]->host_id, (guint64) m[i]->host_id + len };
+      cont[i] = (IdRange){ m[i]->container_id, (guint64) m[i]->container_id + len };
+      if (len == 0)
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: %s mapping %zu has length 0",
+                            f, what, i);
+      /* (u32) -1 is no id at all, so a range may end at it but not include it. */
+      if (host[i].end > G_MAXUINT32 || cont[i].end > G_MAXUINT32)
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                            "%s: %s mapping %zu (container %u, host %u, length %u) runs past "
+                            "the largest id 4294967294",
+                            f, what, i, m[i]->container_id, m[i]->host_id, m[i]->length);
+      if (host[i].start == 0)
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                            "%s: %s mapping %zu (container %u, host 0, length %u) maps the "
+                            "host's root id into the pod, which is refused",
+                            f, what, i, m[i]->container_id, m[i]->length);
+      for (size_t j = 0; j < i; j++)
+        if (ranges_overlap (&host[i], &host[j]) || ranges_overlap (&cont[i], &cont[j]))
+          return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                              "%s: %s mappings %zu and %zu overlap on the %s side", f, what, j, i,
+                              ranges_overlap (&host[i], &host[j]) ? "host" : "container");
+    }
+  for (size_t i = 0; i < n; i++)
+    if (cont[i].start == 0)
+      return TRUE;
+  return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                      "%s: no %s mapping covers container id 0: the runtime sets every "
+                      "container up as the user namespace's root",
+                      f, what);
+}
+
+static gboolean
+validate_userns (const Runtime__V1__NamespaceOption *o, GError **error)
+{
+  const Runtime__V1__UserNamespace *u = o->userns_options;
+  if (u == NULL || u->mode == RUNTIME__V1__NAMESPACE_MODE__NODE)
+    {
+      if (u != NULL && (u->n_uids || u->n_gids))
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                            "sandbox config: namespace_options.userns_options: mode NODE (the "
+                            "host's user namespace) takes no uid or gid mappings");
+      return TRUE;
+    }
+  if (u->mode != RUNTIME__V1__NAMESPACE_MODE__POD)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "sandbox config: namespace_options.userns_options: mode %s is not "
+                        "supported: a user namespace is either the host's (NODE) or the pod's "
+                        "own (POD), never one per container or another container's",
+                        u->mode == RUNTIME__V1__NAMESPACE_MODE__CONTAINER ? "CONTAINER"
+                        : u->mode == RUNTIME__V1__NAMESPACE_MODE__TARGET  ? "TARGET"
+                                                                          : "unknown");
+  /* The host's network, IPC or PID namespaces belong to the host's user namespace: root in
+   * the pod's could not manage them (mount sysfs, set sysctls), and Kubernetes refuses
+   * hostUsers: false with any of them. */
+  const char *host = o->network == RUNTIME__V1__NAMESPACE_MODE__NODE ? "network"
+                     : o->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE   ? "IPC"
+                     : o->pid == RUNTIME__V1__NAMESPACE_MODE__NODE   ? "PID"
+                                                                     : NULL;
+  if (host != NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "sandbox config: namespace_options.userns_options mode POD with the "
+                        "host's %s namespace is not supported: that namespace is owned by the "
+                        "host's user namespace, not the pod's",
+                        host);
+  return check_mappings ("uid", u->uids, u->n_uids, error)
+         && check_mappings ("gid", u->gids, u->n_gids, error);
+}
+
+static char *
+map_text (Runtime__V1__IDMapping **m, size_t n)
+{
+  GString *s = g_string_new (NULL);
+  for (size_t i = 0; i < n; i++)
+    g_string_append_printf (s, "%u %u %u\n", m[i]->container_id, m[i]->host_id, m[i]->length);
+  return g_string_free (s, FALSE);
+}
+
+const Runtime__V1__UserNamespace *
+crisp_pod_userns (const CrispPod *pod)
+{
+  Runtime__V1__NamespaceOption *o = ns_options (pod->config);
+  const Runtime__V1__UserNamespace *u = o ? o->userns_options : NULL;
+  return u != NULL && u->mode == RUNTIME__V1__NAMESPACE_MODE__POD ? u : NULL;
+}
+
+int
+crisp_pod_open_userns (CrispPod *pod)
+{
+  g_autoptr (GMutexLocker) l = g_mutex_locker_new (&pod->op_lock); /* a stop clears the pin */
+  if (pod->user_ns == NULL)
+    return crisp_pod_userns (pod) ? -ENOENT : -1;
+  int fd = open (pod->user_ns, O_RDONLY | O_CLOEXEC);
+  /* -1 means "none" to callers: EPERM is told as EACCES. */
+  return fd >= 0 ? fd : errno == EPERM ? -EACCES : -errno;
+}
+
+gboolean
+crisp_pod_config_userns_maps (const Runtime__V1__PodSandboxConfig *config, char **out_uid_map,
+                              char **out_gid_map)
+{
+  Runtime__V1__NamespaceOption *o = ns_options (config);
+  const Runtime__V1__UserNamespace *u = o ? o->userns_options : NULL;
+  if (u == NULL || u->mode != RUNTIME__V1__NAMESPACE_MODE__POD)
+    return FALSE;
+  if (out_uid_map != NULL)
+    *out_uid_map = map_text (u->uids, u->n_uids);
+  if (out_gid_map != NULL)
+    *out_gid_map = map_text (u->gids, u->n_gids);
+  return TRUE;
+}
+
 static gboolean
 validate_namespaces (const Runtime__V1__PodSandboxConfig *config, GError **error)
 {
@@ -212,11 +357,7 @@ validate_namespaces (const Runtime__V1__PodSandboxConfig *config, GError **error
                         "sandbox config: namespace_options: mode not valid for a pod "
                         "(network %d, ipc %d, pid %d)",
                         o->network, o->ipc, o->pid);
-  if (o->userns_options != NULL && o->userns_options->mode != RUNTIME__V1__NAMESPACE_MODE__NODE)
-    return crisp_throw (error, CRISP_ERROR_UNIMPLEMENTED,
-                        "sandbox config: namespace_options.userns_options: user namespaces are "
-                        "not supported");
-  return TRUE;
+  return validate_userns (o, error);
 }
 
 static gboolean

@@ -73,6 +73,7 @@ crisp_pod_unref (CrispPod *pod)
   g_free (pod->ipc_ns);
   g_free (pod->uts_ns);
   g_free (pod->pid_ns);
+  g_free (pod->user_ns);
   g_free (pod->shm_path);
   g_strfreev (pod->ips);
   g_mutex_clear (&pod->op_lock);
@@ -109,6 +110,7 @@ crisp_pod_to_json (CrispPod *pod)
   set_opt_string (o, "ipcNs", pod->ipc_ns);
   set_opt_string (o, "utsNs", pod->uts_ns);
   set_opt_string (o, "pidNs", pod->pid_ns);
+  set_opt_string (o, "userNs", pod->user_ns);
   set_opt_string (o, "shm", pod->shm_path);
   json_object_set_int_member (o, "pausePid", pod->pause_pid);
   json_object_set_int_member (o, "pauseStartTime", (gint64) pod->pause_start_time);
@@ -210,6 +212,7 @@ crisp_pod_from_json (const char *id, JsonNode *node, GError **error)
       || !get_opt_path (o, "ipcNs", &pod->ipc_ns, error)
       || !get_opt_path (o, "utsNs", &pod->uts_ns, error)
       || !get_opt_path (o, "pidNs", &pod->pid_ns, error)
+      || !get_opt_path (o, "userNs", &pod->user_ns, error)
       || !get_opt_path (o, "shm", &pod->shm_path, error))
     return NULL;
   if (pod->run_dir == NULL || pod->pause_pid < 0)

@@ -37,6 +37,7 @@ check_paths (CrispPodService *svc, CrispPod *pod, GError **error)
          && check_path (pod->ipc_ns, svc->ns_dir, pod->id, "-ipc", error)
          && check_path (pod->uts_ns, svc->ns_dir, pod->id, "-uts", error)
          && check_path (pod->pid_ns, svc->ns_dir, pod->id, "-pid", error)
+         && check_path (pod->user_ns, svc->ns_dir, pod->id, "-user", error)
          && check_path (pod->shm_path, shm_dir, "shm", "", error);
 }
 
@@ -80,7 +81,7 @@ load_pod (const char *id, JsonNode *record, gpointer data, GError **error)
 static gboolean
 still_alive (CrispPod *pod)
 {
-  const char *pins[] = { pod->net_ns, pod->ipc_ns, pod->uts_ns, pod->pid_ns };
+  const char *pins[] = { pod->net_ns, pod->ipc_ns, pod->uts_ns, pod->pid_ns, pod->user_ns };
   for (gsize i = 0; i < G_N_ELEMENTS (pins); i++)
     if (pins[i] != NULL && !crisp_ns_is_pinned (pins[i]))
       return FALSE;
@@ -130,7 +131,7 @@ pin_is_owned (CrispPodService *svc, const char *name)
   if (pod == NULL)
     return FALSE;
   g_autofree char *path = g_build_filename (svc->ns_dir, name, NULL);
-  const char *pins[] = { pod->net_ns, pod->ipc_ns, pod->uts_ns, pod->pid_ns };
+  const char *pins[] = { pod->net_ns, pod->ipc_ns, pod->uts_ns, pod->pid_ns, pod->user_ns };
   for (gsize i = 0; i < G_N_ELEMENTS (pins); i++)
     if (g_strcmp0 (pins[i], path) == 0)
       return TRUE;

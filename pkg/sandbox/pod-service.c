@@ -11,12 +11,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *const ns_kinds[] = { "net", "ipc", "uts", "pid" };
+static const char *const ns_kinds[] = { "net", "ipc", "uts", "pid", "user" };
 
 static char **
 pod_ns_field (CrispPod *pod, guint kind)
 {
-  char **fields[] = { &pod->net_ns, &pod->ipc_ns, &pod->uts_ns, &pod->pid_ns };
+  char **fields[] = { &pod->net_ns, &pod->ipc_ns, &pod->uts_ns, &pod->pid_ns, &pod->user_ns };
   return fields[kind];
 }
 
@@ -195,7 +195,14 @@ pod_apply_sysctls (CrispPod *pod, GError **error)
 static gboolean
 pod_namespaces_up (CrispPodService *svc, CrispPod *pod, GError **error)
 {
-  if (!crisp_ns_pin (pod->net_ns, pod->ipc_ns, pod->uts_ns, pod->hostname, error))
+  g_autofree char *uid_map = NULL, *gid_map = NULL;
+  if (pod->user_ns != NULL && crisp_pod_config_userns_maps (pod->config, &uid_map, &gid_map))
+    {
+      if (!crisp_ns_pin_userns (pod->user_ns, uid_map, gid_map, pod->net_ns, pod->ipc_ns,
+                                pod->uts_ns, pod->hostname, error))
+        return FALSE;
+    }
+  else if (!crisp_ns_pin (pod->net_ns, pod->ipc_ns, pod->uts_ns, pod->hostname, error))
     return FALSE;
   if (pod->shm_path != NULL && !crisp_pod_shm_mount (pod->shm_path, svc->shm_size, error))
     return FALSE;
@@ -205,8 +212,8 @@ pod_namespaces_up (CrispPodService *svc, CrispPod *pod, GError **error)
     return TRUE;
   int pid = 0;
   guint64 start = 0;
-  if (!crisp_ns_start_pause (svc->pause_path, pod->net_ns, pod->ipc_ns, pod->uts_ns, pod->pid_ns,
-                             &pid, &start, error))
+  if (!crisp_ns_start_pause (svc->pause_path, pod->user_ns, pod->net_ns, pod->ipc_ns, pod->uts_ns,
+                             pod->pid_ns, &pid, &start, error))
     {
       g_autoptr (GMutexLocker) l = g_mutex_locker_new (&svc->lock);
       pod->pause_pid = pid;
@@ -247,6 +254,8 @@ pod_plan (CrispPodService *svc, CrispPod *pod)
     }
   if (crisp_pod_config_shared_pid (c))
     pod->pid_ns = ns_pin_path (svc, pod->id, 3);
+  if (crisp_pod_config_userns_maps (c, NULL, NULL))
+    pod->user_ns = ns_pin_path (svc, pod->id, 4);
   pod->created_at = g_get_real_time () * 1000;
 }
 

@@ -110,6 +110,15 @@ linux_status (CrispPod *pod)
       o->ipc = req->ipc;
     }
   o->target_id = g_strdup ("");
+  /* The user namespace as asked, mappings included: a copy in the response's own memory. */
+  const Runtime__V1__UserNamespace *u = req ? req->userns_options : NULL;
+  if (u != NULL)
+    {
+      size_t len = protobuf_c_message_get_packed_size (&u->base);
+      g_autofree guint8 *buf = g_malloc (len ? len : 1);
+      protobuf_c_message_pack (&u->base, buf);
+      o->userns_options = runtime__v1__user_namespace__unpack (NULL, len, buf);
+    }
   l->namespaces->options = o;
   return l;
 }

@@ -30,6 +30,11 @@ int crisp_ns_dir_release (const char *dir);
  * sets the hostname in the new UTS namespace. */
 gboolean crisp_ns_pin (const char *net, const char *ipc, const char *uts, const char *hostname,
                        GError **error);
+/* The same inside a new user namespace pinned at `user`, whose maps are uid_map and gid_map
+ * ("container host length" lines, already checked): it owns the new net, ipc and uts. */
+gboolean crisp_ns_pin_userns (const char *user, const char *uid_map, const char *gid_map,
+                              const char *net, const char *ipc, const char *uts,
+                              const char *hostname, GError **error);
 int crisp_ns_unpin (const char *path);
 gboolean crisp_ns_is_pinned (const char *path);
 /* Writes /proc/sys/<path> = value for each pair inside the pinned namespaces. */
@@ -37,8 +42,8 @@ gboolean crisp_ns_write_sysctls (const char *net_ns, const char *ipc_ns, const c
                                  const char *const *values, GError **error);
 /* Starts the pause process as PID 1 of a new PID namespace inside the pinned ones and pins
  * that PID namespace at pid_pin. */
-gboolean crisp_ns_start_pause (const char *pause_path, const char *net, const char *ipc,
-                               const char *uts, const char *pid_pin, int *out_pid,
+gboolean crisp_ns_start_pause (const char *pause_path, const char *user, const char *net,
+                               const char *ipc, const char *uts, const char *pid_pin, int *out_pid,
                                guint64 *out_start_time, GError **error);
 /* Kills the pause process if `pid` still is the one started at `start_time`; waits for it. */
 int crisp_ns_stop_pause (int pid, guint64 start_time);
@@ -55,6 +60,10 @@ JsonNode *crisp_pod_config_port_mappings (const Runtime__V1__PodSandboxConfig *c
 gboolean crisp_pod_config_host_network (const Runtime__V1__PodSandboxConfig *config);
 gboolean crisp_pod_config_host_ipc (const Runtime__V1__PodSandboxConfig *config);
 gboolean crisp_pod_config_shared_pid (const Runtime__V1__PodSandboxConfig *config);
+/* The uid_map and gid_map texts of a pod with userns_options mode POD (checked by validate);
+ * FALSE, leaving both NULL, for a pod without a user namespace of its own. */
+gboolean crisp_pod_config_userns_maps (const Runtime__V1__PodSandboxConfig *config,
+                                       char **out_uid_map, char **out_gid_map);
 
 /* pod-files.c: hostname, resolv.conf, hosts, /dev/shm. */
 gboolean crisp_pod_files_write (CrispPod *pod, GError **error);

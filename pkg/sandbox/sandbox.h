@@ -48,6 +48,7 @@ typedef struct _CrispPod
   char *ipc_ns;
   char *uts_ns;
   char *pid_ns;   /* only when the pod shares one PID namespace */
+  char *user_ns;  /* userns_options mode POD: owns net, ipc and uts (see namespaces.c) */
   char *shm_path; /* the pod's sized tmpfs for /dev/shm, NULL with host IPC */
   int pause_pid;  /* 0: none */
   guint64 pause_start_time;
@@ -78,6 +79,11 @@ gboolean crisp_pod_config_check_map (const char *field, void *const *entries, si
 /* Turns crisp_open_dir_nofollow's -ELOOP, -ENOTDIR and -EINVAL into INVALID_ARGUMENT naming
  * field and path; other errors keep their errno. */
 gboolean crisp_pod_config_throw_path (GError **error, int r, const char *field, const char *path);
+/* The pod's userns_options when it has a user namespace of its own (mode POD), else NULL. */
+const Runtime__V1__UserNamespace *crisp_pod_userns (const CrispPod *pod);
+/* An O_CLOEXEC descriptor of the pod's pinned user namespace, -1 without one; -errno when it
+ * cannot be opened. */
+int crisp_pod_open_userns (CrispPod *pod);
 gboolean crisp_pod_config_check_log_directory (const char *field, const char *dir, GError **error);
 
 /* What the container area plugs in: StopPodSandbox calls stop_pod before tearing the pod

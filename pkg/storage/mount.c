@@ -21,8 +21,11 @@ set_string (int fsfd, const char *key, const char *value, GError **error)
   return TRUE;
 }
 
+/* `base` stands for store->root in the layers' paths: the store itself, or an id-mapped view
+ * of it. */
 static gboolean
-add_lowers (CrispStorage *store, int fsfd, const char *const *diff_ids, GError **error)
+add_lowers (CrispStorage *store, const char *base, int fsfd, const char *const *diff_ids,
+            GError **error)
 {
   guint n = diff_ids ? g_strv_length ((char **) diff_ids) : 0;
   if (n == 0)
@@ -39,11 +42,13 @@ add_lowers (CrispStorage *store, int fsfd, const char *const *diff_ids, GError *
       if (hex == NULL || !crisp_storage_has_layer (store, diff_ids[i]))
         return crisp_throw (error, CRISP_ERROR_NOT_FOUND, "layer %s is not in the store",
                             diff_ids[i]);
-      g_autofree char *path = g_build_filename (store->root, "layers", hex, NULL);
+      g_autofree char *path = g_build_filename (base, "layers", hex, NULL);
       if (!set_string (fsfd, "lowerdir+", path, error))
         return FALSE;
     }
-  return set_string (fsfd, "datadir+", store->objects_path, error);
+  g_autofree char *objects
+      = g_build_filename (base, store->objects_path + strlen (store->root), NULL);
+  return set_string (fsfd, "datadir+", objects, error);
 }
 
 /* The upper layer, the options every container root filesystem gets, and the detached mount;
@@ -67,14 +72,38 @@ create_overlay (int fsfd, const char *upper_dir, const char *work_dir, const cha
   return mfd;
 }
 
-gboolean
-crisp_storage_mount_layers (CrispStorage *store, const char *const *diff_ids, const char *upper_dir,
-                            const char *work_dir, const char *target, GError **error)
+/* An overlay mount cannot itself be id-mapped; its layers can.  The store is cloned, mapped
+ * through the user namespace and attached at `stage` just long enough for the overlay to take
+ * its layers from there (overlayfs keeps private clones of its layers' mounts). */
+static gboolean
+stage_idmapped_store (CrispStorage *store, int userns_fd, const char *stage, GError **error)
+{
+  _cleanup_close_ int tree = open_tree (AT_FDCWD, store->root, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (tree < 0)
+    return crisp_throw_errno (error, errno, "cloning the mount of '%s'", store->root);
+  struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP,
+                             .userns_fd = (guint64) userns_fd,
+                             .propagation = MS_PRIVATE };
+  if (mount_setattr (tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+    return crisp_throw_errno (error, errno,
+                              "id-mapping the layers in '%s' (the filesystem must support "
+                              "id-mapped mounts)",
+                              store->root);
+  if (mkdir (stage, 0700) < 0 && errno != EEXIST)
+    return crisp_throw_errno (error, errno, "creating '%s'", stage);
+  if (move_mount (tree, "", AT_FDCWD, stage, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    return crisp_throw_errno (error, errno, "attaching the id-mapped layers at '%s'", stage);
+  return TRUE;
+}
+
+static gboolean
+mount_layers_from (CrispStorage *store, const char *base, const char *const *diff_ids,
+                   const char *upper_dir, const char *work_dir, const char *target, GError **error)
 {
   _cleanup_close_ int fsfd = fsopen ("overlay", FSOPEN_CLOEXEC);
   if (fsfd < 0)
     return crisp_throw_errno (error, errno, "fsopen overlay");
-  if (!add_lowers (store, fsfd, diff_ids, error))
+  if (!add_lowers (store, base, fsfd, diff_ids, error))
     return crisp_prefix_error (error, "mounting %s: ", target);
   _cleanup_close_ int mfd = create_overlay (fsfd, upper_dir, work_dir, target, error);
   if (mfd < 0)
@@ -82,6 +111,29 @@ crisp_storage_mount_layers (CrispStorage *store, const char *const *diff_ids, co
   if (move_mount (mfd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
     return crisp_throw_errno (error, errno, "mounting the root filesystem at %s", target);
   return TRUE;
+}
+
+gboolean
+crisp_storage_mount_layers (CrispStorage *store, const char *const *diff_ids, const char *upper_dir,
+                            const char *work_dir, const char *target, GError **error)
+{
+  return mount_layers_from (store, store->root, diff_ids, upper_dir, work_dir, target, error);
+}
+
+gboolean
+crisp_storage_mount_layers_idmapped (CrispStorage *store, const char *const *diff_ids,
+                                     const char *upper_dir, const char *work_dir,
+                                     const char *target, int userns_fd, const char *stage,
+                                     GError **error)
+{
+  gboolean ok = stage_idmapped_store (store, userns_fd, stage, error)
+                && mount_layers_from (store, stage, diff_ids, upper_dir, work_dir, target, error);
+  /* Whatever happened, the stage goes: a crash before this leaves it to the caller's cleanup. */
+  if (umount2 (stage, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT && ok)
+    return crisp_throw_errno (error, errno, "unmounting '%s'", stage);
+  if (rmdir (stage) < 0 && errno != ENOENT && ok)
+    return crisp_throw_errno (error, errno, "removing '%s'", stage);
+  return ok;
 }
 
 gboolean

@@ -60,6 +60,13 @@ gboolean crisp_storage_usage (CrispStorage *store, guint64 *out_bytes, guint64 *
 gboolean crisp_storage_mount_layers (CrispStorage *store, const char *const *diff_ids,
                                      const char *upper_dir, const char *work_dir,
                                      const char *target, GError **error);
+/* The same with every layer id-mapped through the user namespace userns_fd (on-disk id n is
+ * id n inside it), using the new directory `stage` on the way; upper_dir is not mapped: the
+ * caller makes it the namespace root's own. */
+gboolean crisp_storage_mount_layers_idmapped (CrispStorage *store, const char *const *diff_ids,
+                                              const char *upper_dir, const char *work_dir,
+                                              const char *target, int userns_fd, const char *stage,
+                                              GError **error);
 gboolean crisp_storage_unmount (const char *target, GError **error);
 
 /* Whether overlayfs works in parent's filesystem with the layout and options of a container's

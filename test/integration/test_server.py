@@ -62,14 +62,15 @@ def test_status_verbose_reports_effective_config(crisp):
 def test_status_lists_every_runtime_handler_with_honest_features(crisp_factory):
     """One handler per [runtime.<name>] group and one for the default (the empty name); crisp
     stages recursive read-only binds itself whatever the runtime (so says yes for each, this
-    kernel having mount_setattr), refuses user namespaces (so says no), and does Strict
-    supplemental groups with ContainerUser in ContainerStatus (so says yes)."""
+    kernel having mount_setattr), runs pods in user namespaces with id-mapped mounts it makes
+    itself (so says yes for each; with the host's network it refuses them, so says no there),
+    and does Strict supplemental groups with ContainerUser in ContainerStatus (so says yes)."""
     d = crisp_factory("[runtime.slow]\npath = /usr/bin/runc\n")
     resp = d.client.call("Status", pb.StatusRequest())
     assert [h.name for h in resp.runtime_handlers] == ["", "crun", "runc", "slow"]
     for h in resp.runtime_handlers:
         assert h.features.recursive_read_only_mounts, h.name
-        assert not h.features.user_namespaces, h.name
+        assert h.features.user_namespaces, h.name
     assert resp.features.supplemental_groups_policy
     assert not resp.features.user_namespaces_host_network
     assert not resp.features.mount_options
@@ -99,9 +100,9 @@ def test_image_fs_info_answers(crisp):
 
 def test_unimplemented_method_is_named(crisp):
     with pytest.raises(grpc.RpcError) as e:
-        crisp.client.call("CheckpointContainer", pb.CheckpointContainerRequest(container_id="x"))
+        crisp.client.call("CheckpointPod", pb.CheckpointPodRequest(pod_sandbox_id="x"))
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "CheckpointContainer" in e.value.details()
+    assert "CheckpointPod" in e.value.details()
 
 
 def test_unknown_method_is_unimplemented(crisp):

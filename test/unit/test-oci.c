@@ -649,6 +649,93 @@ test_mounts_id_mapped (Fixture *f, gconstpointer d)
   build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "uidMappings or gidMappings");
 }
 
+/* A pod with a user namespace: container 0 is host 700000, 65536 ids. */
+static Runtime__V1__IDMapping pod_map
+    = { PROTOBUF_C_MESSAGE_INIT (&runtime__v1__idmapping__descriptor), 700000, 0, 65536 };
+static Runtime__V1__IDMapping *pod_maps[] = { &pod_map };
+
+static void
+use_pod_userns (Fixture *f, Runtime__V1__UserNamespace *u)
+{
+  runtime__v1__user_namespace__init (u);
+  u->mode = RUNTIME__V1__NAMESPACE_MODE__POD;
+  u->uids = u->gids = pod_maps;
+  u->n_uids = u->n_gids = 1;
+  f->in.userns_path = "/run/crisp/ns/pod-user";
+  f->in.pod_userns = u;
+}
+
+static void
+test_userns_joins_the_pod (Fixture *f, gconstpointer d)
+{
+  Runtime__V1__UserNamespace u;
+  use_pod_userns (f, &u);
+  /* The container says nothing: it follows its pod. */
+  g_autoptr (JsonObject) spec = build_ok (f);
+  JsonArray *nss = json_node_get_array (path_get (spec, "linux.namespaces"));
+  JsonObject *first = json_array_get_object_element (nss, 0);
+  g_assert_cmpstr (json_object_get_string_member (first, "type"), ==, "user");
+  g_assert_cmpstr (json_object_get_string_member (first, "path"), ==, "/run/crisp/ns/pod-user");
+  JsonArray *uids = json_node_get_array (path_get (spec, "linux.uidMappings"));
+  g_assert_cmpuint (json_array_get_length (uids), ==, 1);
+  JsonObject *m = json_array_get_object_element (uids, 0);
+  g_assert_cmpint (json_object_get_int_member (m, "hostID"), ==, 700000);
+  g_assert_cmpint (json_object_get_int_member (m, "containerID"), ==, 0);
+  g_assert_cmpint (json_object_get_int_member (m, "size"), ==, 65536);
+  g_assert_nonnull (path_get (spec, "linux.gidMappings"));
+}
+
+static void
+test_userns_container_must_match (Fixture *f, gconstpointer d)
+{
+  Runtime__V1__UserNamespace pod, mine;
+  Runtime__V1__IDMapping other = pod_map;
+  Runtime__V1__IDMapping *others[] = { &other };
+  use_pod_userns (f, &pod);
+  runtime__v1__user_namespace__init (&mine);
+  f->ns.userns_options = &mine;
+  mine.mode = RUNTIME__V1__NAMESPACE_MODE__NODE;
+  build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "cannot leave its pod's user namespace");
+  mine.mode = RUNTIME__V1__NAMESPACE_MODE__CONTAINER;
+  build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "mode CONTAINER is not supported");
+  mine.mode = RUNTIME__V1__NAMESPACE_MODE__POD;
+  other.host_id = 800000;
+  mine.uids = mine.gids = others;
+  mine.n_uids = mine.n_gids = 1;
+  build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "mappings differ from the pod's");
+  mine.uids = mine.gids = pod_maps;
+  g_autoptr (JsonObject) spec = build_ok (f);
+  /* Mode POD in a pod without a user namespace. */
+  f->in.pod_userns = NULL;
+  f->in.userns_path = NULL;
+  build_fails (f, CRISP_ERROR_FAILED_PRECONDITION, "the pod has no user namespace");
+}
+
+static void
+test_userns_mount_mappings (Fixture *f, gconstpointer d)
+{
+  Runtime__V1__UserNamespace u;
+  Runtime__V1__IDMapping other = pod_map;
+  Runtime__V1__IDMapping *others[] = { &other };
+  use_pod_userns (f, &u);
+  g_autofree Runtime__V1__Mount *m
+      = mount_new ("/data", "/host", FALSE, RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_PRIVATE);
+  const char *staged[] = { "/run/crisp/containers/c0ffee/mounts/0" };
+  m->uidmappings = m->gidmappings = pod_maps;
+  m->n_uidmappings = m->n_gidmappings = 1;
+  use_one_mount (f, m);
+  f->in.mount_sources = staged;
+  g_autoptr (JsonObject) spec = build_ok (f);
+  g_autofree char *mounts = json_to_string (path_get (spec, "mounts"), FALSE);
+  g_assert_nonnull (strstr (mounts, staged[0]));
+  other.container_id = 1;
+  m->uidmappings = others;
+  build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "must be the pod's own user namespace mappings");
+  m->n_uidmappings = m->n_gidmappings = 0;
+  m->propagation = RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER;
+  build_fails (f, CRISP_ERROR_INVALID_ARGUMENT, "is not supported in a pod with a user namespace");
+}
+
 /* ---- devices ---- */
 
 static void
@@ -1354,6 +1441,9 @@ main (int argc, char **argv)
   ADD ("mounts/recursive-ro", test_mounts_recursive_ro);
   ADD ("mounts/image", test_mounts_image);
   ADD ("mounts/id-mapped", test_mounts_id_mapped);
+  ADD ("userns/joins-the-pod", test_userns_joins_the_pod);
+  ADD ("userns/container-must-match", test_userns_container_must_match);
+  ADD ("userns/mount-mappings", test_userns_mount_mappings);
   ADD ("devices", test_devices);
   ADD ("caps/default", test_caps_default);
   ADD ("caps/add-drop", test_caps_add_drop);
