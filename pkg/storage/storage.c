@@ -178,15 +178,6 @@ crisp_storage_unpin (CrispStorage *store, const char *diff_id)
   g_mutex_unlock (&store->pin_lock);
 }
 
-static gboolean
-is_pinned (CrispStorage *store, const char *diff_id)
-{
-  g_mutex_lock (&store->pin_lock);
-  gboolean pinned = g_hash_table_contains (store->pins, diff_id);
-  g_mutex_unlock (&store->pin_lock);
-  return pinned;
-}
-
 /* Drops one layer: the metadata tree first (the layer stops existing), then its ref. */
 static gboolean
 remove_layer (CrispStorage *store, const char *hex, GError **error)
@@ -239,13 +230,70 @@ crisp_storage_unlock (CrispStorage *store)
   g_mutex_unlock (&store->repo_lock);
 }
 
+/* The objects reachable from the commits the refs in `refs` (name -> checksum) point to,
+ * skipping the names in `skip`; into `reachable`. */
+static gboolean
+reach_refs (CrispStorage *store, GHashTable *refs, GHashTable *skip, GHashTable *reachable,
+            GError **error)
+{
+  GHashTableIter it;
+  gpointer name, commit;
+  g_hash_table_iter_init (&it, refs);
+  while (g_hash_table_iter_next (&it, &name, &commit))
+    if ((skip == NULL || !g_hash_table_contains (skip, name))
+        && !ostree_repo_traverse_commit_union (store->repo, commit, 0, reachable, NULL, error))
+      return FALSE;
+  return TRUE;
+}
+
+/* Deletes the objects only the refs named in `gone` reached: the repo's other objects are
+ * not listed. `refs` is every ref (name -> checksum) as it was before those went. */
+static gboolean
+delete_objects_of (CrispStorage *store, GHashTable *refs, GHashTable *gone, GError **error)
+{
+  g_autoptr (GHashTable) dropped = ostree_repo_traverse_new_reachable ();
+  g_autoptr (GHashTable) kept = ostree_repo_traverse_new_reachable ();
+  GHashTableIter it;
+  gpointer name;
+  g_hash_table_iter_init (&it, gone);
+  while (g_hash_table_iter_next (&it, &name, NULL))
+    {
+      const char *commit = g_hash_table_lookup (refs, name);
+      if (commit != NULL
+          && !ostree_repo_traverse_commit_union (store->repo, commit, 0, dropped, NULL, error))
+        return FALSE;
+    }
+  if (g_hash_table_size (dropped) == 0)
+    return TRUE;
+  if (!reach_refs (store, refs, gone, kept, error))
+    return FALSE;
+  g_hash_table_iter_init (&it, dropped);
+  gpointer key;
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    {
+      if (g_hash_table_contains (kept, key))
+        continue;
+      const char *checksum;
+      OstreeObjectType type;
+      ostree_object_name_deserialize (key, &checksum, &type);
+      g_autoptr (GError) local = NULL;
+      if (!ostree_repo_delete_object (store->repo, type, checksum, NULL, &local)
+          && !g_error_matches (local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        return g_propagate_error (error, g_steal_pointer (&local)), FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
-crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, guint *out_removed,
-                            GError **error)
+crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, gboolean every_object,
+                            guint *out_removed, GError **error)
 {
   guint removed = 0;
   g_autoptr (GHashTable) all = list_layers (store, error);
-  gboolean ok = all != NULL;
+  g_autoptr (GHashTable) refs = NULL;
+  g_autoptr (GHashTable) gone = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  gboolean ok = all != NULL
+                && (every_object || ostree_repo_list_refs (store->repo, NULL, &refs, NULL, error));
   GHashTableIter it;
   gpointer key;
   if (ok)
@@ -253,17 +301,29 @@ crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, guint *out_re
   while (ok && g_hash_table_iter_next (&it, &key, NULL))
     {
       g_autofree char *diff_id = g_strconcat ("sha256:", (char *) key, NULL);
-      if (g_hash_table_contains (keep, diff_id) || is_pinned (store, diff_id))
+      if (g_hash_table_contains (keep, diff_id))
         continue;
-      ok = remove_layer (store, key, error);
+      /* the pin lock held from the check to the removal: a pull that pins the layer
+       * meanwhile waits, then finds it gone and imports it again */
+      g_mutex_lock (&store->pin_lock);
+      gboolean pinned = g_hash_table_contains (store->pins, diff_id);
+      if (!pinned)
+        ok = remove_layer (store, key, error);
+      g_mutex_unlock (&store->pin_lock);
+      if (pinned)
+        continue;
+      g_hash_table_add (gone, g_strconcat (CRISP_LAYER_REF_PREFIX, (char *) key, NULL));
       removed++;
     }
   gint total = 0, pruned = 0;
   guint64 freed = 0;
-  /* always: a crash mid-import can leave objects no commit references */
-  if (ok)
+  /* every object at start and after a failed pull: a crash or an error mid-import can
+   * leave objects no commit references; otherwise only what the removed layers held */
+  if (ok && every_object)
     ok = ostree_repo_prune (store->repo, OSTREE_REPO_PRUNE_FLAGS_REFS_ONLY, -1, &total, &pruned,
                             &freed, NULL, error);
+  else if (ok)
+    ok = delete_objects_of (store, refs, gone, error);
   if (ok && out_removed)
     *out_removed = removed;
   return ok;
