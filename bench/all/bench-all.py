@@ -24,7 +24,7 @@ container each, and after they are torn down.
 
 Usage (root, in a fresh network namespace):
     unshare -n sh -c 'ip link set lo up; exec /usr/bin/python3 bench/all/bench-all.py \
-        [-n 10] [-k 5] [--probes 50] [--pods 20] [--crisp NAME=BUILDDIR ...] [--json]'
+        [-n 10] [-k 5] [--probes 50] [--pods 20] [--lifecycles 0] [--crisp NAME=BUILDDIR ...] [--json]'
 It stays out of the tests.  Everything it made is removed at the end, on Ctrl-C and SIGTERM too.
 """
 import argparse
@@ -405,9 +405,32 @@ def exec_cpu(rt, refs, logdir, probes):
             "wall_ms_per_probe": round(wall * 1000 / probes, 2)}
 
 
-def memory_run(rt, refs, logdir, pods):
+def churn(rt, refs, logdir, n):
+    """N pod + container lifecycles one after another."""
+    c = rt.client
+    for i in range(n):
+        pod_cfg, cfg = pod_configs("churn-%s-%d" % (rt.name, i), logdir, refs["busybox"])
+        pod = c.call("RunPodSandbox", pb.RunPodSandboxRequest(config=pod_cfg),
+                     60).pod_sandbox_id
+        try:
+            cid = c.call("CreateContainer", pb.CreateContainerRequest(
+                pod_sandbox_id=pod, config=cfg, sandbox_config=pod_cfg), 60).container_id
+            c.call("StartContainer", pb.StartContainerRequest(container_id=cid), 60)
+            c.call("ContainerStatus", pb.ContainerStatusRequest(container_id=cid))
+            c.call("StopContainer", pb.StopContainerRequest(container_id=cid, timeout=0), 60)
+            c.call("RemoveContainer", pb.RemoveContainerRequest(container_id=cid), 60)
+        finally:
+            c.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod), 60)
+            c.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod), 60)
+
+
+def memory_run(rt, refs, logdir, pods, lifecycles):
     c = rt.client
     out = {"after rounds": rt.memory()}
+    if lifecycles:
+        churn(rt, refs, logdir, lifecycles)
+        time.sleep(2)
+        out["+%d lifecycles" % lifecycles] = rt.memory()
     made = []
     try:
         for i in range(pods):
@@ -518,7 +541,7 @@ def bench(args):
             mem = {}
             for n, rt in runtimes.items():
                 mem[n] = {"fresh": fresh[n]}
-                mem[n].update(memory_run(rt, refs, logdir, args.pods))
+                mem[n].update(memory_run(rt, refs, logdir, args.pods, args.lifecycles))
             result = {"n": args.n, "k": args.k, "probes": args.probes, "pods": args.pods,
                       "crisp": [b[0] for b in builds], "cpu": cpu, "memory": mem,
                       "steps": {n: {s: summarize(v) for s, v in t.items()}
@@ -567,7 +590,7 @@ def print_table(r):
           "count, total RSS")
     for n, phases in r["memory"].items():
         for ph, m in phases.items():
-            print("  %-12s %-14s anon %7s  rss %7s   helpers %3d  rss %8d"
+            print("  %-12s %-16s anon %7s  rss %7s   helpers %3d  rss %8d"
                   % (n, ph, m["anon_kb"], m["rss_kb"], m["helpers"], m["helpers_rss_kb"]))
 
 
@@ -578,6 +601,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--probes", type=int, default=50, help="ExecSync calls for the CPU figure")
     ap.add_argument("--pods", type=int, default=20, help="pods for the memory figure")
+    ap.add_argument("--lifecycles", type=int, default=0,
+                    help="pod + container lifecycles before the memory figure with pods")
     ap.add_argument("--crisp", type=steps_mod.build_arg, action="append",
                     help="NAME=BUILDDIR, one column per build (repeatable)")
     ap.add_argument("--json", action="store_true")
