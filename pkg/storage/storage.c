@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -92,6 +93,30 @@ open_repo (CrispStorage *store, GError **error)
   return TRUE;
 }
 
+/* Removes one tree a prune moved into tmp/; a crash leaves it to clean_tmp (). */
+static void
+reap_tree (gpointer name, gpointer user_data)
+{
+  CrispStorage *store = user_data;
+  int r = crisp_storage_rm_rf_at (store->tmp_fd, name);
+  if (r < 0)
+    g_warning ("removing %s/tmp/%s: %s", store->root, (char *) name, g_strerror (-r));
+  g_free (name);
+  g_mutex_lock (&store->reap_lock);
+  if (--store->reaping == 0)
+    g_cond_broadcast (&store->reaped);
+  g_mutex_unlock (&store->reap_lock);
+}
+
+void
+crisp_storage_settle (CrispStorage *store)
+{
+  g_mutex_lock (&store->reap_lock);
+  while (store->reaping > 0)
+    g_cond_wait (&store->reaped, &store->reap_lock);
+  g_mutex_unlock (&store->reap_lock);
+}
+
 CrispStorage *
 crisp_storage_open (const char *root, GError **error)
 {
@@ -103,7 +128,10 @@ crisp_storage_open (const char *root, GError **error)
   store->layers_fd = store->tmp_fd = -1;
   g_mutex_init (&store->repo_lock);
   g_mutex_init (&store->pin_lock);
+  g_mutex_init (&store->reap_lock);
+  g_cond_init (&store->reaped);
   store->pins = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  store->reaper = g_thread_pool_new (reap_tree, store, 1, FALSE, NULL);
   store->root_fd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (store->root_fd < 0)
     return (crisp_throw_errno (error, errno, "opening %s", root), NULL);
@@ -120,6 +148,8 @@ crisp_storage_free (CrispStorage *store)
 {
   if (store == NULL)
     return;
+  if (store->reaper != NULL)
+    g_thread_pool_free (store->reaper, FALSE, TRUE); /* runs what is queued first */
   g_free (store->root);
   g_free (store->objects_path);
   crisp_closep (&store->root_fd);
@@ -128,6 +158,8 @@ crisp_storage_free (CrispStorage *store)
   g_clear_object (&store->repo);
   g_mutex_clear (&store->repo_lock);
   g_mutex_clear (&store->pin_lock);
+  g_mutex_clear (&store->reap_lock);
+  g_cond_clear (&store->reaped);
   g_hash_table_unref (store->pins);
   g_free (store);
 }
@@ -178,13 +210,21 @@ crisp_storage_unpin (CrispStorage *store, const char *diff_id)
   g_mutex_unlock (&store->pin_lock);
 }
 
-/* Drops one layer: the metadata tree first (the layer stops existing), then its ref. */
+/* Drops one layer: the metadata tree first (the layer stops existing: renamed into tmp/,
+ * removed there in the background, or at the next open after a crash), then its ref. */
 static gboolean
 remove_layer (CrispStorage *store, const char *hex, GError **error)
 {
-  int r = crisp_storage_rm_rf_at (store->layers_fd, hex);
-  if (r < 0)
-    return crisp_throw_errno (error, r, "removing layer %s", hex);
+  g_autofree char *gone = g_strdup_printf ("gone-%" G_GUINT64_FORMAT "-%s", ++store->gone_seq, hex);
+  if (renameat (store->layers_fd, hex, store->tmp_fd, gone) == 0)
+    {
+      g_mutex_lock (&store->reap_lock);
+      store->reaping++;
+      g_mutex_unlock (&store->reap_lock);
+      g_thread_pool_push (store->reaper, g_steal_pointer (&gone), NULL);
+    }
+  else if (errno != ENOENT)
+    return crisp_throw_errno (error, errno, "removing layer %s", hex);
   g_autofree char *ref = g_strconcat (CRISP_LAYER_REF_PREFIX, hex, NULL);
   return ostree_repo_set_ref_immediate (store->repo, NULL, ref, NULL, NULL, error);
 }

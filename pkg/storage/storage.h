@@ -52,6 +52,10 @@ void crisp_storage_unlock (CrispStorage *store);
 gboolean crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, gboolean every_object,
                                      guint *out_removed, GError **error);
 
+/* Waits until the metadata trees of pruned layers are off the disk (a prune removes
+ * them in the background). */
+void crisp_storage_settle (CrispStorage *store);
+
 /* Bytes and inodes the store uses on disk. */
 gboolean crisp_storage_usage (CrispStorage *store, guint64 *out_bytes, guint64 *out_inodes,
                               GError **error);
