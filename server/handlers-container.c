@@ -94,6 +94,19 @@ status_thread (CrispServer *self, CrispCall *call, gpointer data)
   finish_owned (call, resp, error);
 }
 
+/* On the main loop when memory has the answer (no thread hand-over: the call's cost is then
+ * the transport's), in a worker when the container's state must be read from its files. */
+static void
+handle_container_status (CrispServer *self, CrispCall *call)
+{
+  const Runtime__V1__ContainerStatusRequest *req
+      = CRISP_CALL_REQUEST (call, Runtime__V1__ContainerStatusRequest);
+  if (crisp_container_service_status_in_memory (self->containers, req->container_id))
+    status_thread (self, call, NULL);
+  else
+    crisp_call_run_in_thread (call, status_thread, NULL, NULL);
+}
+
 /* ListContainers and StreamContainers. */
 static void
 list_thread (CrispServer *self, CrispCall *call, gpointer data)
@@ -228,7 +241,7 @@ crisp_container_handlers_init (CrispServer *self, GError **error)
   crisp_server_register_in_thread (self, "StartContainer", start_thread);
   crisp_server_register_in_thread (self, "StopContainer", stop_thread);
   crisp_server_register_in_thread (self, "RemoveContainer", remove_thread);
-  crisp_server_register_in_thread (self, "ContainerStatus", status_thread);
+  crisp_server_register (self, "ContainerStatus", handle_container_status);
   crisp_server_register_in_thread (self, "ListContainers", list_thread);
   crisp_server_register_in_thread (self, "StreamContainers", list_thread);
   crisp_server_register_in_thread (self, "ExecSync", exec_sync_thread);

@@ -188,6 +188,13 @@ crisp_container_build_status (CrispContainerService *svc, CrispContainer *c, gbo
   return resp;
 }
 
+gboolean
+crisp_container_service_status_in_memory (CrispContainerService *svc, const char *id)
+{
+  g_autoptr (CrispContainer) c = crisp_container_lookup (svc, id, NULL);
+  return c == NULL || crisp_container_exit_known (svc, c);
+}
+
 Runtime__V1__ContainerStatusResponse *
 crisp_container_service_status (CrispContainerService *svc, const char *id, gboolean verbose,
                                 GError **error)

@@ -53,6 +53,11 @@ gboolean crisp_container_service_stop_pod (gpointer svc, const char *pod_id,
 gboolean crisp_container_service_remove_pod (gpointer svc, const char *pod_id,
                                              GCancellable *cancellable, GError **error);
 
+/* Whether ContainerStatus of `id` can be answered from memory alone (the exit watch is
+ * current, or there is no such container): then it does no I/O and need not leave the
+ * main loop. */
+gboolean crisp_container_service_status_in_memory (CrispContainerService *svc, const char *id);
+
 /* Responses allocated with malloc: free with protobuf_c_message_free_unpacked (m, NULL). */
 Runtime__V1__ContainerStatusResponse *crisp_container_service_status (CrispContainerService *svc,
                                                                       const char *id,

@@ -20,4 +20,4 @@ struct _CrispImageService
   guint64 pulled_bytes; /* layer bytes downloaded since start (atomic) */
 };
 
-gboolean crisp_image_service_gc (CrispImageService *svc, GError **error);
+gboolean crisp_image_service_gc (CrispImageService *svc, gboolean every_object, GError **error);

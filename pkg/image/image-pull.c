@@ -344,7 +344,7 @@ pull_leader (CrispImageService *svc, const CrispImageRef *ref, const CrispCreden
   pin_all (svc, cfg, FALSE);
   if (ok)
     *out_id = g_strdup (r.manifest->config->digest);
-  else if (!crisp_image_service_gc (svc, NULL))
+  else if (!crisp_image_service_gc (svc, TRUE, NULL))
     g_debug ("pruning after a failed pull failed, ignoring");
   return ok;
 }

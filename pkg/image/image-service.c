@@ -52,7 +52,8 @@ crisp_image_service_new (const char *storage_root, const char *registries_dir, i
   if (dirfd < 0)
     return NULL;
   svc->records = crisp_image_store_load (dirfd, error);
-  if (svc->records == NULL || !drop_incomplete (svc, error) || !crisp_image_service_gc (svc, error))
+  if (svc->records == NULL || !drop_incomplete (svc, error)
+      || !crisp_image_service_gc (svc, TRUE, error))
     return NULL;
   return g_steal_pointer (&svc);
 }
@@ -81,9 +82,10 @@ crisp_image_service_set_in_use_func (CrispImageService *svc, CrispImageInUseFunc
   g_mutex_unlock (&svc->lock);
 }
 
-/* Prunes every layer no record needs. Takes the service lock. */
+/* Prunes every layer no record needs (crisp_storage_prune_locked () says what
+ * `every_object` adds). Takes the service lock. */
 gboolean
-crisp_image_service_gc (CrispImageService *svc, GError **error)
+crisp_image_service_gc (CrispImageService *svc, gboolean every_object, GError **error)
 {
   g_autoptr (GHashTable) keep = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   /* the repo lock first (records are saved under it too, see image-pull.c), then the
@@ -99,7 +101,7 @@ crisp_image_service_gc (CrispImageService *svc, GError **error)
     }
   g_mutex_unlock (&svc->lock);
   guint removed = 0;
-  gboolean ok = crisp_storage_prune_locked (svc->storage, keep, &removed, error);
+  gboolean ok = crisp_storage_prune_locked (svc->storage, keep, every_object, &removed, error);
   crisp_storage_unlock (svc->storage);
   if (!ok)
     return FALSE;
@@ -205,7 +207,9 @@ crisp_image_service_remove (CrispImageService *svc, const char *image, GError **
   g_mutex_lock (&svc->lock);
   gboolean ok = remove_locked (svc, image, error);
   g_mutex_unlock (&svc->lock);
-  return ok && crisp_image_service_gc (svc, error);
+  /* the record is gone for good: a crash from here on leaves only what the prune at the
+   * next start finds */
+  return ok && crisp_image_service_gc (svc, FALSE, error);
 }
 
 gboolean

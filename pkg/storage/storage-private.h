@@ -17,7 +17,12 @@ struct _CrispStorage
   char *objects_path; /* repo/objects, the overlay data layer */
   GMutex repo_lock;   /* one ostree transaction or prune at a time */
   GMutex pin_lock;
-  GHashTable *pins; /* diff hex -> count */
+  GHashTable *pins;    /* diff hex -> count */
+  GThreadPool *reaper; /* removes tmp/<name> trees a prune moved there */
+  GMutex reap_lock;
+  GCond reaped;
+  guint reaping; /* trees queued or being removed */
+  guint64 gone_seq;
 };
 
 /* "sha256:<hex>" -> "<hex>" (NULL if malformed). */

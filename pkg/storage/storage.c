@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -92,6 +93,30 @@ open_repo (CrispStorage *store, GError **error)
   return TRUE;
 }
 
+/* Removes one tree a prune moved into tmp/; a crash leaves it to clean_tmp (). */
+static void
+reap_tree (gpointer name, gpointer user_data)
+{
+  CrispStorage *store = user_data;
+  int r = crisp_storage_rm_rf_at (store->tmp_fd, name);
+  if (r < 0)
+    g_warning ("removing %s/tmp/%s: %s", store->root, (char *) name, g_strerror (-r));
+  g_free (name);
+  g_mutex_lock (&store->reap_lock);
+  if (--store->reaping == 0)
+    g_cond_broadcast (&store->reaped);
+  g_mutex_unlock (&store->reap_lock);
+}
+
+void
+crisp_storage_settle (CrispStorage *store)
+{
+  g_mutex_lock (&store->reap_lock);
+  while (store->reaping > 0)
+    g_cond_wait (&store->reaped, &store->reap_lock);
+  g_mutex_unlock (&store->reap_lock);
+}
+
 CrispStorage *
 crisp_storage_open (const char *root, GError **error)
 {
@@ -103,7 +128,10 @@ crisp_storage_open (const char *root, GError **error)
   store->layers_fd = store->tmp_fd = -1;
   g_mutex_init (&store->repo_lock);
   g_mutex_init (&store->pin_lock);
+  g_mutex_init (&store->reap_lock);
+  g_cond_init (&store->reaped);
   store->pins = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  store->reaper = g_thread_pool_new (reap_tree, store, 1, FALSE, NULL);
   store->root_fd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (store->root_fd < 0)
     return (crisp_throw_errno (error, errno, "opening %s", root), NULL);
@@ -120,6 +148,8 @@ crisp_storage_free (CrispStorage *store)
 {
   if (store == NULL)
     return;
+  if (store->reaper != NULL)
+    g_thread_pool_free (store->reaper, FALSE, TRUE); /* runs what is queued first */
   g_free (store->root);
   g_free (store->objects_path);
   crisp_closep (&store->root_fd);
@@ -128,6 +158,8 @@ crisp_storage_free (CrispStorage *store)
   g_clear_object (&store->repo);
   g_mutex_clear (&store->repo_lock);
   g_mutex_clear (&store->pin_lock);
+  g_mutex_clear (&store->reap_lock);
+  g_cond_clear (&store->reaped);
   g_hash_table_unref (store->pins);
   g_free (store);
 }
@@ -178,22 +210,21 @@ crisp_storage_unpin (CrispStorage *store, const char *diff_id)
   g_mutex_unlock (&store->pin_lock);
 }
 
-static gboolean
-is_pinned (CrispStorage *store, const char *diff_id)
-{
-  g_mutex_lock (&store->pin_lock);
-  gboolean pinned = g_hash_table_contains (store->pins, diff_id);
-  g_mutex_unlock (&store->pin_lock);
-  return pinned;
-}
-
-/* Drops one layer: the metadata tree first (the layer stops existing), then its ref. */
+/* Drops one layer: the metadata tree first (the layer stops existing: renamed into tmp/,
+ * removed there in the background, or at the next open after a crash), then its ref. */
 static gboolean
 remove_layer (CrispStorage *store, const char *hex, GError **error)
 {
-  int r = crisp_storage_rm_rf_at (store->layers_fd, hex);
-  if (r < 0)
-    return crisp_throw_errno (error, r, "removing layer %s", hex);
+  g_autofree char *gone = g_strdup_printf ("gone-%" G_GUINT64_FORMAT "-%s", ++store->gone_seq, hex);
+  if (renameat (store->layers_fd, hex, store->tmp_fd, gone) == 0)
+    {
+      g_mutex_lock (&store->reap_lock);
+      store->reaping++;
+      g_mutex_unlock (&store->reap_lock);
+      g_thread_pool_push (store->reaper, g_steal_pointer (&gone), NULL);
+    }
+  else if (errno != ENOENT)
+    return crisp_throw_errno (error, errno, "removing layer %s", hex);
   g_autofree char *ref = g_strconcat (CRISP_LAYER_REF_PREFIX, hex, NULL);
   return ostree_repo_set_ref_immediate (store->repo, NULL, ref, NULL, NULL, error);
 }
@@ -239,13 +270,70 @@ crisp_storage_unlock (CrispStorage *store)
   g_mutex_unlock (&store->repo_lock);
 }
 
+/* The objects reachable from the commits the refs in `refs` (name -> checksum) point to,
+ * skipping the names in `skip`; into `reachable`. */
+static gboolean
+reach_refs (CrispStorage *store, GHashTable *refs, GHashTable *skip, GHashTable *reachable,
+            GError **error)
+{
+  GHashTableIter it;
+  gpointer name, commit;
+  g_hash_table_iter_init (&it, refs);
+  while (g_hash_table_iter_next (&it, &name, &commit))
+    if ((skip == NULL || !g_hash_table_contains (skip, name))
+        && !ostree_repo_traverse_commit_union (store->repo, commit, 0, reachable, NULL, error))
+      return FALSE;
+  return TRUE;
+}
+
+/* Deletes the objects only the refs named in `gone` reached: the repo's other objects are
+ * not listed. `refs` is every ref (name -> checksum) as it was before those went. */
+static gboolean
+delete_objects_of (CrispStorage *store, GHashTable *refs, GHashTable *gone, GError **error)
+{
+  g_autoptr (GHashTable) dropped = ostree_repo_traverse_new_reachable ();
+  g_autoptr (GHashTable) kept = ostree_repo_traverse_new_reachable ();
+  GHashTableIter it;
+  gpointer name;
+  g_hash_table_iter_init (&it, gone);
+  while (g_hash_table_iter_next (&it, &name, NULL))
+    {
+      const char *commit = g_hash_table_lookup (refs, name);
+      if (commit != NULL
+          && !ostree_repo_traverse_commit_union (store->repo, commit, 0, dropped, NULL, error))
+        return FALSE;
+    }
+  if (g_hash_table_size (dropped) == 0)
+    return TRUE;
+  if (!reach_refs (store, refs, gone, kept, error))
+    return FALSE;
+  g_hash_table_iter_init (&it, dropped);
+  gpointer key;
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    {
+      if (g_hash_table_contains (kept, key))
+        continue;
+      const char *checksum;
+      OstreeObjectType type;
+      ostree_object_name_deserialize (key, &checksum, &type);
+      g_autoptr (GError) local = NULL;
+      if (!ostree_repo_delete_object (store->repo, type, checksum, NULL, &local)
+          && !g_error_matches (local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        return g_propagate_error (error, g_steal_pointer (&local)), FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
-crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, guint *out_removed,
-                            GError **error)
+crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, gboolean every_object,
+                            guint *out_removed, GError **error)
 {
   guint removed = 0;
   g_autoptr (GHashTable) all = list_layers (store, error);
-  gboolean ok = all != NULL;
+  g_autoptr (GHashTable) refs = NULL;
+  g_autoptr (GHashTable) gone = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  gboolean ok = all != NULL
+                && (every_object || ostree_repo_list_refs (store->repo, NULL, &refs, NULL, error));
   GHashTableIter it;
   gpointer key;
   if (ok)
@@ -253,17 +341,29 @@ crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, guint *out_re
   while (ok && g_hash_table_iter_next (&it, &key, NULL))
     {
       g_autofree char *diff_id = g_strconcat ("sha256:", (char *) key, NULL);
-      if (g_hash_table_contains (keep, diff_id) || is_pinned (store, diff_id))
+      if (g_hash_table_contains (keep, diff_id))
         continue;
-      ok = remove_layer (store, key, error);
+      /* the pin lock held from the check to the removal: a pull that pins the layer
+       * meanwhile waits, then finds it gone and imports it again */
+      g_mutex_lock (&store->pin_lock);
+      gboolean pinned = g_hash_table_contains (store->pins, diff_id);
+      if (!pinned)
+        ok = remove_layer (store, key, error);
+      g_mutex_unlock (&store->pin_lock);
+      if (pinned)
+        continue;
+      g_hash_table_add (gone, g_strconcat (CRISP_LAYER_REF_PREFIX, (char *) key, NULL));
       removed++;
     }
   gint total = 0, pruned = 0;
   guint64 freed = 0;
-  /* always: a crash mid-import can leave objects no commit references */
-  if (ok)
+  /* every object at start and after a failed pull: a crash or an error mid-import can
+   * leave objects no commit references; otherwise only what the removed layers held */
+  if (ok && every_object)
     ok = ostree_repo_prune (store->repo, OSTREE_REPO_PRUNE_FLAGS_REFS_ONLY, -1, &total, &pruned,
                             &freed, NULL, error);
+  else if (ok)
+    ok = delete_objects_of (store, refs, gone, error);
   if (ok && out_removed)
     *out_removed = removed;
   return ok;

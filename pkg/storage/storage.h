@@ -46,10 +46,15 @@ void crisp_storage_lock (CrispStorage *store);
 void crisp_storage_unlock (CrispStorage *store);
 
 /* With the lock held: removes every layer not in `keep` (diff IDs) and not pinned, then
- * the repo objects no remaining layer references. *out_removed (nullable) counts
- * removed layers. */
-gboolean crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, guint *out_removed,
-                                     GError **error);
+ * the repo objects no remaining layer references: with `every_object`, by a walk of the
+ * whole repo (which also finds what an interrupted import left); otherwise only among the
+ * objects the removed layers reached. *out_removed (nullable) counts removed layers. */
+gboolean crisp_storage_prune_locked (CrispStorage *store, GHashTable *keep, gboolean every_object,
+                                     guint *out_removed, GError **error);
+
+/* Waits until the metadata trees of pruned layers are off the disk (a prune removes
+ * them in the background). */
+void crisp_storage_settle (CrispStorage *store);
 
 /* Bytes and inodes the store uses on disk. */
 gboolean crisp_storage_usage (CrispStorage *store, guint64 *out_bytes, guint64 *out_inodes,

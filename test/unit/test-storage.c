@@ -333,6 +333,20 @@ test_truncated_and_garbage (Fixture *f, gconstpointer data)
   g_assert_nonnull (error);
 }
 
+/* Runs a prune under the repo lock; returns how many layers went. */
+static guint
+prune (Fixture *f, GHashTable *keep, gboolean every_object)
+{
+  g_autoptr (GError) error = NULL;
+  guint removed = 0;
+  crisp_storage_lock (f->store);
+  gboolean ok = crisp_storage_prune_locked (f->store, keep, every_object, &removed, &error);
+  crisp_storage_unlock (f->store);
+  g_assert_no_error (error);
+  g_assert_true (ok);
+  return removed;
+}
+
 static void
 test_prune (Fixture *f, gconstpointer data)
 {
@@ -348,17 +362,53 @@ test_prune (Fixture *f, gconstpointer data)
   g_assert_true (crisp_storage_usage (f->store, &before_bytes, &before_inodes, &error));
   g_autoptr (GHashTable) keep = g_hash_table_new (g_str_hash, g_str_equal);
   g_hash_table_add (keep, la);
-  guint removed = 0;
-  crisp_storage_lock (f->store);
-  gboolean ok = crisp_storage_prune_locked (f->store, keep, &removed, &error);
-  crisp_storage_unlock (f->store);
-  g_assert_no_error (error);
-  g_assert_true (ok);
-  g_assert_cmpuint (removed, ==, 1);
+  g_assert_cmpuint (prune (f, keep, TRUE), ==, 1);
   g_assert_true (crisp_storage_has_layer (f->store, la));
   g_assert_false (crisp_storage_has_layer (f->store, lb));
   g_assert_true (crisp_storage_usage (f->store, &after_bytes, &after_inodes, &error));
   g_assert_cmpuint (after_inodes, <, before_inodes);
+}
+
+/* Without every_object, only the removed layer's own objects go: a full prune afterwards
+ * finds nothing more, and an object the kept layer shares with it stays. */
+static void
+test_prune_removed_objects (Fixture *f, gconstpointer data)
+{
+  if (!need_root ())
+    return;
+  const Entry a[] = { { "a", AE_IFREG, "only in a" }, { "s", AE_IFREG, "in both a and b" } };
+  const Entry b[] = { { "b", AE_IFREG, "only in b" }, { "s", AE_IFREG, "in both a and b" } };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *la = import_entries (f, a, G_N_ELEMENTS (a), NULL, &error);
+  g_autofree char *lb = import_entries (f, b, G_N_ELEMENTS (b), NULL, &error);
+  g_assert_no_error (error);
+  guint64 before_bytes, before_inodes, mid_bytes, mid_inodes, after_bytes, after_inodes;
+  g_assert_true (crisp_storage_usage (f->store, &before_bytes, &before_inodes, &error));
+  g_autoptr (GHashTable) keep = g_hash_table_new (g_str_hash, g_str_equal);
+  g_hash_table_add (keep, la);
+  g_assert_cmpuint (prune (f, keep, FALSE), ==, 1);
+  g_assert_true (crisp_storage_has_layer (f->store, la));
+  g_assert_false (crisp_storage_has_layer (f->store, lb));
+  crisp_storage_settle (f->store);
+  g_assert_true (crisp_storage_usage (f->store, &mid_bytes, &mid_inodes, &error));
+  g_assert_cmpuint (mid_inodes, <, before_inodes);
+  g_assert_cmpuint (prune (f, keep, TRUE), ==, 0);
+  crisp_storage_settle (f->store);
+  g_assert_true (crisp_storage_usage (f->store, &after_bytes, &after_inodes, &error));
+  g_assert_cmpuint (after_inodes, ==, mid_inodes);
+  /* the kept layer is whole: its root filesystem still shows the shared file */
+  g_autofree char *target = g_build_filename (f->dir, "mnt", NULL);
+  g_assert_cmpint (g_mkdir (target, 0755), ==, 0);
+  const char *layers[] = { la, NULL };
+  g_assert_true (crisp_storage_mount_layers (f->store, layers, NULL, NULL, target, &error));
+  g_assert_no_error (error);
+  g_autofree char *shared = g_build_filename (target, "s", NULL);
+  g_autofree char *content = NULL;
+  gboolean read = g_file_get_contents (shared, &content, NULL, &error);
+  g_assert_true (crisp_storage_unmount (target, NULL));
+  g_assert_no_error (error);
+  g_assert_true (read);
+  g_assert_cmpstr (content, ==, "in both a and b");
 }
 
 static void
@@ -391,6 +441,7 @@ main (int argc, char **argv)
   ADD ("hostile-layers", test_hostile_layers);
   ADD ("truncated-and-garbage", test_truncated_and_garbage);
   ADD ("prune", test_prune);
+  ADD ("prune-removed-objects", test_prune_removed_objects);
   ADD ("probe-overlay", test_probe_overlay);
   return g_test_run ();
 }
