@@ -59,6 +59,8 @@ typedef struct
   size_t nrlimits;
   const char **env; /* malloc'd array, NULL-terminated, room for the request's and HOME */
   size_t nenv;
+  char *filter; /* the seccomp program when seccomp is set */
+  unsigned short filter_len;
 } ExecSpec;
 
 /* The child writes why it failed where the runtime would: on the exec's stderr. */
@@ -251,16 +253,11 @@ env_home (ExecSpec *spec)
   spec->env[spec->nenv] = NULL;
 }
 
-/* Moves the calling process into every cgroup the container's init is in. */
+/* Moves the calling process into every cgroup listed in buf (the init's /proc/PID/cgroup). */
 static int
-join_cgroups (pid_t pid)
+join_cgroups (char *buf)
 {
   char path[PATH_MAX];
-  _cleanup_free_ char *buf = NULL;
-  snprintf (path, sizeof path, "/proc/%d/cgroup", pid);
-  int r = crisp_read_all_at (AT_FDCWD, path, 64 * 1024, &buf, NULL);
-  if (r < 0)
-    return r;
   const char *v2 = access ("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0
                        ? "/sys/fs/cgroup"
                        : "/sys/fs/cgroup/unified";
@@ -289,6 +286,20 @@ join_cgroups (pid_t pid)
   return 0;
 }
 
+/* The pid number still names the process pidfd refers to (so what was just read about it under
+ * /proc was about the container's init, not a process that got its number since). */
+static bool
+pidfd_names (int pidfd, pid_t pid)
+{
+  char path[64];
+  _cleanup_free_ char *info = NULL;
+  snprintf (path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+  if (crisp_read_all_at (AT_FDCWD, path, 4096, &info, NULL) < 0)
+    return false;
+  const char *p = strstr (info, "\nPid:");
+  return p != NULL && strtol (p + 5, NULL, 10) == pid;
+}
+
 static const struct
 {
   const char *name;
@@ -300,31 +311,33 @@ static const struct
 };
 #define N_NAMESPACES (sizeof namespaces / sizeof namespaces[0])
 
-/* Opens each of the init's namespaces that differs from ours, then enters them, the user
- * namespace first (its capabilities allow the rest) and the mount namespace last. */
-static void
-join_namespaces (pid_t pid)
+/* The init's namespaces that differ from ours, as CLONE_NEW* flags. */
+static int
+namespaces_to_join (pid_t pid)
 {
-  int fds[N_NAMESPACES];
   char path[64];
+  int flags = 0;
   for (size_t i = 0; i < N_NAMESPACES; i++)
     {
       struct stat theirs, ours;
       snprintf (path, sizeof path, "/proc/%d/ns/%s", pid, namespaces[i].name);
-      fds[i] = open (path, O_RDONLY | O_CLOEXEC);
-      if (fds[i] < 0 || fstat (fds[i], &theirs) < 0)
-        fail ("opening the container's namespaces", errno);
+      if (stat (path, &theirs) < 0)
+        fail ("the container's namespaces", errno);
       snprintf (path, sizeof path, "/proc/self/ns/%s", namespaces[i].name);
-      if (stat (path, &ours) == 0 && ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev)
-        close (fds[i]), fds[i] = -1;
+      if (stat (path, &ours) < 0 || ours.st_ino != theirs.st_ino || ours.st_dev != theirs.st_dev)
+        flags |= namespaces[i].type;
     }
+  return flags;
+}
+
+/* Enters them through the pidfd (a reaped init makes this fail), the user namespace first (its
+ * capabilities allow the rest) and the mount namespace last. */
+static void
+join_namespaces (int pidfd, int flags)
+{
   for (size_t i = 0; i < N_NAMESPACES; i++)
-    if (fds[i] >= 0)
-      {
-        if (setns (fds[i], namespaces[i].type) < 0)
-          fail (namespaces[i].name, errno);
-        close (fds[i]);
-      }
+    if ((flags & namespaces[i].type) && setns (pidfd, namespaces[i].type) < 0)
+      fail (namespaces[i].name, errno);
 }
 
 static int
@@ -337,21 +350,20 @@ cap_last (void)
   return last > 0 && last < 64 ? last : CAP_LAST_CAP;
 }
 
-/* What the monitor does before the exec's pid namespace applies: stdio, signals, the process
- * group the timeout kills, oom_score_adj and rlimits (as the runtime sets them from outside),
- * the cgroups and the namespaces. */
+/* What the monitor does before the exec's pid namespace applies: signals, the process group
+ * the timeout kills, oom_score_adj and rlimits (as the runtime sets them from outside), the
+ * cgroups and the namespaces.  The process is not dumpable until the command's execve, so the
+ * container cannot reach into it while it holds the monitor's privileges. */
 static void
-enter_container (Monitor *m, const ExecSpec *spec, const int fds[3])
+enter_container (Monitor *m, const ExecSpec *spec, int pidfd)
 {
-  for (int i = 0; i < 3; i++)
-    if (fds[i] >= 0 && dup2 (fds[i], i) < 0)
-      _exit (255);
   sigset_t none;
   sigemptyset (&none);
   for (int s = 1; s < NSIG; s++)
     signal (s, SIG_DFL);
   sigprocmask (SIG_SETMASK, &none, NULL);
   setpgid (0, 0);
+  prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (spec->has_oom_score_adj)
     {
       _cleanup_close_ int fd = open ("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
@@ -361,23 +373,37 @@ enter_container (Monitor *m, const ExecSpec *spec, const int fds[3])
   for (size_t i = 0; i < spec->nrlimits; i++)
     if (setrlimit (spec->rlimits[i].resource, &spec->rlimits[i].lim) < 0)
       fail ("setrlimit", errno);
-  int r = join_cgroups (m->container_pid);
+  char path[64];
+  _cleanup_free_ char *cgroups = NULL;
+  snprintf (path, sizeof path, "/proc/%d/cgroup", m->container_pid);
+  int r = crisp_read_all_at (AT_FDCWD, path, 64 * 1024, &cgroups, NULL);
   if (r < 0)
+    fail ("reading the container's cgroups", -r);
+  int ns = namespaces_to_join (m->container_pid);
+  if (!pidfd_names (pidfd, m->container_pid))
+    fail ("the container's init", ESRCH);
+  if ((r = join_cgroups (cgroups)) < 0)
     fail ("joining the container's cgroups", -r);
-  join_namespaces (m->container_pid);
+  join_namespaces (pidfd, ns);
+}
+
+/* Read before the monitor's descriptors are closed. */
+static void
+read_seccomp (Monitor *m, ExecSpec *spec)
+{
+  size_t len = 0;
+  int r = crisp_read_all_at (m->state_dirfd, CRISP_MONITOR_FILE_EXEC_SECCOMP,
+                             CRISP_MONITOR_EXEC_SECCOMP_MAX, &spec->filter, &len);
+  if (r < 0 || len == 0 || len % sizeof (struct sock_filter) != 0)
+    fail ("reading the seccomp filter", r < 0 ? -r : EINVAL);
+  spec->filter_len = (unsigned short) (len / sizeof (struct sock_filter));
 }
 
 static void
-apply_seccomp (int state_dirfd)
+apply_seccomp (const ExecSpec *spec)
 {
-  _cleanup_free_ char *buf = NULL;
-  size_t len = 0;
-  int r = crisp_read_all_at (state_dirfd, CRISP_MONITOR_FILE_EXEC_SECCOMP,
-                             CRISP_MONITOR_EXEC_SECCOMP_MAX, &buf, &len);
-  if (r < 0 || len == 0 || len % sizeof (struct sock_filter) != 0)
-    fail ("reading the seccomp filter", r < 0 ? -r : EINVAL);
-  struct sock_fprog prog = { .len = (unsigned short) (len / sizeof (struct sock_filter)),
-                             .filter = (struct sock_filter *) buf };
+  struct sock_fprog prog
+      = { .len = spec->filter_len, .filter = (struct sock_filter *) spec->filter };
   if (syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
     fail ("loading the seccomp filter", errno);
 }
@@ -438,7 +464,8 @@ look_path (const ExecSpec *spec, const char *name, char *buf, size_t size)
   if (strchr (name, '/') != NULL)
     return name;
   const char *path = env_get (spec, "PATH");
-  for (const char *dir = path; dir && *dir; dir += strcspn (dir, ":") + (dir[strcspn (dir, ":")] != 0))
+  for (const char *dir = path; dir && *dir;
+       dir += strcspn (dir, ":") + (dir[strcspn (dir, ":")] != 0))
     {
       size_t dl = strcspn (dir, ":");
       struct stat st;
@@ -455,21 +482,21 @@ look_path (const ExecSpec *spec, const char *name, char *buf, size_t size)
 /* In the container's pid namespace: the rest of runc's setns init, in its order; the seccomp
  * filter goes last with no_new_privs, or before the capabilities are dropped without it. */
 static _Noreturn void
-run_command (Monitor *m, ExecSpec *spec, char *const *argv, int last)
+run_command (ExecSpec *spec, char *const *argv, int last)
 {
-  if (spec->keyring
-      && syscall (SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, spec->keyring) < 0 && errno != ENOSYS)
+  if (spec->keyring && syscall (SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, spec->keyring) < 0
+      && errno != ENOSYS)
     fail ("joining the session keyring", errno);
   if (spec->no_new_privs && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     fail ("no_new_privs", errno);
   if (spec->seccomp && !spec->no_new_privs)
-    apply_seccomp (m->state_dirfd);
+    apply_seccomp (spec);
   apply_user (spec, last);
   env_home (spec);
   char pathbuf[PATH_MAX];
   const char *file = look_path (spec, argv[0], pathbuf, sizeof pathbuf);
   if (spec->seccomp && spec->no_new_privs)
-    apply_seccomp (m->state_dirfd);
+    apply_seccomp (spec);
   close_range (3, ~0u, CLOSE_RANGE_CLOEXEC);
   execve (file, argv, (char *const *) spec->env);
   fail (argv[0], errno);
@@ -493,21 +520,43 @@ exec_direct_available (Monitor *m)
   return faccessat (m->state_dirfd, CRISP_MONITOR_FILE_EXEC_SPEC, F_OK, 0) == 0;
 }
 
+/* The child's own stdio, the pidfd as descriptor 3, and nothing else of the monitor's (the
+ * container's stdin above all, so a stdin_once close is not held up by an exec). */
+static void
+keep_only (const int fds[3], int pidfd)
+{
+  for (int i = 0; i < 3; i++)
+    if (fds[i] >= 0 && dup2 (fds[i], i) < 0)
+      _exit (255);
+  if (dup2 (pidfd, 3) < 0)
+    _exit (255);
+  close_range (4, ~0u, 0);
+}
+
 /* Forks the process that enters the container and forks the command inside its pid namespace;
- * *out_pid leads a process group the timeout kills whole. */
+ * *out_pid leads a process group the timeout kills whole.  The pidfd is taken while the init is
+ * surely not reaped (the monitor reaps it, and it is running), so the namespaces entered are
+ * its own even if it exits meanwhile. */
 int
 exec_direct_spawn (Monitor *m, const char *args, uint32_t argc, const char *env, uint32_t envc,
                    const int fds[3], pid_t *out_pid)
 {
-  pid_t pid = fork ();
-  if (pid < 0)
+  int pidfd = (int) syscall (SYS_pidfd_open, m->container_pid, 0);
+  if (pidfd < 0)
     return -errno;
-  if (pid > 0)
+  pid_t pid = fork ();
+  if (pid != 0)
     {
+      int err = errno;
+      close (pidfd);
+      if (pid < 0)
+        return -err;
       setpgid (pid, pid); /* also in the child: whichever runs first */
       *out_pid = pid;
       return 0;
     }
+  if (fds[2] >= 0)
+    dup2 (fds[2], STDERR_FILENO); /* where fail () reports */
   char *buf = NULL;
   size_t len = 0;
   ExecSpec spec = { 0 };
@@ -516,23 +565,22 @@ exec_direct_spawn (Monitor *m, const char *args, uint32_t argc, const char *env,
   if (r == 0)
     r = spec_parse (&spec, buf, len, envc);
   if (r < 0)
-    {
-      if (fds[2] >= 0)
-        dup2 (fds[2], STDERR_FILENO);
-      fail ("reading " CRISP_MONITOR_FILE_EXEC_SPEC, -r);
-    }
+    fail ("reading " CRISP_MONITOR_FILE_EXEC_SPEC, -r);
   env_build (&spec, env, envc);
   char **argv = calloc ((size_t) argc + 1, sizeof *argv);
   if (argv == NULL)
     _exit (255);
   for (uint32_t i = 0; i < argc; i++, args += strlen (args) + 1)
     argv[i] = (char *) args;
+  if (spec.seccomp)
+    read_seccomp (m, &spec);
   int last = cap_last ();
-  enter_container (m, &spec, fds);
+  keep_only (fds, pidfd);
+  enter_container (m, &spec, 3);
   pid_t child = fork ();
   if (child < 0)
     fail ("fork", errno);
   if (child == 0)
-    run_command (m, &spec, argv, last);
+    run_command (&spec, argv, last);
   wait_and_forward (child);
 }

@@ -16,26 +16,58 @@
 #include <sys/stat.h>
 
 static const char *const cap_names[] = {
-  "CHOWN",           "DAC_OVERRIDE",     "DAC_READ_SEARCH", "FOWNER",         "FSETID",
-  "KILL",            "SETGID",           "SETUID",          "SETPCAP",        "LINUX_IMMUTABLE",
-  "NET_BIND_SERVICE", "NET_BROADCAST",   "NET_ADMIN",       "NET_RAW",        "IPC_LOCK",
-  "IPC_OWNER",       "SYS_MODULE",       "SYS_RAWIO",       "SYS_CHROOT",     "SYS_PTRACE",
-  "SYS_PACCT",       "SYS_ADMIN",        "SYS_BOOT",        "SYS_NICE",       "SYS_RESOURCE",
-  "SYS_TIME",        "SYS_TTY_CONFIG",   "MKNOD",           "LEASE",          "AUDIT_WRITE",
-  "AUDIT_CONTROL",   "SETFCAP",          "MAC_OVERRIDE",    "MAC_ADMIN",      "SYSLOG",
-  "WAKE_ALARM",      "BLOCK_SUSPEND",    "AUDIT_READ",      "PERFMON",        "BPF",
+  "CHOWN",
+  "DAC_OVERRIDE",
+  "DAC_READ_SEARCH",
+  "FOWNER",
+  "FSETID",
+  "KILL",
+  "SETGID",
+  "SETUID",
+  "SETPCAP",
+  "LINUX_IMMUTABLE",
+  "NET_BIND_SERVICE",
+  "NET_BROADCAST",
+  "NET_ADMIN",
+  "NET_RAW",
+  "IPC_LOCK",
+  "IPC_OWNER",
+  "SYS_MODULE",
+  "SYS_RAWIO",
+  "SYS_CHROOT",
+  "SYS_PTRACE",
+  "SYS_PACCT",
+  "SYS_ADMIN",
+  "SYS_BOOT",
+  "SYS_NICE",
+  "SYS_RESOURCE",
+  "SYS_TIME",
+  "SYS_TTY_CONFIG",
+  "MKNOD",
+  "LEASE",
+  "AUDIT_WRITE",
+  "AUDIT_CONTROL",
+  "SETFCAP",
+  "MAC_OVERRIDE",
+  "MAC_ADMIN",
+  "SYSLOG",
+  "WAKE_ALARM",
+  "BLOCK_SUSPEND",
+  "AUDIT_READ",
+  "PERFMON",
+  "BPF",
   "CHECKPOINT_RESTORE",
 };
 
 static const char *const rlimit_names[] = {
-  [RLIMIT_CPU] = "RLIMIT_CPU",       [RLIMIT_FSIZE] = "RLIMIT_FSIZE",
-  [RLIMIT_DATA] = "RLIMIT_DATA",     [RLIMIT_STACK] = "RLIMIT_STACK",
-  [RLIMIT_CORE] = "RLIMIT_CORE",     [RLIMIT_RSS] = "RLIMIT_RSS",
-  [RLIMIT_NPROC] = "RLIMIT_NPROC",   [RLIMIT_NOFILE] = "RLIMIT_NOFILE",
-  [RLIMIT_MEMLOCK] = "RLIMIT_MEMLOCK", [RLIMIT_AS] = "RLIMIT_AS",
-  [RLIMIT_LOCKS] = "RLIMIT_LOCKS",   [RLIMIT_SIGPENDING] = "RLIMIT_SIGPENDING",
+  [RLIMIT_CPU] = "RLIMIT_CPU",           [RLIMIT_FSIZE] = "RLIMIT_FSIZE",
+  [RLIMIT_DATA] = "RLIMIT_DATA",         [RLIMIT_STACK] = "RLIMIT_STACK",
+  [RLIMIT_CORE] = "RLIMIT_CORE",         [RLIMIT_RSS] = "RLIMIT_RSS",
+  [RLIMIT_NPROC] = "RLIMIT_NPROC",       [RLIMIT_NOFILE] = "RLIMIT_NOFILE",
+  [RLIMIT_MEMLOCK] = "RLIMIT_MEMLOCK",   [RLIMIT_AS] = "RLIMIT_AS",
+  [RLIMIT_LOCKS] = "RLIMIT_LOCKS",       [RLIMIT_SIGPENDING] = "RLIMIT_SIGPENDING",
   [RLIMIT_MSGQUEUE] = "RLIMIT_MSGQUEUE", [RLIMIT_NICE] = "RLIMIT_NICE",
-  [RLIMIT_RTPRIO] = "RLIMIT_RTPRIO", [RLIMIT_RTTIME] = "RLIMIT_RTTIME",
+  [RLIMIT_RTPRIO] = "RLIMIT_RTPRIO",     [RLIMIT_RTTIME] = "RLIMIT_RTTIME",
 };
 
 static JsonObject *
@@ -78,7 +110,8 @@ static gboolean
 write_user (GString *out, JsonObject *process, const char **why)
 {
   JsonObject *user = object_member (process, "user");
-  if (user == NULL || json_object_has_member (user, "umask") || json_object_has_member (user, "username"))
+  if (user == NULL || json_object_has_member (user, "umask")
+      || json_object_has_member (user, "username"))
     return (*why = "process.user has fields the direct exec does not apply"), FALSE;
   g_string_append_printf (out, "uid=%" G_GINT64_FORMAT "\ngid=%" G_GINT64_FORMAT "\ngroups=",
                           json_object_get_int_member_with_default (user, "uid", 0),
@@ -96,8 +129,8 @@ write_user (GString *out, JsonObject *process, const char **why)
 static void
 write_caps (GString *out, JsonObject *process)
 {
-  static const char *const sets[] = { "bounding", "effective", "permitted", "inheritable",
-                                      "ambient" };
+  static const char *const sets[]
+      = { "bounding", "effective", "permitted", "inheritable", "ambient" };
   JsonObject *caps = object_member (process, "capabilities");
   for (guint i = 0; i < G_N_ELEMENTS (sets); i++)
     g_string_append_printf (out, "caps_%s=%" G_GINT64_MODIFIER "x\n", sets[i],
@@ -129,13 +162,14 @@ write_rlimits (GString *out, JsonObject *process, const char **why)
 static const char *
 uncovered (JsonObject *process, JsonObject *linux_obj)
 {
-  static const char *const fields[] = { "apparmorProfile", "selinuxLabel", "ioPriority",
-                                        "scheduler", "execCPUAffinity" };
+  static const char *const fields[]
+      = { "apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity" };
   for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
     if (json_object_has_member (process, fields[i]))
       return fields[i];
-  if (linux_obj && (json_object_has_member (linux_obj, "personality")
-                    || json_object_has_member (linux_obj, "intelRdt")))
+  if (linux_obj
+      && (json_object_has_member (linux_obj, "personality")
+          || json_object_has_member (linux_obj, "intelRdt")))
     return "linux.personality or intelRdt";
   return NULL;
 }
@@ -149,9 +183,9 @@ build_exec_spec (CrispContainer *c, JsonObject *process, JsonObject *linux_obj, 
   const char *cwd = json_object_get_string_member_with_default (process, "cwd", "/");
   if (!text_ok (cwd) || cwd[0] != '/')
     return (*why = "process.cwd"), FALSE;
-  g_string_append_printf (out, "version=1\ncwd=%s\nkeyring=_ses.%s\nno_new_privs=%d\n", cwd, c->id,
-                          json_object_get_boolean_member_with_default (process, "noNewPrivileges",
-                                                                       FALSE));
+  g_string_append_printf (
+      out, "version=1\ncwd=%s\nkeyring=_ses.%s\nno_new_privs=%d\n", cwd, c->id,
+      json_object_get_boolean_member_with_default (process, "noNewPrivileges", FALSE));
   if (json_object_has_member (process, "oomScoreAdj"))
     g_string_append_printf (out, "oom_score_adj=%" G_GINT64_FORMAT "\n",
                             json_object_get_int_member (process, "oomScoreAdj"));
@@ -220,8 +254,8 @@ crisp_container_write_exec_spec (CrispContainerService *svc, CrispContainer *c, 
       g_debug ("container '%s': execs run through the runtime: %s", c->id, local->message);
       return TRUE;
     }
-  int r = crisp_write_file_atomic_at (dirfd, CRISP_MONITOR_FILE_EXEC_SPEC, out->str, out->len,
-                                      0600);
+  int r
+      = crisp_write_file_atomic_at (dirfd, CRISP_MONITOR_FILE_EXEC_SPEC, out->str, out->len, 0600);
   if (r < 0)
     return crisp_throw_errno (error, r, "writing '%s/" CRISP_MONITOR_FILE_EXEC_SPEC "'", state);
   g_debug ("container '%s': execs run directly from its monitor%s", c->id,

@@ -60,9 +60,9 @@ parse_action (const char *name, gint64 errno_ret, uint32_t *out, GError **error)
 static gboolean
 parse_condition (JsonNode *node, struct scmp_arg_cmp *out, guint counts[6], GError **error)
 {
-  static const char *const ops[] = { NULL,          "SCMP_CMP_NE", "SCMP_CMP_LT",
-                                     "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
-                                     "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ" };
+  static const char *const ops[]
+      = { NULL,          "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",
+          "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ" };
   JsonObject *o = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
   gint64 index = o ? member_int (o, "index", -1) : -1;
   const char *op = o ? member_string (o, "op") : NULL;
@@ -157,7 +157,8 @@ crisp_seccomp_export_bpf (JsonNode *seccomp, int fd, GError **error)
   if (profile == NULL)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "seccomp: not an object");
   JsonNode *flags = json_object_get_member (profile, "flags");
-  if ((flags && JSON_NODE_HOLDS_ARRAY (flags) && json_array_get_length (json_node_get_array (flags)))
+  if ((flags && JSON_NODE_HOLDS_ARRAY (flags)
+       && json_array_get_length (json_node_get_array (flags)))
       || json_object_has_member (profile, "listenerPath"))
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
                         "seccomp flags and listeners have no precompiled form");
@@ -172,7 +173,8 @@ crisp_seccomp_export_bpf (JsonNode *seccomp, int fd, GError **error)
   if (!add_arches (ctx, profile, error))
     return FALSE;
   JsonNode *syscalls = json_object_get_member (profile, "syscalls");
-  JsonArray *arr = syscalls && JSON_NODE_HOLDS_ARRAY (syscalls) ? json_node_get_array (syscalls) : NULL;
+  JsonArray *arr
+      = syscalls && JSON_NODE_HOLDS_ARRAY (syscalls) ? json_node_get_array (syscalls) : NULL;
   for (guint i = 0; arr && i < json_array_get_length (arr); i++)
     {
       JsonNode *rule = json_array_get_element (arr, i);
