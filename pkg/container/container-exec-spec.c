@@ -230,7 +230,7 @@ write_filter (int dirfd, JsonNode *seccomp, GError **error)
  * crash between them leaves runc's exec in place. */
 gboolean
 crisp_container_write_exec_spec (CrispContainerService *svc, CrispContainer *c, JsonNode *spec,
-                                 GError **error)
+                                 const char *bundle, GError **error)
 {
   JsonObject *root = JSON_NODE_HOLDS_OBJECT (spec) ? json_node_get_object (spec) : NULL;
   JsonObject *process = object_member (root, "process");
@@ -243,7 +243,7 @@ crisp_container_write_exec_spec (CrispContainerService *svc, CrispContainer *c, 
       g_debug ("container '%s': execs run through the runtime: %s", c->id, why);
       return TRUE;
     }
-  g_autofree char *state = crisp_container_run_path (svc, c->id, "monitor");
+  g_autofree char *state = g_build_filename (bundle, "monitor", NULL);
   _cleanup_close_ int dirfd = open (state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0)
     return crisp_throw_errno (error, errno, "opening '%s'", state);

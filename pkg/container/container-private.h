@@ -133,7 +133,7 @@ char *crisp_container_name_key (const char *pod_id, const char *name, guint32 at
 /* Paths of one container. */
 /* container-exec-spec.c: the monitor's exec-spec and seccomp filter from the built spec. */
 gboolean crisp_container_write_exec_spec (CrispContainerService *svc, CrispContainer *c,
-                                          JsonNode *spec, GError **error);
+                                          JsonNode *spec, const char *bundle, GError **error);
 char *crisp_container_run_path (CrispContainerService *svc, const char *id, const char *sub);
 char *crisp_container_root_path (CrispContainerService *svc, const char *id, const char *sub);
 
