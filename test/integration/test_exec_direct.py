@@ -198,3 +198,62 @@ def test_exec_direct_off_keeps_runc(crisp_factory, registry, tmp_path):
         assert "runtime.exec-direct is off" in open(env.d.log_path).read()
     finally:
         assert not finish_env(env)
+
+
+def seccomp_program(pid):
+    """The BPF program of pid's (only) seccomp filter, read with PTRACE_SECCOMP_GET_FILTER."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    libc.ptrace.restype = ctypes.c_long
+    PTRACE_ATTACH, PTRACE_DETACH, PTRACE_SECCOMP_GET_FILTER = 16, 17, 0x420c
+    if libc.ptrace(PTRACE_ATTACH, pid, None, None) < 0:
+        pytest.skip("ptrace attach: errno %d" % ctypes.get_errno())
+    try:
+        os.waitpid(pid, os.WNOHANG | 0x40000000)  # __WALL
+        for _ in range(100):
+            n = libc.ptrace(PTRACE_SECCOMP_GET_FILTER, pid, None, None)
+            if n >= 0 or ctypes.get_errno() != 3:  # ESRCH until the stop is seen
+                break
+            time.sleep(0.01)
+        if n < 0:
+            pytest.skip("PTRACE_SECCOMP_GET_FILTER: errno %d" % ctypes.get_errno())
+        buf = ctypes.create_string_buffer(8 * n)
+        assert libc.ptrace(PTRACE_SECCOMP_GET_FILTER, pid, None, buf) == n
+        return buf.raw
+    finally:
+        libc.ptrace(PTRACE_DETACH, pid, None, None)
+
+
+def filter_of_exec(cenv, cid, secs):
+    import threading
+    t = threading.Thread(target=lambda: cenv.exec_sync(cid, ["sleep", secs], timeout=30))
+    t.start()
+    try:
+        wait_for(lambda: pids_with_argv(["sleep", secs]), 10, what="the exec'd sleep")
+        pid = pids_with_argv(["sleep", secs])[0]
+        return seccomp_program(pid)
+    finally:
+        for pid in pids_with_argv(["sleep", secs]):
+            os.kill(pid, 9)
+        t.join()
+
+
+def test_precompiled_filter_is_runcs_without_its_stub(cenv):
+    """The RuntimeDefault program the monitor loads is the one runc installs for the same
+    container, less runc's leading ENOSYS stub (docs/containers.md)."""
+    pod = cenv.run_pod()
+    rd = pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault)
+    cid = cenv.run(pod, "bpf", command=SLEEPER, security=sec(seccomp=rd))
+    direct = filter_of_exec(cenv, cid, "43")
+    spec = exec_spec(cenv, cid)
+    os.rename(spec, spec + ".off")
+    try:
+        runc = filter_of_exec(cenv, cid, "44")
+    finally:
+        os.rename(spec + ".off", spec)
+    with open(os.path.join(os.path.dirname(spec), "exec-seccomp.bpf"), "rb") as f:
+        assert f.read() == direct
+    assert len(direct) > 8 * 50
+    print("filter instructions: direct %d, runc %d" % (len(direct) // 8, len(runc) // 8))
+    assert runc.endswith(direct) or direct == runc, (len(direct), len(runc))
