@@ -429,6 +429,16 @@ apply_caps (const ExecSpec *spec, uint64_t mask)
       fail ("raising an ambient capability", errno);
 }
 
+/* A user namespace may deny setgroups; runc then leaves the groups as they are. */
+static bool
+setgroups_allowed (void)
+{
+  _cleanup_free_ char *buf = NULL;
+  if (crisp_read_all_at (AT_FDCWD, "/proc/self/setgroups", 64, &buf, NULL) < 0)
+    return true;
+  return strncmp (buf, "deny", 4) != 0;
+}
+
 /* runc's order: bounding set, keep capabilities across the user change, groups, gid, uid, the
  * working directory (tried first as root, again as the user if that was refused), then the
  * capability sets. */
@@ -444,7 +454,7 @@ apply_user (const ExecSpec *spec, int last)
       fail ("dropping the bounding set", errno);
   if (prctl (PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
     fail ("PR_SET_KEEPCAPS", errno);
-  if (setgroups (spec->ngroups, spec->groups) < 0)
+  if (setgroups_allowed () && setgroups (spec->ngroups, spec->groups) < 0)
     fail ("setgroups", errno);
   if (setresgid (spec->gid, spec->gid, spec->gid) < 0)
     fail ("setresgid", errno);

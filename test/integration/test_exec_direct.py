@@ -14,7 +14,7 @@ from container_harness import SLEEPER, cenv, pids_with_argv, rpc_error, wait_for
 from cri_client import pb
 
 FIELDS = ["Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
-          "NoNewPrivs", "Seccomp", "Seccomp_filters"]
+          "NoNewPrivs", "Seccomp", "Seccomp_filters", "Umask"]
 PROBE = ("for f in %s; do grep \"^$f:\" /proc/self/status; done; "
          "echo cgroup; cat /proc/self/cgroup; "
          "for n in /proc/self/ns/*; do echo \"$n $(readlink $n)\"; done; "
