@@ -502,6 +502,10 @@ run_command (ExecSpec *spec, char *const *argv, int last)
   if (spec->seccomp && !spec->no_new_privs)
     apply_seccomp (spec);
   apply_user (spec, last);
+  /* Set after the credentials changed (that clears it): a timeout's kill of the process
+   * group still reaches the command through its parent if it left the group. */
+  if (prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+    fail ("PR_SET_PDEATHSIG", errno);
   env_home (spec);
   char pathbuf[PATH_MAX];
   const char *file = look_path (spec, argv[0], pathbuf, sizeof pathbuf);

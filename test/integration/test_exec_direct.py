@@ -257,3 +257,12 @@ def test_precompiled_filter_is_runcs_without_its_stub(cenv):
     assert len(direct) > 8 * 50
     print("filter instructions: direct %d, runc %d" % (len(direct) // 8, len(runc) // 8))
     assert runc.endswith(direct) or direct == runc, (len(direct), len(runc))
+
+
+def test_timeout_kills_a_command_that_left_the_process_group(cenv):
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "pg", command=SLEEPER)
+    assert exec_spec(cenv, cid)
+    with pytest.raises(grpc.RpcError):
+        cenv.exec_sync(cid, ["setsid", "sleep", "39"], timeout=1)
+    wait_for(lambda: not pids_with_argv(["sleep", "39"]), 5, what="the exec'd sleep to die")
