@@ -71,7 +71,10 @@ def test_default_container_matches_runc_exec(cenv):
     assert st["Seccomp"] == "0"  # the CRI's default: unconfined
     assert "cwd /tmp" in out and "A=1" in out and "B=x y" in out
     assert "pid1 sleep3600" in out, "pid 1 of the exec is not the container's init"
-    assert "execs run directly from its monitor" in open(cenv.d.log_path).read()
+    log = open(cenv.d.log_path).read()
+    assert "execs run directly from its monitor" in log
+    assert "exec in container '%s': direct, from its monitor" % cid in log
+    assert "exec in container '%s': through the runtime" % cid in log  # the forced fallback
 
 
 def test_run_as_user_and_groups_match_runc_exec(cenv):
@@ -195,7 +198,9 @@ def test_exec_direct_off_keeps_runc(crisp_factory, registry, tmp_path):
         cid = env.run(pod, "off", command=SLEEPER)
         assert exec_spec(env, cid) is None
         assert env.exec_sync(cid, ["true"]).exit_code == 0
-        assert "runtime.exec-direct is off" in open(env.d.log_path).read()
+        log = open(env.d.log_path).read()
+        assert "runtime.exec-direct is off" in log
+        assert "exec in container '%s': through the runtime" % cid in log
     finally:
         assert not finish_env(env)
 
