@@ -64,6 +64,7 @@ typedef struct
   bool exec_reaped;
   bool timed_out;
   bool truncated;
+  bool direct; /* exec_pid leads the process group of a direct exec (exec-direct.c) */
   uint32_t output_max;
   uint32_t sent[2];
   uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
@@ -180,6 +181,11 @@ uint64_t ctl_next_deadline (Monitor *m);
 const char **ctl_exec_argv (Monitor *m, const char *pidpath, const char *args, uint32_t argc,
                             const char *env, uint32_t envc);
 bool ctl_strings_ok (const char *buf, size_t len, size_t n);
+
+/* exec-direct.c */
+bool exec_direct_available (Monitor *m);
+int exec_direct_spawn (Monitor *m, const char *args, uint32_t argc, const char *env, uint32_t envc,
+                       const int fds[3], pid_t *out_pid);
 
 /* session.c */
 int session_open (Monitor *m, const char *payload, size_t len, int fd, pid_t *out_pid,

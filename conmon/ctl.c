@@ -39,7 +39,7 @@ exec_kill (Monitor *m, CtlClient *c)
         kill ((pid_t) pid, SIGKILL);
     }
   if (c->exec_pid > 0 && !c->exec_reaped)
-    kill (c->exec_pid, SIGKILL);
+    kill (c->direct ? -c->exec_pid : c->exec_pid, SIGKILL);
 }
 
 static void
@@ -51,7 +51,7 @@ exec_reset (Monitor *m, CtlClient *c)
   for (int i = 0; i < 2; i++)
     monitor_unwatch_close (m, &c->out[i]);
   c->exec_pid = 0;
-  c->exec_reaped = c->timed_out = c->truncated = false;
+  c->exec_reaped = c->timed_out = c->truncated = c->direct = false;
   c->deadline_ns = 0;
   c->pending_len = 0;
 }
@@ -245,14 +245,22 @@ exec_start (Monitor *m, CtlClient *c, const char *payload, size_t len)
       >= (int) sizeof pidpath)
     return -ENAMETOOLONG;
   const char **argv = NULL;
-  int r = exec_build_argv (m, pidpath, payload + sizeof req, len - sizeof req, &req, &argv);
+  const char *strings = payload + sizeof req;
+  int r = exec_build_argv (m, pidpath, strings, len - sizeof req, &req, &argv);
   if (r < 0)
     return r;
   int p[2][2] = { { -1, -1 }, { -1, -1 } };
   if (pipe2 (p[0], O_CLOEXEC) < 0 || pipe2 (p[1], O_CLOEXEC) < 0)
     r = -errno;
   int fds[3] = { -1, p[0][1], p[1][1] };
-  if (r == 0)
+  c->direct = exec_direct_available (m);
+  /* the request: argc strings, then envc */
+  const char *env = strings;
+  for (uint32_t i = 0; i < req.argc; i++)
+    env += strlen (env) + 1;
+  if (r == 0 && c->direct)
+    r = exec_direct_spawn (m, strings, req.argc, env, req.envc, fds, &c->exec_pid);
+  else if (r == 0)
     r = lifecycle_spawn_runtime (m, argv, fds, &c->exec_pid);
   free (argv);
   for (int i = 0; i < 2; i++)

@@ -7,7 +7,11 @@ runs, in an order that rotates from round to round so all see the same machine:
 - container: RunPodSandbox (host network), CreateContainer, StartContainer, K x
   ContainerStatus of the running container, StopContainer (timeout 0), RemoveContainer,
   StopPodSandbox + RemovePodSandbox;
-- image: PullImage of a three-layer image no container uses, K x ImageStatus, RemoveImage.
+- image: PullImage of a three-layer image no container uses, K x ImageStatus, RemoveImage;
+- exec: E x ExecSync of `true` in the running container (before StopContainer): wall time, and
+  CPU per probe of the daemon plus the container's monitor (crisp) or shim (containerd) and
+  every child they reaped (utime+stime+cutime+cstime from /proc); for crisp also E x `runc
+  exec` of the same container straight from this script, the runtime's own cost (its floor).
 
 Medians and p90 per step and runtime, and each step's ratio to containerd's.  containerd runs
 with a configuration of its own (root, state, sockets, runc root, registry hosts all under the
@@ -16,12 +20,15 @@ same local registry), is started by the script and stopped by pid afterwards.
 
 Usage (root, in a network namespace of its own):
     unshare -n sh -c 'ip link set lo up; exec /usr/bin/python3 bench/steps/bench-steps.py \
-        [-n 20] [-k 5] [--crisp NAME=BUILDDIR ...] [--no-containerd] [--json]'
+        [-n 20] [-k 5] [-e 10] [--crisp NAME=BUILDDIR ...] [--runc-exec] [--no-containerd] \
+        [--json]'
+--runc-exec adds a column NAME-runcexec per build, with `runtime.exec-direct = false`.
 Without --crisp, the build in CRISP_BUILDDIR (or the source tree) is measured as "crisp".
 """
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -46,6 +53,8 @@ COMMAND = ["sleep", "3600"]
 CONTAINER_STEPS = ("RunPodSandbox", "CreateContainer", "StartContainer", "ContainerStatus",
                    "StopContainer", "RemoveContainer", "StopPodSandbox+RemovePodSandbox")
 IMAGE_STEPS = ("PullImage", "ImageStatus", "RemoveImage")
+EXEC_STEPS = ("ExecSync", "ExecSync CPU", "runc exec CPU")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def p90(xs):
@@ -56,9 +65,9 @@ def p90(xs):
 class BuildDaemon(crisp_daemon.CrispDaemon):
     """A crisp daemon of a given build tree (the harness's is fixed at import)."""
 
-    def __init__(self, tmpdir, builddir):
+    def __init__(self, tmpdir, builddir, config=""):
         self.builddir = builddir
-        super().__init__(tmpdir, "[crisp]\nlog-level = info\n")
+        super().__init__(tmpdir, "[crisp]\nlog-level = info\n" + config)
 
     def base_config(self):
         return super().base_config().replace(
@@ -186,7 +195,52 @@ class Timer:
         return r
 
 
-def container_cycle(c, image, logdir, name, k, times):
+def cpu_ticks(pids):
+    """utime+stime+cutime+cstime of pids (those still there), in clock ticks."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])
+    return total
+
+
+def pids_naming(ids):
+    """Processes whose command line names one of ids: crisp's monitor, containerd's shim."""
+    found = []
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if any(i.encode() in argv for i in ids):
+            found.append(int(d))
+    return found
+
+
+def exec_cycle(c, rt, pod, cid, e, timed, times):
+    pids = [rt["pid"]] + pids_naming([pod, cid])
+    before = cpu_ticks(pids)
+    for _ in range(e):
+        r = timed("ExecSync", c.call, "ExecSync",
+                  pb.ExecSyncRequest(container_id=cid, cmd=["true"], timeout=10), 30)
+        assert r.exit_code == 0, r
+    times.setdefault("ExecSync CPU", []).append(
+        (cpu_ticks(pids) - before) * 1000.0 / CLK_TCK / e)
+    if rt.get("runc_root"):
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for _ in range(e):
+            subprocess.run([RUNC, "--root", rt["runc_root"], "exec", cid, "true"], check=True)
+        ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times.setdefault("runc exec CPU", []).append(
+            (ru2.ru_utime + ru2.ru_stime - ru.ru_utime - ru.ru_stime) * 1000.0 / e)
+
+
+def container_cycle(c, image, logdir, name, k, times, rt=None, e=0):
     timed = Timer(times)
     pod_cfg, cfg = host_pod_configs(name, logdir, image, COMMAND)
     pod = timed("RunPodSandbox", c.call, "RunPodSandbox",
@@ -198,6 +252,8 @@ def container_cycle(c, image, logdir, name, k, times):
         st = timed("ContainerStatus", c.call, "ContainerStatus",
                    pb.ContainerStatusRequest(container_id=cid)).status
         assert st.state == pb.CONTAINER_RUNNING, st
+    if e > 0:
+        exec_cycle(c, rt, pod, cid, e, timed, times)
     timed("StopContainer", c.call, "StopContainer",
           pb.StopContainerRequest(container_id=cid, timeout=0))
     timed("RemoveContainer", c.call, "RemoveContainer", pb.RemoveContainerRequest(container_id=cid))
@@ -230,18 +286,21 @@ def push_images(reg, tmp):
     return {n: "%s/%s:latest" % (reg.host, n) for n in ("busybox", "multilayer", "pause")}
 
 
-def start_runtimes(tmp, reg, refs, builds, with_containerd, stack):
+def start_runtimes(tmp, reg, refs, builds, with_containerd, stack, info):
     runtimes = {}
-    for name, builddir in builds:
-        d = BuildDaemon(os.path.join(tmp, "crisp-" + name), builddir)
+    for name, builddir, config in builds:
+        d = BuildDaemon(os.path.join(tmp, "crisp-" + name), builddir, config)
         with open(os.path.join(d.registries_dir, "50-bench.conf"), "w") as f:
             f.write(registries_conf(reg.host))
         stack.append(d)
         runtimes[name] = d.start().client
+        info[name] = {"pid": d.proc.pid,
+                      "runc_root": os.path.join(d.run_root, "runtime", "runc")}
     if with_containerd:
         ctd = Containerd(tmp, reg.host, refs["pause"])
         stack.append(ctd)
         runtimes["containerd"] = ctd.start().client
+        info["containerd"] = {"pid": ctd.proc.pid}
     for client in runtimes.values():
         client.call("PullImage", pb.PullImageRequest(image=pb.ImageSpec(image=refs["busybox"])),
                     120)
@@ -263,13 +322,15 @@ def run(args):
     tmp = tempfile.mkdtemp(prefix="crisp-bench-steps-")
     logdir = os.path.join(tmp, "logs")
     os.makedirs(logdir)
-    builds = args.crisp or [("crisp", crisp_daemon.BUILDDIR)]
+    builds = [(n, b, "") for n, b in args.crisp or [("crisp", crisp_daemon.BUILDDIR)]]
+    if args.runc_exec:
+        builds += [(n + "-runcexec", b, "[runtime]\nexec-direct = false\n") for n, b, _ in builds]
     with_containerd = not args.no_containerd and os.path.exists(CONTAINERD)
-    stack, times = [], {}
+    stack, times, info = [], {}, {}
     try:
         with Registry() as reg:
             refs = push_images(reg, tmp)
-            runtimes = start_runtimes(tmp, reg, refs, builds, with_containerd, stack)
+            runtimes = start_runtimes(tmp, reg, refs, builds, with_containerd, stack, info)
             names = list(runtimes)
             for name in names:
                 times[name] = {}
@@ -278,12 +339,13 @@ def run(args):
                 for name in order:
                     t = times[name] if rnd >= 0 else {}
                     container_cycle(runtimes[name], refs["busybox"], logdir,
-                                    "b%s-%d" % (name, rnd + args.warmup), args.k, t)
+                                    "b%s-%d" % (name, rnd + args.warmup), args.k, t,
+                                    info[name], args.e)
                     image_cycle(runtimes[name], refs["multilayer"], args.k, t)
     finally:
         problems = stop_runtimes(stack)
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"n": args.n, "k": args.k, "containerd": with_containerd, "problems": problems,
+    return {"n": args.n, "k": args.k, "e": args.e, "containerd": with_containerd, "problems": problems,
             "steps": {name: {s: {"median_ms": round(statistics.median(v), 3),
                                  "p90_ms": round(p90(v), 3)} for s, v in t.items()}
                       for name, t in times.items()}}
@@ -291,20 +353,20 @@ def run(args):
 
 def print_table(r):
     names = list(r["steps"])
-    print("rounds %d, %d ContainerStatus / ImageStatus calls per round; median / p90 ms"
-          % (r["n"], r["k"]))
+    print("rounds %d, %d ContainerStatus / ImageStatus calls and %d ExecSync per round; "
+          "median / p90 ms (CPU rows: ms of CPU per probe)" % (r["n"], r["k"], r["e"]))
     print("%-32s" % "step" + "".join("%22s" % n for n in names)
           + ("".join("%14s" % ("%s/ctrd" % n) for n in names if n != "containerd")
              if r["containerd"] else ""))
-    for step in CONTAINER_STEPS + IMAGE_STEPS:
+    for step in CONTAINER_STEPS + IMAGE_STEPS + (EXEC_STEPS if r["e"] else ()):
         row = "%-32s" % step
         for n in names:
-            s = r["steps"][n][step]
-            row += "%22s" % ("%.2f / %.2f" % (s["median_ms"], s["p90_ms"]))
-        if r["containerd"]:
+            s = r["steps"][n].get(step)
+            row += "%22s" % ("%.2f / %.2f" % (s["median_ms"], s["p90_ms"]) if s else "-")
+        if r["containerd"] and step in r["steps"]["containerd"]:
             base = r["steps"]["containerd"][step]["median_ms"]
             for n in names:
-                if n != "containerd":
+                if n != "containerd" and step in r["steps"][n]:
                     row += "%14.2f" % (r["steps"][n][step]["median_ms"] / base)
         print(row)
     if not r["containerd"]:
@@ -323,6 +385,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=20, help="rounds")
     ap.add_argument("-k", type=int, default=5, help="status calls per round")
+    ap.add_argument("-e", type=int, default=10, help="ExecSync probes per round (0: none)")
+    ap.add_argument("--runc-exec", action="store_true",
+                    help="also each build with runtime.exec-direct = false")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--crisp", type=build_arg, action="append",
                     help="NAME=BUILDDIR, one column per build (repeatable)")

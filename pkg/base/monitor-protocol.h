@@ -39,6 +39,12 @@
 #define CRISP_MONITOR_FILE_INFO "monitor" /* version, pid, container_pid */
 #define CRISP_MONITOR_FILE_PID "pidfile"  /* the runtime's --pid-file */
 #define CRISP_MONITOR_FILE_RUNTIME_LOG "runtime.log" /* the runtime's --log (json) */
+/* Written by crisp at create time when the direct exec path can run this container's execs
+ * (docs/monitor-protocol.md); absent: every exec goes through `runtime exec`. */
+#define CRISP_MONITOR_FILE_EXEC_SPEC "exec-spec"
+#define CRISP_MONITOR_FILE_EXEC_SECCOMP "exec-seccomp.bpf" /* struct sock_filter[], raw */
+#define CRISP_MONITOR_EXEC_SPEC_MAX (1024 * 1024)
+#define CRISP_MONITOR_EXEC_SECCOMP_MAX (4096 * 8) /* BPF_MAXINSNS instructions */
 #define CRISP_MONITOR_SOCKET_CTL "ctl"               /* control channel, SOCK_SEQPACKET */
 #define CRISP_MONITOR_SOCKET_ATTACH "attach"         /* attach socket, SOCK_SEQPACKET */
 #define CRISP_MONITOR_SOCKET_CONSOLE "console.sock"  /* --console-socket, during create only */

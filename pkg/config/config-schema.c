@@ -39,6 +39,9 @@ const CrispConfigKey crisp_config_schema[] = {
     "Path of the per-container monitor." },
   { "runtime", "restrict-oom-score-adj", CRISP_CONFIG_BOOL, FIELD (restrict_oom_score_adj), "false",
     "Never give a container an oom_score_adj below crisp's own (unprivileged hosts)." },
+  { "runtime", "exec-direct", CRISP_CONFIG_BOOL, FIELD (exec_direct), "true",
+    "ExecSync enters the container from its monitor instead of running 'runtime exec' (false: "
+    "always the runtime; containers created before a change keep their way)." },
 
   /* [runtime.<name>]: one group per handler; path and root defaults depend on the name. */
   { NULL, "path", CRISP_CONFIG_COMMAND, HANDLER_FIELD (path), NULL,

@@ -28,6 +28,7 @@ typedef struct CrispConfig
   int shutdown_grace;
   char *default_runtime, *cgroup_driver, *conmon;
   gboolean restrict_oom_score_adj;
+  gboolean exec_direct;
   GPtrArray *runtimes; /* CrispRuntimeHandler*, sorted by name */
   char *cni_config_dir;
   char **cni_plugin_dirs;

@@ -139,6 +139,9 @@ gboolean crisp_container_set_user (CrispContainer *c, JsonNode *user);
 char *crisp_container_name_key (const char *pod_id, const char *name, guint32 attempt);
 
 /* Paths of one container. */
+/* container-exec-spec.c: the monitor's exec-spec and seccomp filter from the built spec. */
+gboolean crisp_container_write_exec_spec (CrispContainerService *svc, CrispContainer *c,
+                                          JsonNode *spec, const char *bundle, GError **error);
 char *crisp_container_run_path (CrispContainerService *svc, const char *id, const char *sub);
 char *crisp_container_root_path (CrispContainerService *svc, const char *id, const char *sub);
 

@@ -121,5 +121,5 @@ crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, Crisp
   if (!crisp_cgroups_container_path (svc->cgroup_driver, pod->cgroup_parent, c->id, NULL,
                                      &c->cgroup_path, error))
     return FALSE;
-  return write_spec (bundle, spec, error);
+  return crisp_container_write_exec_spec (svc, c, spec, bundle, error) && write_spec (bundle, spec, error);
 }

@@ -406,6 +406,10 @@ crisp_container_service_exec_sync (CrispContainerService *svc,
     argv[i] = req->cmd[i];
   CrispMonitorExecResult res = { 0 };
   guint32 timeout_ms = (guint32) MIN (req->timeout, G_MAXUINT32 / 1000) * 1000;
+  g_autofree char *exec_spec
+      = crisp_container_run_path (svc, c->id, "monitor/" CRISP_MONITOR_FILE_EXEC_SPEC);
+  g_debug ("exec in container '%s': %s", c->id,
+           access (exec_spec, F_OK) == 0 ? "direct, from its monitor" : "through the runtime");
   int r = crisp_monitor_exec (fd, argv, NULL, timeout_ms, EXEC_SYNC_OUTPUT_MAX, &res);
   if (r == -ETIMEDOUT)
     return crisp_throw_errno (error, r, "exec in container '%s': its monitor did not answer", c->id),

@@ -39,4 +39,10 @@ JsonNode *crisp_seccomp_profile_load (const char *path, GError **error);
 /* TRUE when name is a syscall libseccomp knows on some architecture. */
 gboolean crisp_seccomp_syscall_is_known (const char *name);
 
+/* Compiles a `linux.seccomp` object (as the two functions above produce) to a classic BPF
+ * program written to fd, built the way runc 1.1 builds its filter (without runc's ENOSYS
+ * stub).  Flags, listeners and SCMP_ACT_NOTIFY fail with CRISP_ERROR_FAILED_PRECONDITION:
+ * the caller keeps such a container on the runtime's exec. */
+gboolean crisp_seccomp_export_bpf (JsonNode *seccomp, int fd, GError **error);
+
 G_END_DECLS

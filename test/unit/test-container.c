@@ -41,6 +41,7 @@ setup (Fixture *f, gconstpointer data)
                                         (GDestroyNotify) crisp_container_unref);
   f->svc.names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   f->svc.cgroup_driver = CRISP_CGROUP_DRIVER_CGROUPFS;
+  f->svc.config = crisp_config_new ();
   f->svc.host = (CrispOciHost){ .cgroup_mode = CRISP_CGROUP_MODE_HYBRID,
                                 .cap_last_cap = 40,
                                 .cap_bounding = G_MAXUINT64 };
@@ -52,6 +53,7 @@ teardown (Fixture *f, gconstpointer data)
   g_hash_table_unref (f->svc.by_id);
   g_hash_table_unref (f->svc.names);
   crisp_store_free (f->svc.store);
+  crisp_config_free ((CrispConfig *) f->svc.config);
   g_free (f->svc.run_dir);
   g_mutex_clear (&f->svc.lock);
   g_assert_cmpint (crisp_store_rm_rf_at (AT_FDCWD, f->dir), ==, 0);
@@ -801,6 +803,8 @@ spec_init (Fixture *f, Spec *s, const char *image_config)
   g_clear_pointer (&s->c->cgroup_path, g_free);
   s->bundle = g_build_filename (f->dir, "bundle", NULL);
   g_assert_cmpint (g_mkdir (s->bundle, 0700), ==, 0);
+  g_autofree char *state = g_build_filename (s->bundle, "monitor", NULL);
+  g_assert_cmpint (g_mkdir (state, 0700), ==, 0);
   s->config_json = g_build_filename (s->bundle, "config.json", NULL);
 }
 
@@ -872,6 +876,15 @@ test_spec_written_to_bundle (Fixture *f, gconstpointer data)
   g_autofree char *resolv = g_build_filename (s.pod.run_dir, "resolv.conf", NULL);
   g_assert_cmpstr (spec_mount_source (spec, "/etc/resolv.conf"), ==, resolv);
   g_assert_null (spec_mount_source (spec, "/etc/hosts")); /* the pod has no hosts file */
+
+  /* The monitor's exec-spec comes from the same process object. */
+  g_autofree char *exec_spec = g_build_filename (s.bundle, "monitor", "exec-spec", NULL);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (exec_spec, &text, NULL, &error));
+  g_assert_true (g_str_has_prefix (text, "version=1\ncwd=/\nkeyring=_ses." ID_A "\n"));
+  g_assert_nonnull (strstr (text, "\nuid=0\ngid=0\n"));
+  g_assert_nonnull (strstr (text, "\ncaps_bounding="));
+  g_assert_nonnull (strstr (text, "\nenv=PATH="));
   spec_clear (&s);
 }
 

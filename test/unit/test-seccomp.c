@@ -261,6 +261,39 @@ test_load_file (void)
   g_rmdir (dir);
 }
 
+/* The precompiled program: whole instructions, within the kernel's bound, and nothing for what
+ * a precompiled filter cannot express. */
+static void
+test_export_bpf (void)
+{
+  g_autoptr (JsonNode) profile = crisp_seccomp_default_profile (NULL);
+  g_autofree char *path = NULL;
+  int fd = g_file_open_tmp ("crisp-bpf-XXXXXX", &path, NULL);
+  g_assert_cmpint (fd, >=, 0);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_seccomp_export_bpf (profile, fd, &error));
+  g_assert_no_error (error);
+  off_t len = lseek (fd, 0, SEEK_END);
+  g_assert_cmpint (len % 8, ==, 0);
+  g_assert_cmpint (len, >, 8 * 50);
+  g_assert_cmpint (len, <=, 8 * 4096);
+
+  const char *const refused[] = {
+    "{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"flags\":[\"SECCOMP_FILTER_FLAG_LOG\"]}",
+    "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"read\"],"
+    "\"action\":\"SCMP_ACT_NOTIFY\"}]}",
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (refused); i++)
+    {
+      g_autoptr (GError) local = NULL;
+      g_autoptr (JsonNode) p = json_from_string (refused[i], NULL);
+      g_assert_false (crisp_seccomp_export_bpf (p, fd, &local));
+      g_assert_error (local, CRISP_ERROR, CRISP_ERROR_FAILED_PRECONDITION);
+    }
+  close (fd);
+  g_unlink (path);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -273,5 +306,6 @@ main (int argc, char **argv)
   g_test_add_func ("/seccomp/parse/rejects", test_parse_rejects);
   g_test_add_func ("/seccomp/parse/bounds", test_parse_bounds);
   g_test_add_func ("/seccomp/load/file", test_load_file);
+  g_test_add_func ("/seccomp/export/bpf", test_export_bpf);
   return g_test_run ();
 }
