@@ -15,6 +15,7 @@ from cri_client import pb
 from image_harness import pull, registries_conf
 from pod_harness import PLUGIN_DIRS, PodNet, nsfs_mounts_under, pod_config, run_pod
 from test_crash_points import RUNC, WRAPPER, Paused
+from test_exec_direct import compare
 from test_image_volumes import data_image, image_mount, sh, staged
 from test_pod import podenv  # noqa: F401
 
@@ -336,3 +337,22 @@ def test_kill_during_run_releases_the_user_namespace(podenv):  # noqa: F811
     assert not podenv.client.call("ListPodSandbox", pb.ListPodSandboxRequest()).items
     assert not nsfs_mounts_under(podenv.d.tmp)
     assert os.listdir(os.path.join(podenv.d.root, "pods")) == []
+
+
+@pytest.mark.parametrize("run_as", [None, 4242])
+def test_direct_exec_in_a_user_namespace_matches_runc_exec(uenv, run_as):
+    """ExecSync's direct path joins the pod's user namespace first, as runc exec does: the
+    probe of test_exec_direct.py sees the same ids, groups, capabilities, namespaces, cgroups
+    and limits both ways, and root inside is the mapped host id outside."""
+    pod = run_userns_pod(uenv)
+    ns = uenv.pods[pod].linux.security_context.namespace_options
+    sec = pb.LinuxContainerSecurityContext(namespace_options=ns)
+    if run_as is not None:
+        sec.run_as_user.value = run_as
+        sec.supplemental_groups.extend([4000])
+    cid, st, out = compare(uenv, pod, "dx", security=sec)
+    want = run_as or 0
+    assert st["Uid"].split() == [str(want)] * 4, out
+    user_line = [l for l in out if l.startswith("/proc/self/ns/user ")]
+    assert user_line and user_line[0].split()[1] == os.readlink("/proc/%d/ns/user" % uenv.pid(cid))
+    assert user_line[0].split()[1] != os.readlink("/proc/self/ns/user")
