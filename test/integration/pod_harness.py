@@ -37,8 +37,12 @@ class PodNet:
             ]}
 
     def install(self, cni_dir, name="10-crisp-test.conflist"):
-        with open(os.path.join(cni_dir, name), "w") as f:
+        """Written aside and renamed into place, as a node's CNI installer should: crisp reads
+        the directory whenever it changes, and a file it reads half-written is broken."""
+        path = os.path.join(cni_dir, name)
+        with open(path + ".partial", "w") as f:
             json.dump(self.conflist, f)
+        os.rename(path + ".partial", path)
 
     def allocations(self):
         d = os.path.join(self.ipam_dir, self.conflist["name"])
