@@ -6,8 +6,11 @@
 #include "crisp-base.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -53,6 +56,91 @@ sink_read (Sink *s, size_t max)
   return 1;
 }
 
+/* What the child of spawn_piped needs. */
+typedef struct
+{
+  const char *path;
+  char *const *argv;
+  char *const *envp;
+  int in, out, err;
+  pid_t parent;
+} ChildArgs;
+
+/* The child, between its start and exec: it dies with the thread that waits for it, so that
+ * a crisp killed mid-call leaves no helper still changing things behind its successor. */
+static int
+exec_child (void *data)
+{
+  const ChildArgs *a = data;
+  if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != a->parent)
+    _exit (127);
+  if (dup2 (a->in, 0) < 0 || dup2 (a->out, 1) < 0 || dup2 (a->err, 2) < 0)
+    _exit (127);
+  sigset_t none;
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+  execve (a->path, a->argv, a->envp);
+  _exit (127);
+}
+
+typedef struct
+{
+  int (*fn) (void *);
+  void *data;
+} Trampoline;
+
+/* First in a child that shares crisp's memory (not its descriptors or signal handlers): no
+ * handler of crisp's may ever run there, so every caught signal goes back to its default
+ * (all are blocked until then). crisp ignores SIGPIPE; its children must not. */
+static int
+trampoline (void *data)
+{
+  const Trampoline *t = data;
+  for (int sig = 1; sig < _NSIG; sig++)
+    {
+      struct sigaction sa;
+      if (sig == SIGKILL || sig == SIGSTOP || sigaction (sig, NULL, &sa) < 0)
+        continue;
+      if ((sa.sa_handler == SIG_IGN && sig != SIGPIPE)
+          || (sa.sa_handler == SIG_DFL && !(sa.sa_flags & SA_SIGINFO)))
+        continue;
+      struct sigaction dfl = { .sa_handler = SIG_DFL };
+      sigaction (sig, &dfl, NULL);
+    }
+  return t->fn (t->data);
+}
+
+#define CHILD_STACK_SIZE (64 * 1024)
+
+pid_t
+crisp_vfork_call (int (*fn) (void *), void *data)
+{
+  Trampoline t = { fn, data };
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  /* The sanitizers cannot follow a child running on a stack of its own in shared memory
+   * (AddressSanitizer reports the stack's old poison): a plain fork there. */
+  pid_t pid = fork ();
+  if (pid == 0)
+    _exit (trampoline (&t));
+  return pid;
+#else
+  void *stack = mmap (NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED)
+    return -1;
+  sigset_t all, old;
+  sigfillset (&all);
+  pthread_sigmask (SIG_SETMASK, &all, &old);
+  pid_t pid = clone (trampoline, (char *) stack + CHILD_STACK_SIZE,
+                     CLONE_VM | CLONE_VFORK | SIGCHLD, &t);
+  int e = errno;
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+  munmap (stack, CHILD_STACK_SIZE);
+  errno = e;
+  return pid;
+#endif
+}
+
 static int
 spawn_piped (const char *path, char *const argv[], char *const envp[], int fds[3], pid_t *out_pid)
 {
@@ -68,25 +156,8 @@ spawn_piped (const char *path, char *const argv[], char *const envp[], int fds[3
         }
       return r;
     }
-  /* fork, not posix_spawn: the child must die with the thread that waits for it, so that a
-   * crisp killed mid-call leaves no helper still changing things behind its successor. Only
-   * async-signal-safe calls between fork and exec. */
-  pid_t parent = getpid ();
-  pid_t pid = fork ();
-  if (pid == 0)
-    {
-      sigset_t none;
-      sigemptyset (&none);
-      sigprocmask (SIG_SETMASK, &none, NULL);
-      struct sigaction dfl = { .sa_handler = SIG_DFL };
-      sigaction (SIGPIPE, &dfl, NULL); /* crisp ignores it; its helpers must not */
-      if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != parent)
-        _exit (127);
-      if (dup2 (in[0], 0) < 0 || dup2 (out[1], 1) < 0 || dup2 (err[1], 2) < 0)
-        _exit (127);
-      execve (path, argv, envp);
-      _exit (127);
-    }
+  ChildArgs a = { path, argv, envp, in[0], out[1], err[1], getpid () };
+  pid_t pid = crisp_vfork_call (exec_child, &a);
   int r = pid < 0 ? errno : 0;
   *out_pid = pid;
   close (in[0]);

@@ -31,35 +31,44 @@
 
 typedef int (*ChildFunc) (void *data, int *out_step);
 
-/* Runs fn in a forked child; returns its result, with the step that failed in *out_step. */
+typedef struct
+{
+  ChildFunc fn;
+  void *data;
+  pid_t parent;
+  int out; /* the pipe's write end */
+} ChildCall;
+
+static int
+child_call (void *data)
+{
+  const ChildCall *c = data;
+  int res[2] = { 0, -1 };
+  /* Neither this child nor what it holds may outlive a crisp killed meanwhile. */
+  if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != c->parent)
+    _exit (1);
+  res[0] = c->fn (c->data, &res[1]);
+  (void) !write (c->out, res, sizeof res);
+  _exit (0);
+}
+
+/* Runs fn in a child (crisp_vfork_call: it makes system calls only); returns its result,
+ * with the step that failed in *out_step. */
 static int
 run_in_child (ChildFunc fn, void *data, int *out_step)
 {
   int p[2];
   if (pipe2 (p, O_CLOEXEC) < 0)
     return -errno;
-  pid_t parent = getpid ();
-  pid_t pid = fork ();
+  ChildCall call = { fn, data, getpid (), p[1] };
+  pid_t pid = crisp_vfork_call (child_call, &call);
+  int r = pid < 0 ? -errno : 0;
+  close (p[1]);
   if (pid < 0)
     {
-      int r = -errno;
       close (p[0]);
-      close (p[1]);
       return r;
     }
-  if (pid == 0)
-    {
-      int res[2] = { 0, -1 };
-      /* A copy of crisp with all its descriptors (the socket and its lock among them) must
-       * not outlive a crisp killed meanwhile: its successor would find both still held. */
-      if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != parent)
-        _exit (1);
-      close (p[0]);
-      res[0] = fn (data, &res[1]);
-      (void) !write (p[1], res, sizeof res);
-      _exit (0);
-    }
-  close (p[1]);
   int res[2] = { -EIO, -1 };
   ssize_t n;
   do
