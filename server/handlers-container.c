@@ -115,6 +115,16 @@ list_thread (CrispServer *self, CrispCall *call, gpointer data)
                                    self->containers, crisp_call_list_filter (call)));
 }
 
+/* ListContainers as ContainerStatus: on the main loop when memory has every answer. */
+static void
+handle_list_containers (CrispServer *self, CrispCall *call)
+{
+  if (crisp_container_service_list_in_memory (self->containers))
+    list_thread (self, call, NULL);
+  else
+    crisp_call_run_in_thread (call, list_thread, NULL, NULL);
+}
+
 static void
 exec_sync_thread (CrispServer *self, CrispCall *call, gpointer data)
 {
@@ -242,7 +252,7 @@ crisp_container_handlers_init (CrispServer *self, GError **error)
   crisp_server_register_in_thread (self, "StopContainer", stop_thread);
   crisp_server_register_in_thread (self, "RemoveContainer", remove_thread);
   crisp_server_register (self, "ContainerStatus", handle_container_status);
-  crisp_server_register_in_thread (self, "ListContainers", list_thread);
+  crisp_server_register (self, "ListContainers", handle_list_containers);
   crisp_server_register_in_thread (self, "StreamContainers", list_thread);
   crisp_server_register_in_thread (self, "ExecSync", exec_sync_thread);
   crisp_server_register_in_thread (self, "ReopenContainerLog", reopen_log_thread);

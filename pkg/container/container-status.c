@@ -195,6 +195,16 @@ crisp_container_service_status_in_memory (CrispContainerService *svc, const char
   return c == NULL || crisp_container_exit_known (svc, c);
 }
 
+gboolean
+crisp_container_service_list_in_memory (CrispContainerService *svc)
+{
+  g_autoptr (GPtrArray) all = crisp_container_snapshot (svc, NULL);
+  for (guint i = 0; i < all->len; i++)
+    if (!crisp_container_exit_known (svc, all->pdata[i]))
+      return FALSE;
+  return TRUE;
+}
+
 Runtime__V1__ContainerStatusResponse *
 crisp_container_service_status (CrispContainerService *svc, const char *id, gboolean verbose,
                                 GError **error)

@@ -57,6 +57,8 @@ gboolean crisp_container_service_remove_pod (gpointer svc, const char *pod_id,
  * current, or there is no such container): then it does no I/O and need not leave the
  * main loop. */
 gboolean crisp_container_service_status_in_memory (CrispContainerService *svc, const char *id);
+/* Likewise for every container: a list needs no file read. */
+gboolean crisp_container_service_list_in_memory (CrispContainerService *svc);
 
 /* Responses allocated with malloc: free with protobuf_c_message_free_unpacked (m, NULL). */
 Runtime__V1__ContainerStatusResponse *crisp_container_service_status (CrispContainerService *svc,
