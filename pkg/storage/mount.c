@@ -120,6 +120,17 @@ crisp_storage_mount_layers (CrispStorage *store, const char *const *diff_ids, co
   return mount_layers_from (store, store->root, diff_ids, upper_dir, work_dir, target, error);
 }
 
+int
+crisp_storage_open_layers (CrispStorage *store, const char *const *diff_ids, GError **error)
+{
+  _cleanup_close_ int fsfd = fsopen ("overlay", FSOPEN_CLOEXEC);
+  if (fsfd < 0)
+    return crisp_throw_errno (error, errno, "fsopen overlay"), -1;
+  if (!add_lowers (store, store->root, fsfd, diff_ids, error))
+    return crisp_prefix_error (error, "mounting the layers: "), -1;
+  return create_overlay (fsfd, NULL, NULL, "a detached read-only view", error);
+}
+
 gboolean
 crisp_storage_mount_layers_idmapped (CrispStorage *store, const char *const *diff_ids,
                                      const char *upper_dir, const char *work_dir,
