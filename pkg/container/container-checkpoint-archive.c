@@ -506,16 +506,19 @@ static gboolean
 read_json_file (int dirfd, const char *what, const char *name, guint *found, JsonNode **out,
                 GError **error)
 {
-  _cleanup_close_ int fd
-      = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  /* Looked at before it is opened: a device node is never opened. */
   struct stat st;
-  if (fd < 0 && errno == ENOENT)
-    return TRUE;
-  if (fd < 0 && errno == ELOOP)
-    st.st_mode = S_IFLNK;
-  else if (fd < 0 || fstat (fd, &st) < 0)
+  if (fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT || crisp_throw_errno (error, errno, "%s: reading %s", what, name);
+  _cleanup_close_ int fd
+      = S_ISREG (st.st_mode)
+            ? openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+            : -1;
+  if (fd >= 0 && fstat (fd, &st) < 0)
     return crisp_throw_errno (error, errno, "%s: opening %s", what, name);
-  if (!S_ISREG (st.st_mode))
+  if (fd < 0 && S_ISREG (st.st_mode) && errno != ELOOP)
+    return crisp_throw_errno (error, errno, "%s: opening %s", what, name);
+  if (fd < 0 || !S_ISREG (st.st_mode))
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: %s is not a regular file", what,
                         name);
   if (st.st_size > ARCHIVE_JSON_MAX)
