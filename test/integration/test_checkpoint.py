@@ -124,7 +124,7 @@ def test_checkpoint_of_a_running_container(cenv, tmp_path):
     with open(location, "rb") as f:
         ref = push_checkpoint_image(cenv.registry, f.read())
     pull(cenv.d, ref)
-    assert_restored_counter_continues(cenv, cid, ref, before)
+    assert_restored_counter_continues(cenv, cid, ref, before, pod="restored-from-image")
 
 
 def count_in(cenv, cid):
@@ -133,11 +133,12 @@ def count_in(cenv, cid):
     return int(res.stdout.decode().strip())
 
 
-def assert_restored_counter_continues(cenv, cid, location, before):
+def assert_restored_counter_continues(cenv, cid, location, before, pod="restored"):
     """The archive becomes a container of a new pod whose counter goes on from where the
     checkpoint took it (CRIU restored its memory: a new process would start at 1). BEFORE was
-    read just before the checkpoint, so the restored count is at least that."""
-    pod2 = cenv.run_pod("restored")
+    read just before the checkpoint, so the restored count is at least that.  LOCATION may also
+    be a checkpoint image's reference; POD names the new pod."""
+    pod2 = cenv.run_pod(pod)
     restored = cenv.create(pod2, "restored", image=location, command=SLEEPER)
     assert cenv.state(restored) == pb.CONTAINER_CREATED
     status = cenv.status(restored).status
