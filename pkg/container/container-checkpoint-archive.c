@@ -350,10 +350,35 @@ crisp_container_checkpoint_write_files (CrispContainerService *svc, CrispContain
          && copy_criu_file (work, "dump.log", error);
 }
 
+/* config.dump or spec.dump (name) of the checkpoint what, read whole into s: a JSON object,
+ * into *out when out is not NULL. */
+static gboolean
+parse_dump (const char *what, const char *name, GString *s, JsonNode **out, GError **error)
+{
+  g_autoptr (JsonParser) p = json_parser_new ();
+  if (!json_parser_load_from_data (p, s->str, (gssize) s->len, NULL)
+      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: %s is not a JSON object", what,
+                        name);
+  if (out != NULL)
+    {
+      g_clear_pointer (out, json_node_unref); /* a repeated member: the last counts, as in tar */
+      *out = json_node_copy (json_parser_get_root (p));
+    }
+  return TRUE;
+}
+
+static gboolean
+dump_too_large (const char *what, const char *name, GError **error)
+{
+  return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: %s is larger than %d bytes", what,
+                      name, ARCHIVE_JSON_MAX);
+}
+
 /* Reads member data of at most ARCHIVE_JSON_MAX bytes as a JSON object, into *out when out is
  * not NULL. */
 static gboolean
-read_json_member (struct archive *a, const char *path, const char *name, JsonNode **out,
+read_json_member (struct archive *a, const char *what, const char *name, JsonNode **out,
                   GError **error)
 {
   g_autoptr (GString) s = g_string_new (NULL);
@@ -362,25 +387,24 @@ read_json_member (struct archive *a, const char *path, const char *name, JsonNod
   while ((n = archive_read_data (a, buf, sizeof buf)) > 0)
     {
       if (s->len + (gsize) n > ARCHIVE_JSON_MAX)
-        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                            "checkpoint archive '%s': %s is larger than %d bytes", path, name,
-                            ARCHIVE_JSON_MAX);
+        return dump_too_large (what, name, error);
       g_string_append_len (s, buf, n);
     }
   if (n < 0)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "checkpoint archive '%s': %s: %s",
-                        path, name, archive_error_string (a));
-  g_autoptr (JsonParser) p = json_parser_new ();
-  if (!json_parser_load_from_data (p, s->str, (gssize) s->len, NULL)
-      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                        "checkpoint archive '%s': %s is not a JSON object", path, name);
-  if (out != NULL)
-    {
-      g_clear_pointer (out, json_node_unref); /* a repeated member: the last counts, as in tar */
-      *out = json_node_copy (json_parser_get_root (p));
-    }
-  return TRUE;
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: %s: %s", what, name,
+                        archive_error_string (a));
+  return parse_dump (what, name, s, out, error);
+}
+
+/* What a checkpoint lacks of the members found (1: config.dump, 2: spec.dump, 4: checkpoint/),
+ * or NULL. */
+static const char *
+lacking (guint found)
+{
+  return !(found & 1)   ? "config.dump"
+         : !(found & 2) ? "spec.dump"
+         : !(found & 4) ? "the checkpoint/ directory of CRIU images"
+                        : NULL;
 }
 
 /* Checks one member's name; notes the members a checkpoint must have. */
@@ -412,7 +436,8 @@ check_member (struct archive *a, struct archive_entry *e, const char *path, guin
                             "checkpoint archive '%s': %s is not a regular file", path, clean);
       gboolean config = g_str_equal (clean, "config.dump");
       *found |= config ? 1 : 2;
-      return read_json_member (a, path, clean, dumps ? &dumps[config ? 0 : 1] : NULL, error);
+      g_autofree char *what = g_strdup_printf ("checkpoint archive '%s'", path);
+      return read_json_member (a, what, clean, dumps ? &dumps[config ? 0 : 1] : NULL, error);
     }
   if (g_str_equal (clean, "checkpoint") || g_str_has_prefix (clean, "checkpoint/"))
     *found |= 4;
@@ -457,12 +482,9 @@ crisp_container_checkpoint_read_archive (const char *path, JsonNode **out_config
                       "checkpoint archive '%s' is not a valid tar archive: %s", path,
                       archive_error_string (a));
   archive_read_free (a);
-  if (ok && found != 7)
+  if (ok && lacking (found) != NULL)
     ok = crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
-                      "'%s' is not a checkpoint archive: it lacks %s", path,
-                      !(found & 1)   ? "config.dump"
-                      : !(found & 2) ? "spec.dump"
-                                     : "the checkpoint/ directory of CRIU images");
+                      "'%s' is not a checkpoint archive: it lacks %s", path, lacking (found));
   if (ok && out_config != NULL)
     *out_config = g_steal_pointer (&dumps[0]);
   if (ok && out_spec != NULL)
@@ -476,4 +498,67 @@ gboolean
 crisp_container_checkpoint_check_archive (const char *path, GError **error)
 {
   return crisp_container_checkpoint_read_archive (path, NULL, NULL, error);
+}
+
+/* config.dump or spec.dump of a directory: a regular file (a link is not followed), read
+ * whole within the bound, a JSON object. */
+static gboolean
+read_json_file (int dirfd, const char *what, const char *name, guint *found, JsonNode **out,
+                GError **error)
+{
+  /* Looked at before it is opened: a device node is never opened. */
+  struct stat st;
+  if (fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT || crisp_throw_errno (error, errno, "%s: reading %s", what, name);
+  _cleanup_close_ int fd
+      = S_ISREG (st.st_mode)
+            ? openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+            : -1;
+  if (fd >= 0 && fstat (fd, &st) < 0)
+    return crisp_throw_errno (error, errno, "%s: opening %s", what, name);
+  if (fd < 0 && S_ISREG (st.st_mode) && errno != ELOOP)
+    return crisp_throw_errno (error, errno, "%s: opening %s", what, name);
+  if (fd < 0 || !S_ISREG (st.st_mode))
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: %s is not a regular file", what,
+                        name);
+  if (st.st_size > ARCHIVE_JSON_MAX)
+    return dump_too_large (what, name, error);
+  g_autoptr (GString) s = g_string_sized_new ((gsize) st.st_size + 1);
+  char buf[65536];
+  ssize_t n;
+  while ((n = read (fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    {
+      if (n < 0)
+        continue;
+      if (s->len + (gsize) n > ARCHIVE_JSON_MAX)
+        return dump_too_large (what, name, error);
+      g_string_append_len (s, buf, n);
+    }
+  if (n < 0)
+    return crisp_throw_errno (error, errno, "%s: reading %s", what, name);
+  *found |= g_str_equal (name, "config.dump") ? 1 : 2;
+  return parse_dump (what, name, s, out, error);
+}
+
+gboolean
+crisp_container_checkpoint_read_dir (int dirfd, const char *what, JsonNode **out_config,
+                                     JsonNode **out_spec, GError **error)
+{
+  g_autoptr (JsonNode) config = NULL;
+  g_autoptr (JsonNode) spec = NULL;
+  guint found = 0;
+  struct stat st;
+  if (fstatat (dirfd, "checkpoint", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR (st.st_mode))
+    found |= 4;
+  if (!read_json_file (dirfd, what, "config.dump", &found, &config, error)
+      || !read_json_file (dirfd, what, "spec.dump", &found, &spec, error))
+    return FALSE;
+  if (lacking (found) != NULL)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s is not a checkpoint: it lacks %s",
+                        what, lacking (found));
+  if (out_config != NULL)
+    *out_config = g_steal_pointer (&config);
+  if (out_spec != NULL)
+    *out_spec = g_steal_pointer (&spec);
+  return TRUE;
 }

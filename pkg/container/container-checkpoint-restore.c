@@ -10,6 +10,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
@@ -22,6 +23,8 @@
 #define UNPACK_MAX_MEMBERS 1000000
 #define UNPACK_MAX_BYTES (G_GUINT64_CONSTANT (64) << 30)
 #define DELETED_FILES_MAX (64 << 20)
+/* How deep a checkpoint given as a directory may nest. */
+#define UNPACK_MAX_DEPTH 256
 
 void
 crisp_restore_free (CrispRestore *r)
@@ -30,18 +33,34 @@ crisp_restore_free (CrispRestore *r)
     return;
   g_free (r->what);
   g_free (r->archive);
+  if (r->content >= 0)
+    close (r->content);
   g_clear_pointer (&r->config, json_node_unref);
   g_clear_pointer (&r->spec, json_node_unref);
   g_clear_pointer (&r->image, crisp_image_free);
   g_free (r);
 }
 
+/* A source of members: a tar (a), or a directory whose current regular file is open as
+ * srcfd (a == NULL). Both feed the same checks and the same code that makes them. */
 typedef struct
 {
   struct archive *a;
   const char *what; /* for messages */
   guint64 members, bytes;
+  int srcfd;
 } Unpack;
+
+static la_ssize_t
+read_member (Unpack *u, char *buf, size_t size)
+{
+  if (u->a != NULL)
+    return archive_read_data (u->a, buf, size);
+  ssize_t n;
+  while ((n = read (u->srcfd, buf, size)) < 0 && errno == EINTR)
+    ;
+  return n;
+}
 
 static struct archive *
 open_tar (int fd, const char *what, GError **error)
@@ -89,7 +108,7 @@ copy_data (Unpack *u, int fd, const char *name, GError **error)
 {
   char buf[65536];
   la_ssize_t n;
-  while ((n = archive_read_data (u->a, buf, sizeof buf)) > 0)
+  while ((n = read_member (u, buf, sizeof buf)) > 0)
     {
       u->bytes += (guint64) n;
       if (u->bytes > UNPACK_MAX_BYTES)
@@ -101,8 +120,9 @@ copy_data (Unpack *u, int fd, const char *name, GError **error)
         return crisp_throw_errno (error, r, "%s: writing '%s'", u->what, name);
     }
   if (n < 0)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: member '%s': %s", u->what, name,
-                        archive_error_string (u->a));
+    return u->a != NULL ? crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: member '%s': %s",
+                                       u->what, name, archive_error_string (u->a))
+                        : crisp_throw_errno (error, errno, "%s: reading '%s'", u->what, name);
   return TRUE;
 }
 
@@ -186,7 +206,7 @@ typedef gboolean (*MemberFunc) (Unpack *u, int fd, struct archive_entry *e, cons
 static gboolean
 walk_tar (int tarfd, const char *what, MemberFunc fn, int fd, GError **error)
 {
-  Unpack u = { open_tar (tarfd, what, error), what, 0, 0 };
+  Unpack u = { open_tar (tarfd, what, error), what, 0, 0, -1 };
   if (u.a == NULL)
     return FALSE;
   gboolean ok = TRUE, done = FALSE;
@@ -217,6 +237,86 @@ crisp_container_restore_unpack (const char *archive_path, int destfd, GError **e
   if (!S_ISREG (st.st_mode))
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s is not a regular file", what);
   return walk_tar (fd, what, unpack_wanted, destfd, error);
+}
+
+static gboolean walk_dir (Unpack *u, int dirfd, const char *prefix, int depth, MemberFunc fn,
+                          int fd, GError **error);
+
+/* One entry of a directory source, described as a tar member would be (never followed when a
+ * link) and handed to fn; a directory's entries follow it. */
+static gboolean
+walk_dir_entry (Unpack *u, int dirfd, const char *base, const char *prefix, int depth,
+                MemberFunc fn, int fd, GError **error)
+{
+  g_autofree char *raw = *prefix ? g_strconcat (prefix, "/", base, NULL) : g_strdup (base);
+  g_autofree char *name = member_name (u, raw, error);
+  if (name == NULL)
+    return FALSE;
+  if (depth == 0 && !wanted (name))
+    return TRUE; /* what a restore does not need is not even looked at */
+  if (++u->members > UNPACK_MAX_MEMBERS)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s has more than %d members", u->what,
+                        UNPACK_MAX_MEMBERS);
+  struct stat st;
+  if (fstatat (dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return crisp_throw_errno (error, errno, "%s: reading '%s'", u->what, name);
+  _cleanup_close_ int src = -1;
+  if (S_ISREG (st.st_mode) || S_ISDIR (st.st_mode))
+    {
+      src = openat (dirfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+      struct stat now;
+      if (src < 0 || fstat (src, &now) < 0)
+        return crisp_throw_errno (error, errno, "%s: opening '%s'", u->what, name);
+      if ((now.st_mode & S_IFMT) != (st.st_mode & S_IFMT))
+        return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s: member '%s' changed", u->what,
+                            name);
+    }
+  struct archive_entry *e = archive_entry_new ();
+  archive_entry_copy_stat (e, &st);
+  archive_entry_set_pathname (e, name);
+  u->srcfd = src;
+  gboolean ok = fn (u, fd, e, name, error);
+  u->srcfd = -1;
+  archive_entry_free (e);
+  if (!ok || !S_ISDIR (st.st_mode))
+    return ok;
+  if (depth >= UNPACK_MAX_DEPTH)
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "%s nests deeper than %d directories",
+                        u->what, UNPACK_MAX_DEPTH);
+  return walk_dir (u, g_steal_fd (&src), name, depth + 1, fn, fd, error);
+}
+
+/* Every entry of the directory dirfd (taken and closed), under prefix. */
+static gboolean
+walk_dir (Unpack *u, int dirfd, const char *prefix, int depth, MemberFunc fn, int fd,
+          GError **error)
+{
+  DIR *d = fdopendir (dirfd);
+  if (d == NULL)
+    {
+      int e = errno;
+      close (dirfd);
+      return crisp_throw_errno (error, e, "%s: listing '%s'", u->what, *prefix ? prefix : "/");
+    }
+  gboolean ok = TRUE;
+  struct dirent *de;
+  while (ok && (errno = 0, de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      ok = walk_dir_entry (u, dirfd, de->d_name, prefix, depth, fn, fd, error);
+  if (ok && errno != 0)
+    ok = crisp_throw_errno (error, errno, "%s: listing '%s'", u->what, *prefix ? prefix : "/");
+  closedir (d);
+  return ok;
+}
+
+gboolean
+crisp_container_restore_unpack_dir (int srcfd, const char *what, int destfd, GError **error)
+{
+  Unpack u = { NULL, what, 0, 0, -1 };
+  int fd = openat (srcfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return crisp_throw_errno (error, errno, "%s: opening its files", what);
+  return walk_dir (&u, fd, "", 0, unpack_wanted, destfd, error);
 }
 
 /* Opens the directory `path` names inside the root filesystem rootfd: links are followed as

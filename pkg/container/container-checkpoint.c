@@ -317,6 +317,7 @@ crisp_container_check_checkpoint_image (CrispContainerService *svc, const char *
                                         CrispRestore **out_restore, GError **error)
 {
   g_autoptr (CrispRestore) restore = g_new0 (CrispRestore, 1);
+  restore->content = -1;
   *out_restore = NULL;
   if (*image == '/')
     {
@@ -336,14 +337,20 @@ crisp_container_check_checkpoint_image (CrispContainerService *svc, const char *
         return TRUE;
       restore->what
           = g_strdup_printf ("image '%s' (a checkpoint of container '%.256s')", image, name);
+      /* The image's files (the archive's members) through a read-only mount attached
+       * nowhere: it goes with the fd, whatever happens to crisp. */
+      restore->content = crisp_image_service_open_rootfs (svc->images, img->id, error);
+      if (restore->content < 0)
+        return crisp_prefix_error (error, "reading %s: ", restore->what);
+      if (!crisp_container_checkpoint_read_dir (restore->content, restore->what, &restore->config,
+                                                &restore->spec, error))
+        return FALSE;
+      restore->image = find_image (svc, restore, error);
+      if (restore->image == NULL)
+        return FALSE;
     }
   if (!criu_usable (svc, error))
     return crisp_prefix_error (error, "restoring %s: ", restore->what);
-  if (restore->archive == NULL)
-    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
-                        "restoring %s is not supported yet: crisp restores a checkpoint from its "
-                        "archive's path only",
-                        restore->what);
   *out_restore = g_steal_pointer (&restore);
   return TRUE;
 }
@@ -381,7 +388,9 @@ crisp_container_restore_prepare (CrispContainerService *svc, CrispContainer *c,
   _cleanup_close_ int dirfd = open (dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dirfd < 0 || mkdirat (dirfd, "work", 0700) < 0)
     return crisp_throw_errno (error, errno, "creating '%s/work'", dir);
-  if (!crisp_container_restore_unpack (restore->archive, dirfd, error)
+  if (!(restore->archive != NULL
+            ? crisp_container_restore_unpack (restore->archive, dirfd, error)
+            : crisp_container_restore_unpack_dir (restore->content, restore->what, dirfd, error))
       || !apply_changes (dirfd, rootfs, restore->what, error))
     return FALSE;
   struct stat st;

@@ -180,11 +180,18 @@ gboolean crisp_container_checkpoint_check_archive (const char *path, GError **er
 gboolean crisp_container_checkpoint_read_archive (const char *path, JsonNode **out_config,
                                                   JsonNode **out_spec, GError **error);
 
+/* The same checks and reads of the directory dirfd holding an archive's members as files (a
+ * checkpoint image's content): config.dump and spec.dump regular files, never links, of JSON
+ * objects, checkpoint/ a directory; what names it in messages. */
+gboolean crisp_container_checkpoint_read_dir (int dirfd, const char *what, JsonNode **out_config,
+                                              JsonNode **out_spec, GError **error);
+
 /* A checkpoint a CreateContainer restores. */
 typedef struct
 {
   char *what;        /* "checkpoint archive '/path'", for messages */
-  char *archive;     /* the archive's path */
+  char *archive;     /* the archive's path, or NULL: */
+  int content;       /* the checkpoint image's files (a mount attached nowhere), or -1 */
   JsonNode *config;  /* config.dump */
   JsonNode *spec;    /* spec.dump */
   CrispImage *image; /* the image config.dump names, which it was made from */
@@ -215,6 +222,10 @@ char *crisp_container_checkpoint_member_name (const char *raw);
  * archive at archive_path into destfd; other members are skipped. Names must stay inside,
  * parents are never links, nothing existing is overwritten, sizes are bounded. */
 gboolean crisp_container_restore_unpack (const char *archive_path, int destfd, GError **error);
+/* The same from the directory srcfd holding the archive's members as files (a checkpoint
+ * image's content): the same checks, links never followed, what names it in messages. */
+gboolean crisp_container_restore_unpack_dir (int srcfd, const char *what, int destfd,
+                                             GError **error);
 /* The tar read from tarfd applied in the root filesystem rootfd: each entry replaces what is
  * at its path, whose directories are resolved inside rootfd (RESOLVE_IN_ROOT, no mount
  * crossed); device nodes and sockets are refused. what names the tar in messages. */

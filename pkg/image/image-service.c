@@ -254,3 +254,17 @@ crisp_image_service_unmount_rootfs (const char *target, GError **error)
 {
   return crisp_storage_unmount (target, error);
 }
+
+int
+crisp_image_service_open_rootfs (CrispImageService *svc, const char *image, GError **error)
+{
+  g_autoptr (CrispImage) img = crisp_image_service_find (svc, image, error);
+  if (img == NULL)
+    return ((error && *error)
+                ? FALSE
+                : crisp_throw (error, CRISP_ERROR_NOT_FOUND, "image '%s' not found", image)),
+           -1;
+  g_ptr_array_add (img->diff_ids, NULL);
+  return crisp_storage_open_layers (svc->storage, (const char *const *) img->diff_ids->pdata,
+                                    error);
+}

@@ -58,6 +58,9 @@ gboolean crisp_image_service_mount_rootfs_idmapped (CrispImageService *svc, cons
                                                     const char *upper_dir, const char *work_dir,
                                                     const char *target, int userns_fd,
                                                     const char *stage, GError **error);
+/* The image's root filesystem, read-only, as the fd of a mount attached nowhere (see
+ * crisp_storage_open_layers); -1 on failure. */
+int crisp_image_service_open_rootfs (CrispImageService *svc, const char *image, GError **error);
 gboolean crisp_image_service_unmount_rootfs (const char *target, GError **error);
 
 G_END_DECLS

@@ -120,6 +120,26 @@ crisp_storage_mount_layers (CrispStorage *store, const char *const *diff_ids, co
   return mount_layers_from (store, store->root, diff_ids, upper_dir, work_dir, target, error);
 }
 
+int
+crisp_storage_open_layers (CrispStorage *store, const char *const *diff_ids, GError **error)
+{
+  _cleanup_close_ int fsfd = fsopen ("overlay", FSOPEN_CLOEXEC);
+  if (fsfd < 0)
+    return crisp_throw_errno (error, errno, "fsopen overlay"), -1;
+  if (!add_lowers (store, store->root, fsfd, diff_ids, error))
+    return crisp_prefix_error (error, "mounting the layers: "), -1;
+  int mfd = create_overlay (fsfd, NULL, NULL, "a detached read-only view", error);
+  /* Only read by crisp: nothing in it is a device, runs or gains privileges. */
+  struct mount_attr attr = { .attr_set = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC };
+  if (mfd >= 0 && mount_setattr (mfd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+    {
+      int e = errno;
+      close (mfd);
+      return crisp_throw_errno (error, e, "making the detached view of the layers nodev"), -1;
+    }
+  return mfd;
+}
+
 gboolean
 crisp_storage_mount_layers_idmapped (CrispStorage *store, const char *const *diff_ids,
                                      const char *upper_dir, const char *work_dir,

@@ -72,6 +72,10 @@ gboolean crisp_storage_mount_layers_idmapped (CrispStorage *store, const char *c
                                               const char *upper_dir, const char *work_dir,
                                               const char *target, int userns_fd, const char *stage,
                                               GError **error);
+/* The layers as a read-only overlay that is never attached anywhere: the mount's fd (-1 on
+ * failure). The mount goes when the fd is closed, by the caller or by the kernel at crisp's
+ * death, so nothing is left to clean up. */
+int crisp_storage_open_layers (CrispStorage *store, const char *const *diff_ids, GError **error);
 gboolean crisp_storage_unmount (const char *target, GError **error);
 
 /* Whether overlayfs works in parent's filesystem with the layout and options of a container's

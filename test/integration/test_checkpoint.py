@@ -120,6 +120,11 @@ def test_checkpoint_of_a_running_container(cenv, tmp_path):
     assert isinstance(deleted, list)
     assert "tmp/count" in diff_names, diff_names
     assert_restored_counter_continues(cenv, cid, location, before)
+    # The same checkpoint as an image (what `buildah add` of the archive makes), restored.
+    with open(location, "rb") as f:
+        ref = push_checkpoint_image(cenv.registry, f.read())
+    pull(cenv.d, ref)
+    assert_restored_counter_continues(cenv, cid, ref, before, pod="restored-from-image")
 
 
 def count_in(cenv, cid):
@@ -128,11 +133,12 @@ def count_in(cenv, cid):
     return int(res.stdout.decode().strip())
 
 
-def assert_restored_counter_continues(cenv, cid, location, before):
+def assert_restored_counter_continues(cenv, cid, location, before, pod="restored"):
     """The archive becomes a container of a new pod whose counter goes on from where the
     checkpoint took it (CRIU restored its memory: a new process would start at 1). BEFORE was
-    read just before the checkpoint, so the restored count is at least that."""
-    pod2 = cenv.run_pod("restored")
+    read just before the checkpoint, so the restored count is at least that.  LOCATION may also
+    be a checkpoint image's reference; POD names the new pod."""
+    pod2 = cenv.run_pod(pod)
     restored = cenv.create(pod2, "restored", image=location, command=SLEEPER)
     assert cenv.state(restored) == pb.CONTAINER_CREATED
     status = cenv.status(restored).status
@@ -299,7 +305,9 @@ def test_restore_of_a_checkpoint_archive_is_refused_with_the_reason(cenv, tmp_pa
 
 def push_checkpoint_image(reg, archive, name="ctest/checkpointed"):
     """An OCI image whose one layer is the checkpoint ARCHIVE (bytes), annotated the way CRI-O
-    and `checkpointctl build` mark one; returns its reference."""
+    and `checkpointctl build` mark one; returns its reference.  The layer is the archive
+    itself, so the image's files are the archive's members unpacked at / (/checkpoint/...,
+    /config.dump, /spec.dump, ...): what `buildah add CTR checkpoint.tar /` makes of it."""
     diff_id = "sha256:" + hashlib.sha256(archive).hexdigest()
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
                          "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
@@ -317,23 +325,82 @@ def push_checkpoint_image(reg, archive, name="ctest/checkpointed"):
 
 
 def test_restore_of_a_checkpoint_image_is_refused_with_the_reason(cenv, tmp_path):
+    """A checkpoint image is read like the archive: where CRIU cannot work its restore is
+    refused with CRIU's words before anything is made; where it works, this checkpoint's
+    spec.dump (no process) is refused once the spec is built, and what was made is undone."""
+    works, _ = criu_check()
     path = str(tmp_path / "ckpt.tar")
-    write_tar(path, GOOD)
+    write_tar(path, good(cenv.busybox))
     with open(path, "rb") as f:
         ref = push_checkpoint_image(cenv.registry, f.read())
     pull(cenv.d, ref)
     pod = cenv.run_pod()
     err = rpc_error(cenv.create, pod, "restored", image=ref)
-    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
     assert "a checkpoint of container 'counter'" in err.details()
-    if criu_check()[0]:
-        assert "from its archive's path only" in err.details()
+    if works:
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+        assert "no usable process" in err.details()
     else:
         assert_restore_refused(err)
     assert not cenv.list()
     # An ordinary image is not taken for a checkpoint.
     cid = cenv.create(pod, "plain", command=SLEEPER)
     assert [c.id for c in cenv.list()] == [cid]
+
+
+def with_member(members, name, data):
+    return [m for m in members if m[0] != name] + [(name, data)]
+
+
+def write_tar_with_link(path, members, name, target):
+    write_tar(path, members)
+    with tarfile.open(path, "a") as tar:
+        info = tarfile.TarInfo(name)
+        info.type = tarfile.SYMTYPE
+        info.linkname = target
+        tar.addfile(info)
+
+
+@pytest.mark.parametrize("case,why", [
+    ("config-not-json", "config.dump is not a JSON object"),
+    ("config-link", "config.dump is not a regular file"),
+    ("config-too-large", "config.dump is larger than 4194304 bytes"),
+    ("no-checkpoint", "lacks the checkpoint/ directory"),
+    ("no-image", "config.dump names no image"),
+    ("image-not-pulled", "pull it first"),
+])
+def test_restore_refuses_hostile_checkpoint_images(cenv, tmp_path, case, why):
+    """A checkpoint image's files are as hostile as an archive's members: refused with the
+    problem named, before anything is made (links are not followed: /etc/passwd would be a
+    JSON object of nothing)."""
+    members = good(cenv.busybox)
+    path = str(tmp_path / "ckpt.tar")
+    if case == "config-link":
+        write_tar_with_link(path, [m for m in members if m[0] != "config.dump"], "config.dump",
+                            "/etc/passwd")
+    else:
+        if case == "config-not-json":
+            members = with_member(members, "config.dump", b"{not json")
+        elif case == "config-too-large":
+            members = with_member(members, "config.dump",
+                                  b'{"x": "' + b"a" * (4 << 20) + b'"}')
+        elif case == "no-checkpoint":
+            members = [m for m in members if not m[0].startswith("checkpoint")]
+        elif case == "no-image":
+            members = with_member(members, "config.dump", json.dumps({"id": "a" * 64}).encode())
+        elif case == "image-not-pulled":
+            members = good("example.invalid/never-pulled:1")
+        write_tar(path, members)
+    with open(path, "rb") as f:
+        ref = push_checkpoint_image(cenv.registry, f.read(), name="ctest/hostile-" + case)
+    pull(cenv.d, ref)
+    pod = cenv.run_pod()
+    err = rpc_error(cenv.create, pod, "restored", image=ref)
+    want = "NOT_FOUND" if case == "image-not-pulled" else "INVALID_ARGUMENT"
+    assert err.code() == getattr(grpc.StatusCode, want), err.details()
+    assert why in err.details()
+    assert "a checkpoint of container 'counter'" in err.details()
+    assert not cenv.list()
 
 
 # The monitor's restore verb, driven directly (conmon_harness) with real runc.  CRIU cannot run

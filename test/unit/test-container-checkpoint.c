@@ -297,8 +297,25 @@ image_root (Fixture *f)
   return g_steal_pointer (&root);
 }
 
+/* The archive's members unpacked into a directory, as a checkpoint image's files are. */
+static char *
+unpacked_archive (Fixture *f, const char *archive)
+{
+  g_autofree char *dir = g_build_filename (f->dir, "image-files", NULL);
+  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
+  const char *argv[] = { "tar", "-C", dir, "-xf", archive, NULL };
+  int status = -1;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL,
+                               NULL, &status, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (status, ==, 0);
+  return g_steal_pointer (&dir);
+}
+
 /* A checkpoint crisp writes is what a restore unpacks and applies: the archive round trip
- * without CRIU. */
+ * without CRIU; with data, the archive is first unpacked as a checkpoint image holds it, and
+ * its files are read and unpacked the same way. */
 static void
 test_restore_round_trip (Fixture *f, gconstpointer data)
 {
@@ -323,8 +340,12 @@ test_restore_round_trip (Fixture *f, gconstpointer data)
       crisp_container_checkpoint_write_archive (f->work, outfd, "ckpt.tar", archive, &error));
   g_assert_no_error (error);
 
+  g_autofree char *files = data ? unpacked_archive (f, archive) : NULL;
+  _cleanup_close_ int filesfd = files ? open (files, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   JsonNode *config = NULL, *spec = NULL;
-  g_assert_true (crisp_container_checkpoint_read_archive (archive, &config, &spec, &error));
+  g_assert_true (
+      data ? crisp_container_checkpoint_read_dir (filesfd, "image", &config, &spec, &error)
+           : crisp_container_checkpoint_read_archive (archive, &config, &spec, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (json_object_get_string_member (json_node_get_object (config), "rootfsImageRef"),
                    ==, IMAGE_ID);
@@ -335,10 +356,11 @@ test_restore_round_trip (Fixture *f, gconstpointer data)
   g_autofree char *dest = g_build_filename (f->dir, "restore", NULL);
   g_assert_cmpint (g_mkdir (dest, 0700), ==, 0);
   _cleanup_close_ int destfd = open (dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  g_assert_true (crisp_container_restore_unpack (archive, destfd, &error));
+  g_assert_true (data ? crisp_container_restore_unpack_dir (filesfd, "image", destfd, &error)
+                      : crisp_container_restore_unpack (archive, destfd, &error));
   g_assert_no_error (error);
   assert_content (dest, "checkpoint/inventory.img", "criu images");
-  g_assert_false (exists (dest, "config.dump")); /* read from the archive, not unpacked */
+  g_assert_false (exists (dest, "config.dump")); /* read, not unpacked */
   g_assert_false (exists (dest, "dump.log"));
 
   g_autofree char *root = image_root (f);
@@ -592,6 +614,95 @@ test_restore_spec_takes_the_process (Fixture *f, gconstpointer data)
     }
 }
 
+/* A directory's files are as hostile as an archive's members: links are not followed, only
+ * directories and regular files are taken, the JSON files are bounded. */
+static void
+test_restore_directory_refuses_hostile_files (Fixture *f, gconstpointer data)
+{
+  enum
+  {
+    CONFIG_LINK,
+    CONFIG_LARGE,
+    CONFIG_NOT_JSON,
+    IMAGES_LINK,
+    IMAGES_FIFO,
+    IMAGES_DEVICE,
+    DIFF_LINK,
+    N_CASES
+  };
+  const char *why[] = { "config.dump is not a regular file",
+                        "config.dump is larger than 4194304 bytes",
+                        "config.dump is not a JSON object",
+                        "member 'checkpoint/link' is neither a directory nor a regular file",
+                        "member 'checkpoint/fifo' is neither a directory nor a regular file",
+                        "member 'checkpoint/dev' is neither a directory nor a regular file",
+                        "member 'rootfs-diff.tar' is not a regular file" };
+  g_autofree char *secret = g_build_filename (f->dir, "secret.json", NULL);
+  put (f->dir, "secret.json", "{\"rootfsImageRef\": \"outside\"}");
+  for (int i = 0; i < N_CASES; i++)
+    {
+      g_autofree char *files = g_build_filename (f->dir, "files", NULL);
+      put (files, "checkpoint/pages.img", "pages");
+      put (files, "config.dump", "{\"rootfsImageRef\": \"x\"}");
+      put (files, "spec.dump", SPEC);
+      put (files, "deleted.files", "[]");
+      g_autofree char *config = g_build_filename (files, "config.dump", NULL);
+      g_autofree char *images = g_build_filename (files, "checkpoint", NULL);
+      g_autofree char *dump_log = g_build_filename (files, "dump.log", NULL);
+      g_assert_cmpint (symlink (secret, dump_log), ==, 0); /* not wanted: never read */
+      if (i == CONFIG_LINK)
+        g_assert_true (g_unlink (config) == 0 && symlink (secret, config) == 0);
+      else if (i == CONFIG_LARGE)
+        g_assert_cmpint (truncate (config, 5 << 20), ==, 0);
+      else if (i == CONFIG_NOT_JSON)
+        put (files, "config.dump", "{\"rootfsImageRef\":");
+      else if (i == IMAGES_LINK)
+        {
+          g_autofree char *link = g_build_filename (images, "link", NULL);
+          g_assert_cmpint (symlink (f->dir, link), ==, 0);
+        }
+      else if (i == IMAGES_FIFO)
+        {
+          g_autofree char *fifo = g_build_filename (images, "fifo", NULL);
+          g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
+        }
+      else if (i == IMAGES_DEVICE)
+        {
+          g_autofree char *dev = g_build_filename (images, "dev", NULL);
+          if (mknod (dev, S_IFCHR | 0600, makedev (1, 3)) < 0)
+            {
+              g_test_message ("mknod needs CAP_MKNOD: the device case is not run");
+              g_assert_cmpint (crisp_store_rm_rf_at (AT_FDCWD, files), ==, 0);
+              continue;
+            }
+        }
+      else if (i == DIFF_LINK)
+        {
+          g_autofree char *diff = g_build_filename (files, "rootfs-diff.tar", NULL);
+          g_assert_cmpint (symlink (secret, diff), ==, 0);
+        }
+      _cleanup_close_ int filesfd = open (files, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      g_autofree char *dest = g_build_filename (f->dir, "dest", NULL);
+      g_assert_cmpint (g_mkdir (dest, 0700), ==, 0);
+      _cleanup_close_ int destfd = open (dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      g_autoptr (GError) error = NULL;
+      JsonNode *cfg = NULL, *spec = NULL;
+      gboolean read = crisp_container_checkpoint_read_dir (filesfd, "image", &cfg, &spec, &error);
+      g_clear_pointer (&cfg, json_node_unref);
+      g_clear_pointer (&spec, json_node_unref);
+      gboolean ok = read && crisp_container_restore_unpack_dir (filesfd, "image", destfd, &error);
+      g_test_message ("case %d: %s", i, error ? error->message : "accepted");
+      g_assert_false (ok);
+      g_assert_cmpint (read, ==, i >= IMAGES_LINK);
+      g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+      g_assert_nonnull (strstr (error->message, why[i]));
+      g_assert_false (exists (dest, "dump.log"));
+      g_assert_false (exists (dest, "checkpoint/link"));
+      g_assert_cmpint (crisp_store_rm_rf_at (AT_FDCWD, dest), ==, 0);
+      g_assert_cmpint (crisp_store_rm_rf_at (AT_FDCWD, files), ==, 0);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -602,6 +713,9 @@ main (int argc, char **argv)
   ADD ("archive-failure-leaves-nothing", test_archive_failure_leaves_nothing);
   ADD ("restore-round-trip", test_restore_round_trip);
   ADD ("restore-unpack-refuses-hostile-members", test_restore_unpack_refuses_hostile_members);
+  g_test_add ("/checkpoint/restore-round-trip-through-a-directory", Fixture, "directory", setup,
+              test_restore_round_trip, teardown);
+  ADD ("restore-directory-refuses-hostile-files", test_restore_directory_refuses_hostile_files);
   ADD ("restore-diff-stays-inside", test_restore_diff_stays_inside);
   ADD ("restore-deleted-files", test_restore_deleted_files);
   ADD ("restore-spec-takes-the-process", test_restore_spec_takes_the_process);
