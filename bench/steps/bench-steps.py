@@ -26,6 +26,7 @@ Usage (root, in a network namespace of its own):
 Without --crisp, the build in CRISP_BUILDDIR (or the source tree) is measured as "crisp".
 """
 import argparse
+import glob
 import json
 import os
 import resource
@@ -113,6 +114,10 @@ state = "{d}/state"
 """
 
 
+def k8s_cgroups():
+    return set(glob.glob("/sys/fs/cgroup/*/k8s.io") + glob.glob("/sys/fs/cgroup/k8s.io"))
+
+
 def mounts_under(path):
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4] for line in f]
@@ -138,6 +143,7 @@ class Containerd:
         self.client = None
 
     def start(self, timeout=30):
+        self.cgroups_before = k8s_cgroups()
         log = open(os.path.join(self.dir, "containerd.log"), "ab")
         self.proc = subprocess.Popen([CONTAINERD, "--config", self.config], stdout=log,
                                      stderr=log, stdin=subprocess.DEVNULL,
@@ -175,6 +181,12 @@ class Containerd:
                 self.proc.wait()
         for m in reversed(mounts_under(self.dir)):
             subprocess.run(["umount", "-l", m])
+        # Its CRI plugin makes a "k8s.io" cgroup parent in every hierarchy and leaves it.
+        for d in sorted(k8s_cgroups() - getattr(self, "cgroups_before", k8s_cgroups())):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
         return mounts_under(self.dir)
 
 
