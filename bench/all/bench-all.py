@@ -63,6 +63,7 @@ steps_mod = _load("bench_steps", os.path.join(HERE, "..", "steps", "bench-steps.
 
 RUNC = steps_mod.RUNC
 p90 = steps_mod.p90
+cpu_ticks = steps_mod.cpu_ticks  # utime stime cutime cstime
 COMMAND = ["sleep", "3600"]
 STEPS = ("RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "CreateContainer",
          "StartContainer", "Create+Start", "StopContainer", "RemoveContainer", "ContainerStatus",
@@ -337,18 +338,6 @@ def pids_matching(text):
         except OSError:
             pass
     return found
-
-
-def cpu_ticks(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-        except OSError:
-            pass
-    return total
 
 
 class Runtime:
