@@ -6,9 +6,9 @@
 #include "crisp-base.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -101,8 +101,7 @@ trampoline (void *data)
       struct sigaction sa;
       if (sig == SIGKILL || sig == SIGSTOP || sigaction (sig, NULL, &sa) < 0)
         continue;
-      if ((sa.sa_handler == SIG_IGN && sig != SIGPIPE)
-          || (sa.sa_handler == SIG_DFL && !(sa.sa_flags & SA_SIGINFO)))
+      if (sa.sa_handler == SIG_IGN && sig != SIGPIPE)
         continue;
       struct sigaction dfl = { .sa_handler = SIG_DFL };
       sigaction (sig, &dfl, NULL);
