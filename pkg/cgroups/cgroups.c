@@ -1,17 +1,22 @@
 /* cgroup layout detection, controller presence, and where a container's cgroup lives. */
 #include "config.h"
 
+#include "crisp-base.h"
 #include "crisp-cgroups.h"
 #include "crisp-error.h"
 #include "cgroups-private.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/magic.h>
 #include <unistd.h>
 #include <string.h>
 #include <sys/statfs.h>
 
 #define MAX_PARENT_LEN 4096
+/* How deep crisp_cgroups_remove walks below a container's cgroup. */
+#define MAX_REMOVE_DEPTH 16
 
 void
 crisp_cgroups_free (CrispCgroups *cg)
@@ -290,17 +295,20 @@ move_in_hierarchy (const char *hierarchy, const char *rel_path, pid_t pid, GErro
   return TRUE;
 }
 
-gboolean
-crisp_cgroups_move_pid (CrispCgroups *cg, const char *rel_path, pid_t pid, GError **error)
+/* Every hierarchy's root directory: the root itself for V2; for v1 each mounted hierarchy
+ * (named ones like systemd too; hybrid adds "unified"). */
+static GPtrArray *
+hierarchies (CrispCgroups *cg, GError **error)
 {
-  if (!crisp_cgroups_check_rel_path (rel_path, error))
-    return FALSE;
+  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func (g_free);
   if (cg->mode == CRISP_CGROUP_MODE_V2)
-    return move_in_hierarchy (cg->root, rel_path, pid, error);
-  /* v1: every mounted hierarchy (named ones like systemd too); hybrid adds "unified". */
+    {
+      g_ptr_array_add (out, g_strdup (cg->root));
+      return g_steal_pointer (&out);
+    }
   g_autoptr (GDir) d = g_dir_open (cg->root, 0, error);
   if (d == NULL)
-    return FALSE;
+    return NULL;
   const char *name;
   while ((name = g_dir_read_name (d)) != NULL)
     {
@@ -308,8 +316,115 @@ crisp_cgroups_move_pid (CrispCgroups *cg, const char *rel_path, pid_t pid, GErro
       g_autofree char *procs = g_build_filename (h, "cgroup.procs", NULL);
       if (g_file_test (h, G_FILE_TEST_IS_SYMLINK) || !g_file_test (procs, G_FILE_TEST_EXISTS))
         continue; /* cpu -> cpu,cpuacct links, and controllers listed but not mounted */
-      if (!move_in_hierarchy (h, rel_path, pid, error))
-        return FALSE;
+      g_ptr_array_add (out, g_steal_pointer (&h));
+    }
+  return g_steal_pointer (&out);
+}
+
+gboolean
+crisp_cgroups_move_pid (CrispCgroups *cg, const char *rel_path, pid_t pid, GError **error)
+{
+  if (!crisp_cgroups_check_rel_path (rel_path, error))
+    return FALSE;
+  g_autoptr (GPtrArray) hs = hierarchies (cg, error);
+  if (hs == NULL)
+    return FALSE;
+  for (guint i = 0; i < hs->len; i++)
+    if (!move_in_hierarchy (hs->pdata[i], rel_path, pid, error))
+      return FALSE;
+  return TRUE;
+}
+
+/* SIGKILLs every process listed in dir's cgroup.procs; how many there were. */
+static guint
+kill_members (int dirfd)
+{
+  _cleanup_close_ int fd = openat (dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  char buf[8192];
+  ssize_t n = read (fd, buf, sizeof buf - 1);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  guint count = 0;
+  for (char *line = buf, *next; line && *line; line = next)
+    {
+      next = strchr (line, '\n');
+      if (next)
+        *next++ = '\0';
+      guint64 pid;
+      if (g_ascii_string_to_unsigned (line, 10, 2, G_MAXINT32, &pid, NULL))
+        {
+          kill ((pid_t) pid, SIGKILL);
+          count++;
+        }
+    }
+  return count;
+}
+
+/* Removes the cgroup name below parentfd and every cgroup below it, deepest first, killing
+ * what is still inside.  depth bounds a hostile tree made by the container itself. */
+static int
+remove_tree (int parentfd, const char *name, int depth, gint64 deadline)
+{
+  _cleanup_close_ int fd = openat (parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (depth > 0)
+    {
+      _cleanup_close_ int lfd = dup (fd);
+      DIR *d = lfd < 0 ? NULL : fdopendir (lfd);
+      if (d != NULL)
+        {
+          lfd = -1;
+          g_autoptr (GPtrArray) children = g_ptr_array_new_with_free_func (g_free);
+          struct dirent *e;
+          while ((e = readdir (d)) != NULL)
+            if (e->d_type == DT_DIR && strcmp (e->d_name, ".") != 0
+                && strcmp (e->d_name, "..") != 0)
+              g_ptr_array_add (children, g_strdup (e->d_name));
+          closedir (d);
+          for (guint i = 0; i < children->len; i++)
+            {
+              int r = remove_tree (fd, children->pdata[i], depth - 1, deadline);
+              if (r < 0)
+                return r;
+            }
+        }
+    }
+  for (;;)
+    {
+      if (unlinkat (parentfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+        return 0;
+      /* EBUSY: processes still inside (a killed one takes a moment to leave). */
+      if (errno != EBUSY || g_get_monotonic_time () > deadline)
+        return -errno;
+      kill_members (fd);
+      g_usleep (5 * 1000);
+    }
+}
+
+gboolean
+crisp_cgroups_remove (CrispCgroups *cg, const char *rel_path, int timeout_ms, GError **error)
+{
+  if (!crisp_cgroups_check_rel_path (rel_path, error))
+    return FALSE;
+  g_autoptr (GPtrArray) hs = hierarchies (cg, error);
+  if (hs == NULL)
+    return FALSE;
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  g_autofree char *dir = g_path_get_dirname (rel_path);
+  g_autofree char *base = g_path_get_basename (rel_path);
+  for (guint i = 0; i < hs->len; i++)
+    {
+      g_autofree char *parent = g_build_filename (hs->pdata[i], dir, NULL);
+      _cleanup_close_ int pfd = open (parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (pfd < 0 && errno == ENOENT)
+        continue;
+      int r = pfd < 0 ? -errno : remove_tree (pfd, base, MAX_REMOVE_DEPTH, deadline);
+      if (r < 0)
+        return crisp_throw_errno (error, -r, "removing cgroup '%s/%s'", parent, base);
     }
   return TRUE;
 }

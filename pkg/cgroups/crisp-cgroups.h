@@ -142,6 +142,13 @@ char *crisp_cgroups_self_path (const char *controller, GError **error);
  * in every mounted hierarchy: how crisp gives its monitors a cgroup of their own. */
 gboolean crisp_cgroups_move_pid (CrispCgroups *cg, const char *rel_path, pid_t pid, GError **error);
 
+/* Removes the cgroup rel_path, and any cgroups below it, from every hierarchy where it exists,
+ * SIGKILLing processes still inside and waiting up to timeout_ms for them to leave: what
+ * destroying a container whose runtime never got to delete it (a create a kill interrupted)
+ * needs.  Absent everywhere is success. */
+gboolean crisp_cgroups_remove (CrispCgroups *cg, const char *rel_path, int timeout_ms,
+                               GError **error);
+
 /* Everything ListPodSandboxMetrics reports of one cgroup, in the kernel's units (ns, bytes,
  * counts; the cpu spec values in the files' own units).  A value is there when its bit
  * (1 << field) is set in `present`: a missing file (controller not mounted, older kernel,

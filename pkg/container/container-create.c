@@ -299,6 +299,11 @@ container_from_request (CrispContainerService *svc, CrispPod *pod, const CrispIm
   c->runtime_root = g_strdup (rt->root);
   c->state = CRISP_CONTAINER_CREATING;
   c->created_at = g_get_real_time () * 1000;
+  /* In the first record already: destroying a create a kill interrupted inside the runtime
+   * removes this cgroup when the runtime cannot (it never recorded the container). */
+  if (!crisp_cgroups_container_path (svc->cgroup_driver, pod->cgroup_parent, c->id, NULL,
+                                     &c->cgroup_path, error))
+    return NULL;
   if (!prepare_log_path (pod, req->config, &c->log_path, error))
     return NULL;
   return g_steal_pointer (&c);

@@ -19,6 +19,8 @@
 
 #define RECORD "container.json"
 #define MAX_NAME 253
+/* How long destroying a container waits for what is left in its cgroup to die. */
+#define CGROUP_REMOVE_WAIT_MS 2000
 /* How long RemoveContainer waits for the monitor's own `runtime delete` before doing it. */
 #define MONITOR_EXIT_WAIT_MS 10000
 /* How long a stop waits for the exit file once the process is gone. */
@@ -227,6 +229,11 @@ crisp_container_release (CrispContainerService *svc, CrispContainer *c, gboolean
   if (c->runtime_path != NULL && (state == NULL || g_file_test (state, G_FILE_TEST_EXISTS))
       && !crisp_container_runtime_delete (c, &local))
     g_debug ("container '%s': %s", c->id, local->message);
+  /* The runtime's delete removes the cgroup, but only of a container it knows: a create a
+   * kill interrupted before the runtime wrote its state leaves the cgroup to us. */
+  if (svc->cgroups != NULL && c->cgroup_path != NULL
+      && !crisp_cgroups_remove (svc->cgroups, c->cgroup_path, CGROUP_REMOVE_WAIT_MS, error))
+    return FALSE;
   if (!crisp_container_unstage_mounts (svc, c->id, error) || !unmount_rootfs (svc, c, error))
     return FALSE;
   _cleanup_close_ int dfd = open (svc->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

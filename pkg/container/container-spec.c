@@ -118,8 +118,5 @@ crisp_container_write_spec (CrispContainerService *svc, CrispContainer *c, Crisp
     return FALSE;
   if (!crisp_container_set_user (c, spec_member (spec, "process", "user")))
     return crisp_throw (error, CRISP_ERROR_INTERNAL, "the spec built has no valid process.user");
-  if (!crisp_cgroups_container_path (svc->cgroup_driver, pod->cgroup_parent, c->id, NULL,
-                                     &c->cgroup_path, error))
-    return FALSE;
   return crisp_container_write_exec_spec (svc, c, spec, bundle, error) && write_spec (bundle, spec, error);
 }

@@ -1,6 +1,7 @@
 """The one check that a test left nothing behind: a snapshot before, a diff after.
 
-Network state (links, iptables rules and user chains) is compared with the snapshot; the rest
+Network state (links, iptables rules and user chains) and the cgroups named as crisp names a
+container's are compared with the snapshot; the rest
 belongs to a Scope (a test's directory, or one daemon's) and must simply be gone: mounts and
 namespace pins under the directory, host-local IP allocations of its CNI networks, crisp-conmon
 processes whose argv names it, runc state under its runtime roots, cgroups named after the pods
@@ -183,6 +184,13 @@ def cgroup_dirs():
     return found
 
 
+def crisp_cgroups():
+    """Every cgroup directory named as crisp names a container's (crisp-<id>, or
+    crisp-<id>.scope): one a test's daemon made and left is a leak even when the test never
+    learnt the id (a create that a kill interrupted)."""
+    return {p for p in cgroup_dirs() if os.path.basename(p).startswith("crisp-")}
+
+
 def cgroups_of(ids, names):
     """Cgroup directories named after one of ids (crisp-<id>, crisp-<id>.scope) or at one of
     names (a path below each hierarchy, e.g. "/crisp-test-123"), deepest first."""
@@ -196,6 +204,17 @@ def cgroups_of(ids, names):
                 if not os.path.islink(os.path.join(CGROUP_ROOT, hier)) and os.path.isdir(p):
                     found.append(p)
     return sorted(set(found), key=len, reverse=True)
+
+
+def remove_cgroup(path):
+    for _ in range(100):  # a killed process takes a moment to leave its cgroup
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
 
 
 def state_files(state_dir):
@@ -283,14 +302,7 @@ class Scope:
         for mp, _ in mounts_under(self.dir):
             subprocess.run(["umount", "-l", mp], capture_output=True)
         for p in cgroups_of(set(self.ids), self.cgroup_names):
-            for _ in range(100):  # a killed process takes a moment to leave its cgroup
-                try:
-                    os.rmdir(p)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+            remove_cgroup(p)
 
 
 class LeakCheck:
@@ -299,6 +311,7 @@ class LeakCheck:
     def __init__(self, *scopes):
         self.links = links()
         self.iptables = iptables()
+        self.cgroups = crisp_cgroups()
         self.scopes = list(scopes)
 
     def add(self, scope):
@@ -319,11 +332,18 @@ class LeakCheck:
         found = []
         for s in self.scopes:
             found += s.leaks()
+        found += ["cgroup %s" % p for p in self.new_cgroups() if "cgroup %s" % p not in found]
         return found + self.network_leaks()
+
+    def new_cgroups(self):
+        """crisp_cgroups() made since the snapshot, deepest first."""
+        return sorted(crisp_cgroups() - self.cgroups, key=len, reverse=True)
 
     def clean(self):
         for s in self.scopes:
             s.clean()
+        for p in self.new_cgroups():
+            remove_cgroup(p)
         new_items = iptables() - self.iptables
         # Rules first: a chain that a rule still jumps to cannot be deleted.
         for table, item in sorted(new_items, key=lambda r: r[1][0] == ":"):

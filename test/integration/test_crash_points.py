@@ -2,7 +2,10 @@
 reports afterwards is the truth, and the call retried as a kubelet would gets the answer the
 first call would have had.  The instant is chosen with a runtime handler whose binary is a
 wrapper around runc that pauses before or after a verb while a control file says so."""
+import json
 import os
+import signal
+import subprocess
 import time
 
 import grpc
@@ -15,14 +18,15 @@ from cri_client import pb
 RUNC = "/usr/sbin/runc"
 
 WRAPPER = """#!/bin/sh
-# Pauses around the runtime verb named in a control file, touching a marker first.
+# Pauses around the runtime verb named in a control file, first writing a marker (before the
+# verb: the marker holds the arguments, one a line).
 ctl=%(ctl)s
 verb=
 for a in "$@"; do
   case "$a" in create|start|state|delete|kill|exec) verb=$a; break ;; esac
 done
 if [ -n "$verb" ] && [ -e "$ctl/before-$verb" ]; then
-  touch "$ctl/at-before-$verb"; sleep "$(cat "$ctl/before-$verb")"
+  printf '%%s\n' "$@" >"$ctl/at-before-$verb"; sleep "$(cat "$ctl/before-$verb")"
 fi
 %(runc)s "$@"
 rc=$?
@@ -86,6 +90,15 @@ def paused(crisp_factory, registry, tmp_path):
     p.disarm()
     leaks = finish_env(env)
     assert not leaks, "leaked: %s" % leaks
+
+
+def create_request(env, pod):
+    """A CreateContainerRequest for a sleeper in pod, as the kubelet sends it."""
+    cfg = env.config("c", command=SLEEPER)
+    cfg.linux.security_context.namespace_options.CopyFrom(
+        env.pods[pod].linux.security_context.namespace_options)
+    return pb.CreateContainerRequest(pod_sandbox_id=pod, config=cfg,
+                                     sandbox_config=env.pods[pod])
 
 
 def start_request(cid):
@@ -155,11 +168,7 @@ def test_kill_after_runtime_create_then_retried_create(paused):
     half-made container is gone at restart and the kubelet's retry makes a working one."""
     env = paused.env
     pod = paused.run_pod()
-    cfg = env.config("c", command=SLEEPER)
-    cfg.linux.security_context.namespace_options.CopyFrom(
-        env.pods[pod].linux.security_context.namespace_options)
-    req = pb.CreateContainerRequest(pod_sandbox_id=pod, config=cfg,
-                                    sandbox_config=env.pods[pod])
+    req = create_request(env, pod)
     paused.kill_during("after-create", "CreateContainer", req)
     assert [c.state for c in env.list()] in ([], [pb.CONTAINER_CREATED])
     cid = env.c.call("CreateContainer", req, timeout=60).container_id
@@ -168,3 +177,61 @@ def test_kill_after_runtime_create_then_retried_create(paused):
     assert [c.id for c in env.list()] == [cid]
     assert len(monitors(cid)) == 1
     env.remove(cid)
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def hierarchies():
+    """Each mounted cgroup hierarchy's root (v1 controllers, named ones, unified; or v2)."""
+    if os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.procs")):
+        return [CGROUP_ROOT]
+    return [p for p in (os.path.join(CGROUP_ROOT, n) for n in sorted(os.listdir(CGROUP_ROOT)))
+            if not os.path.islink(p) and os.path.exists(os.path.join(p, "cgroup.procs"))]
+
+
+def test_kill_inside_runtime_create_after_its_cgroup_is_made(paused):
+    """Killed while the runtime is inside 'create', after it made the container's cgroup and
+    put the container's first process there but before it recorded the container: the
+    runtime's delete knows nothing of it, so the restart itself removes that cgroup (killing
+    what is inside) with the rest of the half-made container."""
+    env = paused.env
+    pod = paused.run_pod()
+    req = create_request(env, pod)
+    paused.arm("before-create")
+    fut = env.c.future("CreateContainer", req, timeout=120)
+    paused.wait_at("before-create")
+    args = (paused.ctl / "at-before-create").read_text().split("\n")
+    bundle = args[args.index("--bundle") + 1]
+    with open(os.path.join(bundle, "config.json")) as f:
+        cg = json.load(f)["linux"]["cgroupsPath"]
+    assert "crisp-" in os.path.basename(cg)
+    # What runc has done at that point: the cgroup in every hierarchy, a process inside.
+    made = [os.path.join(h, cg.strip("/")) for h in hierarchies()]
+    for d in made:
+        os.makedirs(d, exist_ok=True)
+    inside = subprocess.Popen(["sleep", "300"])
+    try:
+        with open(os.path.join(made[0], "cgroup.procs"), "w") as f:
+            f.write(str(inside.pid))
+        env.d.kill9()
+        assert isinstance(fut.exception(), grpc.RpcError)
+        paused.disarm()
+        env.d.start()
+        assert inside.wait(timeout=10) == -signal.SIGKILL
+        assert [d for d in made if os.path.exists(d)] == []
+        assert list(env.list()) == []
+        # The kubelet's retry makes a working container.
+        cid = env.c.call("CreateContainer", req, timeout=60).container_id
+        env.start(cid)
+        assert env.state(cid) == pb.CONTAINER_RUNNING
+        env.remove(cid)
+    finally:
+        if inside.poll() is None:
+            inside.kill()
+            inside.wait()
+        for d in made:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass

@@ -124,13 +124,15 @@ def test_cgroups_are_reported(check):
     c, scope = check
     fake_id = uuid.uuid4().hex * 2
     by_id = os.path.join(leakcheck.CGROUP_ROOT, "pids", "crisp-" + fake_id)
-    by_name = os.path.join(leakcheck.CGROUP_ROOT, "pids", unique("crisp-lk-"))
+    by_name = os.path.join(leakcheck.CGROUP_ROOT, "pids", unique("lk-"))
     if not os.path.isdir(os.path.dirname(by_id)):
         pytest.skip("no cgroup v1 pids hierarchy")
     os.mkdir(by_id)
     os.mkdir(by_name)
     try:
-        assert c.leaks() == []  # neither is this scope's yet
+        # Named as crisp names a container's, new since the snapshot: a leak whoever made it
+        # (a create a kill interrupted leaves one under an id no client ever heard of).
+        assert c.leaks() == ["cgroup " + by_id]
         scope.ids.add(fake_id)
         scope.cgroup_names.append("/" + os.path.basename(by_name))
         assert sorted(c.leaks()) == sorted(["cgroup " + by_id, "cgroup " + by_name])

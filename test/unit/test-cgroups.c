@@ -6,7 +6,9 @@
 #include "crisp-error.h"
 
 #include <glib/gstdio.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *
@@ -482,6 +484,112 @@ test_real_memory_cgroup (void)
   g_assert_cmpstr (limit, ==, "33554432\n");
 }
 
+/* Removal on fixture trees: the cgroup and the ones below it go from every hierarchy (links
+ * between hierarchies skipped), its parent stays, absence is no error. */
+static void
+test_remove_fixture (void)
+{
+  g_autofree char *root = make_tree ();
+  put (root, "memory/cgroup.procs", "");
+  put (root, "pids/cgroup.procs", "");
+  put (root, "cpu,cpuacct/cgroup.procs", "");
+  g_autofree char *cpu = g_build_filename (root, "cpu", NULL);
+  g_assert_cmpint (symlink ("cpu,cpuacct", cpu), ==, 0);
+  const char *made[] = { "memory/kubepods/crisp-x/sub/deeper", "pids/kubepods/crisp-x",
+                         "cpu,cpuacct/kubepods/crisp-x/sub", "memory/kubepods/crisp-y" };
+  for (gsize i = 0; i < G_N_ELEMENTS (made); i++)
+    {
+      g_autofree char *d = g_build_filename (root, made[i], NULL);
+      g_assert_cmpint (g_mkdir_with_parents (d, 0755), ==, 0);
+    }
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new_with_mode (root, CRISP_CGROUP_MODE_V1);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (crisp_cgroups_remove (cg, "kubepods/crisp-x", 100, &error));
+  g_assert_no_error (error);
+  const char *gone[] = { "memory/kubepods/crisp-x", "pids/kubepods/crisp-x",
+                         "cpu,cpuacct/kubepods/crisp-x" };
+  for (gsize i = 0; i < G_N_ELEMENTS (gone); i++)
+    {
+      g_autofree char *d = g_build_filename (root, gone[i], NULL);
+      g_assert_false (g_file_test (d, G_FILE_TEST_EXISTS));
+    }
+  g_autofree char *sibling = g_build_filename (root, "memory/kubepods/crisp-y", NULL);
+  g_assert_true (g_file_test (sibling, G_FILE_TEST_IS_DIR));
+  /* Again, and under a parent that is not there: nothing to do. */
+  g_assert_true (crisp_cgroups_remove (cg, "kubepods/crisp-x", 100, &error));
+  g_assert_true (crisp_cgroups_remove (cg, "nowhere/crisp-x", 100, &error));
+  g_assert_no_error (error);
+  /* What cannot be removed is named (a file here; a real cgroup never holds one). */
+  put (root, "pids/kubepods/crisp-y/stray", "x");
+  g_assert_false (crisp_cgroups_remove (cg, "kubepods/crisp-y", 100, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INTERNAL);
+  g_assert_nonnull (strstr (error->message, "pids/kubepods/crisp-y"));
+  g_clear_error (&error);
+  g_assert_false (crisp_cgroups_remove (cg, "kubepods/../etc", 100, &error));
+  g_assert_error (error, CRISP_ERROR, CRISP_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  /* v2: the one hierarchy is the root itself. */
+  g_autoptr (CrispCgroups) cg2 = crisp_cgroups_new_with_mode (root, CRISP_CGROUP_MODE_V2);
+  g_autofree char *v2 = g_build_filename (root, "kubepods/crisp-z/sub", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (v2, 0755), ==, 0);
+  g_assert_true (crisp_cgroups_remove (cg2, "kubepods/crisp-z", 100, &error));
+  g_assert_no_error (error);
+  g_autofree char *v2_top = g_build_filename (root, "kubepods/crisp-z", NULL);
+  g_assert_false (g_file_test (v2_top, G_FILE_TEST_EXISTS));
+  rm_rf (root);
+}
+
+/* As root on a v1/hybrid host: a real scratch cgroup with a sub-cgroup holding a process;
+ * removal kills the process and removes both. */
+static void
+test_real_remove_kills (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new (NULL, &error);
+  if (getuid () != 0 || cg == NULL || cg->mode == CRISP_CGROUP_MODE_V2
+      || !crisp_cgroups_has_controller (cg, "pids"))
+    {
+      g_test_skip ("needs root and a cgroup v1 pids controller");
+      return;
+    }
+  g_autofree char *self = crisp_cgroups_self_path ("pids", &error);
+  g_assert_no_error (error);
+  g_autofree char *rel = g_strdup_printf ("%s/crisp-unit-rm-%d", self, (int) getpid ());
+  while (rel[0] == '/')
+    memmove (rel, rel + 1, strlen (rel));
+  g_autofree char *sub = g_build_filename (cg->root, "pids", rel, "sub", NULL);
+  if (g_mkdir_with_parents (sub, 0755) != 0)
+    {
+      g_test_skip ("cannot create a pids cgroup here");
+      return;
+    }
+  pid_t child = fork ();
+  g_assert_cmpint (child, >=, 0);
+  if (child == 0)
+    {
+      for (;;)
+        pause ();
+    }
+  g_autofree char *procs = g_build_filename (sub, "cgroup.procs", NULL);
+  g_autofree char *pid_text = g_strdup_printf ("%d", (int) child);
+  gboolean moved = g_file_set_contents_full (procs, pid_text, -1, G_FILE_SET_CONTENTS_NONE, 0644,
+                                             &error);
+  gboolean removed = moved && crisp_cgroups_remove (cg, rel, 5000, &error);
+  int status = 0;
+  if (!removed)
+    kill (child, SIGKILL);
+  g_assert_cmpint (waitpid (child, &status, 0), ==, child);
+  g_autofree char *top = g_build_filename (cg->root, "pids", rel, NULL);
+  if (!removed)
+    {
+      g_rmdir (sub);
+      g_rmdir (top);
+    }
+  g_assert_no_error (error);
+  g_assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+  g_assert_false (g_file_test (top, G_FILE_TEST_EXISTS));
+}
+
 typedef struct
 {
   CrispCgroupMetric field;
@@ -754,6 +862,8 @@ main (int argc, char **argv)
   g_test_add_func ("/cgroups/update/v1", test_update_v1_fixture);
   g_test_add_func ("/cgroups/update/v2", test_update_v2_fixture);
   g_test_add_func ("/cgroups/root/memory", test_real_memory_cgroup);
+  g_test_add_func ("/cgroups/remove/fixture", test_remove_fixture);
+  g_test_add_func ("/cgroups/root/remove-kills", test_real_remove_kills);
   g_test_add_func ("/cgroups/metrics/v2", test_cgroup_metrics_v2);
   g_test_add_func ("/cgroups/metrics/v2-sparse", test_cgroup_metrics_v2_sparse);
   g_test_add_func ("/cgroups/metrics/errors", test_cgroup_metrics_errors);
