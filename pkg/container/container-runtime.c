@@ -10,27 +10,31 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-/* In the runtime's child, before exec: it dies with crisp, so a crisp killed during 'start'
- * leaves no 'runtime start' running on behind the next crisp's recovery. */
-static void
-die_with_parent (gpointer data)
-{
-  pid_t parent = GPOINTER_TO_INT (data);
-  if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != parent)
-    _exit (127);
-}
+extern char **environ;
+
+/* Bounds what a runtime call may print; runc prints a few lines at most. */
+#define RUNTIME_OUTPUT_MAX (1024 * 1024)
 
 /* Runs `<runtime> [--root R] <verb> [args] <id>`; its stderr becomes the error message and
- * its stdout goes to out_stdout when that is given. */
+ * its stdout goes to out_stdout when that is given. The child starts without a copy of
+ * crisp's page tables (crisp_spawn_communicate) and dies with the calling thread, so a crisp
+ * killed during 'start' leaves no 'runtime start' running on behind the next crisp's
+ * recovery. */
 static gboolean
 run_runtime (CrispContainer *c, const char *verb, const char *flag, char **out_stdout,
              GError **error)
 {
+  g_autofree char *path = g_path_is_absolute (c->runtime_path)
+                              ? g_strdup (c->runtime_path)
+                              : g_find_program_in_path (c->runtime_path);
+  if (path == NULL)
+    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
+                        "runtime '%s' is not found on PATH", c->runtime_path);
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  g_ptr_array_add (argv, c->runtime_path);
+  g_ptr_array_add (argv, path);
   if (c->runtime_root)
     {
       g_ptr_array_add (argv, (char *) "--root");
@@ -41,22 +45,19 @@ run_runtime (CrispContainer *c, const char *verb, const char *flag, char **out_s
     g_ptr_array_add (argv, (char *) flag);
   g_ptr_array_add (argv, c->id);
   g_ptr_array_add (argv, NULL);
-  g_autofree char *err = NULL;
-  g_autofree char *out = NULL;
-  int status = 0;
-  GSpawnFlags flags = G_SPAWN_SEARCH_PATH | (out_stdout ? 0 : G_SPAWN_STDOUT_TO_DEV_NULL);
-  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL, flags, die_with_parent,
-                     GINT_TO_POINTER (getpid ()), out_stdout ? &out : NULL, &err, &status, error))
-    return crisp_prefix_error (error, "running '%s %s': ", c->runtime_path, verb);
-  if (!g_spawn_check_wait_status (status, NULL))
-    {
-      g_strstrip (err);
-      return crisp_throw (error, CRISP_ERROR_INTERNAL, "'%s %s' failed for container '%s': %.1024s",
-                          c->runtime_path, verb, c->id, err);
-    }
-  if (out_stdout)
-    *out_stdout = g_steal_pointer (&out);
-  return TRUE;
+  CrispSpawnResult res = { 0 };
+  int r = crisp_spawn_communicate (path, (char *const *) argv->pdata, environ, NULL, 0,
+                                   RUNTIME_OUTPUT_MAX, -1, &res);
+  if (r < 0)
+    return crisp_throw_errno (error, -r, "running '%s %s'", c->runtime_path, verb);
+  gboolean ok = WIFEXITED (res.status) && WEXITSTATUS (res.status) == 0;
+  if (!ok)
+    crisp_throw (error, CRISP_ERROR_INTERNAL, "'%s %s' failed for container '%s': %.1024s",
+                 c->runtime_path, verb, c->id, res.err ? g_strstrip (res.err) : "");
+  else if (out_stdout)
+    *out_stdout = g_strdup (res.out ? res.out : "");
+  crisp_spawn_result_clear (&res);
+  return ok;
 }
 
 gboolean
