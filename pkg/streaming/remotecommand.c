@@ -39,7 +39,10 @@ enum
 #define CHUNK (32 * 1024)
 #define STREAMS_TIMEOUT_MS 30000
 #define SIZE_WAIT_MS 1000 /* see waits_for_size () */
-#define TTY_INPUT_HOLD_MS 300 /* see serve_exec () */
+/* See serve_exec (). */
+#define TTY_START_WAIT_MS 5000
+#define TTY_AFTER_PID_FILE_MS 30
+#define TTY_INPUT_HOLD_MS 300
 #define KILL_GRACE_MS 5000
 #define FLUSH_TIMEOUT_MS 5000
 #define LINGER_MS 1000
@@ -71,6 +74,7 @@ typedef struct
   bool in_fin;  /* the client finished its stdin */
   bool started; /* the sink exists: stdin may flow */
   uint64_t in_hold_until; /* tty: typed-ahead input waits until then (see serve_exec) */
+  bool hold_for_pid_file;  /* ... or, before that, until the runtime writes its pid file */
   int in_fd;    /* exec: the stdin pipe or a dup of the pty master; -1 when closed */
   int attach_fd;
   bool attach_close_sent;
@@ -736,11 +740,17 @@ serve_exec (Rc *rc)
     }
   apply_size (rc);
   rc->started = true;
-  /* With a tty, runc starts copying our pty to the command's a moment before it gives that
-   * pty its size: input typed ahead (already here) could reach a command that asks for its
-   * size before it has one.  Such input waits briefly; input that comes later flows at once. */
-  if ((rc->req->flags & CRISP_MONITOR_SESSION_TTY) && rc->in.len > 0)
-    rc->in_hold_until = now_ms () + TTY_INPUT_HOLD_MS;
+  /* With a tty, runc sets our pty raw, starts the command, starts copying our pty to the
+   * command's, writes the pid file and only then gives the command's pty its size: input that
+   * came before then could be echoed twice, or reach a command that asks for its size before
+   * it has one.  Input waits until the pid file is there and a moment more (or, without one,
+   * a fixed while); input that comes later flows at once. */
+  if (rc->req->flags & CRISP_MONITOR_SESSION_TTY)
+    {
+      rc->hold_for_pid_file = rc->req->pid_file != NULL;
+      rc->in_hold_until
+          = now_ms () + (rc->hold_for_pid_file ? TTY_START_WAIT_MS : TTY_INPUT_HOLD_MS);
+    }
   flush_stdin (rc);
   int pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
   /* With a tty the runtime's own messages go to the terminal, so stderr is stdout. */
@@ -750,8 +760,15 @@ serve_exec (Rc *rc)
   uint64_t kill_at = 0;
   while (fds[0] >= 0 || fds[1] >= 0 || !reaped)
     {
+      if (rc->hold_for_pid_file && access (rc->req->pid_file, F_OK) == 0)
+        {
+          rc->hold_for_pid_file = false;
+          rc->in_hold_until = now_ms () + TTY_AFTER_PID_FILE_MS;
+          apply_size (rc); /* once more, now that runc passes changes on */
+        }
       if (rc->in_hold_until != 0 && now_ms () >= rc->in_hold_until)
         {
+          rc->hold_for_pid_file = false;
           rc->in_hold_until = 0;
           flush_stdin (rc);
         }
