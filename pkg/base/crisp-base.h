@@ -58,6 +58,12 @@ int crisp_read_all_at (int dirfd, const char *name, size_t max, char **out_buf, 
 int crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, size_t len,
                                 mode_t mode);
 
+/* openat2 (dirfd, path, {flags, mode, resolve}): the new descriptor or -errno. The kernel
+ * refuses a lookup with RESOLVE_IN_ROOT or RESOLVE_BENEATH that crosses ".." while anything on
+ * the machine renames or mounts (EAGAIN, "try again"); that is retried here, a bounded number
+ * of times, so a busy node never turns into a missing file. */
+int crisp_openat2 (int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+
 /* Creates every missing component of path with mode (existing ones are left alone). */
 int crisp_mkdir_p (const char *path, mode_t mode);
 

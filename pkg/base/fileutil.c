@@ -5,9 +5,11 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 int
 crisp_write_all (int fd, const void *buf, size_t len)
@@ -221,4 +223,23 @@ crisp_id_is_valid_len (const char *s, size_t len)
     if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')) || n >= 64)
       return false;
   return len == 0 || n == len;
+}
+
+/* Each retry is a fresh lookup; a thousand of them fail only under a rename storm that never
+ * pauses, and then the caller reports EAGAIN. */
+#define OPENAT2_TRIES 1000
+
+int
+crisp_openat2 (int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve)
+{
+  struct open_how how = { .flags = flags, .mode = mode, .resolve = resolve };
+  for (int i = 0; i < OPENAT2_TRIES; i++)
+    {
+      int fd = (int) syscall (SYS_openat2, dirfd, path, &how, sizeof how);
+      if (fd >= 0)
+        return fd;
+      if (errno != EAGAIN && errno != EINTR)
+        return -errno;
+    }
+  return -EAGAIN;
 }

@@ -324,13 +324,10 @@ crisp_container_restore_unpack_dir (int srcfd, const char *what, int destfd, GEr
 static int
 open_in_root (int rootfd, const char *path, int *out_fd)
 {
-  struct open_how how = {
-    .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
-  };
-  int fd = (int) syscall (SYS_openat2, rootfd, *path ? path : ".", &how, sizeof how);
+  int fd = crisp_openat2 (rootfd, *path ? path : ".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                          RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
   if (fd < 0)
-    return -errno;
+    return fd;
   *out_fd = fd;
   return 0;
 }

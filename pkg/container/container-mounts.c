@@ -78,16 +78,13 @@ resolve_sub_path (const char *root, const Runtime__V1__Mount *m, char **out_path
   _cleanup_close_ int rootfd = open (root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     return crisp_throw_errno (error, errno, "opening '%s'", root);
-  struct open_how how = {
-    .flags = O_PATH | O_CLOEXEC,
-    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
-  };
-  _cleanup_close_ int fd = (int) syscall (SYS_openat2, rootfd, m->image_sub_path, &how, sizeof how);
+  _cleanup_close_ int fd = crisp_openat2 (rootfd, m->image_sub_path, O_PATH | O_CLOEXEC, 0,
+                                          RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
   if (fd < 0)
     return crisp_throw (error,
-                        errno == ENOENT ? CRISP_ERROR_NOT_FOUND : CRISP_ERROR_INVALID_ARGUMENT,
+                        fd == -ENOENT ? CRISP_ERROR_NOT_FOUND : CRISP_ERROR_INVALID_ARGUMENT,
                         "mount '%s': image_sub_path '%s' in image '%s': %s", m->container_path,
-                        m->image_sub_path, m->image->image, g_strerror (errno));
+                        m->image_sub_path, m->image->image, g_strerror (-fd));
   g_autofree char *link = g_strdup_printf ("/proc/self/fd/%d", fd);
   g_autofree char *path = g_file_read_link (link, error);
   g_autofree char *prefix = g_strconcat (root, "/", NULL);

@@ -31,14 +31,11 @@ int
 crisp_oci_read_in_root (int rootfd, const char *path, gsize max, char **out_text)
 {
   /* O_NONBLOCK: a FIFO planted in the image must not hang the caller. */
-  struct open_how how = {
-    .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-  };
-  _cleanup_close_ int fd = (int) syscall (SYS_openat2, rootfd, path, &how, sizeof how);
+  _cleanup_close_ int fd = crisp_openat2 (rootfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                                          0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
   struct stat st;
   if (fd < 0)
-    return -errno;
+    return fd;
   if (fstat (fd, &st) < 0)
     return -errno;
   if (!S_ISREG (st.st_mode))

@@ -5,6 +5,7 @@
 #include "monitor-client.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <signal.h>
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -292,6 +293,66 @@ test_proc_rss (void)
   g_assert_cmpint (crisp_proc_rss (child, 0, &rss), ==, -ESRCH);
 }
 
+typedef struct
+{
+  char *dir;
+  gint stop;
+} RenameStorm;
+
+static gpointer
+rename_storm (gpointer data)
+{
+  RenameStorm *st = data;
+  g_autofree char *a = g_build_filename (st->dir, "a", NULL);
+  g_autofree char *b = g_build_filename (st->dir, "b", NULL);
+  for (guint i = 0; !g_atomic_int_get (&st->stop); i++)
+    g_rename (i & 1 ? b : a, i & 1 ? a : b);
+  return NULL;
+}
+
+/* A lookup that climbs ".." inside a root while something else on the machine renames: the
+ * kernel answers EAGAIN now and then (a few percent of lookups here), crisp_openat2 retries. */
+static void
+test_openat2_survives_renames (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("crisp-test-openat2-XXXXXX", NULL);
+  g_assert_nonnull (dir);
+  g_autofree char *etc = g_build_filename (dir, "root", "etc", NULL);
+  g_autofree char *passwd = g_build_filename (etc, "passwd", NULL);
+  g_autofree char *a = g_build_filename (dir, "a", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (etc, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (passwd, "", 0, NULL));
+  g_assert_true (g_file_set_contents (a, "", 0, NULL));
+  g_autofree char *root = g_build_filename (dir, "root", NULL);
+  int rootfd = open (root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  g_assert_cmpint (rootfd, >=, 0);
+  RenameStorm st = { dir, 0 };
+  GThread *t = g_thread_new ("renames", rename_storm, &st);
+  guint failed = 0;
+  int last = 0;
+  for (int i = 0; i < 50000; i++)
+    {
+      int fd = crisp_openat2 (rootfd, "/../../etc/../etc/passwd", O_RDONLY | O_CLOEXEC, 0,
+                              RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+      if (fd < 0)
+        failed++, last = fd;
+      else
+        close (fd);
+    }
+  g_atomic_int_set (&st.stop, 1);
+  g_thread_join (t);
+  close (rootfd);
+  /* And what is refused stays refused: a missing file, and an escape that is only a loop. */
+  rootfd = open (root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  g_assert_cmpint (crisp_openat2 (rootfd, "/../nothing", O_RDONLY | O_CLOEXEC, 0, RESOLVE_IN_ROOT),
+                   ==, -ENOENT);
+  close (rootfd);
+  g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", dir);
+  g_assert_cmpint (system (cmd), ==, 0);
+  if (failed)
+    g_error ("%u of 50000 lookups failed, the last with %s", failed, g_strerror (-last));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -305,5 +366,6 @@ main (int argc, char **argv)
   g_test_add_func ("/base/exec-result-fit", test_exec_result_fit);
   g_test_add_func ("/base/signal-names", test_signal_names);
   g_test_add_func ("/base/proc-rss", test_proc_rss);
+  g_test_add_func ("/base/openat2-survives-renames", test_openat2_survives_renames);
   return g_test_run ();
 }
