@@ -242,6 +242,7 @@ crisp_container_handlers_init (CrispServer *self, GError **error)
   crisp_server_add_cleanup (self, free_containers, self->containers);
   CrispPodContainerHooks hooks = {
     .stop_pod = crisp_container_service_stop_pod,
+    .settle_pod = crisp_container_service_settle_pod,
     .remove_pod = crisp_container_service_remove_pod,
     .data = self->containers,
   };

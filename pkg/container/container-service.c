@@ -539,17 +539,30 @@ for_each_in_pod (CrispContainerService *svc, const char *pod_id, gboolean remove
       g_mutex_lock (&c->op_lock);
       gboolean ok = remove ? !still_known (svc, c) || remove_locked (svc, c, error)
                            : stop_locked (svc, c, 0);
-      /* A pod being stopped keeps nothing running: wait for each monitor's own cleanup. */
-      if (ok && !remove && !wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS, NULL))
-        g_warning ("container '%s': monitor %d still running after its container stopped", c->id,
-                   c->monitor_pid);
       g_mutex_unlock (&c->op_lock);
       if (!ok)
         return FALSE;
     }
-  /* Nor does the monitor of one of its containers removed just before. */
-  crisp_container_reaper_wait_monitors (svc, pod_id, MONITOR_EXIT_WAIT_MS);
   return TRUE;
+}
+
+void
+crisp_container_service_settle_pod (gpointer data, const char *pod_id)
+{
+  CrispContainerService *svc = data;
+  /* A stopped pod keeps nothing running: each monitor's own cleanup is over... */
+  g_autoptr (GPtrArray) all = crisp_container_snapshot (svc, pod_id);
+  for (guint i = 0; i < all->len; i++)
+    {
+      CrispContainer *c = all->pdata[i];
+      g_mutex_lock (&c->op_lock);
+      if (!wait_monitor_exit (c, MONITOR_EXIT_WAIT_MS, NULL))
+        g_warning ("container '%s': monitor %d still running after its container stopped", c->id,
+                   c->monitor_pid);
+      g_mutex_unlock (&c->op_lock);
+    }
+  /* ...and so is that of one of its containers removed just before. */
+  crisp_container_reaper_wait_monitors (svc, pod_id, MONITOR_EXIT_WAIT_MS);
 }
 
 gboolean

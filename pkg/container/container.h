@@ -52,6 +52,9 @@ gboolean crisp_container_service_stop_pod (gpointer svc, const char *pod_id,
                                            GCancellable *cancellable, GError **error);
 gboolean crisp_container_service_remove_pod (gpointer svc, const char *pod_id,
                                              GCancellable *cancellable, GError **error);
+/* For the pod service, once the pod's network and namespaces are released: waits for the
+ * monitors of the pod's stopped or removed containers to finish their cleanup. */
+void crisp_container_service_settle_pod (gpointer svc, const char *pod_id);
 
 /* Whether ContainerStatus of `id` can be answered from memory alone (the exit watch is
  * current, or there is no such container): then it does no I/O and need not leave the

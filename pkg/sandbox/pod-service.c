@@ -106,7 +106,11 @@ pod_teardown (CrispPodService *svc, CrispPod *pod, GCancellable *cancellable, GE
   if (svc->hooks.stop_pod != NULL
       && !svc->hooks.stop_pod (svc->hooks.data, pod->id, cancellable, error))
     return FALSE;
-  return network_down (svc, pod, cancellable, error) && release_namespaces (svc, pod, error);
+  if (!network_down (svc, pod, cancellable, error) || !release_namespaces (svc, pod, error))
+    return FALSE;
+  if (svc->hooks.settle_pod != NULL)
+    svc->hooks.settle_pod (svc->hooks.data, pod->id);
+  return TRUE;
 }
 
 static void

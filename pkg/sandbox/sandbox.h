@@ -87,11 +87,14 @@ int crisp_pod_open_userns (CrispPod *pod);
 gboolean crisp_pod_config_check_log_directory (const char *field, const char *dir, GError **error);
 
 /* What the container area plugs in: StopPodSandbox calls stop_pod before tearing the pod
- * down, RemovePodSandbox calls remove_pod; both must be idempotent. */
+ * down and settle_pod after (the monitors' own cleanup, their runtime's delete, goes on
+ * meanwhile: the pod is not stopped before it is done), RemovePodSandbox calls remove_pod;
+ * all must be idempotent. */
 typedef struct
 {
   gboolean (*stop_pod) (gpointer data, const char *pod_id, GCancellable *cancellable,
                         GError **error);
+  void (*settle_pod) (gpointer data, const char *pod_id);
   gboolean (*remove_pod) (gpointer data, const char *pod_id, GCancellable *cancellable,
                           GError **error);
   gpointer data;
