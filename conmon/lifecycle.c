@@ -284,7 +284,8 @@ write_info (Monitor *m)
   char buf[128];
   int n = snprintf (buf, sizeof buf, "version=%d\npid=%d\ncontainer_pid=%d\n",
                     CRISP_MONITOR_PROTOCOL_VERSION, (int) getpid (), (int) m->container_pid);
-  crisp_write_file_atomic_at (m->state_dirfd, CRISP_MONITOR_FILE_INFO, buf, (size_t) n, 0600);
+  /* Read by a crisp restarted while this monitor lives: a reboot ends both, so no fsync. */
+  crisp_write_file_replace_at (m->state_dirfd, CRISP_MONITOR_FILE_INFO, buf, (size_t) n, 0600);
 }
 
 static void unlink_sockets (Monitor *m);

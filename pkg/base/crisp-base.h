@@ -57,6 +57,12 @@ int crisp_read_all_at (int dirfd, const char *name, size_t max, char **out_buf, 
 /* Writes name in dirfd atomically: temporary file, fsync, rename, fsync of the directory. */
 int crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, size_t len,
                                 mode_t mode);
+/* The same without the fsyncs: a reader (a crisp started after a crash of crisp's) still sees
+ * the old text or the new, whole, but a crash of the machine may leave either.  For the run
+ * directory's files, which a reboot makes moot (the container is gone with it), and for a
+ * record whose older text serves as well after one. */
+int crisp_write_file_replace_at (int dirfd, const char *name, const void *buf, size_t len,
+                                 mode_t mode);
 
 /* openat2 (dirfd, path, {flags, mode, resolve}): the new descriptor or -errno. The kernel
  * refuses a lookup with RESOLVE_IN_ROOT or RESOLVE_BENEATH that crosses ".." while anything on

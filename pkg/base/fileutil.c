@@ -70,8 +70,8 @@ crisp_read_all_at (int dirfd, const char *name, size_t max, char **out_buf, size
   return 0;
 }
 
-int
-crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, size_t len, mode_t mode)
+static int
+write_replace (int dirfd, const char *name, const void *buf, size_t len, mode_t mode, bool durable)
 {
   /* Named by thread: two threads saving the same record must never share a temporary file,
    * or each could rename the other's half-written bytes into place. */
@@ -84,7 +84,7 @@ crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, size_t
   if (fd < 0)
     return -errno;
   int r = crisp_write_all (fd, buf, len);
-  if (r == 0 && fsync (fd) < 0)
+  if (r == 0 && durable && fsync (fd) < 0)
     r = -errno;
   if (r == 0 && renameat (dirfd, tmp, dirfd, name) < 0)
     r = -errno;
@@ -93,8 +93,21 @@ crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, size_t
       unlinkat (dirfd, tmp, 0);
       return r;
     }
-  fsync (dirfd);
+  if (durable)
+    fsync (dirfd);
   return 0;
+}
+
+int
+crisp_write_file_atomic_at (int dirfd, const char *name, const void *buf, size_t len, mode_t mode)
+{
+  return write_replace (dirfd, name, buf, len, mode, true);
+}
+
+int
+crisp_write_file_replace_at (int dirfd, const char *name, const void *buf, size_t len, mode_t mode)
+{
+  return write_replace (dirfd, name, buf, len, mode, false);
 }
 
 int

@@ -140,7 +140,8 @@ place_monitor (pid_t monitor_pid, void *data)
   mc->c->monitor_pid = monitor_pid;
   mc->c->monitor_start_time = crisp_proc_start_time (monitor_pid);
   g_mutex_unlock (&mc->svc->lock);
-  if (!crisp_container_save (mc->svc, mc->c, &mc->error))
+  /* After a reboot the monitor is gone anyway: the record without it serves as well. */
+  if (!crisp_container_save_unsynced (mc->svc, mc->c, &mc->error))
     return -EIO;
   if (mc->cgroup == NULL)
     return 0;

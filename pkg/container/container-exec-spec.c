@@ -255,7 +255,7 @@ crisp_container_write_exec_spec (CrispContainerService *svc, CrispContainer *c, 
       return TRUE;
     }
   int r
-      = crisp_write_file_atomic_at (dirfd, CRISP_MONITOR_FILE_EXEC_SPEC, out->str, out->len, 0600);
+      = crisp_write_file_replace_at (dirfd, CRISP_MONITOR_FILE_EXEC_SPEC, out->str, out->len, 0600);
   if (r < 0)
     return crisp_throw_errno (error, r, "writing '%s/" CRISP_MONITOR_FILE_EXEC_SPEC "'", state);
   g_debug ("container '%s': execs run directly from its monitor%s", c->id,

@@ -39,15 +39,29 @@ crisp_container_root_path (CrispContainerService *svc, const char *id, const cha
   return g_build_filename (dir, sub, NULL);
 }
 
-gboolean
-crisp_container_save (CrispContainerService *svc, CrispContainer *c, GError **error)
+static gboolean
+save (CrispContainerService *svc, CrispContainer *c, gboolean durable, GError **error)
 {
   g_mutex_lock (&svc->lock);
   /* A save after the record went to the trash would bring the container back to life. */
   gboolean removed = c->state == CRISP_CONTAINER_REMOVING;
   g_autoptr (JsonNode) node = removed ? NULL : crisp_container_to_json (c);
   g_mutex_unlock (&svc->lock);
-  return removed || crisp_store_save (svc->store, c->id, RECORD, node, error);
+  return removed
+         || (durable ? crisp_store_save (svc->store, c->id, RECORD, node, error)
+                     : crisp_store_save_unsynced (svc->store, c->id, RECORD, node, error));
+}
+
+gboolean
+crisp_container_save (CrispContainerService *svc, CrispContainer *c, GError **error)
+{
+  return save (svc, c, TRUE, error);
+}
+
+gboolean
+crisp_container_save_unsynced (CrispContainerService *svc, CrispContainer *c, GError **error)
+{
+  return save (svc, c, FALSE, error);
 }
 
 void
@@ -455,7 +469,11 @@ commit_start (CrispContainerService *svc, CrispContainer *c, const StartFacts *f
     json_object_set_string_member (o, "state", crisp_container_state_to_string (f->state));
   json_object_set_int_member (o, "started_at", f->started_at);
   json_object_set_int_member (o, "start_requested_at", f->start_requested_at);
-  if (!crisp_store_save (svc->store, c->id, RECORD, node, error))
+  /* The intent matters only to a crisp restarted while the container lives (a reboot ends
+   * it), so only the result is forced to disk. */
+  gboolean durable = f->start_requested_at == 0;
+  if (!(durable ? crisp_store_save (svc->store, c->id, RECORD, node, error)
+                : crisp_store_save_unsynced (svc->store, c->id, RECORD, node, error)))
     return FALSE;
   g_mutex_lock (&svc->lock);
   apply_start (c, f);

@@ -47,7 +47,8 @@ write_spec (const char *bundle, JsonNode *spec, GError **error)
   gsize len = 0;
   g_autofree char *data = json_generator_to_data (gen, &len);
   _cleanup_close_ int dfd = open (bundle, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int r = dfd < 0 ? -errno : crisp_write_file_atomic_at (dfd, "config.json", data, len, 0600);
+  /* The run directory does not outlive a reboot's purpose: no fsync. */
+  int r = dfd < 0 ? -errno : crisp_write_file_replace_at (dfd, "config.json", data, len, 0600);
   if (r < 0)
     return crisp_throw_errno (error, r, "writing '%s/config.json'", bundle);
   return TRUE;

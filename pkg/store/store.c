@@ -85,9 +85,9 @@ open_object (CrispStore *store, const char *id, gboolean create)
   return fd < 0 ? -errno : fd;
 }
 
-gboolean
-crisp_store_save (CrispStore *store, const char *id, const char *name, JsonNode *node,
-                  GError **error)
+static gboolean
+save (CrispStore *store, const char *id, const char *name, JsonNode *node, gboolean durable,
+      GError **error)
 {
   if (!check_names (id, name, error))
     return FALSE;
@@ -97,10 +97,25 @@ crisp_store_save (CrispStore *store, const char *id, const char *name, JsonNode 
   gsize len = 0;
   g_autofree char *text = json_to_string (node, FALSE);
   len = strlen (text);
-  int r = crisp_write_file_atomic_at (fd, name, text, len, 0600);
+  int r = durable ? crisp_write_file_atomic_at (fd, name, text, len, 0600)
+                  : crisp_write_file_replace_at (fd, name, text, len, 0600);
   if (r < 0)
     return crisp_throw_errno (error, r, "writing record '%s/%s'", id, name);
   return TRUE;
+}
+
+gboolean
+crisp_store_save (CrispStore *store, const char *id, const char *name, JsonNode *node,
+                  GError **error)
+{
+  return save (store, id, name, node, TRUE, error);
+}
+
+gboolean
+crisp_store_save_unsynced (CrispStore *store, const char *id, const char *name, JsonNode *node,
+                           GError **error)
+{
+  return save (store, id, name, node, FALSE, error);
 }
 
 JsonNode *

@@ -40,8 +40,16 @@ test_atomic_write_replaces_and_reads_back (void)
   g_assert_cmpint (fstatat (dfd, "rec", &st, 0), ==, 0);
   g_assert_cmpint (st.st_mode & 0777, ==, 0600);
   g_assert_cmpint (crisp_write_file_atomic_at (dfd, "a/b", "x", 1, 0600), ==, -EINVAL);
+  /* Unsynced, the same replacement as seen from a running system, leaving no temporary. */
+  g_assert_cmpint (crisp_write_file_replace_at (dfd, "rec", "third", 5, 0640), ==, 0);
+  g_assert_cmpint (crisp_read_all_at (dfd, "rec", 1024, &buf, &len), ==, 0);
+  g_assert_cmpstr (buf, ==, "third");
+  free (buf);
+  g_assert_cmpint (fstatat (dfd, "rec", &st, 0), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0640);
+  g_assert_cmpint (crisp_write_file_replace_at (dfd, "../rec", "x", 1, 0600), ==, -EINVAL);
   unlinkat (dfd, "rec", 0);
-  g_rmdir (dir);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
 }
 
 static void
