@@ -526,7 +526,9 @@ on_new_call (CrispGrpc *self, CrispCall *c, gboolean success)
       return;
     }
   c->started = g_get_monotonic_time ();
-  if (!self->shutting_down)
+  /* Read on the queue thread while the main loop may be setting it: a request made just after
+   * the shutdown began comes back unfulfilled, as above. */
+  if (!g_atomic_int_get (&self->shutting_down))
     call_accept_next (self);
   /* Close-on-server first: it is how deadlines and client cancellations are seen. */
   grpc_op close = { .op = GRPC_OP_RECV_CLOSE_ON_SERVER };
@@ -549,8 +551,7 @@ dispatch_event (gpointer data)
   CrispCall *c = tag->call;
   switch (tag->kind)
     {
-    case TAG_NEW_CALL:
-      on_new_call (c->grpc, c, ev->success);
+    case TAG_NEW_CALL: /* handled on the queue thread */
       break;
     case TAG_RECV:
       /* The recv op's reference passes to the handler, which ends the call (send op). */
@@ -596,6 +597,18 @@ queue_thread (gpointer data)
         break;
       if (ev.type != GRPC_OP_COMPLETE)
         continue;
+      Tag *tag = ev.tag;
+      /* The shutdown tag is the main loop's; every other one was released to gRPC with its
+       * op, so it may be read here. */
+      if (tag != &self->shutdown_tag)
+        CRISP_TSAN_ACQUIRE (tag);
+      if (tag != &self->shutdown_tag && tag->kind == TAG_NEW_CALL)
+        {
+          /* Accepting touches only the call and gRPC: done here, it saves every call a trip
+           * to the main loop and back before its request can be read. */
+          on_new_call (tag->call->grpc, tag->call, ev.success);
+          continue;
+        }
       Event *e = g_new (Event, 1);
       e->tag = ev.tag;
       e->success = ev.success;
@@ -680,7 +693,7 @@ crisp_grpc_shutdown (CrispGrpc *self, guint grace_seconds, GSourceFunc done, gpo
 {
   if (self->shutting_down)
     return;
-  self->shutting_down = TRUE;
+  g_atomic_int_set (&self->shutting_down, TRUE);
   self->shutdown_done = done;
   self->shutdown_data = data;
   grpc_server_shutdown_and_notify (self->srv, self->cq, &self->shutdown_tag);
