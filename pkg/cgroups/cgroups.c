@@ -373,7 +373,7 @@ remove_tree (int parentfd, const char *name, int depth, gint64 deadline)
     return errno == ENOENT ? 0 : -errno;
   if (depth > 0)
     {
-      _cleanup_close_ int lfd = dup (fd);
+      _cleanup_close_ int lfd = fcntl (fd, F_DUPFD_CLOEXEC, 0);
       DIR *d = lfd < 0 ? NULL : fdopendir (lfd);
       if (d != NULL)
         {
