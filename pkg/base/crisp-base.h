@@ -113,9 +113,6 @@ typedef struct
 
 void crisp_spawn_result_clear (CrispSpawnResult *r);
 
-/* Runs path with argv and envp, writes input to its stdin, collects stdout and stderr (each
- * at most max_output bytes, or -EFBIG) and waits for it, all in the calling thread. When
- * cancel_fd (may be -1) becomes readable, the child is killed and -ECANCELED returned. */
 /* Runs fn (data) in a child that shares crisp's memory, the calling thread suspended until the
  * child has exec'd or exited (as vfork): no page tables are copied, which made each fork of
  * crisp cost milliseconds. fn may only make system calls and must end in execve or _exit;
@@ -123,6 +120,9 @@ void crisp_spawn_result_clear (CrispSpawnResult *r);
  * -1 with errno set. Not for a child that must wait for its parent, nor one that unshares a
  * user namespace (the kernel refuses that to a process sharing its memory). */
 pid_t crisp_vfork_call (int (*fn) (void *), void *data);
+/* Runs path with argv and envp, writes input to its stdin, collects stdout and stderr (each
+ * at most max_output bytes, or -EFBIG) and waits for it, all in the calling thread. When
+ * cancel_fd (may be -1) becomes readable, the child is killed and -ECANCELED returned. */
 int crisp_spawn_communicate (const char *path, char *const argv[], char *const envp[],
                              const char *input, size_t input_len, size_t max_output,
                              int cancel_fd, CrispSpawnResult *result);

@@ -16,7 +16,6 @@
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Bounds on what an archive or its rootfs-diff.tar may unpack to. */

@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 
 #define MOUNTS_DIR "mounts"
 /* Mounts stacked on one staging point that a removal takes off before giving up. */

@@ -12,7 +12,6 @@
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 
 #define MAX_DB_SIZE (4 * 1024 * 1024)
 #define MAX_ID 4294967294U /* (uid_t) -1 is "no id" */
