@@ -258,11 +258,10 @@ create_steps (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, cons
          && (restore != NULL || crisp_container_spawn_monitor (svc, c, error));
 }
 
-/* The monitor execs the runtime by path: a bare name is resolved here, once. */
-static char *
-runtime_path_of (const CrispRuntimeHandler *rt)
+char *
+crisp_container_runtime_path (const char *name)
 {
-  return g_path_is_absolute (rt->path) ? g_strdup (rt->path) : g_find_program_in_path (rt->path);
+  return g_path_is_absolute (name) ? g_strdup (name) : g_find_program_in_path (name);
 }
 
 static CrispContainer *
@@ -275,7 +274,7 @@ container_from_request (CrispContainerService *svc, CrispPod *pod, const CrispIm
                         "pod '%s' names runtime handler '%s', which is not configured", pod->id,
                         pod->runtime_handler),
            NULL;
-  g_autofree char *runtime_path = runtime_path_of (rt);
+  g_autofree char *runtime_path = crisp_container_runtime_path (rt->path);
   if (runtime_path == NULL)
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
                         "runtime handler '%s': '%s' is not found on PATH", rt->name, rt->path),
@@ -590,7 +589,7 @@ crisp_container_new_lost (CrispContainerService *svc, const char *id)
     {
       g_clear_pointer (&c->runtime_path, g_free);
       g_clear_pointer (&c->runtime_root, g_free);
-      c->runtime_path = runtime_path_of (rt);
+      c->runtime_path = crisp_container_runtime_path (rt->path);
       c->runtime_root = g_strdup (rt->root);
     }
   return c;

@@ -358,6 +358,9 @@ gboolean crisp_container_save (CrispContainerService *svc, CrispContainer *c, GE
  * saves that only a crash of crisp, not of the machine, needs to find. */
 gboolean crisp_container_save_unsynced (CrispContainerService *svc, CrispContainer *c,
                                         GError **error);
+/* The runtime a handler or record names, as a path to exec: a bare name is looked up on PATH
+ * (the monitor and crisp_spawn_communicate exec by path); NULL when it is not found. */
+char *crisp_container_runtime_path (const char *name);
 /* container-create.c: spawns the container's monitor, which creates the container, or
  * restores it (c->restore_images set: the container then runs). */
 gboolean crisp_container_spawn_monitor (CrispContainerService *svc, CrispContainer *c,

@@ -27,9 +27,7 @@ static gboolean
 run_runtime (CrispContainer *c, const char *verb, const char *flag, char **out_stdout,
              GError **error)
 {
-  g_autofree char *path = g_path_is_absolute (c->runtime_path)
-                              ? g_strdup (c->runtime_path)
-                              : g_find_program_in_path (c->runtime_path);
+  g_autofree char *path = crisp_container_runtime_path (c->runtime_path);
   if (path == NULL)
     return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
                         "runtime '%s' is not found on PATH", c->runtime_path);
