@@ -601,13 +601,15 @@ queue_thread (gpointer data)
       /* The shutdown tag is the main loop's; every other one was released to gRPC with its
        * op, so it may be read here. */
       if (tag != &self->shutdown_tag)
-        CRISP_TSAN_ACQUIRE (tag);
-      if (tag != &self->shutdown_tag && tag->kind == TAG_NEW_CALL)
         {
-          /* Accepting touches only the call and gRPC: done here, it saves every call a trip
-           * to the main loop and back before its request can be read. */
-          on_new_call (tag->call->grpc, tag->call, ev.success);
-          continue;
+          CRISP_TSAN_ACQUIRE (tag);
+          if (tag->kind == TAG_NEW_CALL)
+            {
+              /* Accepting touches only the call and gRPC: done here, it saves every call a
+               * trip to the main loop and back before its request can be read. */
+              on_new_call (tag->call->grpc, tag->call, ev.success);
+              continue;
+            }
         }
       Event *e = g_new (Event, 1);
       e->tag = ev.tag;
