@@ -443,31 +443,47 @@ test_update_v2_fixture (void)
   rm_rf (root);
 }
 
+/* As root on a v1/hybrid host with controller: a real cgroup <name>-<pid> made under this
+ * process's own in that hierarchy, and sub below it unless NULL. Its path relative to each
+ * hierarchy's root, with the layout in *out_cg; NULL (the test skipped) elsewhere. */
+static char *
+scratch_cgroup (const char *controller, const char *name, const char *sub, CrispCgroups **out_cg)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CrispCgroups) cg = crisp_cgroups_new (NULL, &error);
+  if (getuid () != 0 || cg == NULL || cg->mode == CRISP_CGROUP_MODE_V2
+      || !crisp_cgroups_has_controller (cg, controller))
+    {
+      g_test_skip_printf ("needs root and a cgroup v1 %s controller", controller);
+      return NULL;
+    }
+  g_autofree char *self = crisp_cgroups_self_path (controller, &error);
+  g_assert_no_error (error);
+  g_autofree char *rel = g_strdup_printf ("%s/%s-%d", self, name, (int) getpid ());
+  while (rel[0] == '/')
+    memmove (rel, rel + 1, strlen (rel));
+  g_autofree char *dir = g_build_filename (cg->root, controller, rel, NULL);
+  g_autofree char *below = sub ? g_build_filename (dir, sub, NULL) : NULL;
+  if (g_mkdir (dir, 0755) != 0 || (below != NULL && g_mkdir (below, 0755) != 0))
+    {
+      g_test_skip_printf ("cannot create a %s cgroup here", controller);
+      return NULL;
+    }
+  *out_cg = g_steal_pointer (&cg);
+  return g_steal_pointer (&rel);
+}
+
 /* As root on a v1/hybrid host: a scratch memory cgroup under this process's own, updated and
  * read back through the kernel, then removed. */
 static void
 test_real_memory_cgroup (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (CrispCgroups) cg = crisp_cgroups_new (NULL, &error);
-  if (getuid () != 0 || cg == NULL || cg->mode == CRISP_CGROUP_MODE_V2
-      || !crisp_cgroups_has_controller (cg, "memory"))
-    {
-      g_test_skip ("needs root and a cgroup v1 memory controller");
-      return;
-    }
-  g_autofree char *self = crisp_cgroups_self_path ("memory", &error);
-  g_assert_no_error (error);
-  g_autofree char *rel
-      = g_strdup_printf ("%s/crisp-unit-%d", self[1] ? self + 1 : "", (int) getpid ());
-  if (rel[0] == '/')
-    memmove (rel, rel + 1, strlen (rel));
+  g_autoptr (CrispCgroups) cg = NULL;
+  g_autofree char *rel = scratch_cgroup ("memory", "crisp-unit", NULL, &cg);
+  if (rel == NULL)
+    return;
   g_autofree char *dir = g_build_filename (cg->root, "memory", rel, NULL);
-  if (g_mkdir (dir, 0755) != 0)
-    {
-      g_test_skip ("cannot create a memory cgroup here");
-      return;
-    }
   g_autofree Runtime__V1__LinuxContainerResources *r = resources_new ();
   r->memory_limit_in_bytes = 32 << 20;
   gboolean ok = crisp_cgroups_update (cg, rel, r, &error);
@@ -545,24 +561,11 @@ static void
 test_real_remove_kills (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (CrispCgroups) cg = crisp_cgroups_new (NULL, &error);
-  if (getuid () != 0 || cg == NULL || cg->mode == CRISP_CGROUP_MODE_V2
-      || !crisp_cgroups_has_controller (cg, "pids"))
-    {
-      g_test_skip ("needs root and a cgroup v1 pids controller");
-      return;
-    }
-  g_autofree char *self = crisp_cgroups_self_path ("pids", &error);
-  g_assert_no_error (error);
-  g_autofree char *rel = g_strdup_printf ("%s/crisp-unit-rm-%d", self, (int) getpid ());
-  while (rel[0] == '/')
-    memmove (rel, rel + 1, strlen (rel));
+  g_autoptr (CrispCgroups) cg = NULL;
+  g_autofree char *rel = scratch_cgroup ("pids", "crisp-unit-rm", "sub", &cg);
+  if (rel == NULL)
+    return;
   g_autofree char *sub = g_build_filename (cg->root, "pids", rel, "sub", NULL);
-  if (g_mkdir_with_parents (sub, 0755) != 0)
-    {
-      g_test_skip ("cannot create a pids cgroup here");
-      return;
-    }
   pid_t child = fork ();
   g_assert_cmpint (child, >=, 0);
   if (child == 0)
