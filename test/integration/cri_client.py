@@ -41,6 +41,13 @@ for _svc in pb.DESCRIPTOR.services_by_name.values():
 MAX_MESSAGE = 16 * 1024 * 1024
 
 
+# By default gRPC lets channels with the same target and options share one connection.  A
+# channel made after crisp restarted could then be given the connection of an older channel
+# that nothing was reading, still to the crisp that went away, and fail with "Broken pipe".
+# Each client here has its own connections, as separate client processes (the kubelet,
+# crictl) would.
+LOCAL_SUBCHANNELS = ("grpc.use_local_subchannel_pool", 1)
+
 # The calls that make a pod or a container, and where their reply names it.
 CREATES = {"RunPodSandbox": "pod_sandbox_id", "CreateContainer": "container_id"}
 
@@ -53,7 +60,7 @@ class CRIClient:
         self.ids = ids if ids is not None else set()
         self.channel = grpc.insecure_channel(
             "unix://" + socket_path,
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE), LOCAL_SUBCHANNELS])
 
     def close(self):
         self.channel.close()

@@ -20,7 +20,7 @@ import pytest
 
 import leakcheck
 from container_harness import SLEEPER, push_extra_images
-from cri_client import MAX_MESSAGE, CRIClient, pb
+from cri_client import LOCAL_SUBCHANNELS, MAX_MESSAGE, CRIClient, pb
 from image_harness import pull, registries_conf
 from pod_harness import PLUGIN_DIRS, PodNet
 from test_crash_points import RUNC, WRAPPER
@@ -45,7 +45,7 @@ class Client(CRIClient):
         self.ids = ids
         self.channel = grpc.insecure_channel(
             "unix://" + socket_path,
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE), LOCAL_SUBCHANNELS,
                      ("grpc.initial_reconnect_backoff_ms", 50),
                      ("grpc.min_reconnect_backoff_ms", 50),
                      ("grpc.max_reconnect_backoff_ms", 250)])

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from container_harness import MiB, SLEEPER, cenv, log_lines, rpc_error, wait_for  # noqa: F401
-from cri_client import SERVICES, pb
+from cri_client import LOCAL_SUBCHANNELS, SERVICES, pb
 
 KiB = 1024
 LIMIT = 256 * KiB
@@ -205,7 +205,8 @@ def test_container_maps_over_the_limit_are_rejected(cenv, field):
 def kubelet_like_exec_sync(cenv, cid, cmd):
     """ExecSync from a client with the kubelet's 16 MiB receive limit, on its own channel."""
     channel = grpc.insecure_channel("unix://" + cenv.d.sock,
-                                    options=[("grpc.max_receive_message_length", 16 * MiB)])
+                                    options=[("grpc.max_receive_message_length", 16 * MiB),
+                                             LOCAL_SUBCHANNELS])
     try:
         service, _ = SERVICES["ExecSync"]
         fn = channel.unary_unary("/%s/ExecSync" % service,
