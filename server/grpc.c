@@ -83,6 +83,9 @@ struct _CrispGrpc
   gboolean stopped; /* every call has ended: the server may be destroyed */
   Tag shutdown_tag;
   guint grace_source;
+  guint idle_source;  /* while shutting down: watches for the last call's end */
+  gboolean idle_seen; /* the last tick found no call */
+  gint live_calls;    /* CrispCalls not yet freed, pending accepts included */
   GSourceFunc shutdown_done;
   gpointer shutdown_data;
 };
@@ -100,6 +103,7 @@ call_unref (CrispCall *c)
 {
   if (!g_atomic_int_dec_and_test (&c->refs))
     return;
+  g_atomic_int_add (&c->grpc->live_calls, -1);
   if (c->call)
     grpc_call_unref (c->call);
   grpc_call_details_destroy (&c->details);
@@ -139,6 +143,7 @@ call_new (CrispGrpc *self)
   g_queue_init (&c->stream_queue);
   c->cancellable = g_cancellable_new ();
   c->refs = 1;
+  g_atomic_int_inc (&self->live_calls);
   grpc_call_details_init (&c->details);
   grpc_metadata_array_init (&c->request_md);
   return c;
@@ -573,9 +578,8 @@ dispatch_event (gpointer data)
         /* gRPC reports the shutdown once every call has sent its status: what the handlers
          * did before that comes before the teardown of the services they used. */
         CRISP_TSAN_ACQUIRE (&calls_ended);
-        if (self->grace_source)
-          g_source_remove (self->grace_source);
-        self->grace_source = 0;
+        g_clear_handle_id (&self->grace_source, g_source_remove);
+        g_clear_handle_id (&self->idle_source, g_source_remove);
         self->stopped = TRUE;
         if (self->shutdown_done)
           self->shutdown_done (self->shutdown_data);
@@ -690,6 +694,27 @@ grace_expired (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* Every call has ended, yet gRPC's shutdown also waits for each client to close its
+ * connection in answer to the GOAWAY, which a client that is not reading never does: crisp
+ * would wait out the whole grace period.  Two ticks in a row without a call (50 to 100 ms
+ * after the last one ended, time for its status to reach the socket) and the connections
+ * left are closed. */
+static gboolean
+close_idle_connections (gpointer data)
+{
+  CrispGrpc *self = data;
+  gboolean idle = g_atomic_int_get (&self->live_calls) == 0;
+  if (!idle || !self->idle_seen)
+    {
+      self->idle_seen = idle;
+      return G_SOURCE_CONTINUE;
+    }
+  self->idle_source = 0;
+  g_message ("every call has ended: closing the connections clients left open");
+  grpc_server_cancel_all_calls (self->srv);
+  return G_SOURCE_REMOVE;
+}
+
 void
 crisp_grpc_shutdown (CrispGrpc *self, guint grace_seconds, GSourceFunc done, gpointer data)
 {
@@ -700,6 +725,7 @@ crisp_grpc_shutdown (CrispGrpc *self, guint grace_seconds, GSourceFunc done, gpo
   self->shutdown_data = data;
   grpc_server_shutdown_and_notify (self->srv, self->cq, &self->shutdown_tag);
   self->grace_source = g_timeout_add_seconds (grace_seconds, grace_expired, self);
+  self->idle_source = g_timeout_add (50, close_idle_connections, self);
 }
 
 void
@@ -714,8 +740,8 @@ crisp_grpc_free (CrispGrpc *self)
       g_message ("exiting with calls still in flight");
       return;
     }
-  if (self->grace_source)
-    g_source_remove (self->grace_source);
+  g_clear_handle_id (&self->grace_source, g_source_remove);
+  g_clear_handle_id (&self->idle_source, g_source_remove);
   if (self->srv)
     {
       if (!self->shutting_down)

@@ -65,6 +65,7 @@ class CrispDaemon:
         # The new crisp replaces the file anyway, so remove it first.
         if self.proc is None and os.path.exists(self.sock):
             os.unlink(self.sock)
+        self._close_client()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
@@ -122,9 +123,11 @@ class CrispDaemon:
             self.ends.append("crisp (pid %d) exited on its own" % self._pid)
         return rc
 
-    def stop(self, timeout=30):
-        """SIGTERM and wait; returns the exit code."""
-        self._close_client()
+    def stop(self, timeout=30, keep_client=False):
+        """SIGTERM and wait; returns the exit code.  keep_client: the client stays open, for
+        the replies of calls still in flight (close it with the next start or stop)."""
+        if not keep_client:
+            self._close_client()
         if self.proc is None:
             return None
         self._pid = self.proc.pid

@@ -6,6 +6,7 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 import time
 
 import grpc
@@ -166,6 +167,32 @@ def test_sigterm_exits_zero(crisp):
     crisp.client.call("Version")
     assert crisp.stop() == 0
     assert "stopped" in crisp.log_tail()
+
+
+def idle_connection(sock_path):
+    """A client that opens an HTTP/2 connection, says its preface and then never reads."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+    return s
+
+
+def test_a_client_that_stops_reading_does_not_hold_up_a_stop(crisp_factory):
+    d = crisp_factory(start=False)
+    with open(os.path.join(d.conf_dir, "50-grace.conf"), "w") as f:
+        f.write("[crisp]\nshutdown-grace = 120\n")
+    d.start()
+    idle = idle_connection(d.sock)
+    try:
+        d.client.call("Version")
+        # It never answers the GOAWAY: crisp closes its connection once no call is left,
+        # rather than wait out the two minutes of grace (stop() gives up after 60 s).
+        assert d.stop(timeout=60) == 0
+    finally:
+        idle.close()
+    log = open(d.log_path).read()
+    assert "every call has ended: closing the connections clients left open" in log
+    assert "grace period over" not in log
 
 
 def test_sighup_reloads_log_level(crisp):
@@ -440,6 +467,30 @@ def test_deadline_ends_a_slow_call(slow_cni):
     pod_id = d.client.call("RunPodSandbox", pod_request("late"), timeout=60).pod_sandbox_id
     pods = d.client.call("ListPodSandbox").items
     assert [p.id for p in pods] == [pod_id]
+    d.client.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    d.client.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+
+
+def test_a_call_in_flight_at_a_stop_is_answered_then_idle_connections_close(slow_cni):
+    d, markers = slow_cni
+    idle = idle_connection(d.sock)
+    try:
+        slow = d.client.future("RunPodSandbox", pod_request("inflight"), timeout=120)
+        wait_for(str(markers / "ADD"))  # held inside the plugin
+        # a second after the SIGTERM (twenty ticks of the idle watch) the plugin goes on
+        release = threading.Timer(1.0, (markers / "pause-ADD").unlink)
+        release.start()
+        try:
+            assert d.stop(keep_client=True) == 0
+        finally:
+            release.join()
+        pod_id = slow.result().pod_sandbox_id  # answered, not cut off by the closing
+    finally:
+        idle.close()
+    log = open(d.log_path).read()
+    assert "grace period over" not in log
+    assert log.index("RunPodSandbox: ok") < log.index("every call has ended")
+    d.start()
     d.client.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
     d.client.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
 
