@@ -18,8 +18,9 @@ write_file (CrispPod *pod, const char *name, const char *text, GError **error)
   _cleanup_close_ int dfd = open (pod->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0)
     return crisp_throw_errno (error, errno, "opening '%s'", pod->run_dir);
-  /* 0644: containers running as any user read them. */
-  int r = crisp_write_file_atomic_at (dfd, name, text, strlen (text), 0644);
+  /* 0644: containers running as any user read them.  Replaced atomically but not synced:
+   * the run directory and the pod it serves both end at a reboot. */
+  int r = crisp_write_file_replace_at (dfd, name, text, strlen (text), 0644);
   if (r < 0)
     return crisp_throw_errno (error, r, "writing '%s/%s'", pod->run_dir, name);
   return TRUE;
