@@ -1,4 +1,4 @@
-/* The monitor's life: leaving crisp (double fork, setsid, subreaper), the start handshake,
+/* The monitor's life: leaving crisp (its own session, a fork, subreaper), the start handshake,
  * `runtime create`, reaping, the exit file, `runtime delete`. */
 #include "config.h"
 
@@ -23,24 +23,33 @@ extern char **environ;
 int
 lifecycle_daemonize (Monitor *m)
 {
+  /* The monitor must be neither crisp's child nor a session leader (no terminal may ever
+   * become its controlling one).  The first process makes a session of its own and forks
+   * once: its child is the monitor.  A first process that leads its process group without
+   * leading a session (a shell's job) cannot: its child makes the session and forks again. */
+  bool leader = setsid () >= 0 || getsid (0) == getpid ();
   pid_t p = fork ();
   if (p < 0)
     return -errno;
+  if (p > 0 && leader)
+    return 1; /* the monitor exists: when crisp's waitpid returns, its HELLO is on the way */
   if (p > 0)
     {
-      /* The first process waits for the middle one, so that when crisp's waitpid returns the
-       * monitor exists and its HELLO is on the way. */
+      /* Waits for the middle one, for the same reason. */
       int st;
       while (waitpid (p, &st, 0) < 0)
         if (errno != EINTR)
           return -errno;
       return WIFEXITED (st) && WEXITSTATUS (st) == 0 ? 1 : -ECHILD;
     }
-  if (setsid () < 0)
-    _exit (1);
-  p = fork ();
-  if (p != 0)
-    _exit (p < 0 ? 1 : 0);
+  if (!leader)
+    {
+      if (setsid () < 0)
+        _exit (1);
+      p = fork ();
+      if (p != 0)
+        _exit (p < 0 ? 1 : 0);
+    }
   /* Orphans of the container (its init's reparented children, runc's helpers) come to us. */
   prctl (PR_SET_CHILD_SUBREAPER, 1);
   int null = open ("/dev/null", O_RDWR | O_CLOEXEC);

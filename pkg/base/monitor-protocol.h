@@ -21,7 +21,7 @@
  * 0700; the monitor creates its files in it.
  *
  * Handshake on the sync socket (each message one packet: CrispMonitorMsg + payload):
- *   monitor -> crisp  HELLO    arg0 = monitor pid (after its double fork), arg1 = protocol version
+ *   monitor -> crisp  HELLO    arg0 = monitor pid (once it has left crisp), arg1 = protocol version
  *   crisp -> monitor  GO       (crisp may first move the monitor into a cgroup of its own)
  *   monitor -> crisp  CREATED  arg0 = container pid        (`runtime create` succeeded)
  *                  or FAILED   arg0 = runtime exit status or -errno, payload = the runtime's

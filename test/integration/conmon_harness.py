@@ -105,10 +105,11 @@ class Monitor:
                 self.state, "--runtime", RUNC, "--runtime-root", self.root, "--log-path",
                 self.log_path, "--sync-fd", str(sync_fd)] + self.extra
 
-    def spawn(self, before_go=None):
+    def spawn(self, before_go=None, **popen_kw):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            p = subprocess.Popen(self.argv(theirs.fileno()), pass_fds=[theirs.fileno()])
+            p = subprocess.Popen(self.argv(theirs.fileno()), pass_fds=[theirs.fileno()],
+                                 **popen_kw)
             theirs.close()
             assert p.wait(timeout=10) == 0
             ours.settimeout(30)

@@ -313,6 +313,29 @@ def test_monitor_survives_its_starter(ctr, tmp_path):
         m.cleanup()
 
 
+def proc_stat(pid):
+    """(ppid, pgrp, session) of pid."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[2]), int(fields[3])
+
+
+# As crisp starts it (a plain child), as a session leader, and as a process group leader
+# that leads no session (which cannot call setsid itself: the monitor forks once more).
+@pytest.mark.parametrize("how", [{}, {"start_new_session": True}, {"process_group": 0}],
+                         ids=["child", "session-leader", "group-leader"])
+def test_monitor_leaves_its_starter_in_a_session_it_does_not_lead(ctr, how):
+    m = ctr(["sleep", "1000"], spawn=False)
+    assert m.spawn(**how), m.error
+    ppid, pgrp, sid = proc_stat(m.pid)
+    assert ppid != os.getpid()  # not the starter's child
+    assert sid != os.getsid(0) and pgrp != os.getpgid(0)  # out of the starter's session
+    assert sid != m.pid and pgrp != m.pid  # leads nothing: no controlling tty can come to it
+    m.start()
+    os.kill(m.container_pid, signal.SIGKILL)
+    m.wait_exit()
+
+
 def fd_targets(pid):
     d = "/proc/%d/fd" % pid
     out = {}
