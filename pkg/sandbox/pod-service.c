@@ -27,15 +27,20 @@ ns_pin_path (CrispPodService *svc, const char *id, guint kind)
   return g_build_filename (svc->ns_dir, name, NULL);
 }
 
+/* Synced (durable): a pod's first record, which names all a cleanup looks for, and its
+ * removal's intent.  Its other states only replace the file: a crash of crisp finds them in
+ * the page cache, and after a reboot, which ends the pod anyway, the recovery stops a pod in
+ * any state or removes one still being created. */
 static gboolean
-save_pod (CrispPodService *svc, CrispPod *pod, GError **error)
+save_pod (CrispPodService *svc, CrispPod *pod, gboolean durable, GError **error)
 {
   g_autoptr (JsonNode) node = NULL;
   {
     g_autoptr (GMutexLocker) l = g_mutex_locker_new (&svc->lock);
     node = crisp_pod_to_json (pod);
   }
-  return crisp_store_save (svc->store, pod->id, "pod.json", node, error);
+  return durable ? crisp_store_save (svc->store, pod->id, "pod.json", node, error)
+                 : crisp_store_save_unsynced (svc->store, pod->id, "pod.json", node, error);
 }
 
 static void
@@ -49,7 +54,7 @@ static gboolean
 set_state_saved (CrispPodService *svc, CrispPod *pod, CrispPodState state, GError **error)
 {
   set_state (svc, pod, state);
-  return save_pod (svc, pod, error);
+  return save_pod (svc, pod, state == CRISP_POD_REMOVING, error);
 }
 
 /* ---- teardown ---- */
@@ -267,14 +272,14 @@ static gboolean
 pod_create (CrispPodService *svc, CrispPod *pod, GCancellable *cancellable, GError **error)
 {
   pod_plan (svc, pod);
-  if (!save_pod (svc, pod, error))
+  if (!save_pod (svc, pod, TRUE, error))
     return FALSE;
   if (mkdir (pod->run_dir, 0700) < 0)
     return crisp_throw_errno (error, errno, "creating '%s'", pod->run_dir);
   /* Saved again right after: the record then names the pause process to kill if we crash. */
   gboolean up = crisp_pod_files_write (pod, error) && pod_namespaces_up (svc, pod, error);
   if (pod->pause_pid > 0)
-    save_pod (svc, pod, up ? error : NULL);
+    save_pod (svc, pod, FALSE, up ? error : NULL);
   if (!up)
     return FALSE;
   if (pod->net_ns != NULL && !pod_network_up (svc, pod, cancellable, error))
