@@ -354,7 +354,7 @@ gboolean crisp_container_monitor_alive (CrispContainer *c);
 /* Waits at most timeout_ms for the monitor to exit (its pidfd says when); TRUE once gone. */
 gboolean crisp_container_wait_monitor (CrispContainer *c, int timeout_ms);
 gboolean crisp_container_save (CrispContainerService *svc, CrispContainer *c, GError **error);
-/* The same, not forced to disk (crisp_store_save_unsynced): for a step between two durable
+/* The same, not forced to disk (crisp_store_save_sync): for a step between two durable
  * saves that only a crash of crisp, not of the machine, needs to find. */
 gboolean crisp_container_save_unsynced (CrispContainerService *svc, CrispContainer *c,
                                         GError **error);

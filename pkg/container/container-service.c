@@ -39,15 +39,6 @@ crisp_container_root_path (CrispContainerService *svc, const char *id, const cha
   return g_build_filename (dir, sub, NULL);
 }
 
-/* Writes node as c's record, forced to disk or not. */
-static gboolean
-store_record (CrispContainerService *svc, CrispContainer *c, JsonNode *node, gboolean durable,
-              GError **error)
-{
-  return durable ? crisp_store_save (svc->store, c->id, RECORD, node, error)
-                 : crisp_store_save_unsynced (svc->store, c->id, RECORD, node, error);
-}
-
 static gboolean
 save (CrispContainerService *svc, CrispContainer *c, gboolean durable, GError **error)
 {
@@ -56,7 +47,7 @@ save (CrispContainerService *svc, CrispContainer *c, gboolean durable, GError **
   gboolean removed = c->state == CRISP_CONTAINER_REMOVING;
   g_autoptr (JsonNode) node = removed ? NULL : crisp_container_to_json (c);
   g_mutex_unlock (&svc->lock);
-  return removed || store_record (svc, c, node, durable, error);
+  return removed || crisp_store_save_sync (svc->store, c->id, RECORD, node, durable, error);
 }
 
 gboolean
@@ -478,7 +469,7 @@ commit_start (CrispContainerService *svc, CrispContainer *c, const StartFacts *f
   json_object_set_int_member (o, "start_requested_at", f->start_requested_at);
   /* The intent matters only to a crisp restarted while the container lives (a reboot ends
    * it), so only the result is forced to disk. */
-  if (!store_record (svc, c, node, f->start_requested_at == 0, error))
+  if (!crisp_store_save_sync (svc->store, c->id, RECORD, node, f->start_requested_at == 0, error))
     return FALSE;
   g_mutex_lock (&svc->lock);
   apply_start (c, f);

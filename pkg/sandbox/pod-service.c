@@ -39,8 +39,7 @@ save_pod (CrispPodService *svc, CrispPod *pod, gboolean durable, GError **error)
     g_autoptr (GMutexLocker) l = g_mutex_locker_new (&svc->lock);
     node = crisp_pod_to_json (pod);
   }
-  return durable ? crisp_store_save (svc->store, pod->id, "pod.json", node, error)
-                 : crisp_store_save_unsynced (svc->store, pod->id, "pod.json", node, error);
+  return crisp_store_save_sync (svc->store, pod->id, "pod.json", node, durable, error);
 }
 
 static void

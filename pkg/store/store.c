@@ -85,9 +85,9 @@ open_object (CrispStore *store, const char *id, gboolean create)
   return fd < 0 ? -errno : fd;
 }
 
-static gboolean
-save (CrispStore *store, const char *id, const char *name, JsonNode *node, gboolean durable,
-      GError **error)
+gboolean
+crisp_store_save_sync (CrispStore *store, const char *id, const char *name, JsonNode *node,
+                       gboolean durable, GError **error)
 {
   if (!check_names (id, name, error))
     return FALSE;
@@ -108,14 +108,7 @@ gboolean
 crisp_store_save (CrispStore *store, const char *id, const char *name, JsonNode *node,
                   GError **error)
 {
-  return save (store, id, name, node, TRUE, error);
-}
-
-gboolean
-crisp_store_save_unsynced (CrispStore *store, const char *id, const char *name, JsonNode *node,
-                           GError **error)
-{
-  return save (store, id, name, node, FALSE, error);
+  return crisp_store_save_sync (store, id, name, node, TRUE, error);
 }
 
 JsonNode *

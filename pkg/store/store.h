@@ -24,10 +24,10 @@ char *crisp_store_object_path (CrispStore *store, const char *id);
 /* Writes record `name` of object `id` atomically, creating the object's 0700 directory. */
 gboolean crisp_store_save (CrispStore *store, const char *id, const char *name, JsonNode *node,
                            GError **error);
-/* The same without forcing it to disk (crisp_write_file_replace_at): for a step whose record
- * matters only if crisp, not the machine, dies before the next durable save. */
-gboolean crisp_store_save_unsynced (CrispStore *store, const char *id, const char *name,
-                                    JsonNode *node, GError **error);
+/* The same, forced to disk only when durable (else crisp_write_file_replace_at): unsynced for
+ * a record that matters only if crisp, not the machine, dies before the next durable save. */
+gboolean crisp_store_save_sync (CrispStore *store, const char *id, const char *name, JsonNode *node,
+                                gboolean durable, GError **error);
 /* Reads record `name`: NOT_FOUND when it is missing, DATA_LOSS when it is not a JSON object. */
 JsonNode *crisp_store_load (CrispStore *store, const char *id, const char *name, GError **error);
 /* Deletes one record; a missing one is fine. */
