@@ -140,6 +140,7 @@ usage (void)
       = "usage: crisp-conmon --id ID --bundle DIR --state-dir DIR --runtime PATH\n"
         "  [--runtime-root DIR] [--log-path FILE] [--log-max-line N] [--terminal] [--stdin]\n"
         "  [--stdin-once] [--no-delete] [--restore DIR --restore-work DIR] --sync-fd N\n"
+        "   or: crisp-conmon --standby --sync-fd N [-- ROOM]\n"
         "Runs and watches one container for crisp; see docs/monitor-protocol.md.\n";
   (void) !write (STDERR_FILENO, text, sizeof text - 1);
 }
@@ -156,8 +157,9 @@ parse_uint (const char *s, unsigned long max, unsigned long *out)
   return 0;
 }
 
+/* standby NULL: the options of an ASSIGN, which may not name the sync socket again. */
 static int
-parse_args (MonitorOptions *o, int argc, char **argv)
+parse_args (MonitorOptions *o, int argc, char **argv, bool *standby)
 {
   enum
   {
@@ -175,6 +177,7 @@ parse_args (MonitorOptions *o, int argc, char **argv)
     OPT_RESTORE,
     OPT_RESTORE_WORK,
     OPT_SYNC,
+    OPT_STANDBY,
     OPT_HELP
   };
   static const struct option opts[] = {
@@ -192,6 +195,7 @@ parse_args (MonitorOptions *o, int argc, char **argv)
     { "restore", 1, NULL, OPT_RESTORE },
     { "restore-work", 1, NULL, OPT_RESTORE_WORK },
     { "sync-fd", 1, NULL, OPT_SYNC },
+    { "standby", 0, NULL, OPT_STANDBY },
     { "help", 0, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
   };
@@ -242,13 +246,27 @@ parse_args (MonitorOptions *o, int argc, char **argv)
         o->log_max_line = v;
         break;
       case OPT_SYNC:
-        if (parse_uint (optarg, INT_MAX, &v) < 0 || v < 3)
+        if (standby == NULL || parse_uint (optarg, INT_MAX, &v) < 0 || v < 3)
           return -EINVAL;
         o->sync_fd = (int) v;
+        break;
+      case OPT_STANDBY:
+        if (standby == NULL)
+          return -EINVAL;
+        *standby = true;
         break;
       default:
         return -EINVAL;
       }
+  /* A standby monitor learns everything else from its ASSIGN; its one operand is room for
+   * the command line it shows once assigned. */
+  if (standby != NULL && *standby)
+    return argc - optind <= 1 && o->sync_fd >= 0 && !o->id && !o->bundle && !o->state_dir
+                   && !o->runtime && !o->runtime_root && !o->log_path && !o->restore_images
+                   && !o->restore_work && !o->log_max_line && !o->terminal && !o->stdin_open
+                   && !o->stdin_once && !o->no_delete
+               ? 0
+               : -EINVAL;
   if (optind != argc || !o->id || !o->bundle || !o->state_dir || !o->runtime || o->sync_fd < 0
       || !o->restore_images != !o->restore_work)
     return -EINVAL;
@@ -266,6 +284,60 @@ close_inherited (int keep)
     close_range (3, ~0u, 0);
 }
 
+/* Shows the assigned options in place of the standby's own (as `ps` and crisp's search for a
+ * lost container's monitor read them): written over the command line's memory, which the
+ * standby's operand made room for; whole options only, NULs after them. */
+static void
+show_options (int argc, char **argv, const char *opts, size_t len)
+{
+  if (argc < 2)
+    return;
+  char *start = argv[1], *end = argv[argc - 1] + strlen (argv[argc - 1]);
+  size_t room = (size_t) (end - start), n = 0;
+  while (n < len && n + strlen (opts + n) < room)
+    n += strlen (opts + n) + 1;
+  memcpy (start, opts, n);
+  memset (start + n, 0, room - n);
+}
+
+/* A standby monitor, detached ahead of need: tells crisp its pid, then waits for the options
+ * that make it one container's monitor.  1: crisp let it go (closed the socket, or is gone). */
+static int
+standby_wait (Monitor *m, int main_argc, char **main_argv)
+{
+  /* Static: the options point into it for the rest of the monitor's life. */
+  static char packet[CRISP_MONITOR_MSG_MAX];
+  static char *argv[40];
+  CrispMonitorMsg msg = { CRISP_MONITOR_PROTOCOL_VERSION, CRISP_MONITOR_MSG_STANDBY,
+                          (int32_t) getpid (), CRISP_MONITOR_PROTOCOL_VERSION };
+  if (send (m->opt.sync_fd, &msg, sizeof msg, MSG_NOSIGNAL) < 0)
+    return 1;
+  ssize_t n;
+  while ((n = recv (m->opt.sync_fd, packet, sizeof packet, 0)) < 0 && errno == EINTR)
+    ;
+  if (n <= 0)
+    return 1;
+  if ((size_t) n <= sizeof msg)
+    return -EBADMSG;
+  memcpy (&msg, packet, sizeof msg);
+  if (msg.type != CRISP_MONITOR_MSG_ASSIGN || packet[n - 1] != '\0')
+    return -EBADMSG;
+  int argc = 0;
+  argv[argc++] = (char *) "crisp-conmon";
+  for (char *p = packet + sizeof msg; p < packet + n; p += strlen (p) + 1)
+    {
+      if (argc == (int) CRISP_N_ELEMENTS (argv) - 1)
+        return -E2BIG;
+      argv[argc++] = p;
+    }
+  argv[argc] = NULL;
+  optind = 0; /* getopt starts over */
+  int r = parse_args (&m->opt, argc, argv, NULL);
+  if (r == 0)
+    show_options (main_argc, main_argv, packet + sizeof msg, (size_t) n - sizeof msg);
+  return r;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -273,7 +345,8 @@ main (int argc, char **argv)
    * local would dirty all of them. */
   static Monitor m;
   m.opt.sync_fd = m.epfd = m.state_dirfd = m.oom_cgroup_fd = -1;
-  if (parse_args (&m.opt, argc, argv) < 0)
+  bool standby = false;
+  if (parse_args (&m.opt, argc, argv, &standby) < 0)
     {
       usage ();
       return 2;
@@ -284,6 +357,20 @@ main (int argc, char **argv)
     return r < 0 ? 1 : 0; /* > 0: a parent whose part is done */
   log_to_syslog = true;
   openlog ("crisp-conmon", LOG_PID, LOG_DAEMON);
+  if (standby && (r = standby_wait (&m, argc, argv)) != 0)
+    {
+      if (r > 0)
+        return 0;
+      char why[96];
+      int n = snprintf (why, sizeof why, "crisp-conmon: a standby monitor's options: %s",
+                        strerror (-r));
+      CrispMonitorMsg msg = { CRISP_MONITOR_PROTOCOL_VERSION, CRISP_MONITOR_MSG_FAILED, r, 0 };
+      struct iovec iov[2] = { { &msg, sizeof msg }, { why, (size_t) n } };
+      struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+      (void) !sendmsg (m.opt.sync_fd, &mh, MSG_NOSIGNAL);
+      monitor_log ("%s", why);
+      return 1;
+    }
   r = lifecycle_start (&m);
   if (r == 0)
     r = monitor_run (&m);

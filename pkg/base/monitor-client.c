@@ -19,6 +19,7 @@
 #define DEFAULT_TIMEOUT_MS 60000
 #define REQUEST_TIMEOUT_MS 10000
 #define SYNC_FD 3
+#define STANDBY_TITLE_ROOM 4096
 
 extern char **environ;
 
@@ -53,13 +54,11 @@ send_packet (int fd, uint32_t type, int32_t arg0, int32_t arg1, const void *payl
   return sendmsg (fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
+/* The options that describe cfg's container, into argv (room for 24); returns their count. */
 static int
-spawn_process (const CrispMonitorConfig *cfg, int sync_fd, pid_t *out_pid)
+container_args (const CrispMonitorConfig *cfg, const char **argv, char *maxline, size_t size)
 {
-  char maxline[32];
-  const char *argv[32];
   int n = 0;
-  argv[n++] = cfg->conmon_path ? cfg->conmon_path : LIBEXECDIR "/crisp-conmon";
   const char *pairs[][2] = { { "--id", cfg->id },
                              { "--bundle", cfg->bundle },
                              { "--state-dir", cfg->state_dir },
@@ -73,7 +72,7 @@ spawn_process (const CrispMonitorConfig *cfg, int sync_fd, pid_t *out_pid)
       argv[n++] = pairs[i][0], argv[n++] = pairs[i][1];
   if (cfg->log_max_line)
     {
-      snprintf (maxline, sizeof maxline, "%zu", cfg->log_max_line);
+      snprintf (maxline, size, "%zu", cfg->log_max_line);
       argv[n++] = "--log-max-line", argv[n++] = maxline;
     }
   const struct
@@ -87,8 +86,29 @@ spawn_process (const CrispMonitorConfig *cfg, int sync_fd, pid_t *out_pid)
   for (size_t i = 0; i < CRISP_N_ELEMENTS (flags); i++)
     if (flags[i].on)
       argv[n++] = flags[i].name;
+  return n;
+}
+
+/* cfg NULL: a standby monitor. */
+static int
+spawn_process (const char *conmon_path, const CrispMonitorConfig *cfg, int sync_fd, pid_t *out_pid)
+{
+  char maxline[32];
+  /* A standby's operand: blanks its assigned options are later written over. */
+  char room[STANDBY_TITLE_ROOM] = "";
+  if (cfg == NULL)
+    memset (room, ' ', sizeof room - 1);
+  const char *argv[32];
+  int n = 0;
+  argv[n++] = conmon_path ? conmon_path : LIBEXECDIR "/crisp-conmon";
+  if (cfg != NULL)
+    n += container_args (cfg, argv + n, maxline, sizeof maxline);
+  else
+    argv[n++] = "--standby";
   argv[n++] = "--sync-fd";
   argv[n++] = "3";
+  if (cfg == NULL)
+    argv[n++] = "--", argv[n++] = room;
   argv[n] = NULL;
 
   posix_spawn_file_actions_t fa;
@@ -119,9 +139,24 @@ wait_first (pid_t pid)
   return WIFEXITED (st) && WEXITSTATUS (st) == 0 ? 0 : -ECHILD;
 }
 
+/* FAILED: out->runtime_status and out->error from it, and -EIO. */
 static int
-handshake (int fd, int timeout, CrispMonitorBeforeGo before_go, void *user_data,
-           CrispMonitorStarted *out)
+take_failure (const char *buf, size_t n, CrispMonitorStarted *out)
+{
+  CrispMonitorMsg msg;
+  memcpy (&msg, buf, sizeof msg);
+  out->runtime_status = msg.arg0;
+  size_t len = n - sizeof msg;
+  if (len >= sizeof out->error)
+    len = sizeof out->error - 1;
+  memcpy (out->error, buf + sizeof msg, len);
+  out->error[len] = '\0';
+  return -EIO;
+}
+
+/* The monitor's HELLO (or, from a standby refusing its options, FAILED). */
+static int
+recv_hello (int fd, int timeout, CrispMonitorStarted *out)
 {
   char buf[sizeof (CrispMonitorMsg) + sizeof out->error];
   CrispMonitorMsg msg;
@@ -129,16 +164,23 @@ handshake (int fd, int timeout, CrispMonitorBeforeGo before_go, void *user_data,
   if (n < 0)
     return (int) n;
   memcpy (&msg, buf, sizeof msg);
+  if (msg.type == CRISP_MONITOR_MSG_FAILED)
+    return take_failure (buf, (size_t) n, out);
   if (msg.type != CRISP_MONITOR_MSG_HELLO || msg.arg0 <= 0)
     return -EPROTO;
   out->monitor_pid = msg.arg0;
   out->protocol_version = msg.arg1;
-  int r = before_go ? before_go (out->monitor_pid, user_data) : 0;
-  if (r < 0)
-    return r; /* closing the socket tells the monitor to leave */
-  if ((r = send_packet (fd, CRISP_MONITOR_MSG_GO, 0, 0, NULL, 0)) < 0)
-    return r;
-  if ((n = recv_packet (fd, buf, sizeof buf - 1, timeout)) < 0)
+  return 0;
+}
+
+/* What `runtime create` came to: CREATED or FAILED. */
+static int
+recv_result (int fd, int timeout, CrispMonitorStarted *out)
+{
+  char buf[sizeof (CrispMonitorMsg) + sizeof out->error];
+  CrispMonitorMsg msg;
+  ssize_t n = recv_packet (fd, buf, sizeof buf - 1, timeout);
+  if (n < 0)
     return (int) n;
   memcpy (&msg, buf, sizeof msg);
   if (msg.type == CRISP_MONITOR_MSG_CREATED && msg.arg0 > 0)
@@ -148,20 +190,30 @@ handshake (int fd, int timeout, CrispMonitorBeforeGo before_go, void *user_data,
     }
   if (msg.type != CRISP_MONITOR_MSG_FAILED)
     return -EPROTO;
-  out->runtime_status = msg.arg0;
-  size_t len = (size_t) n - sizeof msg;
-  memcpy (out->error, buf + sizeof msg, len);
-  out->error[len] = '\0';
-  return -EIO;
+  return take_failure (buf, (size_t) n, out);
 }
 
-int
-crisp_monitor_spawn (const CrispMonitorConfig *cfg, CrispMonitorBeforeGo before_go, void *user_data,
-                     CrispMonitorStarted *out)
+static int
+handshake (int fd, int timeout, CrispMonitorBeforeGo before_go, void *user_data,
+           CrispMonitorStarted *out)
+{
+  int r = recv_hello (fd, timeout, out);
+  if (r < 0)
+    return r;
+  r = before_go ? before_go (out->monitor_pid, user_data) : 0;
+  if (r < 0)
+    return r; /* closing the socket tells the monitor to leave */
+  if ((r = send_packet (fd, CRISP_MONITOR_MSG_GO, 0, 0, NULL, 0)) < 0)
+    return r;
+  return recv_result (fd, timeout, out);
+}
+
+/* Spawns crisp-conmon (cfg NULL: a standby one) on a new sync socket, and waits for the
+ * first process, which exits once the monitor has detached. */
+static int
+spawn_detached (const char *conmon_path, const CrispMonitorConfig *cfg, int *out_fd)
 {
   int sv[2];
-  if (cfg->id == NULL || cfg->bundle == NULL || cfg->state_dir == NULL || cfg->runtime == NULL)
-    return -EINVAL;
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     return -errno;
   _cleanup_close_ int ours = sv[0], theirs = sv[1];
@@ -173,16 +225,110 @@ crisp_monitor_spawn (const CrispMonitorConfig *cfg, CrispMonitorBeforeGo before_
       if (theirs < 0)
         return -errno;
     }
-  CrispMonitorStarted started = { 0 };
   pid_t pid;
-  int r = spawn_process (cfg, theirs, &pid);
+  int r = spawn_process (conmon_path, cfg, theirs, &pid);
   if (r < 0)
     return r;
   close (take_fd (&theirs));
   if ((r = wait_first (pid)) < 0)
     return r;
-  r = handshake (ours, cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS, before_go,
-                 user_data, &started);
+  *out_fd = take_fd (&ours);
+  return 0;
+}
+
+static int
+start_handshake (int fd, const CrispMonitorConfig *cfg, CrispMonitorBeforeGo before_go,
+                 void *user_data, CrispMonitorStarted *out)
+{
+  CrispMonitorStarted started = { 0 };
+  int r = handshake (fd, cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS, before_go,
+                     user_data, &started);
+  if (r == 0 || r == -EIO)
+    *out = started;
+  return r;
+}
+
+int
+crisp_monitor_spawn (const CrispMonitorConfig *cfg, CrispMonitorBeforeGo before_go, void *user_data,
+                     CrispMonitorStarted *out)
+{
+  if (cfg->id == NULL || cfg->bundle == NULL || cfg->state_dir == NULL || cfg->runtime == NULL)
+    return -EINVAL;
+  _cleanup_close_ int fd = -1;
+  int r = spawn_detached (cfg->conmon_path, cfg, &fd);
+  return r < 0 ? r : start_handshake (fd, cfg, before_go, user_data, out);
+}
+
+int
+crisp_monitor_standby_new (const char *conmon_path, int timeout_ms, CrispMonitorStandby *out)
+{
+  _cleanup_close_ int fd = -1;
+  int r = spawn_detached (conmon_path, NULL, &fd);
+  if (r < 0)
+    return r;
+  CrispMonitorMsg msg;
+  ssize_t n = recv_packet (fd, &msg, sizeof msg, timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS);
+  if (n < 0)
+    return (int) n;
+  if (msg.type != CRISP_MONITOR_MSG_STANDBY || msg.arg0 <= 0)
+    return -EPROTO;
+  out->pid = msg.arg0;
+  out->fd = take_fd (&fd);
+  return 0;
+}
+
+void
+crisp_monitor_standby_release (CrispMonitorStandby *standby)
+{
+  if (standby->fd >= 0)
+    close (standby->fd);
+  standby->fd = -1;
+  standby->pid = 0;
+}
+
+int
+crisp_monitor_assign (CrispMonitorStandby *standby, const CrispMonitorConfig *cfg,
+                      CrispMonitorBeforeGo before_go, void *user_data, CrispMonitorStarted *out)
+{
+  if (cfg->id == NULL || cfg->bundle == NULL || cfg->state_dir == NULL || cfg->runtime == NULL)
+    return -EINVAL;
+  if (standby->fd < 0)
+    return -EBADF;
+  char maxline[32], payload[CRISP_MONITOR_MSG_MAX - sizeof (CrispMonitorMsg)];
+  const char *argv[32];
+  int argc = container_args (cfg, argv, maxline, sizeof maxline);
+  size_t len = 0;
+  for (int i = 0; i < argc; i++)
+    {
+      size_t l = strlen (argv[i]) + 1;
+      if (len + l > sizeof payload)
+        return -E2BIG;
+      memcpy (payload + len, argv[i], l);
+      len += l;
+    }
+  _cleanup_close_ int fd = standby->fd;
+  standby->fd = -1;
+  /* A standby monitor that died meanwhile fails here, before anything depends on it. */
+  int r = send_packet (fd, CRISP_MONITOR_MSG_ASSIGN, 0, 0, payload, len);
+  if (r < 0)
+    return r == -EPIPE || r == -ECONNRESET ? -ESRCH : r;
+  /* Its pid is known: while it reads its options, crisp places it and says GO, which it
+   * reads right after its HELLO. */
+  CrispMonitorStarted started = { 0 };
+  r = before_go ? before_go (standby->pid, user_data) : 0;
+  if (r < 0)
+    return r;
+  int timeout = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
+  if ((r = send_packet (fd, CRISP_MONITOR_MSG_GO, 0, 0, NULL, 0)) < 0
+      || (r = recv_hello (fd, timeout, &started)) < 0)
+    {
+      if (r == -EIO)
+        *out = started;
+      return r;
+    }
+  if (started.monitor_pid != standby->pid)
+    return -EPROTO;
+  r = recv_result (fd, timeout, &started);
   if (r == 0 || r == -EIO)
     *out = started;
   return r;

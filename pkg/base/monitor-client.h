@@ -50,6 +50,31 @@ typedef int (*CrispMonitorBeforeGo) (pid_t monitor_pid, void *user_data);
 int crisp_monitor_spawn (const CrispMonitorConfig *cfg, CrispMonitorBeforeGo before_go,
                          void *user_data, CrispMonitorStarted *out);
 
+/* A monitor started ahead of need and detached, waiting on its sync socket to be given a
+ * container: a create then skips the monitor's exec and fork.  It exits when the socket is
+ * closed (crisp_monitor_standby_release, or crisp's end). */
+typedef struct
+{
+  pid_t pid; /* 0: none */
+  int fd;    /* the sync socket; -1: none */
+} CrispMonitorStandby;
+
+#define CRISP_MONITOR_STANDBY_INIT                                                                 \
+  {                                                                                                \
+    0, -1                                                                                          \
+  }
+
+/* Starts one (timeout_ms: for its STANDBY; 0: 60 s). */
+int crisp_monitor_standby_new (const char *conmon_path, int timeout_ms, CrispMonitorStandby *out);
+void crisp_monitor_standby_release (CrispMonitorStandby *standby);
+/* crisp_monitor_spawn with a standby monitor, which it takes (standby->fd becomes -1) even on
+ * failure.  before_go gets standby->pid before the monitor's HELLO.  -ESRCH: the standby was
+ * gone before it could take the container (before any before_go); -EIO: it refused the
+ * options or the runtime failed, out->error says why. */
+int crisp_monitor_assign (CrispMonitorStandby *standby, const CrispMonitorConfig *cfg,
+                          CrispMonitorBeforeGo before_go, void *user_data,
+                          CrispMonitorStarted *out);
+
 /* Connects to the control socket in state_dir (any length: the path goes through /proc). */
 int crisp_monitor_connect (const char *state_dir, int *out_fd);
 /* The same for another of the monitor's sockets (CRISP_MONITOR_SOCKET_ATTACH). */

@@ -67,6 +67,11 @@ typedef enum
   CRISP_MONITOR_MSG_GO = 2,
   CRISP_MONITOR_MSG_CREATED = 3,
   CRISP_MONITOR_MSG_FAILED = 4,
+  /* A standby monitor (--standby): STANDBY arg0 = its pid once it has detached; ASSIGN,
+   * payload = its command line's options as NUL-terminated strings, then makes it the monitor
+   * of one container, and the handshake goes on from HELLO. */
+  CRISP_MONITOR_MSG_STANDBY = 5,
+  CRISP_MONITOR_MSG_ASSIGN = 6,
 
   /* control socket, requests (crisp -> monitor); one request at a time per connection */
   CRISP_MONITOR_MSG_VERSION = 16,    /* reply: REPLY arg0 = 0, arg1 = monitor's version */

@@ -38,7 +38,8 @@ crisp_container_validate_request (const Runtime__V1__CreateContainerRequest *req
   if (cfg == NULL)
     return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "config is missing");
   if (cfg->metadata == NULL)
-    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT, "config.metadata.name is missing (no metadata)");
+    return crisp_throw (error, CRISP_ERROR_INVALID_ARGUMENT,
+                        "config.metadata.name is missing (no metadata)");
   if (!crisp_pod_config_check_name ("config.metadata.name", cfg->metadata->name, error))
     return FALSE;
   if (cfg->image == NULL || cfg->image->image == NULL || *cfg->image->image == '\0')
@@ -126,6 +127,7 @@ typedef struct
   CrispContainerService *svc;
   CrispContainer *c;
   const char *cgroup; /* relative to each hierarchy's root */
+  gboolean saved;     /* the record on disk names the monitor already */
   GError *error;
 } MonitorCgroup;
 
@@ -137,11 +139,16 @@ place_monitor (pid_t monitor_pid, void *data)
 {
   MonitorCgroup *mc = data;
   g_mutex_lock (&mc->svc->lock);
-  mc->c->monitor_pid = monitor_pid;
-  mc->c->monitor_start_time = crisp_proc_start_time (monitor_pid);
+  if (mc->c->monitor_pid != monitor_pid)
+    {
+      mc->c->monitor_pid = monitor_pid;
+      mc->c->monitor_start_time = crisp_proc_start_time (monitor_pid);
+      mc->saved = FALSE;
+    }
   g_mutex_unlock (&mc->svc->lock);
-  /* After a reboot the monitor is gone anyway: the record without it serves as well. */
-  if (!crisp_container_save_unsynced (mc->svc, mc->c, &mc->error))
+  /* After a reboot the monitor is gone anyway: the record without it serves as well.  A
+   * standby monitor's pid went into the record with the create's intent. */
+  if (!mc->saved && !crisp_container_save_unsynced (mc->svc, mc->c, &mc->error))
     return -EIO;
   if (mc->cgroup == NULL)
     return 0;
@@ -149,7 +156,8 @@ place_monitor (pid_t monitor_pid, void *data)
 }
 
 gboolean
-crisp_container_spawn_monitor (CrispContainerService *svc, CrispContainer *c, GError **error)
+crisp_container_spawn_monitor (CrispContainerService *svc, CrispContainer *c,
+                               CrispMonitorStandby *standby, GError **error)
 {
   const Runtime__V1__ContainerConfig *cfg = c->config;
   g_autofree char *bundle = crisp_container_run_path (svc, c->id, NULL);
@@ -172,9 +180,18 @@ crisp_container_spawn_monitor (CrispContainerService *svc, CrispContainer *c, GE
   };
   const CrispRuntimeHandler *rt = crisp_config_get_runtime (svc->config, c->runtime);
   const char *cg = rt && rt->monitor_cgroup && *rt->monitor_cgroup ? rt->monitor_cgroup : NULL;
-  MonitorCgroup place = { svc, c, cg ? cg + strspn (cg, "/") : NULL, NULL };
+  gboolean from_standby = standby != NULL && standby->fd >= 0;
+  MonitorCgroup place = { svc, c, cg ? cg + strspn (cg, "/") : NULL, from_standby, NULL };
   CrispMonitorStarted started = { 0 };
-  int r = crisp_monitor_spawn (&mc, place_monitor, &place, &started);
+  int r = from_standby ? crisp_monitor_assign (standby, &mc, place_monitor, &place, &started)
+                       : crisp_monitor_spawn (&mc, place_monitor, &place, &started);
+  if (from_standby && r == -ESRCH)
+    {
+      /* The standby died before it took the container (killed by someone): start one. */
+      g_message ("container '%s': the standby monitor %d was gone: starting a monitor", c->id,
+                 standby->pid);
+      r = crisp_monitor_spawn (&mc, place_monitor, &place, &started);
+    }
   if (place.error != NULL)
     {
       g_propagate_prefixed_error (error, place.error, "placing the monitor of '%s': ", c->id);
@@ -240,7 +257,7 @@ make_rootfs (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, int u
 static gboolean
 create_steps (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, const CrispImage *img,
               const Runtime__V1__CreateContainerRequest *req, const CrispRestore *restore,
-              GError **error)
+              CrispMonitorStandby *standby, GError **error)
 {
   g_autofree char *rootfs = crisp_container_run_path (svc, c->id, "rootfs");
   g_autofree char *bundle = crisp_container_run_path (svc, c->id, NULL);
@@ -248,6 +265,15 @@ create_steps (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, cons
   _cleanup_close_ int userns_fd = crisp_pod_open_userns (pod);
   if (userns_fd < -1)
     return crisp_throw_errno (error, -userns_fd, "opening the user namespace of pod '%s'", pod->id);
+  /* A standby monitor's pid goes into the intent: a kill from here on finds it and stops it. */
+  guint64 standby_start = 0;
+  if (restore == NULL && crisp_container_standby_take (svc, standby, &standby_start))
+    {
+      g_mutex_lock (&svc->lock);
+      c->monitor_pid = standby->pid;
+      c->monitor_start_time = standby_start;
+      g_mutex_unlock (&svc->lock);
+    }
   return make_dirs (svc, c, error) && crisp_container_save (svc, c, error)
          && make_rootfs (svc, c, pod, userns_fd, error)
          && (restore == NULL || crisp_container_restore_prepare (svc, c, restore, rootfs, error))
@@ -255,7 +281,7 @@ create_steps (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, cons
          && crisp_container_write_spec (svc, c, pod, img, req, rootfs, bundle,
                                         (const char *const *) sources->pdata,
                                         restore ? restore->spec : NULL, error)
-         && (restore != NULL || crisp_container_spawn_monitor (svc, c, error));
+         && (restore != NULL || crisp_container_spawn_monitor (svc, c, standby, error));
 }
 
 char *
@@ -413,7 +439,10 @@ crisp_container_service_create (CrispContainerService *svc,
       if (existing != NULL || local != NULL)
         return g_propagate_error (error, g_steal_pointer (&local)), existing;
     }
-  gboolean ok = create_steps (svc, c, pod, img, req, restore, error);
+  CrispMonitorStandby standby = CRISP_MONITOR_STANDBY_INIT;
+  gboolean ok = create_steps (svc, c, pod, img, req, restore, &standby, error);
+  /* Not used (a step before the monitor's failed): it leaves once its socket closes. */
+  crisp_monitor_standby_release (&standby);
   if (ok)
     {
       g_mutex_lock (&svc->lock);
@@ -653,6 +682,7 @@ crisp_container_service_new (const CrispConfig *config, struct _CrispPodService 
   for (guint i = 0; i < all->len; i++)
     recover_one (svc, all->pdata[i]);
   crisp_container_reaper_start (svc);
+  crisp_container_standby_start (svc);
   return g_steal_pointer (&svc);
 }
 
@@ -661,6 +691,7 @@ crisp_container_service_free (CrispContainerService *svc)
 {
   if (svc == NULL)
     return;
+  crisp_container_standby_stop (svc);
   crisp_container_reaper_stop (svc, REAPER_DRAIN_MS);
   crisp_container_events_free (svc);
   if (svc->by_id)

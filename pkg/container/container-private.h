@@ -7,6 +7,7 @@
 #include "crisp-cgroups.h"
 #include "crisp-error.h"
 #include "crisp-oci.h"
+#include "monitor-client.h"
 #include "pkg/config/crisp-config.h"
 #include "pkg/image/image-service.h"
 #include "pkg/sandbox/sandbox.h"
@@ -126,6 +127,14 @@ struct _CrispContainerService
    * and what it found wrong (NULL: CRIU works). */
   gint64 criu_checked_at;
   char *criu_problem;
+  /* container-standby.c: the monitor kept ready for the next create, under lock (fd -1:
+   * none yet); standby_cond signalled when it is taken or the service stops. */
+  GThread *standby_thread;
+  CrispMonitorStandby standby;
+  guint64 standby_start_time;
+  gint64 standby_taken_at; /* monotonic us; 0: never */
+  GCond standby_cond;
+  gboolean standby_stop;
 };
 
 /* container-record.c */
@@ -317,6 +326,13 @@ void crisp_container_events_free (CrispContainerService *svc);
 void crisp_container_layer_usage (CrispContainerService *svc, CrispContainer *c, guint64 *bytes,
                                   guint64 *inodes);
 
+/* container-standby.c */
+void crisp_container_standby_start (CrispContainerService *svc);
+/* Takes the standby monitor if there is one (the thread then makes the next). */
+gboolean crisp_container_standby_take (CrispContainerService *svc, CrispMonitorStandby *out,
+                                       guint64 *out_start_time);
+void crisp_container_standby_stop (CrispContainerService *svc);
+
 /* container-remove.c: removals whose slow part runs in one background thread (the reaper). */
 void crisp_container_reaper_init (CrispContainerService *svc);
 /* Queues what the store's trash holds (an earlier crisp's unfinished removals) and starts. */
@@ -362,9 +378,10 @@ gboolean crisp_container_save_unsynced (CrispContainerService *svc, CrispContain
  * (the monitor and crisp_spawn_communicate exec by path); NULL when it is not found. */
 char *crisp_container_runtime_path (const char *name);
 /* container-create.c: spawns the container's monitor, which creates the container, or
- * restores it (c->restore_images set: the container then runs). */
+ * restores it (c->restore_images set: the container then runs).  standby (NULL: none) is a
+ * standby monitor to use instead, taken whatever the outcome. */
 gboolean crisp_container_spawn_monitor (CrispContainerService *svc, CrispContainer *c,
-                                        GError **error);
+                                        CrispMonitorStandby *standby, GError **error);
 /* Refreshes a running container's state from its monitor's files. */
 void crisp_container_refresh (CrispContainerService *svc, CrispContainer *c);
 

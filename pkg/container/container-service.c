@@ -504,7 +504,7 @@ start_locked (CrispContainerService *svc, CrispContainer *c, GError **error)
   /* Released already by a start that a kill interrupted: 'runtime start' would wait for an
    * init that is long gone. A restore's monitor runs the runtime's restore, which starts. */
   if (c->restore_images != NULL
-          ? !crisp_container_spawn_monitor (svc, c, error)
+          ? !crisp_container_spawn_monitor (svc, c, NULL, error)
           : !crisp_container_init_released (c) && !crisp_container_runtime_start (c, error))
     {
       g_autoptr (GError) local = NULL;

@@ -14,7 +14,7 @@ BUSYBOX = "/bin/busybox"
 VERSION = 2  # the monitor protocol version (pkg/base/monitor-protocol.h)
 
 MSG = struct.Struct("=IIii")
-HELLO, GO, CREATED, FAILED = 1, 2, 3, 4
+HELLO, GO, CREATED, FAILED, STANDBY, ASSIGN = 1, 2, 3, 4, 5, 6
 VERSION_REQ, RESIZE, REOPEN_LOG, EXEC = 16, 17, 18, 19
 REPLY, EXEC_OUTPUT, EXEC_EXIT = 48, 49, 50
 EXEC_REQ = struct.Struct("=IIIII")
@@ -105,13 +105,19 @@ class Monitor:
                 self.state, "--runtime", RUNC, "--runtime-root", self.root, "--log-path",
                 self.log_path, "--sync-fd", str(sync_fd)] + self.extra
 
-    def spawn(self, before_go=None, **popen_kw):
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
+    def spawn(self, before_go=None, standby=False, **popen_kw):
+        """standby: started as crisp's standby monitor, then given this container."""
+        if standby:
+            ours = spawn_standby()
+            self.standby_pid = self.pid = standby_pid(ours)
+            send_msg(ours, ASSIGN, payload=self.options())
+        else:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             p = subprocess.Popen(self.argv(theirs.fileno()), pass_fds=[theirs.fileno()],
                                  **popen_kw)
             theirs.close()
             assert p.wait(timeout=10) == 0
+        try:
             ours.settimeout(30)
             typ, a0, a1, _ = recv_msg(ours)
             assert typ == HELLO and a1 == VERSION
@@ -128,6 +134,12 @@ class Monitor:
             return typ == CREATED
         finally:
             ours.close()
+
+    def options(self):
+        """The argv options of this container, as a standby monitor's ASSIGN carries them."""
+        argv = self.argv(3)
+        i = argv.index("--sync-fd")
+        return b"".join(a.encode() + b"\0" for a in argv[1:i] + argv[i + 2:])
 
     def start(self):
         subprocess.run([RUNC, "--root", self.root, "start", self.cid], check=True)
@@ -193,6 +205,23 @@ class Monitor:
                 os.kill(cpid, 9)
             except ProcessLookupError:
                 pass
+
+
+def spawn_standby(room=512):
+    """A standby crisp-conmon as crisp starts one: its end of the sync socket."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with theirs:
+        p = subprocess.Popen([conmon_path(), "--standby", "--sync-fd", str(theirs.fileno()),
+                              "--", " " * room], pass_fds=[theirs.fileno()])
+    assert p.wait(timeout=10) == 0
+    ours.settimeout(30)
+    return ours
+
+
+def standby_pid(sock):
+    typ, a0, a1, _ = recv_msg(sock)
+    assert typ == STANDBY and a0 > 0 and a1 == VERSION
+    return a0
 
 
 def read_kv(path):

@@ -336,6 +336,71 @@ def test_monitor_leaves_its_starter_in_a_session_it_does_not_lead(ctr, how):
     m.wait_exit()
 
 
+def cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return [a.decode() for a in f.read().split(b"\0") if a]
+
+
+def gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_standby_monitor_runs_the_container_it_is_given(ctr):
+    m = ctr(["sh", "-c", "echo from-standby; sleep 1000"], spawn=False)
+    standby_argv = None
+
+    def before_go(mon):
+        nonlocal standby_argv
+        standby_argv = cmdline(mon.pid)
+
+    assert m.spawn(standby=True, before_go=before_go), m.error
+    assert m.pid == m.standby_pid  # the process that waited is the one that runs it
+    # Once given its container, it shows that container's options, as a monitor crisp
+    # started directly does (crisp finds a lost container's monitor by them).
+    assert standby_argv == [H.conmon_path()] + [a.decode() for a in m.options().split(b"\0")
+                                                if a]
+    ppid, pgrp, sid = proc_stat(m.pid)
+    assert ppid != os.getpid() and sid != m.pid and pgrp != m.pid
+    m.start()
+    assert H.wait_for(lambda: b"from-standby" in m.read_log())
+    code, _, out, _ = m.exec(["echo", "exec-ok"])
+    assert (code, out) == (0, b"exec-ok\n")
+    os.kill(m.container_pid, signal.SIGKILL)
+    m.wait_exit()
+    assert m.exit_file()["status"] == "137"
+
+
+def test_a_standby_monitor_leaves_when_its_socket_closes():
+    sock = H.spawn_standby()
+    pid = H.standby_pid(sock)
+    assert not gone(pid)
+    assert cmdline(pid)[1:4] == ["--standby", "--sync-fd", cmdline(pid)[3]]
+    sock.close()
+    assert H.wait_for(lambda: gone(pid), 10), "the standby monitor is still there"
+
+
+@pytest.mark.parametrize("payload", [b"--bogus\0", b"--id\0x\0", b"--sync-fd\0" b"5\0",
+                                     b"--standby\0", b"--id\0unterminated",
+                                     b"\0" * 64 + b"--id\0"],
+                         ids=["unknown", "incomplete", "sync-fd", "standby", "unterminated",
+                              "too-many"])
+def test_a_standby_monitor_refuses_bad_options(payload):
+    sock = H.spawn_standby()
+    pid = H.standby_pid(sock)
+    try:
+        H.send_msg(sock, H.ASSIGN, payload=payload)
+        typ, a0, _, text = H.recv_msg(sock)
+        assert typ == H.FAILED and a0 < 0
+        assert b"standby monitor's options" in text
+        assert H.wait_for(lambda: gone(pid), 10)
+    finally:
+        sock.close()
+
+
 def fd_targets(pid):
     d = "/proc/%d/fd" % pid
     out = {}

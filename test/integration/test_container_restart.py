@@ -4,10 +4,13 @@ pid and status; one that exited while crisp was down shows its exit code; a cont
 a counter every 50 ms has no gap and no duplicate in its log across the restart; ExecSync,
 stop and remove work afterwards; there is exactly one monitor per running container."""
 import os
+import re
+import signal
 import time
 
 import pytest
 
+import leakcheck
 from container_harness import (GRACEFUL, SLEEPER, alive, cenv, log_lines,  # noqa: F401
                                monitors, parse_log, ts_ns, wait_for)
 from cri_client import pb
@@ -140,6 +143,55 @@ def test_pod_with_containers_survives_a_restart(cenv):
     assert cenv.state(cid) == pb.CONTAINER_EXITED
     cenv.c.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
     assert not cenv.list()
+
+
+def standbys(daemon, after=0):
+    """Pids of the standby monitors a crisp's log says it made, from byte `after` on."""
+    with open(daemon.log_path, "rb") as f:
+        f.seek(after)
+        return [int(m) for m in re.findall(rb"standby monitor (\d+) ready", f.read())]
+
+
+def log_size(daemon):
+    return os.path.getsize(daemon.log_path)
+
+
+def test_a_standby_monitor_takes_the_next_container_and_leaves_with_crisp(cenv):
+    first = wait_for(lambda: standbys(cenv.d), what="a standby monitor")[-1]
+    assert alive(first) and "--standby" in leakcheck.read_cmdline(first)
+    pod = cenv.run_pod()
+    mark = log_size(cenv.d)
+    cid = cenv.run(pod, "taken", command=SLEEPER)
+    # The standby became this container's monitor, and shows its options as any monitor.
+    assert monitors(cid) == [first]
+    assert "--standby" not in leakcheck.read_cmdline(first)
+    second = wait_for(lambda: standbys(cenv.d, mark), what="the next standby")[-1]
+    assert second != first and alive(second)
+    # A kill leaves nothing: the standby's socket closes with crisp and it goes.
+    cenv.d.kill9()
+    wait_for(lambda: not alive(second), what="the standby to leave with crisp")
+    mark = log_size(cenv.d)
+    cenv.d.start()
+    third = wait_for(lambda: standbys(cenv.d, mark), what="a standby after the restart")[-1]
+    assert cenv.exec_sync(cid, ["echo", "ok"]).stdout == b"ok\n"
+    # A stop waits for its standby to be gone.
+    cenv.d.stop()
+    assert not alive(third)
+    assert alive(first)  # the container's monitor outlives crisp
+    cenv.d.start()
+
+
+def test_a_create_whose_standby_monitor_was_killed_starts_its_own(cenv):
+    standby = wait_for(lambda: standbys(cenv.d), what="a standby monitor")[-1]
+    os.kill(standby, signal.SIGKILL)
+    wait_for(lambda: not alive(standby), what="the standby to die")
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "own", command=SLEEPER)
+    mons = monitors(cid)
+    assert len(mons) == 1 and mons[0] != standby
+    assert cenv.exec_sync(cid, ["echo", "ok"]).stdout == b"ok\n"
+    with open(cenv.d.log_path, "rb") as f:
+        assert b"the standby monitor %d was gone" % standby in f.read()
 
 
 def test_kill9_during_runtime_create_leaves_nothing(crisp_factory, registry, tmp_path):
