@@ -448,7 +448,10 @@ crisp_container_service_create (CrispContainerService *svc,
       g_mutex_lock (&svc->lock);
       c->state = CRISP_CONTAINER_CREATED;
       g_mutex_unlock (&svc->lock);
-      ok = crisp_container_save (svc, c, error);
+      /* Not forced to disk: only a power loss could lose it, and that ends the container
+       * too; the next start then finds the durable "creating" record and removes what is
+       * left, which the kubelet, recreating its pods after a reboot, does not miss. */
+      ok = crisp_container_save_unsynced (svc, c, error);
     }
   if (!ok)
     {

@@ -169,7 +169,9 @@ pod_network_up (CrispPodService *svc, CrispPod *pod, GCancellable *cancellable, 
       crisp_store_delete (svc->store, pod->id, "network.json", NULL);
       return FALSE;
     }
-  if (!crisp_store_save (svc->store, pod->id, "network.json", att, error))
+  /* With ADD's result now (DEL's prevResult), not forced to disk: after a power loss the
+   * record from before ADD serves, as after a crash during ADD; DEL needs no more. */
+  if (!crisp_store_save_sync (svc->store, pod->id, "network.json", att, FALSE, error))
     return FALSE;
   g_autoptr (GMutexLocker) l = g_mutex_locker_new (&svc->lock);
   g_strfreev (pod->ips);
