@@ -331,9 +331,11 @@ on_create_exit (Monitor *m, int status)
   if (m->opt.terminal && m->out[0].fd < 0)
     stdio_take_console (m, -1); /* the runtime sent the master and left before we looked */
   write_info (m);
-  oom_setup (m);
+  /* crisp's CreateContainer answers on CREATED; the OOM watch is ready before this loop
+   * handles anything else, the container's exit included. */
   sync_send (m, CRISP_MONITOR_MSG_CREATED, (int32_t) pid, 0, NULL, 0);
   sync_close (m);
+  oom_setup (m);
   m->phase = PHASE_RUNNING;
   for (size_t i = 0; i < CRISP_N_ELEMENTS (m->early_reaped); i++)
     if (m->early_reaped[i].pid == m->container_pid)
