@@ -221,6 +221,9 @@ def test_kill9_during_runtime_create_leaves_nothing(crisp_factory, registry, tmp
         fut = env.c.future("CreateContainer", pb.CreateContainerRequest(
             pod_sandbox_id=pod, config=ccfg, sandbox_config=cfg), timeout=60)
         wait_for(marker.exists, 20, what="runtime create to start")
+        # The standby monitor took this create: the restart must find it through the record.
+        mons = monitors(str(env.d.run_root))
+        assert len(mons) == 1 and mons[0] in standbys(env.d), (mons, standbys(env.d))
         env.d.kill9()
         fut.exception()  # the call died with crisp
         env.d.start()
