@@ -85,9 +85,10 @@ crisp_pod_files_write (CrispPod *pod, GError **error)
 {
   g_autofree char *hostname = g_strdup_printf ("%s\n", pod->hostname);
   g_autofree char *resolv = resolv_conf (pod->config->dns_config);
+  /* A pod with a network of its own gets its hosts file once its addresses are known. */
   return write_file (pod, "hostname", hostname, error)
          && write_file (pod, "resolv.conf", resolv, error)
-         && crisp_pod_files_write_hosts (pod, error);
+         && (pod->net_ns != NULL || crisp_pod_files_write_hosts (pod, error));
 }
 
 gboolean

@@ -283,9 +283,9 @@ pod_create (CrispPodService *svc, CrispPod *pod, GCancellable *cancellable, GErr
     save_pod (svc, pod, FALSE, up ? error : NULL);
   if (!up)
     return FALSE;
-  if (pod->net_ns != NULL && !pod_network_up (svc, pod, cancellable, error))
-    return FALSE;
-  if (!crisp_pod_files_write_hosts (pod, error))
+  if (pod->net_ns != NULL
+      && (!pod_network_up (svc, pod, cancellable, error)
+          || !crisp_pod_files_write_hosts (pod, error)))
     return FALSE;
   return set_state_saved (svc, pod, CRISP_POD_READY, error);
 }

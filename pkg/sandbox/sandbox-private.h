@@ -65,7 +65,8 @@ gboolean crisp_pod_config_shared_pid (const Runtime__V1__PodSandboxConfig *confi
 gboolean crisp_pod_config_userns_maps (const Runtime__V1__PodSandboxConfig *config,
                                        char **out_uid_map, char **out_gid_map);
 
-/* pod-files.c: hostname, resolv.conf, hosts, /dev/shm. */
+/* pod-files.c: hostname, resolv.conf, hosts, /dev/shm.  _write leaves hosts to
+ * _write_hosts in a pod with a network namespace (written once its addresses are known). */
 gboolean crisp_pod_files_write (CrispPod *pod, GError **error);
 gboolean crisp_pod_files_write_hosts (CrispPod *pod, GError **error);
 gboolean crisp_pod_shm_mount (const char *path, guint64 size, GError **error);
