@@ -46,7 +46,7 @@ check_paths (CrispPodService *svc, CrispPod *pod, GError **error)
 static void
 release_orphan_network (CrispPodService *svc, const char *id)
 {
-  g_autoptr (JsonNode) att = crisp_store_load (svc->store, id, "network.json", NULL);
+  g_autoptr (JsonNode) att = crisp_pod_load_attachment (svc, id, NULL);
   if (att == NULL || !crisp_network_attachment_validate (att, NULL))
     return;
   g_autofree char *name = g_strconcat (id, "-net", NULL);
@@ -57,7 +57,7 @@ release_orphan_network (CrispPodService *svc, const char *id)
     return;
   g_autoptr (GError) error = NULL;
   if (crisp_network_del (svc->network, att, NULL, &error))
-    crisp_store_delete (svc->store, id, "network.json", NULL);
+    crisp_pod_delete_attachment (svc, id, NULL);
   else
     g_warning ("pod %s: releasing the network of a corrupt record: %s", id, error->message);
 }

@@ -56,13 +56,42 @@ set_state_saved (CrispPodService *svc, CrispPod *pod, CrispPodState state, GErro
   return save_pod (svc, pod, state == CRISP_POD_REMOVING, error);
 }
 
+/* ---- the network attachment ---- */
+
+#define ATTACHMENT "network.json"
+#define ATTACHMENT_RESULT "network-result.json"
+
+JsonNode *
+crisp_pod_load_attachment (CrispPodService *svc, const char *id, GError **error)
+{
+  g_autoptr (JsonNode) att = crisp_store_load (svc->store, id, ATTACHMENT, error);
+  if (att == NULL || !JSON_NODE_HOLDS_OBJECT (att))
+    return g_steal_pointer (&att);
+  JsonObject *a = json_node_get_object (att);
+  /* Without it (a crash during ADD, or a power loss after), DEL goes without prevResult. */
+  JsonNode *have = json_object_get_member (a, "result");
+  JsonNode *result = have != NULL && JSON_NODE_HOLDS_OBJECT (have)
+                         ? NULL
+                         : crisp_store_load (svc->store, id, ATTACHMENT_RESULT, NULL);
+  if (result != NULL)
+    json_object_set_member (a, "result", result);
+  return g_steal_pointer (&att);
+}
+
+gboolean
+crisp_pod_delete_attachment (CrispPodService *svc, const char *id, GError **error)
+{
+  return crisp_store_delete (svc->store, id, ATTACHMENT_RESULT, error)
+         && crisp_store_delete (svc->store, id, ATTACHMENT, error);
+}
+
 /* ---- teardown ---- */
 
 static gboolean
 network_down (CrispPodService *svc, CrispPod *pod, GCancellable *cancellable, GError **error)
 {
   g_autoptr (GError) local = NULL;
-  g_autoptr (JsonNode) att = crisp_store_load (svc->store, pod->id, "network.json", &local);
+  g_autoptr (JsonNode) att = crisp_pod_load_attachment (svc, pod->id, &local);
   if (att == NULL && g_error_matches (local, CRISP_ERROR, CRISP_ERROR_NOT_FOUND))
     return TRUE;
   if (att == NULL || !crisp_network_attachment_validate (att, &local))
@@ -79,7 +108,7 @@ network_down (CrispPodService *svc, CrispPod *pod, GCancellable *cancellable, GE
     g_strfreev (pod->ips);
     pod->ips = g_new0 (char *, 1);
   }
-  return crisp_store_delete (svc->store, pod->id, "network.json", error);
+  return crisp_pod_delete_attachment (svc, pod->id, error);
 }
 
 static gboolean
@@ -162,16 +191,18 @@ pod_network_up (CrispPodService *svc, CrispPod *pod, GCancellable *cancellable, 
   CrispNetworkPod np = { pod->id, pod->net_ns, "eth0", m->name, m->namespace_, m->uid, ports };
   g_autoptr (JsonNode) att = crisp_network_prepare (svc->network, &np, error);
   /* Saved before ADD: a crash during ADD leaves what DEL needs. */
-  if (att == NULL || !crisp_store_save (svc->store, pod->id, "network.json", att, error))
+  if (att == NULL || !crisp_store_save (svc->store, pod->id, ATTACHMENT, att, error))
     return FALSE;
   if (!crisp_network_add (svc->network, att, cancellable, error))
     {
-      crisp_store_delete (svc->store, pod->id, "network.json", NULL);
+      crisp_pod_delete_attachment (svc, pod->id, NULL);
       return FALSE;
     }
-  /* With ADD's result now (DEL's prevResult), not forced to disk: after a power loss the
-   * record from before ADD serves, as after a crash during ADD; DEL needs no more. */
-  if (!crisp_store_save_sync (svc->store, pod->id, "network.json", att, FALSE, error))
+  /* ADD's result (DEL's prevResult) in a file of its own, not forced to disk: after a power
+   * loss the attachment from before ADD serves, as after a crash during ADD. */
+  JsonNode *result = json_object_get_member (json_node_get_object (att), "result");
+  if (result != NULL && JSON_NODE_HOLDS_OBJECT (result)
+      && !crisp_store_save_sync (svc->store, pod->id, ATTACHMENT_RESULT, result, FALSE, error))
     return FALSE;
   g_autoptr (GMutexLocker) l = g_mutex_locker_new (&svc->lock);
   g_strfreev (pod->ips);

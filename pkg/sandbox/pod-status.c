@@ -185,7 +185,7 @@ verbose_info (CrispPodService *svc, CrispPod *pod)
   json_object_remove_member (o, "config");
   add_pod_resources (o, pod);
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) net = crisp_store_load (svc->store, pod->id, "network.json", NULL);
+  g_autoptr (JsonNode) net = crisp_pod_load_attachment (svc, pod->id, NULL);
   if (net != NULL)
     json_object_set_member (o, "network", g_steal_pointer (&net));
   return json_to_string (rec, FALSE);

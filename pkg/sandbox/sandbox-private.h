@@ -79,6 +79,12 @@ JsonNode *crisp_pod_to_json (CrispPod *pod);
 CrispPod *crisp_pod_from_json (const char *id, JsonNode *node, GError **error);
 const char *crisp_pod_state_to_string (CrispPodState state);
 
+/* pod-service.c: the pod's CNI attachment, network.json (written before ADD), with ADD's
+ * result from network-result.json (written after: a file of its own, as replacing
+ * network.json cost a flush on ext4) when network.json has none. */
+JsonNode *crisp_pod_load_attachment (CrispPodService *svc, const char *id, GError **error);
+gboolean crisp_pod_delete_attachment (CrispPodService *svc, const char *id, GError **error);
+
 /* pod-service.c, for start-up repair: finish a stop or a removal under the pod's lock. */
 gboolean crisp_pod_service_repair_stop (CrispPodService *svc, CrispPod *pod, GError **error);
 gboolean crisp_pod_service_repair_remove (CrispPodService *svc, CrispPod *pod, GError **error);

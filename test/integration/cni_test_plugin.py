@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A chained CNI plugin for tests: passes prevResult through, and when the file named by
 "pauseFile" in its config exists, records the command in "markerDir" and sleeps, so a
-test can kill crisp in the middle of ADD or DEL."""
+test can kill crisp in the middle of ADD or DEL.  Each call's prevResult is appended to
+"<markerDir>/<command>-prev" as a line of JSON."""
 import json
 import os
 import sys
@@ -17,6 +18,9 @@ marker_dir = conf.get("markerDir")
 if marker_dir:
     with open(os.path.join(marker_dir, cmd), "a") as f:
         f.write(os.environ.get("CNI_CONTAINERID", "") + "\n")
+    # The prevResult each call got, a line of JSON per call ({} for none).
+    with open(os.path.join(marker_dir, cmd + "-prev"), "a") as f:
+        f.write(json.dumps(conf.get("prevResult", {})) + "\n")
     # Paused while the file exists, at most "sleep" seconds: removing it lets the plugin go.
     pause = os.path.join(marker_dir, "pause-" + cmd)
     deadline = time.monotonic() + float(conf.get("sleep", 30))

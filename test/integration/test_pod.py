@@ -410,6 +410,28 @@ def test_corrupt_record_is_quarantined(podenv):
                                            "network.json"))
 
 
+def test_del_after_a_restart_gets_the_result_of_add(podenv):
+    # ADD's result is kept on disk beside the attachment (network-result.json): a crisp that
+    # was killed and started again still hands it to DEL as prevResult.
+    c = podenv.client
+    pod = run_pod(c, pod_config("prev"))
+    with open(os.path.join(podenv.markers, "ADD-prev")) as f:
+        given = json.loads(f.read().splitlines()[-1])
+    assert given.get("ips"), given  # what the bridge plugin returned, chained to ours
+    obj = os.path.join(podenv.d.root, "pods", pod)
+    assert json.load(open(os.path.join(obj, "network-result.json")))["ips"] == given["ips"]
+    podenv.d.kill9()
+    podenv.d.start()
+    c = podenv.client
+    c.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod))
+    with open(os.path.join(podenv.markers, "DEL-prev")) as f:
+        got = json.loads(f.read().splitlines()[-1])
+    assert got.get("ips") == given["ips"]
+    assert not os.path.exists(os.path.join(obj, "network-result.json"))
+    assert not os.path.exists(os.path.join(obj, "network.json"))
+    assert podenv.net.allocations() == []
+
+
 def test_no_network_config_fails_cleanly(podenv):
     c = podenv.client
     pod = run_pod(c, pod_config("before"))
