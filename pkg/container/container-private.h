@@ -331,6 +331,8 @@ void crisp_container_standby_start (CrispContainerService *svc);
 /* Takes the standby monitor if there is one (the thread then makes the next). */
 gboolean crisp_container_standby_take (CrispContainerService *svc, CrispMonitorStandby *out,
                                        guint64 *out_start_time);
+/* A start has ended: the next standby need not wait any longer. */
+void crisp_container_standby_nudge (CrispContainerService *svc);
 void crisp_container_standby_stop (CrispContainerService *svc);
 
 /* container-remove.c: removals whose slow part runs in one background thread (the reaper). */

@@ -14,7 +14,7 @@
 #define RETRY_FIRST_S 1
 #define RETRY_MAX_S 60
 #define EXIT_WAIT_MS 500
-#define REFILL_DELAY_MS 200
+#define REFILL_DELAY_MS 200 /* at the most: see crisp_container_standby_nudge */
 
 /* Under svc->lock: waits until the monotonic time `deadline` or until the service stops. */
 static void
@@ -35,9 +35,12 @@ standby_main (gpointer data)
       while (!svc->standby_stop && svc->standby.fd >= 0)
         g_cond_wait (&svc->standby_cond, &svc->lock);
       /* Not at once: a create is most often followed by its start, which should not share
-       * the machine with the next monitor's exec and fork. */
-      if (svc->standby_taken_at)
-        pause_until_locked (svc, svc->standby_taken_at + REFILL_DELAY_MS * 1000);
+       * the machine with the next monitor's exec and fork.  The start's end (a nudge clears
+       * standby_taken_at) or REFILL_DELAY_MS, whichever comes first. */
+      while (!svc->standby_stop && svc->standby_taken_at != 0
+             && g_get_monotonic_time () < svc->standby_taken_at + REFILL_DELAY_MS * 1000)
+        g_cond_wait_until (&svc->standby_cond, &svc->lock,
+                           svc->standby_taken_at + REFILL_DELAY_MS * 1000);
       if (svc->standby_stop)
         break;
       g_mutex_unlock (&svc->lock);
@@ -101,6 +104,18 @@ release_and_wait (CrispMonitorStandby *s)
   struct pollfd p = { .fd = pidfd, .events = POLLIN };
   while (pidfd >= 0 && poll (&p, 1, EXIT_WAIT_MS) < 0 && errno == EINTR)
     ;
+}
+
+void
+crisp_container_standby_nudge (CrispContainerService *svc)
+{
+  g_mutex_lock (&svc->lock);
+  if (svc->standby_taken_at != 0)
+    {
+      svc->standby_taken_at = 0;
+      g_cond_broadcast (&svc->standby_cond);
+    }
+  g_mutex_unlock (&svc->lock);
 }
 
 void
