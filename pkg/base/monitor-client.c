@@ -294,20 +294,26 @@ crisp_monitor_assign (CrispMonitorStandby *standby, const CrispMonitorConfig *cf
     return -EINVAL;
   if (standby->fd < 0)
     return -EBADF;
-  char maxline[32], payload[CRISP_MONITOR_MSG_MAX - sizeof (CrispMonitorMsg)];
+  _cleanup_close_ int fd = standby->fd;
+  standby->fd = -1;
+  char maxline[32];
   const char *argv[32];
   int argc = container_args (cfg, argv, maxline, sizeof maxline);
   size_t len = 0;
   for (int i = 0; i < argc; i++)
+    len += strlen (argv[i]) + 1;
+  if (len > CRISP_MONITOR_MSG_MAX - sizeof (CrispMonitorMsg))
+    return -E2BIG;
+  _cleanup_free_ char *payload = malloc (len);
+  if (payload == NULL)
+    return -ENOMEM;
+  size_t off = 0;
+  for (int i = 0; i < argc; i++)
     {
       size_t l = strlen (argv[i]) + 1;
-      if (len + l > sizeof payload)
-        return -E2BIG;
-      memcpy (payload + len, argv[i], l);
-      len += l;
+      memcpy (payload + off, argv[i], l);
+      off += l;
     }
-  _cleanup_close_ int fd = standby->fd;
-  standby->fd = -1;
   /* A standby monitor that died meanwhile fails here, before anything depends on it. */
   int r = send_packet (fd, CRISP_MONITOR_MSG_ASSIGN, 0, 0, payload, len);
   if (r < 0)
