@@ -151,6 +151,9 @@ int monitor_bind_unix (Monitor *m, const char *name, int type, int backlog);
 
 /* lifecycle.c */
 int lifecycle_daemonize (Monitor *m);
+/* One packet to crisp on the sync socket (text NULL: none); -EPIPE once it is closed. */
+int lifecycle_sync_send (Monitor *m, uint32_t type, int32_t arg0, int32_t arg1, const char *text,
+                         size_t len);
 int lifecycle_start (Monitor *m);
 void lifecycle_on_signal (Monitor *m, MonitorSource *src, uint32_t events);
 void lifecycle_tick (Monitor *m, uint64_t now);

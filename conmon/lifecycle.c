@@ -69,8 +69,9 @@ lifecycle_daemonize (Monitor *m)
   return 0;
 }
 
-static int
-sync_send (Monitor *m, uint32_t type, int32_t arg0, int32_t arg1, const char *text, size_t len)
+int
+lifecycle_sync_send (Monitor *m, uint32_t type, int32_t arg0, int32_t arg1, const char *text,
+                     size_t len)
 {
   if (m->opt.sync_fd < 0)
     return -EPIPE;
@@ -235,8 +236,8 @@ setup (Monitor *m)
 int
 lifecycle_start (Monitor *m)
 {
-  int r = sync_send (m, CRISP_MONITOR_MSG_HELLO, (int32_t) getpid (),
-                     CRISP_MONITOR_PROTOCOL_VERSION, NULL, 0);
+  int r = lifecycle_sync_send (m, CRISP_MONITOR_MSG_HELLO, (int32_t) getpid (),
+                               CRISP_MONITOR_PROTOCOL_VERSION, NULL, 0);
   if (r == 0)
     r = sync_wait_go (m);
   if (r < 0)
@@ -248,7 +249,7 @@ lifecycle_start (Monitor *m)
     {
       char msg[128];
       int n = snprintf (msg, sizeof msg, "crisp-conmon: setting up: %s", strerror (-r));
-      sync_send (m, CRISP_MONITOR_MSG_FAILED, r, 0, msg, (size_t) n);
+      lifecycle_sync_send (m, CRISP_MONITOR_MSG_FAILED, r, 0, msg, (size_t) n);
       return r;
     }
   m->phase = PHASE_WAIT_CREATE;
@@ -308,7 +309,7 @@ create_failed (Monitor *m, int status)
   if (n == 0)
     n = (size_t) snprintf (msg, sizeof msg, "%s %s exited with status %d", m->opt.runtime,
                            m->opt.restore_images ? "restore" : "create", code);
-  sync_send (m, CRISP_MONITOR_MSG_FAILED, code, 0, msg, n);
+  lifecycle_sync_send (m, CRISP_MONITOR_MSG_FAILED, code, 0, msg, n);
   sync_close (m);
   unlink_sockets (m);
   m->exit_code = 1;
@@ -333,7 +334,7 @@ on_create_exit (Monitor *m, int status)
   write_info (m);
   /* crisp's CreateContainer answers on CREATED; the OOM watch is ready before this loop
    * handles anything else, the container's exit included. */
-  sync_send (m, CRISP_MONITOR_MSG_CREATED, (int32_t) pid, 0, NULL, 0);
+  lifecycle_sync_send (m, CRISP_MONITOR_MSG_CREATED, (int32_t) pid, 0, NULL, 0);
   sync_close (m);
   oom_setup (m);
   m->phase = PHASE_RUNNING;

@@ -308,10 +308,11 @@ standby_wait (Monitor *m, int main_argc, char **main_argv)
   /* Static: the options point into it for the rest of the monitor's life. */
   static char packet[CRISP_MONITOR_MSG_MAX];
   static char *argv[40];
-  CrispMonitorMsg msg = { CRISP_MONITOR_PROTOCOL_VERSION, CRISP_MONITOR_MSG_STANDBY,
-                          (int32_t) getpid (), CRISP_MONITOR_PROTOCOL_VERSION };
-  if (send (m->opt.sync_fd, &msg, sizeof msg, MSG_NOSIGNAL) < 0)
+  if (lifecycle_sync_send (m, CRISP_MONITOR_MSG_STANDBY, (int32_t) getpid (),
+                           CRISP_MONITOR_PROTOCOL_VERSION, NULL, 0)
+      < 0)
     return 1;
+  CrispMonitorMsg msg;
   ssize_t n;
   while ((n = recv (m->opt.sync_fd, packet, sizeof packet, 0)) < 0 && errno == EINTR)
     ;
@@ -364,10 +365,7 @@ main (int argc, char **argv)
       char why[96];
       int n = snprintf (why, sizeof why, "crisp-conmon: a standby monitor's options: %s",
                         strerror (-r));
-      CrispMonitorMsg msg = { CRISP_MONITOR_PROTOCOL_VERSION, CRISP_MONITOR_MSG_FAILED, r, 0 };
-      struct iovec iov[2] = { { &msg, sizeof msg }, { why, (size_t) n } };
-      struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-      (void) !sendmsg (m.opt.sync_fd, &mh, MSG_NOSIGNAL);
+      lifecycle_sync_send (&m, CRISP_MONITOR_MSG_FAILED, r, 0, why, (size_t) n);
       monitor_log ("%s", why);
       return 1;
     }
