@@ -193,19 +193,30 @@ recv_result (int fd, int timeout, CrispMonitorStarted *out)
   return take_failure (buf, (size_t) n, out);
 }
 
+/* The placement (before_go) and GO that let the monitor with that pid create. */
 static int
-handshake (int fd, int timeout, CrispMonitorBeforeGo before_go, void *user_data,
-           CrispMonitorStarted *out)
+say_go (int fd, pid_t pid, CrispMonitorBeforeGo before_go, void *user_data)
 {
-  int r = recv_hello (fd, timeout, out);
-  if (r < 0)
-    return r;
-  r = before_go ? before_go (out->monitor_pid, user_data) : 0;
+  int r = before_go ? before_go (pid, user_data) : 0;
   if (r < 0)
     return r; /* closing the socket tells the monitor to leave */
-  if ((r = send_packet (fd, CRISP_MONITOR_MSG_GO, 0, 0, NULL, 0)) < 0)
-    return r;
-  return recv_result (fd, timeout, out);
+  return send_packet (fd, CRISP_MONITOR_MSG_GO, 0, 0, NULL, 0);
+}
+
+/* HELLO, GO, then the result.  known_pid > 0 (a standby's): placed and told GO before its
+ * HELLO, which must then name that pid. */
+static int
+handshake (int fd, int timeout, pid_t known_pid, CrispMonitorBeforeGo before_go, void *user_data,
+           CrispMonitorStarted *out)
+{
+  int r = known_pid > 0 ? say_go (fd, known_pid, before_go, user_data) : 0;
+  if (r == 0)
+    r = recv_hello (fd, timeout, out);
+  if (r == 0 && known_pid > 0 && out->monitor_pid != known_pid)
+    r = -EPROTO;
+  if (r == 0 && known_pid <= 0)
+    r = say_go (fd, out->monitor_pid, before_go, user_data);
+  return r < 0 ? r : recv_result (fd, timeout, out);
 }
 
 /* Spawns crisp-conmon (cfg NULL: a standby one) on a new sync socket, and waits for the
@@ -237,12 +248,12 @@ spawn_detached (const char *conmon_path, const CrispMonitorConfig *cfg, int *out
 }
 
 static int
-start_handshake (int fd, const CrispMonitorConfig *cfg, CrispMonitorBeforeGo before_go,
-                 void *user_data, CrispMonitorStarted *out)
+start_handshake (int fd, const CrispMonitorConfig *cfg, pid_t known_pid,
+                 CrispMonitorBeforeGo before_go, void *user_data, CrispMonitorStarted *out)
 {
   CrispMonitorStarted started = { 0 };
-  int r = handshake (fd, cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS, before_go,
-                     user_data, &started);
+  int r = handshake (fd, cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS, known_pid,
+                     before_go, user_data, &started);
   if (r == 0 || r == -EIO)
     *out = started;
   return r;
@@ -256,7 +267,7 @@ crisp_monitor_spawn (const CrispMonitorConfig *cfg, CrispMonitorBeforeGo before_
     return -EINVAL;
   _cleanup_close_ int fd = -1;
   int r = spawn_detached (cfg->conmon_path, cfg, &fd);
-  return r < 0 ? r : start_handshake (fd, cfg, before_go, user_data, out);
+  return r < 0 ? r : start_handshake (fd, cfg, 0, before_go, user_data, out);
 }
 
 int
@@ -320,24 +331,7 @@ crisp_monitor_assign (CrispMonitorStandby *standby, const CrispMonitorConfig *cf
     return r == -EPIPE || r == -ECONNRESET ? -ESRCH : r;
   /* Its pid is known: while it reads its options, crisp places it and says GO, which it
    * reads right after its HELLO. */
-  CrispMonitorStarted started = { 0 };
-  r = before_go ? before_go (standby->pid, user_data) : 0;
-  if (r < 0)
-    return r;
-  int timeout = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
-  if ((r = send_packet (fd, CRISP_MONITOR_MSG_GO, 0, 0, NULL, 0)) < 0
-      || (r = recv_hello (fd, timeout, &started)) < 0)
-    {
-      if (r == -EIO)
-        *out = started;
-      return r;
-    }
-  if (started.monitor_pid != standby->pid)
-    return -EPROTO;
-  r = recv_result (fd, timeout, &started);
-  if (r == 0 || r == -EIO)
-    *out = started;
-  return r;
+  return start_handshake (fd, cfg, standby->pid, before_go, user_data, out);
 }
 
 int
