@@ -145,12 +145,7 @@ class Monitor:
         subprocess.run([RUNC, "--root", self.root, "start", self.cid], check=True)
 
     def alive(self):
-        try:
-            os.kill(self.pid, 0)
-            with open("/proc/%d/stat" % self.pid) as f:
-                return f.read().split(") ")[1][0] != "Z"
-        except (ProcessLookupError, FileNotFoundError):
-            return False
+        return alive(self.pid)
 
     def wait_exit(self, timeout=20):
         assert wait_for(lambda: not self.alive(), timeout), "monitor still running"
@@ -205,6 +200,16 @@ class Monitor:
                 os.kill(cpid, 9)
             except ProcessLookupError:
                 pass
+
+
+def alive(pid):
+    """pid runs and is not a zombie (one reaped while its stat is read is gone too)."""
+    try:
+        os.kill(pid, 0)
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return False
 
 
 def spawn_standby(room=512):

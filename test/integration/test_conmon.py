@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 import conmon_harness as H  # noqa: E402
-from leakcheck import Scope  # noqa: E402
+from leakcheck import Scope, read_cmdline  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run containers"),
@@ -337,16 +337,8 @@ def test_monitor_leaves_its_starter_in_a_session_it_does_not_lead(ctr, how):
 
 
 def cmdline(pid):
-    with open("/proc/%d/cmdline" % pid, "rb") as f:
-        return [a.decode() for a in f.read().split(b"\0") if a]
-
-
-def gone(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, ProcessLookupError):  # reaped before or while reading
-        return True
+    """Its command line without the NULs a standby leaves after its assigned options."""
+    return [a for a in read_cmdline(pid) if a]
 
 
 def test_a_standby_monitor_runs_the_container_it_is_given(ctr):
@@ -377,10 +369,10 @@ def test_a_standby_monitor_runs_the_container_it_is_given(ctr):
 def test_a_standby_monitor_leaves_when_its_socket_closes():
     sock = H.spawn_standby()
     pid = H.standby_pid(sock)
-    assert not gone(pid)
+    assert H.alive(pid)
     assert cmdline(pid)[1:4] == ["--standby", "--sync-fd", cmdline(pid)[3]]
     sock.close()
-    assert H.wait_for(lambda: gone(pid), 10), "the standby monitor is still there"
+    assert H.wait_for(lambda: not H.alive(pid), 10), "the standby monitor is still there"
 
 
 @pytest.mark.parametrize("payload", [b"--bogus\0", b"--id\0x\0", b"--sync-fd\0" b"5\0",
@@ -396,7 +388,7 @@ def test_a_standby_monitor_refuses_bad_options(payload):
         typ, a0, _, text = H.recv_msg(sock)
         assert typ == H.FAILED and a0 < 0
         assert b"standby monitor's options" in text
-        assert H.wait_for(lambda: gone(pid), 10)
+        assert H.wait_for(lambda: not H.alive(pid), 10)
     finally:
         sock.close()
 
