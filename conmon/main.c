@@ -353,6 +353,10 @@ main (int argc, char **argv)
       return 2;
     }
   close_inherited (m.opt.sync_fd);
+  /* Inherited without close-on-exec (that is how it got here): the runtime must not get it,
+   * or `runc create` hands it on to its init, which holds it until the container starts. */
+  if (m.opt.sync_fd >= 0 && fcntl (m.opt.sync_fd, F_SETFD, FD_CLOEXEC) < 0)
+    return 1;
   int r = lifecycle_daemonize (&m);
   if (r != 0)
     return r < 0 ? 1 : 0; /* > 0: a parent whose part is done */

@@ -88,8 +88,9 @@ def send_msg(sock, typ, a0=0, a1=0, payload=b""):
 class Monitor:
     """One crisp-conmon run: spawn() does the handshake the way crisp will."""
 
-    def __init__(self, tmp, cid, bundle, runtime_root, log_path=None, extra=()):
+    def __init__(self, tmp, cid, bundle, runtime_root, log_path=None, extra=(), runtime=None):
         self.cid = cid
+        self.runtime = runtime or RUNC
         self.bundle = bundle
         self.root = runtime_root
         self.state = os.path.join(tmp, "state")
@@ -102,7 +103,7 @@ class Monitor:
 
     def argv(self, sync_fd):
         return [conmon_path(), "--id", self.cid, "--bundle", self.bundle, "--state-dir",
-                self.state, "--runtime", RUNC, "--runtime-root", self.root, "--log-path",
+                self.state, "--runtime", self.runtime, "--runtime-root", self.root, "--log-path",
                 self.log_path, "--sync-fd", str(sync_fd)] + self.extra
 
     def spawn(self, before_go=None, standby=False, **popen_kw):

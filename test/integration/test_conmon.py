@@ -30,7 +30,7 @@ def ctr(tmp_path):
     every container, cgroup and monitor is removed at teardown."""
     made, cgroups = [], []
 
-    def make(args, extra=(), spawn=True, **bundle_kw):
+    def make(args, extra=(), spawn=True, runtime=None, **bundle_kw):
         n = len(made)
         tmp = str(tmp_path / ("c%d" % n))
         os.makedirs(tmp)
@@ -38,7 +38,7 @@ def ctr(tmp_path):
             cgroups.append(bundle_kw["cgroups_path"])
         bundle = H.make_bundle(os.path.join(tmp, "bundle"), args, **bundle_kw)
         cid = "conmon-test-%s" % uuid.uuid4().hex[:12]
-        m = H.Monitor(tmp, cid, bundle, os.path.join(tmp, "runc"), extra=extra)
+        m = H.Monitor(tmp, cid, bundle, os.path.join(tmp, "runc"), extra=extra, runtime=runtime)
         made.append(m)
         if spawn:
             assert m.spawn(), m.error
@@ -424,6 +424,27 @@ def test_no_descriptor_leaks(ctr, tmp_path):
     assert all(t == "/dev/null" for fd, t in mon.items() if fd < 3), mon
     m.exec(["true"])
     assert sorted(fd_targets(m.container_pid)) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("standby", [False, True], ids=["spawned", "standby"])
+def test_the_runtime_gets_no_descriptor_but_its_stdio(ctr, tmp_path, standby):
+    # The sync socket reaches the monitor without close-on-exec; passed on to `runc create`,
+    # it would live on in runc's init until the container starts.
+    record = tmp_path / "runtime-fds"
+    wrapper = tmp_path / "runtime"
+    wrapper.write_text('#!/bin/sh\n'
+                       'case "$*" in *" create "*)\n'
+                       '  (ls -l /proc/$$/fd) > %s ;;\n'
+                       'esac\n'
+                       'exec %s "$@"\n' % (record, H.RUNC))
+    wrapper.chmod(0o755)
+    m = ctr(["sleep", "1000"], spawn=False, runtime=str(wrapper))
+    assert m.spawn(standby=standby), m.error
+    fds = dict(line.split()[-3::2] for line in record.read_text().splitlines() if " -> " in line)
+    # The shell's own descriptors (the script it reads) are all it may add.
+    stray = {fd: t for fd, t in fds.items() if int(fd) > 2 and t != str(wrapper)}
+    assert stray == {}, fds
+    m.start()
 
 
 def memory_cgroup_usable():
