@@ -76,6 +76,9 @@ exec_child (void *data)
     _exit (127);
   if (dup2 (a->in, 0) < 0 || dup2 (a->out, 1) < 0 || dup2 (a->err, 2) < 0)
     _exit (127);
+  /* Everything crisp opens is close-on-exec; this keeps a library's slip out of the helper
+   * as well. */
+  close_range (3, ~0u, 0);
   sigset_t none;
   sigemptyset (&none);
   sigprocmask (SIG_SETMASK, &none, NULL);

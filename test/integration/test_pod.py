@@ -432,6 +432,19 @@ def test_del_after_a_restart_gets_the_result_of_add(podenv):
     assert podenv.net.allocations() == []
 
 
+def test_cni_plugins_get_no_descriptor_of_crisps(podenv):
+    # Only stdio reaches a plugin: nothing crisp holds (its gRPC sockets, records, the
+    # standby monitor's socket) while other calls run.
+    c = podenv.client
+    pods = [run_pod(c, pod_config("fds-%d" % i)) for i in range(3)]
+    for pod in pods:
+        c.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod))
+    for cmd in ("ADD", "DEL"):
+        with open(os.path.join(podenv.markers, cmd + "-fds")) as f:
+            calls = [json.loads(line) for line in f.read().splitlines()]
+        assert len(calls) >= 3 and all(fds == {} for fds in calls), (cmd, calls)
+
+
 def test_no_network_config_fails_cleanly(podenv):
     c = podenv.client
     pod = run_pod(c, pod_config("before"))
