@@ -74,7 +74,7 @@ add_member (struct archive *a, const char *name, const struct stat *st, int fd, 
 static GPtrArray *
 list_names (int dirfd, const char *what, GError **error)
 {
-  int fd = dup (dirfd);
+  int fd = fcntl (dirfd, F_DUPFD_CLOEXEC, 3);
   DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
   if (d == NULL)
     {
