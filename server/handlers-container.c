@@ -53,6 +53,7 @@ start_thread (CrispServer *self, CrispCall *call, gpointer data)
     crisp_call_finish (call, &resp.base);
   else
     crisp_call_fail (call, error);
+  crisp_container_service_start_answered (self->containers);
 }
 
 static void

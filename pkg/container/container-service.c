@@ -540,8 +540,13 @@ crisp_container_service_start (CrispContainerService *svc, const char *id, GErro
   gboolean ok = start_locked (svc, c, error);
   crisp_container_set_starting (svc, c, FALSE);
   g_mutex_unlock (&c->op_lock);
-  crisp_container_standby_nudge (svc);
   return ok;
+}
+
+void
+crisp_container_service_start_answered (CrispContainerService *svc)
+{
+  crisp_container_standby_nudge (svc);
 }
 
 static gboolean

@@ -40,6 +40,9 @@ char *crisp_container_service_create (CrispContainerService *svc,
                                       const Runtime__V1__CreateContainerRequest *req,
                                       GCancellable *cancellable, GError **error);
 gboolean crisp_container_service_start (CrispContainerService *svc, const char *id, GError **error);
+/* To be called once the start's answer is on its way: the next standby monitor is made now
+ * (its exec and fork would otherwise compete with the answer for the CPU). */
+void crisp_container_service_start_answered (CrispContainerService *svc);
 /* timeout: seconds before SIGKILL (0: at once). Stopping a stopped container succeeds. */
 gboolean crisp_container_service_stop (CrispContainerService *svc, const char *id, gint64 timeout,
                                        GCancellable *cancellable, GError **error);
