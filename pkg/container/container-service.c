@@ -25,6 +25,8 @@
 #define MONITOR_EXIT_WAIT_MS 10000
 /* How long a stop waits for the exit file once the process is gone. */
 #define EXIT_FILE_WAIT_MS 10000
+/* How often that wait checks that the monitor, which writes the file, is still there. */
+#define MONITOR_GONE_CHECK_MS 50
 
 char *
 crisp_container_run_path (CrispContainerService *svc, const char *id, const char *sub)
@@ -70,6 +72,10 @@ crisp_container_refresh (CrispContainerService *svc, CrispContainer *c)
   gboolean changed = live && crisp_container_read_exit (svc, c);
   gboolean announce = changed && crisp_container_exit_announce_now (c);
   c->exit_announcing |= changed;
+  /* A stop waiting for the exit may answer now: until the save below is done, the monitor's
+   * exit file is what a restart would read it from. */
+  if (changed)
+    g_cond_broadcast (&svc->announced);
   g_mutex_unlock (&svc->lock);
   if (!changed)
     return;
@@ -313,10 +319,15 @@ signal_init (CrispContainer *c, int sig, int *out_pidfd)
   return 0;
 }
 
+/* Waits until the container's exit is known or its monitor is gone, at most EXIT_FILE_WAIT_MS.
+ * A watched container's exit file is read by the inotify handler the moment the monitor
+ * renames it into place, which wakes this wait; a monitor that dies without writing it is
+ * seen within MONITOR_GONE_CHECK_MS.  An unwatched one's file is read every 5 ms. */
 static void
 wait_exit_file (CrispContainerService *svc, CrispContainer *c)
 {
-  for (int waited = 0; waited < EXIT_FILE_WAIT_MS; waited += 5)
+  gint64 deadline = g_get_monotonic_time () + EXIT_FILE_WAIT_MS * 1000;
+  for (;;)
     {
       crisp_container_refresh (svc, c);
       if (crisp_container_get_state (svc, c) == CRISP_CONTAINER_EXITED)
@@ -327,7 +338,16 @@ wait_exit_file (CrispContainerService *svc, CrispContainer *c)
           crisp_container_refresh (svc, c);
           return;
         }
-      g_usleep (5 * 1000);
+      gint64 now = g_get_monotonic_time ();
+      if (now >= deadline)
+        return;
+      g_mutex_lock (&svc->lock);
+      gboolean watched = c->exit_watched && svc->inotify_fd >= 0;
+      gint64 until = MIN (deadline, now + (watched ? MONITOR_GONE_CHECK_MS : 5) * 1000);
+      while (c->state != CRISP_CONTAINER_EXITED
+             && g_cond_wait_until (&svc->announced, &svc->lock, until))
+        ;
+      g_mutex_unlock (&svc->lock);
     }
 }
 

@@ -264,6 +264,24 @@ def test_stop_with_timeout_zero_kills_at_once(cenv):
     assert elapsed < 1.5, "timeout 0 took %.2f s" % elapsed
 
 
+def test_stop_after_its_monitor_was_killed_records_an_unknown_exit(cenv):
+    """Nobody is left to write the exit file: the stop ends when it sees the monitor gone,
+    and records that the exit status is unknown; the remove still cleans up everything."""
+    pod = cenv.run_pod()
+    cid = cenv.run(pod, "orphan", command=SLEEPER)
+    [mon] = monitors(cid)
+    os.kill(mon, 9)
+    wait_for(lambda: not alive(mon), 10, what="the monitor's end")
+    t0 = time.monotonic()
+    cenv.stop(cid, timeout=0)
+    elapsed = time.monotonic() - t0
+    st = cenv.status(cid).status
+    assert st.state == pb.CONTAINER_EXITED and st.exit_code == 255
+    assert st.reason == "Unknown" and "monitor" in st.message
+    assert elapsed < 5, "the stop waited %.2f s for a monitor that was gone" % elapsed
+    cenv.remove(cid)
+
+
 def trap_script(sig):
     """A command that exits 0 on sig (a name or number sh's trap knows) and ignores TERM."""
     return ["sh", "-c", "trap 'echo got-%s; exit 0' %s; trap '' TERM; "
