@@ -469,13 +469,24 @@ decode_request (CrispCall *c, char *nul_field, size_t size)
   return msg;
 }
 
+/* The call's method, looked up once (NULL: not one of crisp's). */
+static const CrispMethod *
+call_method (CrispCall *c)
+{
+  if (c->method == NULL)
+    {
+      g_autofree char *path = grpc_slice_to_c_string (c->details.method);
+      c->method = crisp_methods_lookup_path (c->server->methods, path);
+    }
+  return c->method;
+}
+
 static void
 on_recv (CrispCall *c, gboolean success)
 {
-  g_autofree char *path = grpc_slice_to_c_string (c->details.method);
-  c->method = crisp_methods_lookup_path (c->server->methods, path);
-  if (c->method == NULL)
+  if (call_method (c) == NULL)
     {
+      g_autofree char *path = grpc_slice_to_c_string (c->details.method);
       g_autofree char *msg = g_strdup_printf ("unknown method '%s'", path);
       crisp_call_fail_literal (c, CRISP_ERROR_UNIMPLEMENTED, msg);
       return;
@@ -612,6 +623,14 @@ queue_thread (gpointer data)
               /* Accepting touches only the call and gRPC: done here, it saves every call a
                * trip to the main loop and back before its request can be read. */
               on_new_call (tag->call->grpc, tag->call, ev.success);
+              continue;
+            }
+          /* A request for a handler that runs in a worker goes straight to one: decoding it
+           * and failing it touch only the call, the read-only method table and gRPC. */
+          const CrispMethod *m = tag->kind == TAG_RECV ? call_method (tag->call) : NULL;
+          if (m != NULL && m->thread_handler != NULL)
+            {
+              on_recv (tag->call, ev.success);
               continue;
             }
         }
