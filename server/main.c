@@ -341,7 +341,7 @@ main (int argc, char **argv)
   gint64 started_us = g_get_monotonic_time ();
   /* glibc gives each thread that meets contention an arena of its own (up to 8 per core),
    * and keeps the pages an arena touched: with the gRPC workers that came and went, that was
-   * half of the daemon's growth after a busy hour (bench/all: +596 kB against +276 kB with
+   * half of the daemon's growth in one 15-round bench/all run (+596 kB against +276 kB with
    * two).  crisp's threads wait on I/O, not on malloc's lock. */
   mallopt (M_ARENA_MAX, 2);
   g_autoptr (GError) error = NULL;

@@ -171,8 +171,8 @@ def test_sigterm_exits_zero(crisp):
 
 def idle_connection(sock_path):
     """A client that opens an HTTP/2 connection, says its preface, reads the server's first
-    frame header (so the server has taken the connection on before the test goes on: one
-    still in the listen queue at a stop is simply dropped) and then never reads again."""
+    frame header (so gRPC has taken the connection on before the test goes on: a stop need
+    not deal with one it has not accepted yet) and then never reads again."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(sock_path)
     s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
