@@ -625,10 +625,11 @@ queue_thread (gpointer data)
               on_new_call (tag->call->grpc, tag->call, ev.success);
               continue;
             }
-          /* A request for a handler that runs in a worker goes straight to one: decoding it
-           * and failing it touch only the call, the read-only method table and gRPC. */
+          /* A request for a worker's handler goes straight to a worker, and a quick one is
+           * answered here: decoding and failing a request touch only the call, the read-only
+           * method table and gRPC. */
           const CrispMethod *m = tag->kind == TAG_RECV ? call_method (tag->call) : NULL;
-          if (m != NULL && m->thread_handler != NULL)
+          if (m != NULL && (m->thread_handler != NULL || m->quick))
             {
               on_recv (tag->call, ev.success);
               continue;

@@ -1,5 +1,6 @@
-/* The gRPC transport: one thread drains the completion queue and forwards every event to
- * the GLib main loop, where calls are decoded and dispatched through the method table. */
+/* The gRPC transport: one thread drains the completion queue.  It accepts calls, and decodes
+ * and dispatches a request through the method table itself when its handler is a worker's or
+ * a quick one; every other event goes to the GLib main loop, which does the same there. */
 #pragma once
 
 #include "server.h"
@@ -16,6 +17,7 @@ typedef struct
   gboolean server_streaming;
   CrispHandler handler;
   CrispCallThreadFunc thread_handler; /* or this, run in a worker thread */
+  gboolean quick;                     /* handler runs on the queue thread, not the main loop */
 } CrispMethod;
 
 const CrispMethod *crisp_call_method (CrispCall *call);

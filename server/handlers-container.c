@@ -253,8 +253,8 @@ crisp_container_handlers_init (CrispServer *self, GError **error)
   crisp_server_register_in_thread (self, "StartContainer", start_thread);
   crisp_server_register_in_thread (self, "StopContainer", stop_thread);
   crisp_server_register_in_thread (self, "RemoveContainer", remove_thread);
-  crisp_server_register (self, "ContainerStatus", handle_container_status);
-  crisp_server_register (self, "ListContainers", handle_list_containers);
+  crisp_server_register_quick (self, "ContainerStatus", handle_container_status);
+  crisp_server_register_quick (self, "ListContainers", handle_list_containers);
   crisp_server_register_in_thread (self, "StreamContainers", list_thread);
   crisp_server_register_in_thread (self, "ExecSync", exec_sync_thread);
   crisp_server_register_in_thread (self, "ReopenContainerLog", reopen_log_thread);

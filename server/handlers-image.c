@@ -272,8 +272,8 @@ crisp_image_handlers_init (CrispServer *self, GError **error)
     return crisp_prefix_error (error, "image storage %s: ", storage);
   crisp_server_add_cleanup (self, (GDestroyNotify) crisp_image_service_free, self->images);
   crisp_server_register (self, "PullImage", handle_pull_image);
-  crisp_server_register (self, "ImageStatus", handle_image_status);
-  crisp_server_register (self, "ListImages", handle_list_images);
+  crisp_server_register_quick (self, "ImageStatus", handle_image_status);
+  crisp_server_register_quick (self, "ListImages", handle_list_images);
   crisp_server_register (self, "StreamImages", handle_list_images);
   crisp_server_register (self, "RemoveImage", handle_remove_image);
   crisp_server_register_in_thread (self, "ImageFsInfo", fs_info_in_thread);

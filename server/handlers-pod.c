@@ -1,5 +1,6 @@
 /* The pod sandbox RPCs: RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus,
- * ListPodSandbox (and StreamPodSandboxes), UpdatePodSandboxResources.  Thin: decode, one call into pkg/sandbox, encode. */
+ * ListPodSandbox (and StreamPodSandboxes), UpdatePodSandboxResources.  Thin: decode, one call into
+ * pkg/sandbox, encode. */
 #include "config.h"
 
 #include "events.h"
@@ -120,8 +121,8 @@ handle_pod_sandbox_status (CrispServer *self, CrispCall *call)
 static void
 handle_list_pod_sandbox (CrispServer *self, CrispCall *call)
 {
-  crisp_call_reply_list (
-      call, (ProtobufCMessage *) crisp_pod_service_list (self->pods, crisp_call_list_filter (call)));
+  crisp_call_reply_list (call, (ProtobufCMessage *) crisp_pod_service_list (
+                                   self->pods, crisp_call_list_filter (call)));
 }
 
 /* crisp-pause beside the crisp binary (a build tree), else the installed one. */
@@ -162,8 +163,8 @@ crisp_pod_handlers_init (CrispServer *self, GError **error)
   crisp_server_register_in_thread (self, "RunPodSandbox", run_pod_thread);
   crisp_server_register_in_thread (self, "StopPodSandbox", stop_pod_thread);
   crisp_server_register_in_thread (self, "RemovePodSandbox", remove_pod_thread);
-  crisp_server_register (self, "PodSandboxStatus", handle_pod_sandbox_status);
-  crisp_server_register (self, "ListPodSandbox", handle_list_pod_sandbox);
+  crisp_server_register_quick (self, "PodSandboxStatus", handle_pod_sandbox_status);
+  crisp_server_register_quick (self, "ListPodSandbox", handle_list_pod_sandbox);
   crisp_server_register (self, "StreamPodSandboxes", handle_list_pod_sandbox);
   crisp_server_register_in_thread (self, "UpdatePodSandboxResources", update_pod_resources_thread);
   return TRUE;

@@ -275,7 +275,7 @@ gboolean
 crisp_runtime_handlers_init (CrispServer *self, GError **error)
 {
   load_pod_cidr (self);
-  crisp_server_register (self, "Version", handle_version);
+  crisp_server_register_quick (self, "Version", handle_version);
   crisp_server_register (self, "Status", handle_status);
   crisp_server_register (self, "RuntimeConfig", handle_runtime_config);
   crisp_server_register (self, "UpdateRuntimeConfig", handle_update_runtime_config);

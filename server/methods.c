@@ -86,6 +86,14 @@ crisp_server_register_in_thread (CrispServer *self, const char *name, CrispCallT
 }
 
 void
+crisp_server_register_quick (CrispServer *self, const char *name, CrispHandler handler)
+{
+  crisp_server_register (self, name, handler);
+  CrispMethod *m = g_hash_table_lookup (self->methods, name);
+  m->quick = TRUE;
+}
+
+void
 crisp_server_add_cleanup (CrispServer *self, GDestroyNotify fn, gpointer data)
 {
   gpointer *pair = g_new (gpointer, 2);

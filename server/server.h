@@ -36,10 +36,10 @@ struct _CrispServer
   struct _CrispImageService *images;
   struct _CrispPodService *pods;
   struct _CrispContainerService *containers;
-  struct _CrispServerMetrics *metrics; /* NULL: [metrics] enable = false */
-  struct _CrispEvents *events;         /* GetContainerEvents (events.c) */
+  struct _CrispServerMetrics *metrics;      /* NULL: [metrics] enable = false */
+  struct _CrispEvents *events;              /* GetContainerEvents (events.c) */
   struct _CrispRecentErrors *recent_errors; /* the last failed calls, for verbose Status */
-  GPtrArray *cleanups; /* run in reverse order at shutdown */
+  GPtrArray *cleanups;                      /* run in reverse order at shutdown */
 };
 
 /* Binds `handler` to the method called `name` in RuntimeService or ImageService; a name
@@ -103,6 +103,10 @@ void crisp_call_run_in_thread (CrispCall *call, CrispCallThreadFunc fn, gpointer
                                GDestroyNotify destroy);
 /* Binds `name` to fn run in a worker thread (for a handler that would only hand off to one). */
 void crisp_server_register_in_thread (CrispServer *self, const char *name, CrispCallThreadFunc fn);
+/* Binds `name` to a handler run on the gRPC queue thread, where its request arrives: for a
+ * quick answer from memory (a status, a list) whose handler takes only the services' own
+ * locks, never blocks on a process or the network, and hands anything slower to a worker. */
+void crisp_server_register_quick (CrispServer *self, const char *name, CrispHandler handler);
 
 /* Convenience for thread functions that compute a response or fail. */
 #define CRISP_CALL_REQUEST(call, Type) ((const Type *) crisp_call_request (call))
