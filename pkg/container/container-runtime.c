@@ -7,13 +7,21 @@
 #include "monitor-protocol.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
+
+/* runc's fifo that holds a created container's init until the start. */
+#define EXEC_FIFO "exec.fifo"
+/* How long a start waits for that init to take it (it is waiting already). */
+#define FIFO_RELEASE_WAIT_MS 10000
 
 /* Bounds what a runtime call may print; runc prints a few lines at most. */
 #define RUNTIME_OUTPUT_MAX (1024 * 1024)
@@ -29,8 +37,8 @@ run_runtime (CrispContainer *c, const char *verb, const char *flag, char **out_s
 {
   g_autofree char *path = crisp_container_runtime_path (c->runtime_path);
   if (path == NULL)
-    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION,
-                        "runtime '%s' is not found on PATH", c->runtime_path);
+    return crisp_throw (error, CRISP_ERROR_FAILED_PRECONDITION, "runtime '%s' is not found on PATH",
+                        c->runtime_path);
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_ptr_array_add (argv, path);
   if (c->runtime_root)
@@ -58,10 +66,79 @@ run_runtime (CrispContainer *c, const char *verb, const char *flag, char **out_s
   return ok;
 }
 
+/* `runc start` without its process.  runc create leaves the container's init blocked in an
+ * open of <root>/<id>/exec.fifo for writing; `runc start` is the reader: it opens the fifo,
+ * reads the byte the init writes, reads on to the end of the file (the init's end of it is
+ * close-on-exec, so the end comes when the container's process is exec'd), and removes the
+ * fifo, which is how runc tells "created" from "running" from then on.  Doing the same here
+ * saves a runtime process per start.  Only for runc itself (a handler whose path is named
+ * "runc"): another runtime, or a wrapper, gets its own 'start'.  Returns 1 when the init was
+ * released, 0 when this container is not one to release this way (then 'runtime start' runs
+ * and says what is wrong), -1 with error set when the release failed. */
+static int
+release_through_fifo (CrispContainer *c, GError **error)
+{
+  g_autofree char *name = g_path_get_basename (c->runtime_path);
+  if (c->runtime_root == NULL || !g_str_equal (name, "runc"))
+    return 0;
+  g_autofree char *dir = g_build_filename (c->runtime_root, c->id, NULL);
+  _cleanup_close_ int dirfd = open (dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  _cleanup_close_ int fifo
+      = dirfd < 0 ? -1 : openat (dirfd, EXEC_FIFO, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fifo < 0 || fstat (fifo, &st) < 0 || !S_ISFIFO (st.st_mode))
+    return 0;
+  /* An init that is gone would never write: 'runtime start' reports that. */
+  _cleanup_close_ int init = (int) syscall (SYS_pidfd_open, c->pid, 0);
+  if (init < 0 || !crisp_process_matches (c->pid, c->pid_start_time))
+    return 0;
+  gint64 deadline = g_get_monotonic_time () + FIFO_RELEASE_WAIT_MS * 1000;
+  gsize got = 0;
+  for (;;)
+    {
+      /* Until the init's open completes there is no writer, and no POLLHUP either. */
+      struct pollfd fds[2] = { { .fd = fifo, .events = POLLIN }, { .fd = init, .events = POLLIN } };
+      gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
+      int r = left > 0 ? poll (fds, 2, (int) left) : 0;
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        return crisp_throw (error, CRISP_ERROR_DEADLINE_EXCEEDED,
+                            "container '%s': its init did not take the start within %d s", c->id,
+                            FIFO_RELEASE_WAIT_MS / 1000),
+               -1;
+      if (fds[0].revents != 0)
+        {
+          char buf[64];
+          ssize_t n = read (fifo, buf, sizeof buf);
+          if (n > 0)
+            got += (gsize) n;
+          if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+            continue;
+          break; /* the end of the file: the init exec'd the process, or failed */
+        }
+      /* The init exited with the fifo still open or unopened: nothing more will come. */
+      fds[1].fd = -1;
+      init = (close (init), -1);
+      if (poll (fds, 1, 0) <= 0)
+        break;
+    }
+  if (got == 0)
+    return crisp_throw (error, CRISP_ERROR_INTERNAL,
+                        "container '%s': its init ended before it was started", c->id),
+           -1;
+  if (unlinkat (dirfd, EXEC_FIFO, 0) < 0 && errno != ENOENT)
+    return crisp_throw_errno (error, errno, "container '%s': removing '%s/%s'", c->id, dir,
+                              EXEC_FIFO),
+           -1;
+  return 1;
+}
+
 gboolean
 crisp_container_runtime_start (CrispContainer *c, GError **error)
 {
-  return run_runtime (c, "start", NULL, NULL, error);
+  int r = release_through_fifo (c, error);
+  return r != 0 ? r > 0 : run_runtime (c, "start", NULL, NULL, error);
 }
 
 gboolean

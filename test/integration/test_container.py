@@ -4,6 +4,7 @@ dir, exit codes and reasons, stop signals and timeouts, OOM, the CRI log format,
 ExecSync, ContainerStatus, ListContainers filters, UpdateContainerResources, and how pods and
 images interact with their containers.  After every test no monitor, mount or cgroup is left
 (the cenv fixture checks)."""
+import json
 import os
 import subprocess
 import time
@@ -17,6 +18,7 @@ from container_harness import (GRACEFUL, MiB, SLEEPER, STUBBORN, alive, cenv,  #
 from cri_client import pb
 
 NS = 10**9
+RUNC = "/usr/sbin/runc"
 
 
 # ---- lifecycle and errors ----
@@ -115,6 +117,35 @@ def test_start_of_an_exited_container_is_an_error(cenv):
     cenv.wait_exit(cid)
     rpc_error(cenv.start, cid)
     assert cenv.state(cid) == pb.CONTAINER_EXITED
+
+
+def runc_status(cenv, cid):
+    out = subprocess.run([RUNC, "--root", os.path.join(cenv.d.run_root, "runtime", "runc"),
+                          "state", cid], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["status"]
+
+
+def test_start_leaves_runc_seeing_it_running(cenv):
+    """crisp releases a runc container's init through runc's exec fifo, as `runc start` does:
+    runc itself must then see the container running (its fifo removed)."""
+    pod = cenv.run_pod()
+    cid = cenv.create(pod, "seen", command=SLEEPER)
+    fifo = os.path.join(cenv.d.run_root, "runtime", "runc", cid, "exec.fifo")
+    assert runc_status(cenv, cid) == "created" and os.path.exists(fifo)
+    cenv.start(cid)
+    assert runc_status(cenv, cid) == "running" and not os.path.exists(fifo)
+    assert cenv.exec_sync(cid, ["echo", "in"]).stdout == b"in\n"
+
+
+def test_start_after_the_init_was_killed_fails_without_waiting(cenv):
+    pod = cenv.run_pod()
+    cid = cenv.create(pod, "gone", command=SLEEPER)
+    os.kill(cenv.pid(cid), 9)
+    t0 = time.monotonic()
+    err = rpc_error(cenv.start, cid)
+    assert time.monotonic() - t0 < 5, "the start waited for an init that was killed"
+    assert err.details()
+    wait_for(lambda: cenv.state(cid) == pb.CONTAINER_EXITED, 10, what="the exit")
 
 
 def test_unknown_ids_are_not_found(cenv):

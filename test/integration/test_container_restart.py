@@ -3,9 +3,12 @@ containers run, and nothing is lost.  Every running container is still running w
 pid and status; one that exited while crisp was down shows its exit code; a container printing
 a counter every 50 ms has no gap and no duplicate in its log across the restart; ExecSync,
 stop and remove work afterwards; there is exactly one monitor per running container."""
+import json
 import os
 import re
+import select
 import signal
+import subprocess
 import time
 
 import pytest
@@ -237,3 +240,53 @@ def test_kill9_during_runtime_create_leaves_nothing(crisp_factory, registry, tmp
     finally:
         leaks = finish_env(env)
     assert not leaks, "leaked: %s" % leaks
+
+
+def runc_state(cenv, cid):
+    out = subprocess.run(["/usr/sbin/runc", "--root", os.path.join(cenv.d.run_root, "runtime",
+                                                                   "runc"), "state", cid],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["status"]
+
+
+def release_like_a_start(fifo):
+    """What a start does to runc's exec fifo up to its removal: open it, read the init's byte
+    and on to the end (the init's exec)."""
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        got = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            select.select([fd], [], [], 1)
+            try:
+                chunk = os.read(fd, 64)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            got += chunk
+        assert got, "runc's init wrote nothing into its exec fifo"
+    finally:
+        os.close(fd)
+
+
+def test_a_start_killed_after_it_released_the_init_is_finished_by_the_retry(cenv):
+    """crisp starts a runc container itself, through runc's exec fifo: a kill after the init
+    was released and before the fifo was removed leaves runc saying "created" about a
+    container that runs.  crisp restarted must see it running, and the kubelet's retried
+    start must succeed without waiting for an init that is long gone."""
+    pod = cenv.run_pod()
+    cid = cenv.create(pod, "half-started", command=COUNTER)
+    assert runc_state(cenv, cid) == "created"
+    cenv.d.kill9()
+    fifo = os.path.join(cenv.d.run_root, "runtime", "runc", cid, "exec.fifo")
+    release_like_a_start(fifo)
+    assert os.path.exists(fifo) and runc_state(cenv, cid) == "created"
+    cenv.d.start()
+    t0 = time.monotonic()
+    cenv.start(cid)
+    assert time.monotonic() - t0 < 5
+    assert cenv.state(cid) == pb.CONTAINER_RUNNING
+    wait_for(lambda: len(counter_values(cenv.log_path(cid))) >= 2, 10, what="the counter")
+    cenv.stop(cid, timeout=0)
+    assert cenv.state(cid) == pb.CONTAINER_EXITED
