@@ -274,7 +274,10 @@ create_steps (CrispContainerService *svc, CrispContainer *c, CrispPod *pod, cons
       c->monitor_start_time = standby_start;
       g_mutex_unlock (&svc->lock);
     }
-  return make_dirs (svc, c, error) && crisp_container_save (svc, c, error)
+  /* The intent is not forced to disk: a kill finds it in the page cache, and after a power
+   * loss only the object directory can be left (the monitor, mounts and runtime state were
+   * in /run), which start-up removes whether the record was lost, left empty or kept. */
+  return make_dirs (svc, c, error) && crisp_container_save_unsynced (svc, c, error)
          && make_rootfs (svc, c, pod, userns_fd, error)
          && (restore == NULL || crisp_container_restore_prepare (svc, c, restore, rootfs, error))
          && crisp_container_stage_mounts (svc, c, userns_fd, &sources, error)
@@ -448,9 +451,10 @@ crisp_container_service_create (CrispContainerService *svc,
       g_mutex_lock (&svc->lock);
       c->state = CRISP_CONTAINER_CREATED;
       g_mutex_unlock (&svc->lock);
-      /* Not forced to disk: only a power loss could lose it, and that ends the container
-       * too; the next start then finds the durable "creating" record and removes what is
-       * left, which the kubelet, recreating its pods after a reboot, does not miss. */
+      /* Not forced to disk either: only a power loss could lose it, and that ends the
+       * container too; the next start then finds the "creating" record, or none, or an
+       * empty one, and removes what is left, which the kubelet, recreating its pods after
+       * a reboot, does not miss. */
       ok = crisp_container_save_unsynced (svc, c, error);
     }
   if (!ok)

@@ -247,7 +247,14 @@ load_one (CrispStore *store, const char *id, const char *name, CrispStoreLoadFun
           GPtrArray *problems)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) node = crisp_store_load (store, id, name, &error);
+  /* Records are written whole and renamed into place, so only a power loss leaves an empty
+   * one: the rename reached the disk and the data of a record not forced to it did not.
+   * Nothing it was to say counted for anything yet, as if it had never been written. */
+  g_autofree char *rel = g_build_filename (id, name, NULL);
+  struct stat st;
+  gboolean empty = fstatat (store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0
+                   && S_ISREG (st.st_mode) && st.st_size == 0;
+  g_autoptr (JsonNode) node = empty ? NULL : crisp_store_load (store, id, name, &error);
   if (node != NULL && fn (id, node, data, &error))
     return;
   if (node == NULL)
@@ -255,12 +262,16 @@ load_one (CrispStore *store, const char *id, const char *name, CrispStoreLoadFun
   /* No record at all: a crash between creating the directory and the first record's rename
    * (what is left is empty directories and a temporary file), or during a removal.  Neither
    * holds anything worth keeping, so it is finished rather than quarantined. */
-  if (node == NULL && g_error_matches (error, CRISP_ERROR, CRISP_ERROR_NOT_FOUND))
+  if (node == NULL && (empty || g_error_matches (error, CRISP_ERROR, CRISP_ERROR_NOT_FOUND)))
     {
       int r = crisp_store_rm_rf_at (store->dirfd, id);
+      g_autofree char *what
+          = empty
+                ? g_strdup_printf ("record '%s' is empty (written just before a power loss)", name)
+                : g_strdup_printf ("no record '%s'", name);
       if (problems != NULL)
-        g_ptr_array_add (problems, g_strdup_printf ("%s/%s: no record '%s', %s%s", store->path, id,
-                                                    name, r < 0 ? "not removed: " : "removed",
+        g_ptr_array_add (problems, g_strdup_printf ("%s/%s: %s, %s%s", store->path, id, what,
+                                                    r < 0 ? "not removed: " : "removed",
                                                     r < 0 ? g_strerror (-r) : ""));
       return;
     }

@@ -76,14 +76,34 @@ def test_truncated_container_record(cenv):
     assert (r.stdout, r.exit_code) == (b"ok\n", 0)
 
 
-def test_empty_and_garbage_container_records(cenv):
-    for contents in (b"", b"\x00\xff not json", b"[1, 2]", b"null"):
+def test_garbage_container_records(cenv):
+    for contents in (b"{", b"\x00\xff not json", b"[1, 2]", b"null"):
         pod, cid, keep, pid = corrupt_and_restart(cenv, lambda whole: contents)
         check_released(cenv, cid, pid)
         cenv.remove(keep)
         cenv.c.call("StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)
         cenv.c.call("RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=pod),
                     timeout=60)
+
+
+def test_an_empty_container_record_counts_as_never_written(cenv):
+    """Only a power loss leaves a record empty (its rename reached the disk, its data did
+    not): nothing it said ever counted, so the container is released and its directory
+    removed, as for a record never written, and nothing is quarantined."""
+    pod, cid, keep, pid = corrupt_and_restart(cenv, lambda whole: b"")
+    d = cenv.d
+    assert_no_glib_criticals(d)
+    assert cid not in [c.id for c in cenv.list()]
+    log = daemon_log(d)
+    assert "containers/%s: record 'container.json' is empty" % cid in log
+    assert "its record was lost; released its monitor" in log
+    assert not glob.glob(os.path.join(d.root, "containers", ".quarantine", cid + ".*"))
+    assert not os.path.exists(os.path.join(d.root, "containers", cid))
+    assert not os.path.exists(run_dir(d, cid)), "run directory left behind"
+    assert not monitors(cid), "monitor left behind"
+    assert not mounted(cid), "rootfs mount left behind"
+    assert not alive(pid), "the container's process is still running"
+    assert cenv.state(keep) == pb.CONTAINER_RUNNING
 
 
 def test_first_record_never_written(cenv):

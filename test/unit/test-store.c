@@ -229,12 +229,39 @@ test_load_all_finishes_unwritten (Fixture *f, gconstpointer data)
   g_ptr_array_unref (s.seen);
 }
 
-/* Empty, truncated and non-object records are reported, the loader is told, and the object is
- * kept in quarantine with its files. */
+/* A record that is there but empty (a power loss after its rename and before its data reached
+ * the disk) counts as never written: the loader is told, the object is removed, not
+ * quarantined, and the report says why. */
+static void
+test_load_all_removes_empty (Fixture *f, gconstpointer data)
+{
+  g_autoptr (JsonNode) rec = make_record ("lost");
+  g_assert_true (crisp_store_save (f->store, ID_A, "rec.json", rec, NULL));
+  g_autofree char *obj = crisp_store_object_path (f->store, ID_A);
+  g_autofree char *path = g_build_filename (obj, "rec.json", NULL);
+  g_autofree char *upper = g_build_filename (obj, "upper", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (upper, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (path, "", 0, NULL));
+  LoadState s = { g_ptr_array_new_with_free_func (g_free), 0 };
+  g_autoptr (GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+  g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, problems, NULL));
+  g_assert_cmpuint (s.seen->len, ==, 0);
+  g_assert_cmpuint (s.unreadable, ==, 1);
+  g_assert_cmpuint (problems->len, ==, 1);
+  g_assert_nonnull (strstr (problems->pdata[0], "record 'rec.json' is empty"));
+  g_assert_nonnull (strstr (problems->pdata[0], "removed"));
+  g_assert_false (g_file_test (obj, G_FILE_TEST_EXISTS));
+  g_autofree char *q = g_build_filename (crisp_store_path (f->store), ".quarantine", NULL);
+  g_assert_cmpuint (count_entries (q), ==, 0);
+  g_ptr_array_unref (s.seen);
+}
+
+/* Truncated, non-object and garbage records are reported, the loader is told, and the object
+ * is kept in quarantine with its files. */
 static void
 test_load_all_quarantines_truncated (Fixture *f, gconstpointer data)
 {
-  const char *bad[] = { "", "{\"value\": \"go", "null", "\xff\xfe garbage" };
+  const char *bad[] = { "{", "{\"value\": \"go", "null", "\xff\xfe garbage" };
   g_autoptr (JsonNode) rec = make_record ("good");
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
     {
@@ -428,6 +455,7 @@ main (int argc, char **argv)
   ADD ("remove-and-delete", test_remove_and_delete);
   ADD ("load-all-finishes-unwritten", test_load_all_finishes_unwritten);
   ADD ("load-all-quarantines-truncated", test_load_all_quarantines_truncated);
+  ADD ("load-all-removes-empty", test_load_all_removes_empty);
   ADD ("retire-and-trash", test_retire_and_trash);
   ADD ("retire-replaces-an-older-trash-entry", test_retire_replaces_an_older_trash_entry);
   ADD ("state-version-unversioned-is-1", test_state_version_unversioned_is_1);
