@@ -205,6 +205,25 @@ count_entries (const char *dir)
   return n;
 }
 
+/* Loads the store holding one object, obj, that is expected to be removed as never written,
+ * not quarantined, with a report that contains `why`. */
+static void
+assert_loaded_as_unwritten (Fixture *f, const char *obj, const char *why)
+{
+  LoadState s = { g_ptr_array_new_with_free_func (g_free), 0 };
+  g_autoptr (GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+  g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, problems, NULL));
+  g_assert_cmpuint (s.seen->len, ==, 0);
+  g_assert_cmpuint (s.unreadable, ==, 1);
+  g_assert_cmpuint (problems->len, ==, 1);
+  g_assert_nonnull (strstr (problems->pdata[0], why));
+  g_assert_true (g_str_has_suffix (problems->pdata[0], ", removed"));
+  g_assert_false (g_file_test (obj, G_FILE_TEST_EXISTS));
+  g_autofree char *q = g_build_filename (crisp_store_path (f->store), ".quarantine", NULL);
+  g_assert_cmpuint (count_entries (q), ==, 0);
+  g_ptr_array_unref (s.seen);
+}
+
 /* A kill during the first write of a record leaves its directory with the other things made
  * before it and the temporary file, but no record: the loader is told (record NULL), and the
  * leftovers are removed, not quarantined. */
@@ -216,17 +235,7 @@ test_load_all_finishes_unwritten (Fixture *f, gconstpointer data)
   g_autofree char *tmp = g_build_filename (obj, ".rec.json.tmp4242", NULL);
   g_assert_cmpint (g_mkdir_with_parents (upper, 0700), ==, 0);
   g_assert_true (g_file_set_contents (tmp, "{\"value\": \"ha", -1, NULL));
-  LoadState s = { g_ptr_array_new_with_free_func (g_free), 0 };
-  g_autoptr (GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
-  g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, problems, NULL));
-  g_assert_cmpuint (s.seen->len, ==, 0);
-  g_assert_cmpuint (s.unreadable, ==, 1);
-  g_assert_cmpuint (problems->len, ==, 1);
-  g_assert_nonnull (strstr (problems->pdata[0], "no record 'rec.json', removed"));
-  g_assert_false (g_file_test (obj, G_FILE_TEST_EXISTS));
-  g_autofree char *q = g_build_filename (crisp_store_path (f->store), ".quarantine", NULL);
-  g_assert_cmpuint (count_entries (q), ==, 0);
-  g_ptr_array_unref (s.seen);
+  assert_loaded_as_unwritten (f, obj, "no record 'rec.json'");
 }
 
 /* A record that is there but empty (a power loss after its rename and before its data reached
@@ -242,18 +251,8 @@ test_load_all_removes_empty (Fixture *f, gconstpointer data)
   g_autofree char *upper = g_build_filename (obj, "upper", NULL);
   g_assert_cmpint (g_mkdir_with_parents (upper, 0700), ==, 0);
   g_assert_true (g_file_set_contents (path, "", 0, NULL));
-  LoadState s = { g_ptr_array_new_with_free_func (g_free), 0 };
-  g_autoptr (GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
-  g_assert_true (crisp_store_load_all (f->store, "rec.json", collect, &s, problems, NULL));
-  g_assert_cmpuint (s.seen->len, ==, 0);
-  g_assert_cmpuint (s.unreadable, ==, 1);
-  g_assert_cmpuint (problems->len, ==, 1);
-  g_assert_nonnull (strstr (problems->pdata[0], "record 'rec.json' is empty"));
-  g_assert_nonnull (strstr (problems->pdata[0], "removed"));
-  g_assert_false (g_file_test (obj, G_FILE_TEST_EXISTS));
-  g_autofree char *q = g_build_filename (crisp_store_path (f->store), ".quarantine", NULL);
-  g_assert_cmpuint (count_entries (q), ==, 0);
-  g_ptr_array_unref (s.seen);
+  assert_loaded_as_unwritten (f, obj,
+                              "record 'rec.json' is empty (written just before a power loss)");
 }
 
 /* Truncated, non-object and garbage records are reported, the loader is told, and the object
