@@ -304,7 +304,11 @@ static gboolean
 pod_create (CrispPodService *svc, CrispPod *pod, GCancellable *cancellable, GError **error)
 {
   pod_plan (svc, pod);
-  if (!save_pod (svc, pod, TRUE, error))
+  /* Not forced to disk: a kill finds it in the page cache, and a power loss takes the
+   * namespaces and mounts (in /run) with it.  The one thing on disk that must outlive a
+   * power loss, the network attachment, is forced there before the CNI ADD, and start-up
+   * releases it whether this record was kept, lost or left empty. */
+  if (!save_pod (svc, pod, FALSE, error))
     return FALSE;
   if (mkdir (pod->run_dir, 0700) < 0)
     return crisp_throw_errno (error, errno, "creating '%s'", pod->run_dir);

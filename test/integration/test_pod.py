@@ -410,6 +410,27 @@ def test_corrupt_record_is_quarantined(podenv):
                                            "network.json"))
 
 
+def test_an_empty_record_counts_as_never_written_and_its_network_is_released(podenv):
+    """Only a power loss empties a record (its rename reached the disk, its data did not):
+    the pod is released as if its record had never been written, its attachment's DEL
+    frees its address, and nothing is quarantined."""
+    c = podenv.client
+    good = run_pod(c, pod_config("good"))
+    lost = run_pod(c, pod_config("lost"))
+    podenv.d.kill9()
+    open(os.path.join(podenv.d.root, "pods", lost, "pod.json"), "w").close()
+    podenv.d.start()
+    ids = [p.id for p in podenv.client.call("ListPodSandbox", pb.ListPodSandboxRequest()).items]
+    assert ids == [good]
+    assert "pods/%s: record 'pod.json' is empty" % lost in open(podenv.d.log_path).read()
+    assert not os.path.exists(os.path.join(podenv.d.root, "pods", lost))
+    assert not os.path.exists(os.path.join(podenv.d.root, "pods", ".quarantine"))
+    assert not os.path.exists(pin(podenv.d, lost, "net"))
+    with open(os.path.join(podenv.markers, "DEL")) as f:
+        assert lost in f.read().split()
+    assert len(podenv.net.allocations()) == 1  # only the good pod's
+
+
 def test_del_after_a_restart_gets_the_result_of_add(podenv):
     # ADD's result is kept on disk beside the attachment (network-result.json): a crisp that
     # was killed and started again still hands it to DEL as prevResult.
