@@ -487,9 +487,10 @@ commit_start (CrispContainerService *svc, CrispContainer *c, const StartFacts *f
     json_object_set_string_member (o, "state", crisp_container_state_to_string (f->state));
   json_object_set_int_member (o, "started_at", f->started_at);
   json_object_set_int_member (o, "start_requested_at", f->start_requested_at);
-  /* The intent matters only to a crisp restarted while the container lives (a reboot ends
-   * it), so only the result is forced to disk. */
-  if (!crisp_store_save_sync (svc->store, c->id, RECORD, node, f->start_requested_at == 0, error))
+  /* Neither the intent nor the result is forced to disk: both matter only to a crisp
+   * restarted while the container lives, which finds them in the page cache.  A power loss
+   * ends the container, and start-up then records it as gone whichever record it finds. */
+  if (!crisp_store_save_sync (svc->store, c->id, RECORD, node, FALSE, error))
     return FALSE;
   g_mutex_lock (&svc->lock);
   apply_start (c, f);
