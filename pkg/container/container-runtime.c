@@ -102,7 +102,9 @@ release_through_fifo (CrispContainer *c, GError **error)
       int r = left > 0 ? poll (fds, 2, (int) left) : 0;
       if (r < 0 && errno == EINTR)
         continue;
-      if (r <= 0)
+      if (r < 0)
+        return crisp_throw_errno (error, errno, "container '%s': waiting for its init", c->id), -1;
+      if (r == 0)
         return crisp_throw (error, CRISP_ERROR_DEADLINE_EXCEEDED,
                             "container '%s': its init did not take the start within %d s", c->id,
                             FIFO_RELEASE_WAIT_MS / 1000),
