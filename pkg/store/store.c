@@ -111,8 +111,10 @@ crisp_store_save (CrispStore *store, const char *id, const char *name, JsonNode 
   return crisp_store_save_sync (store, id, name, node, TRUE, error);
 }
 
-JsonNode *
-crisp_store_load (CrispStore *store, const char *id, const char *name, GError **error)
+/* As crisp_store_load; with `empty` given, a record that is there but empty sets it instead
+ * of an error. */
+static JsonNode *
+load_record (CrispStore *store, const char *id, const char *name, gboolean *empty, GError **error)
 {
   if (!check_names (id, name, error))
     return NULL;
@@ -127,6 +129,8 @@ crisp_store_load (CrispStore *store, const char *id, const char *name, GError **
            NULL;
   if (r < 0)
     return crisp_throw_errno (error, r, "reading record '%s/%s'", id, name), NULL;
+  if (len == 0 && empty != NULL)
+    return *empty = TRUE, NULL;
   g_autoptr (GError) local = NULL;
   g_autoptr (JsonNode) node = json_from_string (buf, &local);
   if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
@@ -134,6 +138,12 @@ crisp_store_load (CrispStore *store, const char *id, const char *name, GError **
                         name, local ? ": " : "", local ? local->message : ""),
            NULL;
   return g_steal_pointer (&node);
+}
+
+JsonNode *
+crisp_store_load (CrispStore *store, const char *id, const char *name, GError **error)
+{
+  return load_record (store, id, name, NULL, error);
 }
 
 gboolean
@@ -250,11 +260,8 @@ load_one (CrispStore *store, const char *id, const char *name, CrispStoreLoadFun
   /* Records are written whole and renamed into place, so only a power loss leaves an empty
    * one: the rename reached the disk and the data of a record not forced to it did not.
    * Nothing it was to say counted for anything yet, as if it had never been written. */
-  g_autofree char *rel = g_build_filename (id, name, NULL);
-  struct stat st;
-  gboolean empty = fstatat (store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0
-                   && S_ISREG (st.st_mode) && st.st_size == 0;
-  g_autoptr (JsonNode) node = empty ? NULL : crisp_store_load (store, id, name, &error);
+  gboolean empty = FALSE;
+  g_autoptr (JsonNode) node = load_record (store, id, name, &empty, &error);
   if (node != NULL && fn (id, node, data, &error))
     return;
   if (node == NULL)
