@@ -165,6 +165,9 @@ char *crisp_container_runtime_status (CrispContainer *c, GError **error);
 gboolean crisp_container_read_exit (CrispContainerService *svc, CrispContainer *c);
 /* Whether pid still is the process that started at start_time. */
 gboolean crisp_process_matches (int pid, guint64 start_time);
+/* A pidfd of `pid` while it is the process that started at start_time (as above), or -errno
+ * (-ESRCH: it is not). */
+int crisp_process_pidfd (int pid, guint64 start_time);
 
 /* container-create.c: the checks on a CreateContainer request made before anything else. */
 gboolean crisp_container_validate_request (const Runtime__V1__CreateContainerRequest *req,

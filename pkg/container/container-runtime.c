@@ -89,8 +89,8 @@ release_through_fifo (CrispContainer *c, GError **error)
   if (fifo < 0 || fstat (fifo, &st) < 0 || !S_ISFIFO (st.st_mode))
     return 0;
   /* An init that is gone would never write: 'runtime start' reports that. */
-  _cleanup_close_ int init = (int) syscall (SYS_pidfd_open, c->pid, 0);
-  if (init < 0 || !crisp_process_matches (c->pid, c->pid_start_time))
+  _cleanup_close_ int init = crisp_process_pidfd (c->pid, c->pid_start_time);
+  if (init < 0)
     return 0;
   gint64 deadline = g_get_monotonic_time () + FIFO_RELEASE_WAIT_MS * 1000;
   gsize got = 0;
@@ -194,6 +194,23 @@ crisp_process_matches (int pid, guint64 start_time)
     return FALSE;
   guint64 now = crisp_proc_start_time (pid);
   return now != 0 && (start_time == 0 || now == start_time);
+}
+
+int
+crisp_process_pidfd (int pid, guint64 start_time)
+{
+  if (!crisp_process_matches (pid, start_time))
+    return -ESRCH;
+  int fd = (int) syscall (SYS_pidfd_open, pid, 0);
+  if (fd < 0)
+    return -errno;
+  /* Checked again now that the pidfd pins the process: the pid may have been reused. */
+  if (!crisp_process_matches (pid, start_time))
+    {
+      close (fd);
+      return -ESRCH;
+    }
+  return fd;
 }
 
 static const char *

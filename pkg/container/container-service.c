@@ -206,9 +206,8 @@ wait_monitor_exit (CrispContainer *c, int timeout_ms, GCancellable *cancellable)
 {
   if (!crisp_container_monitor_alive (c))
     return TRUE;
-  _cleanup_close_ int pidfd = (int) syscall (SYS_pidfd_open, c->monitor_pid, 0);
-  /* Checked again now that the pidfd pins the process: the pid may have been reused. */
-  if (pidfd < 0 || !crisp_container_monitor_alive (c))
+  _cleanup_close_ int pidfd = crisp_process_pidfd (c->monitor_pid, c->monitor_start_time);
+  if (pidfd < 0)
     return !crisp_container_monitor_alive (c);
   return wait_pidfd (pidfd, timeout_ms, cancellable);
 }
@@ -302,16 +301,12 @@ crisp_container_remember (CrispContainerService *svc, CrispContainer *c)
 static int
 signal_init (CrispContainer *c, int sig, int *out_pidfd)
 {
-  if (!crisp_process_matches (c->pid, c->pid_start_time))
-    return -ESRCH;
-  int fd = (int) syscall (SYS_pidfd_open, c->pid, 0);
+  int fd = crisp_process_pidfd (c->pid, c->pid_start_time);
   if (fd < 0)
-    return -errno;
-  /* Checked again now that the pidfd pins the process. */
-  if (!crisp_process_matches (c->pid, c->pid_start_time)
-      || syscall (SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0)
+    return fd;
+  if (syscall (SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0)
     {
-      int r = errno ? -errno : -ESRCH;
+      int r = -errno;
       close (fd);
       return r;
     }
