@@ -29,7 +29,6 @@ It stays out of the tests.  Everything it made is removed at the end, on Ctrl-C 
 """
 import argparse
 import copy
-import importlib.util
 import json
 import os
 import random
@@ -46,20 +45,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "test", "integration"))
 
 import crisp_daemon  # noqa: E402
+from bench_env import load_bench_steps  # noqa: E402
 from cri_client import pb  # noqa: E402
 from image_harness import registries_conf  # noqa: E402
 from pod_harness import PLUGIN_DIRS, PodNet  # noqa: E402
 from registry_harness import Registry  # noqa: E402
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-steps_mod = _load("bench_steps", os.path.join(HERE, "..", "steps", "bench-steps.py"))
+steps_mod = load_bench_steps()
 
 RUNC = steps_mod.RUNC
 p90 = steps_mod.p90

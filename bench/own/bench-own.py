@@ -15,7 +15,6 @@ It needs a C compiler (cc) for the stand-in.  Everything it made is removed at t
 """
 import argparse
 import collections
-import importlib.util
 import json
 import os
 import shutil
@@ -29,19 +28,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "test", "integration"))
 
 import crisp_daemon  # noqa: E402
+from bench_env import load_bench_steps  # noqa: E402
 from cri_client import pb  # noqa: E402
 from image_harness import registries_conf  # noqa: E402
 from registry_harness import Registry  # noqa: E402
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-steps_mod = _load("bench_steps", os.path.join(HERE, "..", "steps", "bench-steps.py"))
+steps_mod = load_bench_steps()
 
 STEPS = ["RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer",
          "RemoveContainer", "StopPodSandbox", "RemovePodSandbox"]

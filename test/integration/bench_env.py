@@ -1,6 +1,7 @@
 """For the benchmarks in bench/: a crisp with busybox served by a local registry, in a
 temporary directory that is removed afterwards."""
 import contextlib
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -46,3 +47,14 @@ def host_pod_configs(name, logdir, image, command):
                              image=pb.ImageSpec(image=image), command=command,
                              log_path="%s.log" % name)
     return pod_cfg, cfg
+
+
+def load_bench_steps():
+    """bench/steps/bench-steps.py as a module (its name has a hyphen, so it is loaded by path),
+    for the benches that run its steps or start its runtimes."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "steps",
+                        "bench-steps.py")
+    spec = importlib.util.spec_from_file_location("bench_steps", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
