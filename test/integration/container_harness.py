@@ -13,6 +13,7 @@ argv, which is how "exactly one monitor per container" is counted.
 import json
 import os
 import re
+import subprocess
 import time
 
 import grpc
@@ -158,6 +159,14 @@ def proc_status(text):
         k, _, v = line.partition(":")
         out[k.strip()] = v.strip()
     return out
+
+
+def runc_status(env, cid):
+    """runc's own word on the container ("created", "running", ...), from crisp's runc root."""
+    out = subprocess.run(["/usr/sbin/runc", "--root",
+                          os.path.join(env.d.run_root, "runtime", "runc"), "state", cid],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["status"]
 
 
 def wait_for(fn, timeout=10, interval=0.05, what="condition"):

@@ -4,7 +4,6 @@ dir, exit codes and reasons, stop signals and timeouts, OOM, the CRI log format,
 ExecSync, ContainerStatus, ListContainers filters, UpdateContainerResources, and how pods and
 images interact with their containers.  After every test no monitor, mount or cgroup is left
 (the cenv fixture checks)."""
-import json
 import os
 import subprocess
 import time
@@ -14,11 +13,11 @@ import pytest
 
 from container_harness import (GRACEFUL, MiB, SLEEPER, STUBBORN, alive, cenv,  # noqa: F401
                                log_lines, memory_cgroup, monitors, parse_log, pids_with_argv,
-                               read_int, remove_cgroup, rpc_error, ts_ns, wait_for)
+                               read_int, remove_cgroup, rpc_error, runc_status, ts_ns,
+                               wait_for)
 from cri_client import pb
 
 NS = 10**9
-RUNC = "/usr/sbin/runc"
 
 
 # ---- lifecycle and errors ----
@@ -117,12 +116,6 @@ def test_start_of_an_exited_container_is_an_error(cenv):
     cenv.wait_exit(cid)
     rpc_error(cenv.start, cid)
     assert cenv.state(cid) == pb.CONTAINER_EXITED
-
-
-def runc_status(cenv, cid):
-    out = subprocess.run([RUNC, "--root", os.path.join(cenv.d.run_root, "runtime", "runc"),
-                          "state", cid], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["status"]
 
 
 def test_start_leaves_runc_seeing_it_running(cenv):

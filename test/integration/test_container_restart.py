@@ -3,19 +3,17 @@ containers run, and nothing is lost.  Every running container is still running w
 pid and status; one that exited while crisp was down shows its exit code; a container printing
 a counter every 50 ms has no gap and no duplicate in its log across the restart; ExecSync,
 stop and remove work afterwards; there is exactly one monitor per running container."""
-import json
 import os
 import re
 import select
 import signal
-import subprocess
 import time
 
 import pytest
 
 import leakcheck
 from container_harness import (GRACEFUL, SLEEPER, alive, cenv, log_lines,  # noqa: F401
-                               monitors, parse_log, ts_ns, wait_for)
+                               monitors, parse_log, runc_status, ts_ns, wait_for)
 from cri_client import pb
 
 COUNTER = ["sh", "-c", "i=0; while :; do echo $i; i=$((i+1)); usleep 50000; done"]
@@ -242,13 +240,6 @@ def test_kill9_during_runtime_create_leaves_nothing(crisp_factory, registry, tmp
     assert not leaks, "leaked: %s" % leaks
 
 
-def runc_state(cenv, cid):
-    out = subprocess.run(["/usr/sbin/runc", "--root", os.path.join(cenv.d.run_root, "runtime",
-                                                                   "runc"), "state", cid],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["status"]
-
-
 def release_like_a_start(fifo):
     """What a start does to runc's exec fifo up to its removal: open it, read the init's byte
     and on to the end (the init's exec)."""
@@ -277,11 +268,11 @@ def test_a_start_killed_after_it_released_the_init_is_finished_by_the_retry(cenv
     start must succeed without waiting for an init that is long gone."""
     pod = cenv.run_pod()
     cid = cenv.create(pod, "half-started", command=COUNTER)
-    assert runc_state(cenv, cid) == "created"
+    assert runc_status(cenv, cid) == "created"
     cenv.d.kill9()
     fifo = os.path.join(cenv.d.run_root, "runtime", "runc", cid, "exec.fifo")
     release_like_a_start(fifo)
-    assert os.path.exists(fifo) and runc_state(cenv, cid) == "created"
+    assert os.path.exists(fifo) and runc_status(cenv, cid) == "created"
     cenv.d.start()
     t0 = time.monotonic()
     cenv.start(cid)
