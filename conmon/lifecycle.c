@@ -126,7 +126,17 @@ lifecycle_spawn_runtime (Monitor *m, const char *const *argv, const int fds[3], 
   posix_spawnattr_setsigmask (&attr, &none);
   posix_spawnattr_setsigdefault (&attr, &all);
   posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  int r = posix_spawn (out_pid, m->opt.runtime, &fa, &attr, (char *const *) argv, environ);
+  /* The sealed copy is run through its /proc name (resolved before the exec closes it); should
+   * that fail, the runtime's path serves as before.  argv[0] stays the path either way. */
+  char copy[40];
+  int r = -1;
+  if (m->opt.runtime_fd >= 0)
+    {
+      snprintf (copy, sizeof copy, "/proc/self/fd/%d", m->opt.runtime_fd);
+      r = posix_spawn (out_pid, copy, &fa, &attr, (char *const *) argv, environ);
+    }
+  if (r != 0)
+    r = posix_spawn (out_pid, m->opt.runtime, &fa, &attr, (char *const *) argv, environ);
   posix_spawn_file_actions_destroy (&fa);
   posix_spawnattr_destroy (&attr);
   return -r;

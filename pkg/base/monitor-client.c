@@ -19,6 +19,8 @@
 #define DEFAULT_TIMEOUT_MS 60000
 #define REQUEST_TIMEOUT_MS 10000
 #define SYNC_FD 3
+#define RUNTIME_FD 4
+#define RUNTIME_FD_ARG "4"
 #define STANDBY_TITLE_ROOM 4096
 
 extern char **environ;
@@ -45,13 +47,40 @@ recv_packet (int fd, void *buf, size_t size, int timeout_ms)
   return n;
 }
 
+/* pass_fd >= 0: sent along with the packet (SCM_RIGHTS). */
 static int
-send_packet (int fd, uint32_t type, int32_t arg0, int32_t arg1, const void *payload, size_t len)
+send_packet_fd (int fd, uint32_t type, int32_t arg0, int32_t arg1, const void *payload, size_t len,
+                int pass_fd)
 {
   CrispMonitorMsg msg = { CRISP_MONITOR_PROTOCOL_VERSION, type, arg0, arg1 };
   struct iovec iov[2] = { { &msg, sizeof msg }, { (void *) payload, len } };
   struct msghdr mh = { .msg_iov = iov, .msg_iovlen = payload ? 2 : 1 };
-  return sendmsg (fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+  union
+  {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE (sizeof (int))];
+  } ctl;
+  if (pass_fd >= 0)
+    {
+      memset (&ctl, 0, sizeof ctl);
+      mh.msg_control = ctl.buf;
+      mh.msg_controllen = sizeof ctl.buf;
+      struct cmsghdr *cm = CMSG_FIRSTHDR (&mh);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN (sizeof (int));
+      memcpy (CMSG_DATA (cm), &pass_fd, sizeof (int));
+    }
+  ssize_t n;
+  while ((n = sendmsg (fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    ;
+  return n < 0 ? -errno : 0;
+}
+
+static int
+send_packet (int fd, uint32_t type, int32_t arg0, int32_t arg1, const void *payload, size_t len)
+{
+  return send_packet_fd (fd, type, arg0, arg1, payload, len, -1);
 }
 
 /* The options that describe cfg's container, into argv (room for 24); returns their count. */
@@ -107,6 +136,16 @@ spawn_process (const char *conmon_path, const CrispMonitorConfig *cfg, int sync_
     argv[n++] = "--standby";
   argv[n++] = "--sync-fd";
   argv[n++] = "3";
+  /* The copy goes to RUNTIME_FD by way of a number above both targets, so that neither dup2
+   * can overwrite the other's source (sync_fd is never 3, but may be 4). */
+  _cleanup_close_ int copy = -1;
+  if (cfg != NULL && cfg->runtime_fd > 2)
+    {
+      if ((copy = fcntl (cfg->runtime_fd, F_DUPFD_CLOEXEC, RUNTIME_FD + 1)) < 0)
+        return -errno;
+      argv[n++] = "--runtime-fd";
+      argv[n++] = RUNTIME_FD_ARG;
+    }
   if (cfg == NULL)
     argv[n++] = "--", argv[n++] = room;
   argv[n] = NULL;
@@ -118,6 +157,8 @@ spawn_process (const char *conmon_path, const CrispMonitorConfig *cfg, int sync_
   sigfillset (&all);
   posix_spawn_file_actions_init (&fa);
   posix_spawn_file_actions_adddup2 (&fa, sync_fd, SYNC_FD); /* sync_fd != 3: see caller */
+  if (copy >= 0)
+    posix_spawn_file_actions_adddup2 (&fa, copy, RUNTIME_FD);
   posix_spawnattr_init (&attr);
   posix_spawnattr_setsigmask (&attr, &none);
   posix_spawnattr_setsigdefault (&attr, &all);
@@ -326,7 +367,8 @@ crisp_monitor_assign (CrispMonitorStandby *standby, const CrispMonitorConfig *cf
       off += l;
     }
   /* A standby monitor that died meanwhile fails here, before anything depends on it. */
-  int r = send_packet (fd, CRISP_MONITOR_MSG_ASSIGN, 0, 0, payload, len);
+  int r = send_packet_fd (fd, CRISP_MONITOR_MSG_ASSIGN, 0, 0, payload, len,
+                          cfg->runtime_fd > 2 ? cfg->runtime_fd : -1);
   if (r < 0)
     return r == -EPIPE || r == -ECONNRESET ? -ESRCH : r;
   /* Its pid is known: while it reads its options, crisp places it and says GO, which it
@@ -553,29 +595,10 @@ crisp_monitor_session (int fd, int client_fd, const CrispMonitorSessionRequest *
   if (r.leftover_len)
     memcpy (buf + len, leftover, r.leftover_len);
   len += r.leftover_len;
-  memcpy (buf, &msg, sizeof msg);
   memcpy (buf + sizeof msg, &r, sizeof r);
-  union
-  {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE (sizeof (int))];
-  } control;
-  memset (&control, 0, sizeof control);
-  struct iovec iov = { buf, len };
-  struct msghdr mh = { .msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = control.buf,
-                       .msg_controllen = sizeof control.buf };
-  struct cmsghdr *cm = CMSG_FIRSTHDR (&mh);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN (sizeof (int));
-  memcpy (CMSG_DATA (cm), &client_fd, sizeof (int));
-  ssize_t n;
-  while ((n = sendmsg (fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-    ;
-  if (n < 0)
-    return -errno;
+  int sent = send_packet_fd (fd, msg.type, 0, 0, buf + sizeof msg, len - sizeof msg, client_fd);
+  if (sent < 0)
+    return sent;
   ssize_t got = recv_packet (fd, buf, CRISP_MONITOR_MSG_MAX, REQUEST_TIMEOUT_MS);
   if (got < 0)
     return (int) got;

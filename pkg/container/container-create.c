@@ -178,6 +178,17 @@ crisp_container_spawn_monitor (CrispContainerService *svc, CrispContainer *c,
     .restore_images = c->restore_images,
     .restore_work = restore_work,
   };
+  /* Without a copy the monitor runs the runtime's path, and runc copies itself as before. */
+  _cleanup_close_ int copy = -1;
+  if (crisp_container_runtime_is_runc (c))
+    {
+      copy = crisp_runtime_copies_get (svc->runtime_copies, c->runtime_path);
+      if (copy < 0 && copy != -ENOEXEC)
+        g_warning ("container '%s': no sealed copy of '%s' (%s): the monitor runs it from its "
+                   "path",
+                   c->id, c->runtime_path, g_strerror (-copy));
+      mc.runtime_fd = copy;
+    }
   const CrispRuntimeHandler *rt = crisp_config_get_runtime (svc->config, c->runtime);
   const char *cg = rt && rt->monitor_cgroup && *rt->monitor_cgroup ? rt->monitor_cgroup : NULL;
   gboolean from_standby = standby != NULL && standby->fd >= 0;
@@ -657,6 +668,7 @@ crisp_container_service_new (const CrispConfig *config, struct _CrispPodService 
   g_cond_init (&svc->announced);
   svc->inotify_fd = -1;
   svc->exit_watches = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+  svc->runtime_copies = crisp_runtime_copies_new ();
   svc->recovered_exits = g_ptr_array_new_with_free_func (g_free);
   crisp_container_reaper_init (svc);
   svc->by_id = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
@@ -711,6 +723,7 @@ crisp_container_service_free (CrispContainerService *svc)
     crisp_cgroups_free (svc->cgroups);
   g_free (svc->run_dir);
   g_free (svc->criu_problem);
+  crisp_runtime_copies_free (svc->runtime_copies);
   g_cond_clear (&svc->announced);
   g_mutex_clear (&svc->lock);
   g_free (svc);

@@ -135,6 +135,8 @@ struct _CrispContainerService
   gint64 standby_taken_at; /* monotonic us; 0: never */
   GCond standby_cond;
   gboolean standby_stop;
+  /* container-runtime-copy.c: the sealed copies of runc the monitors run. */
+  struct _CrispRuntimeCopies *runtime_copies;
 };
 
 /* container-record.c */
@@ -168,6 +170,19 @@ gboolean crisp_process_matches (int pid, guint64 start_time);
 /* A pidfd of `pid` while it is the process that started at start_time (as above), or -errno
  * (-ESRCH: it is not). */
 int crisp_process_pidfd (int pid, guint64 start_time);
+
+/* Whether the container's runtime is runc itself (its path is named "runc"): then crisp
+ * releases its init without `runc start`, and its monitor runs a sealed copy of it. */
+gboolean crisp_container_runtime_is_runc (const CrispContainer *c);
+
+/* container-runtime-copy.c */
+typedef struct _CrispRuntimeCopies CrispRuntimeCopies;
+CrispRuntimeCopies *crisp_runtime_copies_new (void);
+void crisp_runtime_copies_free (CrispRuntimeCopies *rc);
+/* A descriptor (3 or above, close-on-exec, the caller's) of a copy of the ELF executable at
+ * path in a memfd sealed against any change, made once per file and made again when another
+ * file is found at path; -errno when none can be had (-ENOEXEC: not an ELF file). */
+int crisp_runtime_copies_get (CrispRuntimeCopies *rc, const char *path);
 
 /* container-create.c: the checks on a CreateContainer request made before anything else. */
 gboolean crisp_container_validate_request (const Runtime__V1__CreateContainerRequest *req,

@@ -66,6 +66,13 @@ run_runtime (CrispContainer *c, const char *verb, const char *flag, char **out_s
   return ok;
 }
 
+gboolean
+crisp_container_runtime_is_runc (const CrispContainer *c)
+{
+  g_autofree char *name = c->runtime_path ? g_path_get_basename (c->runtime_path) : NULL;
+  return name != NULL && g_str_equal (name, "runc");
+}
+
 /* `runc start` without its process.  runc create leaves the container's init blocked in an
  * open of <root>/<id>/exec.fifo for writing; `runc start` is the reader: it opens the fifo,
  * reads the byte the init writes, reads on to the end of the file (the init's end of it is
@@ -78,8 +85,7 @@ run_runtime (CrispContainer *c, const char *verb, const char *flag, char **out_s
 static int
 release_through_fifo (CrispContainer *c, GError **error)
 {
-  g_autofree char *name = g_path_get_basename (c->runtime_path);
-  if (c->runtime_root == NULL || !g_str_equal (name, "runc"))
+  if (c->runtime_root == NULL || !crisp_container_runtime_is_runc (c))
     return 0;
   g_autofree char *dir = g_build_filename (c->runtime_root, c->id, NULL);
   _cleanup_close_ int dirfd = open (dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

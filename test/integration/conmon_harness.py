@@ -1,6 +1,7 @@
 """Helpers for driving crisp-conmon directly: busybox bundles made with `runc spec`, the start
 handshake over the sync socket, and small clients for the attach and control sockets
 (pkg/base/monitor-protocol.h is the protocol)."""
+import fcntl
 import json
 import os
 import shutil
@@ -88,8 +89,12 @@ def send_msg(sock, typ, a0=0, a1=0, payload=b""):
 class Monitor:
     """One crisp-conmon run: spawn() does the handshake the way crisp will."""
 
-    def __init__(self, tmp, cid, bundle, runtime_root, log_path=None, extra=(), runtime=None):
+    def __init__(self, tmp, cid, bundle, runtime_root, log_path=None, extra=(), runtime=None,
+                 runtime_fd=None):
         self.cid = cid
+        # A descriptor of the runtime's sealed copy, handed over as crisp hands it: a
+        # directly started monitor inherits it (--runtime-fd), a standby gets it with ASSIGN.
+        self.runtime_fd = runtime_fd
         self.runtime = runtime or RUNC
         self.bundle = bundle
         self.root = runtime_root
@@ -111,11 +116,15 @@ class Monitor:
         if standby:
             ours = spawn_standby()
             self.standby_pid = self.pid = standby_pid(ours)
-            send_msg(ours, ASSIGN, payload=self.options())
+            fds = [self.runtime_fd] if self.runtime_fd is not None else []
+            socket.send_fds(ours, [MSG.pack(VERSION, ASSIGN, 0, 0) + self.options()], fds)
         else:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            p = subprocess.Popen(self.argv(theirs.fileno()), pass_fds=[theirs.fileno()],
-                                 **popen_kw)
+            argv, fds = self.argv(theirs.fileno()), [theirs.fileno()]
+            if self.runtime_fd is not None:
+                argv += ["--runtime-fd", str(self.runtime_fd)]
+                fds.append(self.runtime_fd)
+            p = subprocess.Popen(argv, pass_fds=fds, **popen_kw)
             theirs.close()
             assert p.wait(timeout=10) == 0
         try:
@@ -201,6 +210,16 @@ class Monitor:
                 os.kill(cpid, 9)
             except ProcessLookupError:
                 pass
+
+
+def sealed_copy(path, name="runc"):
+    """A memfd holding path's bytes, sealed the way runc recognises as its own copy."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    with open(path, "rb") as f:
+        os.write(fd, f.read())
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
+                fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    return fd
 
 
 def alive(pid):

@@ -30,7 +30,7 @@ def ctr(tmp_path):
     every container, cgroup and monitor is removed at teardown."""
     made, cgroups = [], []
 
-    def make(args, extra=(), spawn=True, runtime=None, **bundle_kw):
+    def make(args, extra=(), spawn=True, runtime=None, runtime_fd=None, **bundle_kw):
         n = len(made)
         tmp = str(tmp_path / ("c%d" % n))
         os.makedirs(tmp)
@@ -38,7 +38,8 @@ def ctr(tmp_path):
             cgroups.append(bundle_kw["cgroups_path"])
         bundle = H.make_bundle(os.path.join(tmp, "bundle"), args, **bundle_kw)
         cid = "conmon-test-%s" % uuid.uuid4().hex[:12]
-        m = H.Monitor(tmp, cid, bundle, os.path.join(tmp, "runc"), extra=extra, runtime=runtime)
+        m = H.Monitor(tmp, cid, bundle, os.path.join(tmp, "runc"), extra=extra, runtime=runtime,
+                      runtime_fd=runtime_fd)
         made.append(m)
         if spawn:
             assert m.spawn(), m.error
@@ -366,6 +367,59 @@ def test_a_standby_monitor_runs_the_container_it_is_given(ctr):
     assert m.exit_file()["status"] == "137"
 
 
+def memfds(pid):
+    """Inodes of the memfds pid holds open."""
+    found = set()
+    for n in os.listdir("/proc/%d/fd" % pid):
+        p = "/proc/%d/fd/%s" % (pid, n)
+        try:
+            if os.readlink(p).startswith("/memfd:"):
+                found.add(os.stat(p).st_ino)
+        except FileNotFoundError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("standby", [False, True], ids=["started", "standby"])
+def test_the_runtime_runs_from_the_sealed_copy_it_is_given(ctr, standby):
+    """runc started from a sealed memfd takes it for its own copy: its init waiting to be
+    started runs from that very memfd, which the monitor keeps and no container process
+    gets."""
+    fd = H.sealed_copy(H.RUNC)
+    try:
+        m = ctr(["sleep", "1000"], spawn=False, runtime_fd=fd)
+        assert m.spawn(standby=standby), m.error
+        copy = os.fstat(fd).st_ino
+        assert os.stat("/proc/%d/exe" % m.container_pid).st_ino == copy
+        assert copy in memfds(m.pid)
+        m.start()
+        assert H.wait_for(lambda: os.readlink("/proc/%d/exe" % m.container_pid)
+                          != "/memfd:runc (deleted)")
+        assert not memfds(m.container_pid)
+        code, _, out, _ = m.exec(["echo", "exec-ok"])
+        assert (code, out) == (0, b"exec-ok\n")
+        os.kill(m.container_pid, signal.SIGKILL)
+        m.wait_exit()
+        assert m.exit_file()["status"] == "137"
+    finally:
+        os.close(fd)
+
+
+def test_a_copy_that_cannot_run_leaves_the_runtime_path(ctr, tmp_path):
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not a program\n")
+    fd = H.sealed_copy(str(junk))
+    try:
+        m = ctr(["sleep", "1000"], spawn=False, runtime_fd=fd)
+        assert m.spawn(standby=True), m.error
+        assert os.stat("/proc/%d/exe" % m.container_pid).st_ino != os.fstat(fd).st_ino
+        m.start()
+        os.kill(m.container_pid, signal.SIGKILL)
+        m.wait_exit()
+    finally:
+        os.close(fd)
+
+
 def test_a_standby_monitor_leaves_when_its_socket_closes():
     sock = H.spawn_standby()
     pid = H.standby_pid(sock)
@@ -376,9 +430,10 @@ def test_a_standby_monitor_leaves_when_its_socket_closes():
 
 
 @pytest.mark.parametrize("payload", [b"--bogus\0", b"--id\0x\0", b"--sync-fd\0" b"5\0",
+                                     b"--runtime-fd\0" b"5\0",
                                      b"--standby\0", b"--id\0unterminated",
                                      b"\0" * 64 + b"--id\0"],
-                         ids=["unknown", "incomplete", "sync-fd", "standby", "unterminated",
+                         ids=["unknown", "incomplete", "sync-fd", "runtime-fd", "standby", "unterminated",
                               "too-many"])
 def test_a_standby_monitor_refuses_bad_options(payload):
     sock = H.spawn_standby()

@@ -961,6 +961,67 @@ test_descriptors (void)
   protobuf_c_message_free_unpacked (&r->base, NULL);
 }
 
+/* The sealed copies of runc (container-runtime-copy.c), of /bin/true standing in for it. */
+static void
+write_file_from (const char *dst, const char *src)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  g_assert_true (g_file_get_contents (src, &data, &len, NULL));
+  g_autofree char *tmp = g_strconcat (dst, ".new", NULL);
+  g_assert_true (g_file_set_contents (tmp, data, (gssize) len, NULL));
+  g_assert_cmpint (chmod (tmp, 0755), ==, 0);
+  g_assert_cmpint (rename (tmp, dst), ==, 0); /* a new inode, as an upgrade makes */
+}
+
+static ino_t
+inode_of (int fd)
+{
+  struct stat st;
+  g_assert_cmpint (fstat (fd, &st), ==, 0);
+  return st.st_ino;
+}
+
+static void
+test_runtime_copy (Fixture *f, gconstpointer data)
+{
+  g_autofree char *bin = g_build_filename (f->dir, "runc", NULL);
+  write_file_from (bin, "/bin/true");
+  CrispRuntimeCopies *rc = crisp_runtime_copies_new ();
+  int a = crisp_runtime_copies_get (rc, bin);
+  g_assert_cmpint (a, >=, 3);
+  g_assert_cmpint (fcntl (a, F_GETFD), ==, FD_CLOEXEC);
+  g_assert_cmpint (fcntl (a, F_GET_SEALS), ==,
+                   F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
+  g_autofree char *orig = NULL, *copied = NULL;
+  gsize orig_len = 0, copied_len = 0;
+  g_assert_true (g_file_get_contents ("/bin/true", &orig, &orig_len, NULL));
+  g_autofree char *proc = g_strdup_printf ("/proc/self/fd/%d", a);
+  g_assert_true (g_file_get_contents (proc, &copied, &copied_len, NULL));
+  g_assert_cmpmem (orig, orig_len, copied, copied_len);
+  g_assert_cmpint (write (a, "x", 1), ==, -1);
+  g_assert_cmpint (errno, ==, EPERM);
+  /* The same file: the same copy. */
+  int b = crisp_runtime_copies_get (rc, bin);
+  g_assert_cmpuint (inode_of (b), ==, inode_of (a));
+  /* Another file at the path: a new copy; the old one lives on in whoever holds it. */
+  write_file_from (bin, "/bin/true");
+  int c = crisp_runtime_copies_get (rc, bin);
+  g_assert_cmpuint (inode_of (c), !=, inode_of (a));
+  g_assert_cmpint (fcntl (a, F_GET_SEALS), >, 0);
+  /* A script cannot be run from a descriptor closed at its exec: no copy of it. */
+  g_autofree char *script = g_build_filename (f->dir, "wrapper", NULL);
+  g_assert_true (g_file_set_contents (script, "#!/bin/sh\nexit 0\n", -1, NULL));
+  g_assert_cmpint (crisp_runtime_copies_get (rc, script), ==, -ENOEXEC);
+  g_autofree char *missing = g_build_filename (f->dir, "missing", NULL);
+  g_assert_cmpint (crisp_runtime_copies_get (rc, missing), ==, -ENOENT);
+  g_assert_cmpint (crisp_runtime_copies_get (rc, f->dir), ==, -EINVAL);
+  close (a);
+  close (b);
+  close (c);
+  crisp_runtime_copies_free (rc);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -985,5 +1046,6 @@ main (int argc, char **argv)
   ADD ("spec/written-to-bundle", test_spec_written_to_bundle);
   ADD ("spec/refused", test_spec_refused);
   g_test_add_func ("/container/pod-metrics/descriptors", test_descriptors);
+  ADD ("runtime-copy/sealed-and-renewed", test_runtime_copy);
   return g_test_run ();
 }
