@@ -42,8 +42,8 @@ typedef struct
   const char *restore_work;
   size_t log_max_line;
   int sync_fd;
-  /* A sealed in-memory copy of the runtime (--runtime-fd, or the descriptor an ASSIGN
-   * carries), run in place of its path; -1: none. */
+  /* A sealed in-memory copy of the runtime (the descriptor GO carries), run in place of its
+   * path; -1: none. */
   int runtime_fd;
   bool terminal;
   bool stdin_open;

@@ -89,21 +89,41 @@ sync_close (Monitor *m)
   m->opt.sync_fd = -1;
 }
 
-/* Blocks until crisp says GO; crisp going away first means nothing is to be created. */
+/* Blocks until crisp says GO; crisp going away first means nothing is to be created.  GO
+ * may carry one descriptor, the runtime's sealed copy; one on any other packet is closed. */
 static int
 sync_wait_go (Monitor *m)
 {
   CrispMonitorMsg msg;
   for (;;)
     {
-      ssize_t n = recv (m->opt.sync_fd, &msg, sizeof msg, 0);
+      union
+      {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE (sizeof (int))];
+      } ctl;
+      struct iovec iov = { &msg, sizeof msg };
+      struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf
+      };
+      ssize_t n = recvmsg (m->opt.sync_fd, &mh, MSG_CMSG_CLOEXEC);
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)
         return -errno;
       if (n == 0)
         return -ECONNRESET;
-      if ((size_t) n >= sizeof msg && msg.type == CRISP_MONITOR_MSG_GO)
+      int fd = -1;
+      struct cmsghdr *c = CMSG_FIRSTHDR (&mh);
+      if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
+          && c->cmsg_len == CMSG_LEN (sizeof (int)))
+        memcpy (&fd, CMSG_DATA (c), sizeof fd);
+      bool go = (size_t) n >= sizeof msg && msg.type == CRISP_MONITOR_MSG_GO;
+      if (go && fd >= 0 && m->opt.runtime_fd < 0)
+        m->opt.runtime_fd = fd;
+      else if (fd >= 0)
+        close (fd);
+      if (go)
         return 0;
     }
 }

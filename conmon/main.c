@@ -139,8 +139,7 @@ usage (void)
   static const char text[]
       = "usage: crisp-conmon --id ID --bundle DIR --state-dir DIR --runtime PATH\n"
         "  [--runtime-root DIR] [--log-path FILE] [--log-max-line N] [--terminal] [--stdin]\n"
-        "  [--stdin-once] [--no-delete] [--restore DIR --restore-work DIR] [--runtime-fd N]\n"
-        "  --sync-fd N\n"
+        "  [--stdin-once] [--no-delete] [--restore DIR --restore-work DIR] --sync-fd N\n"
         "   or: crisp-conmon --standby --sync-fd N [-- ROOM]\n"
         "Runs and watches one container for crisp; see docs/monitor-protocol.md.\n";
   (void) !write (STDERR_FILENO, text, sizeof text - 1);
@@ -178,7 +177,6 @@ parse_args (MonitorOptions *o, int argc, char **argv, bool *standby)
     OPT_RESTORE,
     OPT_RESTORE_WORK,
     OPT_SYNC,
-    OPT_RUNTIME_FD,
     OPT_STANDBY,
     OPT_HELP
   };
@@ -197,7 +195,6 @@ parse_args (MonitorOptions *o, int argc, char **argv, bool *standby)
     { "restore", 1, NULL, OPT_RESTORE },
     { "restore-work", 1, NULL, OPT_RESTORE_WORK },
     { "sync-fd", 1, NULL, OPT_SYNC },
-    { "runtime-fd", 1, NULL, OPT_RUNTIME_FD },
     { "standby", 0, NULL, OPT_STANDBY },
     { "help", 0, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
@@ -253,12 +250,6 @@ parse_args (MonitorOptions *o, int argc, char **argv, bool *standby)
           return -EINVAL;
         o->sync_fd = (int) v;
         break;
-      case OPT_RUNTIME_FD:
-        /* In an ASSIGN the copy comes as the packet's descriptor, not a number. */
-        if (standby == NULL || parse_uint (optarg, INT_MAX, &v) < 0 || v < 3)
-          return -EINVAL;
-        o->runtime_fd = (int) v;
-        break;
       case OPT_STANDBY:
         if (standby == NULL)
           return -EINVAL;
@@ -273,37 +264,24 @@ parse_args (MonitorOptions *o, int argc, char **argv, bool *standby)
     return argc - optind <= 1 && o->sync_fd >= 0 && !o->id && !o->bundle && !o->state_dir
                    && !o->runtime && !o->runtime_root && !o->log_path && !o->restore_images
                    && !o->restore_work && !o->log_max_line && !o->terminal && !o->stdin_open
-                   && !o->stdin_once && !o->no_delete && o->runtime_fd < 0
+                   && !o->stdin_once && !o->no_delete
                ? 0
                : -EINVAL;
   if (optind != argc || !o->id || !o->bundle || !o->state_dir || !o->runtime || o->sync_fd < 0
-      || !o->restore_images != !o->restore_work || o->runtime_fd == o->sync_fd)
+      || !o->restore_images != !o->restore_work)
     return -EINVAL;
   return 0;
 }
 
-/* Closes every inherited descriptor but 0-2, the sync socket and the runtime's copy (either
- * may be -1), and marks those two close-on-exec: that is how they got here, and no runtime
- * the monitor starts may get them (`runc create` would hand the sync socket on to its init,
- * which holds it until the container starts). */
-static int
-close_inherited (int a, int b)
+/* Closes every inherited descriptor but 0-2 and the sync socket. */
+static void
+close_inherited (int keep)
 {
-  int lo = a < b ? a : b, hi = a < b ? b : a;
-  unsigned next = 3;
-  for (int k = 0; k < 2; k++)
-    {
-      int keep = k == 0 ? lo : hi;
-      if (keep < (int) next)
-        continue;
-      if (keep > (int) next)
-        close_range (next, (unsigned) keep - 1, 0);
-      if (fcntl (keep, F_SETFD, FD_CLOEXEC) < 0)
-        return -errno;
-      next = (unsigned) keep + 1;
-    }
-  close_range (next, ~0u, 0);
-  return 0;
+  if (keep > 3)
+    close_range (3, (unsigned) keep - 1, 0);
+  close_range ((unsigned) keep + 1, ~0u, 0);
+  if (keep < 0)
+    close_range (3, ~0u, 0);
 }
 
 /* Shows the assigned options in place of the standby's own (as `ps` and crisp's search for a
@@ -336,25 +314,10 @@ standby_wait (Monitor *m, int main_argc, char **main_argv)
     return 1;
   CrispMonitorMsg msg;
   ssize_t n;
-  /* The ASSIGN may carry one descriptor: the runtime's sealed copy. */
-  union
-  {
-    struct cmsghdr h;
-    char buf[CMSG_SPACE (sizeof (int))];
-  } ctl;
-  struct iovec iov = { packet, sizeof packet };
-  struct msghdr mh
-      = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl };
-  while ((n = recvmsg (m->opt.sync_fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+  while ((n = recv (m->opt.sync_fd, packet, sizeof packet, 0)) < 0 && errno == EINTR)
     ;
   if (n <= 0)
     return 1;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR (&mh); c != NULL; c = CMSG_NXTHDR (&mh, c))
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
-        && c->cmsg_len == CMSG_LEN (sizeof (int)) && m->opt.runtime_fd < 0)
-      memcpy (&m->opt.runtime_fd, CMSG_DATA (c), sizeof (int));
-  if (mh.msg_flags & MSG_CTRUNC)
-    return -EBADMSG; /* more than crisp sends: what was cut is closed by the kernel */
   if ((size_t) n <= sizeof msg)
     return -EBADMSG;
   memcpy (&msg, packet, sizeof msg);
@@ -389,7 +352,10 @@ main (int argc, char **argv)
       usage ();
       return 2;
     }
-  if (close_inherited (m.opt.sync_fd, m.opt.runtime_fd) < 0)
+  close_inherited (m.opt.sync_fd);
+  /* Inherited without close-on-exec (that is how it got here): the runtime must not get it,
+   * or `runc create` hands it on to its init, which holds it until the container starts. */
+  if (m.opt.sync_fd >= 0 && fcntl (m.opt.sync_fd, F_SETFD, FD_CLOEXEC) < 0)
     return 1;
   int r = lifecycle_daemonize (&m);
   if (r != 0)

@@ -19,8 +19,6 @@
 #define DEFAULT_TIMEOUT_MS 60000
 #define REQUEST_TIMEOUT_MS 10000
 #define SYNC_FD 3
-#define RUNTIME_FD 4
-#define RUNTIME_FD_ARG "4"
 #define STANDBY_TITLE_ROOM 4096
 
 extern char **environ;
@@ -136,16 +134,6 @@ spawn_process (const char *conmon_path, const CrispMonitorConfig *cfg, int sync_
     argv[n++] = "--standby";
   argv[n++] = "--sync-fd";
   argv[n++] = "3";
-  /* The copy goes to RUNTIME_FD by way of a number above both targets, so that neither dup2
-   * can overwrite the other's source (sync_fd is never 3, but may be 4). */
-  _cleanup_close_ int copy = -1;
-  if (cfg != NULL && cfg->runtime_fd > 2)
-    {
-      if ((copy = fcntl (cfg->runtime_fd, F_DUPFD_CLOEXEC, RUNTIME_FD + 1)) < 0)
-        return -errno;
-      argv[n++] = "--runtime-fd";
-      argv[n++] = RUNTIME_FD_ARG;
-    }
   if (cfg == NULL)
     argv[n++] = "--", argv[n++] = room;
   argv[n] = NULL;
@@ -157,8 +145,6 @@ spawn_process (const char *conmon_path, const CrispMonitorConfig *cfg, int sync_
   sigfillset (&all);
   posix_spawn_file_actions_init (&fa);
   posix_spawn_file_actions_adddup2 (&fa, sync_fd, SYNC_FD); /* sync_fd != 3: see caller */
-  if (copy >= 0)
-    posix_spawn_file_actions_adddup2 (&fa, copy, RUNTIME_FD);
   posix_spawnattr_init (&attr);
   posix_spawnattr_setsigmask (&attr, &none);
   posix_spawnattr_setsigdefault (&attr, &all);
@@ -234,29 +220,32 @@ recv_result (int fd, int timeout, CrispMonitorStarted *out)
   return take_failure (buf, (size_t) n, out);
 }
 
-/* The placement (before_go) and GO that let the monitor with that pid create. */
+/* The placement (before_go) and GO that let the monitor with that pid create; GO carries the
+ * runtime's sealed copy, if any (a monitor older than that closes it and runs the path). */
 static int
-say_go (int fd, pid_t pid, CrispMonitorBeforeGo before_go, void *user_data)
+say_go (int fd, const CrispMonitorConfig *cfg, pid_t pid, CrispMonitorBeforeGo before_go,
+        void *user_data)
 {
   int r = before_go ? before_go (pid, user_data) : 0;
   if (r < 0)
     return r; /* closing the socket tells the monitor to leave */
-  return send_packet (fd, CRISP_MONITOR_MSG_GO, 0, 0, NULL, 0);
+  return send_packet_fd (fd, CRISP_MONITOR_MSG_GO, 0, 0, NULL, 0,
+                         cfg->runtime_fd > 2 ? cfg->runtime_fd : -1);
 }
 
 /* HELLO, GO, then the result.  known_pid > 0 (a standby's): placed and told GO before its
  * HELLO, which must then name that pid. */
 static int
-handshake (int fd, int timeout, pid_t known_pid, CrispMonitorBeforeGo before_go, void *user_data,
-           CrispMonitorStarted *out)
+handshake (int fd, const CrispMonitorConfig *cfg, int timeout, pid_t known_pid,
+           CrispMonitorBeforeGo before_go, void *user_data, CrispMonitorStarted *out)
 {
-  int r = known_pid > 0 ? say_go (fd, known_pid, before_go, user_data) : 0;
+  int r = known_pid > 0 ? say_go (fd, cfg, known_pid, before_go, user_data) : 0;
   if (r == 0)
     r = recv_hello (fd, timeout, out);
   if (r == 0 && known_pid > 0 && out->monitor_pid != known_pid)
     r = -EPROTO;
   if (r == 0 && known_pid <= 0)
-    r = say_go (fd, out->monitor_pid, before_go, user_data);
+    r = say_go (fd, cfg, out->monitor_pid, before_go, user_data);
   return r < 0 ? r : recv_result (fd, timeout, out);
 }
 
@@ -293,7 +282,7 @@ start_handshake (int fd, const CrispMonitorConfig *cfg, pid_t known_pid,
                  CrispMonitorBeforeGo before_go, void *user_data, CrispMonitorStarted *out)
 {
   CrispMonitorStarted started = { 0 };
-  int r = handshake (fd, cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS, known_pid,
+  int r = handshake (fd, cfg, cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS, known_pid,
                      before_go, user_data, &started);
   if (r == 0 || r == -EIO)
     *out = started;
@@ -367,8 +356,7 @@ crisp_monitor_assign (CrispMonitorStandby *standby, const CrispMonitorConfig *cf
       off += l;
     }
   /* A standby monitor that died meanwhile fails here, before anything depends on it. */
-  int r = send_packet_fd (fd, CRISP_MONITOR_MSG_ASSIGN, 0, 0, payload, len,
-                          cfg->runtime_fd > 2 ? cfg->runtime_fd : -1);
+  int r = send_packet (fd, CRISP_MONITOR_MSG_ASSIGN, 0, 0, payload, len);
   if (r < 0)
     return r == -EPIPE || r == -ECONNRESET ? -ESRCH : r;
   /* Its pid is known: while it reads its options, crisp places it and says GO, which it

@@ -29,8 +29,9 @@ typedef struct
   bool stdin_once;
   bool no_delete;
   int timeout_ms; /* for each step of the handshake; 0: 60 s */
-  /* > 2: a sealed in-memory copy of the runtime (crisp_runtime_copy_get), which the monitor
-   * keeps and runs in place of the runtime's path; the caller still closes it.  0: none. */
+  /* > 2: a sealed in-memory copy of the runtime (crisp_runtime_copies_get), sent with GO; the
+   * monitor keeps it and runs it in place of the runtime's path.  The caller still closes
+   * it.  0: none. */
   int runtime_fd;
 } CrispMonitorConfig;
 

@@ -92,8 +92,7 @@ class Monitor:
     def __init__(self, tmp, cid, bundle, runtime_root, log_path=None, extra=(), runtime=None,
                  runtime_fd=None):
         self.cid = cid
-        # A descriptor of the runtime's sealed copy, handed over as crisp hands it: a
-        # directly started monitor inherits it (--runtime-fd), a standby gets it with ASSIGN.
+        # A descriptor of the runtime's sealed copy, sent with GO as crisp sends it.
         self.runtime_fd = runtime_fd
         self.runtime = runtime or RUNC
         self.bundle = bundle
@@ -116,15 +115,11 @@ class Monitor:
         if standby:
             ours = spawn_standby()
             self.standby_pid = self.pid = standby_pid(ours)
-            fds = [self.runtime_fd] if self.runtime_fd is not None else []
-            socket.send_fds(ours, [MSG.pack(VERSION, ASSIGN, 0, 0) + self.options()], fds)
+            send_msg(ours, ASSIGN, payload=self.options())
         else:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            argv, fds = self.argv(theirs.fileno()), [theirs.fileno()]
-            if self.runtime_fd is not None:
-                argv += ["--runtime-fd", str(self.runtime_fd)]
-                fds.append(self.runtime_fd)
-            p = subprocess.Popen(argv, pass_fds=fds, **popen_kw)
+            p = subprocess.Popen(self.argv(theirs.fileno()), pass_fds=[theirs.fileno()],
+                                 **popen_kw)
             theirs.close()
             assert p.wait(timeout=10) == 0
         try:
@@ -134,7 +129,8 @@ class Monitor:
             self.pid = a0
             if before_go:
                 before_go(self)
-            send_msg(ours, GO)
+            fds = [self.runtime_fd] if self.runtime_fd is not None else []
+            socket.send_fds(ours, [MSG.pack(VERSION, GO, 0, 0)], fds)
             typ, a0, a1, payload = recv_msg(ours)
             if typ == CREATED:
                 self.container_pid = a0

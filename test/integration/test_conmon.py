@@ -430,10 +430,9 @@ def test_a_standby_monitor_leaves_when_its_socket_closes():
 
 
 @pytest.mark.parametrize("payload", [b"--bogus\0", b"--id\0x\0", b"--sync-fd\0" b"5\0",
-                                     b"--runtime-fd\0" b"5\0",
                                      b"--standby\0", b"--id\0unterminated",
                                      b"\0" * 64 + b"--id\0"],
-                         ids=["unknown", "incomplete", "sync-fd", "runtime-fd", "standby", "unterminated",
+                         ids=["unknown", "incomplete", "sync-fd", "standby", "unterminated",
                               "too-many"])
 def test_a_standby_monitor_refuses_bad_options(payload):
     sock = H.spawn_standby()
