@@ -22,6 +22,9 @@ extern char **environ;
 #define EXEC_FIFO "exec.fifo"
 /* How long a start waits for that init to take it (it is waiting already). */
 #define FIFO_RELEASE_WAIT_MS 10000
+/* The wait for the exec that ended the fifo to be done: at most 200 pauses of 100 us. */
+#define EXEC_DONE_TRIES 200
+#define EXEC_DONE_PAUSE_US 100
 
 /* Bounds what a runtime call may print; runc prints a few lines at most. */
 #define RUNTIME_OUTPUT_MAX (1024 * 1024)
@@ -73,13 +76,41 @@ crisp_container_runtime_is_runc (const CrispContainer *c)
   return name != NULL && g_str_equal (name, "runc");
 }
 
+/* The end of the exec fifo comes before the init's exec is done: runc's init closes its
+ * descriptors (the fifo's among them) before it calls execve, and the kernel puts the new
+ * program's arguments in place last, so for a moment /proc/PID/cmdline still reads "runc
+ * init" and then nothing.  `runc start` answers at the same point, but its own exit hides
+ * that moment; here the start waits it out, so that whoever looks at the container's
+ * process right after sees it as itself: its name no longer runc's init's
+ * ("runc:[2:INIT]", replaced early in the exec) and its arguments there.  That takes about a
+ * millisecond here.  Bounded; an init that is gone (its pidfd readable) ends the wait. */
+static void
+wait_exec_done (CrispContainer *c, int pidfd)
+{
+  g_autofree char *comm_path = g_strdup_printf ("/proc/%d/comm", c->pid);
+  g_autofree char *argv_path = g_strdup_printf ("/proc/%d/cmdline", c->pid);
+  _cleanup_close_ int comm = open (comm_path, O_RDONLY | O_CLOEXEC);
+  _cleanup_close_ int argv = open (argv_path, O_RDONLY | O_CLOEXEC);
+  char name[8], b;
+  for (int i = 0; comm >= 0 && argv >= 0 && i < EXEC_DONE_TRIES; i++)
+    {
+      ssize_t n = pread (comm, name, sizeof name, 0);
+      if (n < 0 || ((n < 6 || memcmp (name, "runc:[", 6) != 0) && pread (argv, &b, 1, 0) != 0))
+        return; /* exec'd, or gone: either way nothing to wait for */
+      struct pollfd p = { .fd = pidfd, .events = POLLIN };
+      struct timespec pause = { 0, EXEC_DONE_PAUSE_US * 1000 };
+      if (ppoll (&p, 1, &pause, NULL) > 0)
+        return;
+    }
+}
+
 /* `runc start` without its process.  runc create leaves the container's init blocked in an
  * open of <root>/<id>/exec.fifo for writing; `runc start` is the reader: it opens the fifo,
- * reads the byte the init writes, reads on to the end of the file (the init's end of it is
- * close-on-exec, so the end comes when the container's process is exec'd), and removes the
- * fifo, which is how runc tells "created" from "running" from then on.  Doing the same here
- * saves a runtime process per start.  Only for runc itself (a handler whose path is named
- * "runc"): another runtime, or a wrapper, gets its own 'start'.  Returns 1 when the init was
+ * reads the byte the init writes, reads on to the end of the file (the init closes its end
+ * right before it execs the container's process), and removes the fifo, which is how runc
+ * tells "created" from "running" from then on; crisp then waits for that exec to be done.  Doing
+ * the same here saves a runtime process per start.  Only for runc itself (a handler whose path is
+ * named "runc"): another runtime, or a wrapper, gets its own 'start'.  Returns 1 when the init was
  * released, 0 when this container is not one to release this way (then 'runtime start' runs
  * and says what is wrong), -1 with error set when the release failed. */
 static int
@@ -139,6 +170,7 @@ release_through_fifo (CrispContainer *c, GError **error)
     return crisp_throw_errno (error, errno, "container '%s': removing '%s/%s'", c->id, dir,
                               EXEC_FIFO),
            -1;
+  wait_exec_done (c, init);
   return 1;
 }
 

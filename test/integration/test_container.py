@@ -130,6 +130,18 @@ def test_start_leaves_runc_seeing_it_running(cenv):
     assert cenv.exec_sync(cid, ["echo", "in"]).stdout == b"in\n"
 
 
+def test_a_started_process_shows_its_own_command_line_at_once(cenv):
+    """The fifo's end comes with the init's exec, a moment before the new program's arguments
+    are in place; StartContainer answers after that moment, so /proc shows the command."""
+    pod = cenv.run_pod()
+    for i in range(30):
+        cid = cenv.create(pod, "argv%d" % i, command=SLEEPER)
+        cenv.start(cid)
+        assert read_argv(cenv.pid(cid)) == SLEEPER, "start %d" % i
+        cenv.stop(cid, 0)
+        cenv.remove(cid)
+
+
 def test_start_after_the_init_was_killed_fails_without_waiting(cenv):
     pod = cenv.run_pod()
     cid = cenv.create(pod, "gone", command=SLEEPER)
