@@ -178,9 +178,11 @@ crisp_container_spawn_monitor (CrispContainerService *svc, CrispContainer *c,
     .restore_images = c->restore_images,
     .restore_work = restore_work,
   };
-  /* Without a copy the monitor runs the runtime's path, and runc copies itself as before. */
+  /* Without a copy the monitor runs the runtime's path, and runc copies itself as before.  A
+   * restore (CRIU does its work, which cannot be tried on the machines crisp is tested on)
+   * keeps the path too. */
   _cleanup_close_ int copy = -1;
-  if (crisp_container_runtime_is_runc (c))
+  if (crisp_container_runtime_is_runc (c) && c->restore_images == NULL)
     {
       copy = crisp_runtime_copies_get (svc->runtime_copies, c->runtime_path);
       if (copy < 0 && copy != -ENOEXEC)
