@@ -151,6 +151,9 @@ int monitor_watch (Monitor *m, MonitorSource *src, int fd, MonitorHandler h, uin
 int monitor_rewatch (Monitor *m, MonitorSource *src, uint32_t events);
 void monitor_unwatch_close (Monitor *m, MonitorSource *src);
 int monitor_bind_unix (Monitor *m, const char *name, int type, int backlog);
+/* Receives one packet into buf and the one descriptor it may carry (close-on-exec; *out_fd
+ * -1 when none came); returns the packet's length or -errno. */
+ssize_t monitor_recv_with_fd (int sock, void *buf, size_t size, int *out_fd);
 
 /* lifecycle.c */
 int lifecycle_daemonize (Monitor *m);

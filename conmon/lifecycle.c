@@ -97,27 +97,12 @@ sync_wait_go (Monitor *m)
   CrispMonitorMsg msg;
   for (;;)
     {
-      union
-      {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE (sizeof (int))];
-      } ctl;
-      struct iovec iov = { &msg, sizeof msg };
-      struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf
-      };
-      ssize_t n = recvmsg (m->opt.sync_fd, &mh, MSG_CMSG_CLOEXEC);
-      if (n < 0 && errno == EINTR)
-        continue;
+      int fd;
+      ssize_t n = monitor_recv_with_fd (m->opt.sync_fd, &msg, sizeof msg, &fd);
       if (n < 0)
-        return -errno;
+        return (int) n;
       if (n == 0)
         return -ECONNRESET;
-      int fd = -1;
-      struct cmsghdr *c = CMSG_FIRSTHDR (&mh);
-      if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
-          && c->cmsg_len == CMSG_LEN (sizeof (int)))
-        memcpy (&fd, CMSG_DATA (c), sizeof fd);
       bool go = (size_t) n >= sizeof msg && msg.type == CRISP_MONITOR_MSG_GO;
       if (go && fd >= 0 && m->opt.runtime_fd < 0)
         m->opt.runtime_fd = fd;

@@ -96,6 +96,32 @@ monitor_bind_unix (Monitor *m, const char *name, int type, int backlog)
   return take_fd (&fd);
 }
 
+ssize_t
+monitor_recv_with_fd (int sock, void *buf, size_t size, int *out_fd)
+{
+  union
+  {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE (sizeof (int))];
+  } control;
+  struct iovec iov = { buf, size };
+  struct msghdr mh = { .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = control.buf,
+                       .msg_controllen = sizeof control.buf };
+  ssize_t n;
+  *out_fd = -1;
+  while ((n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+    ;
+  if (n < 0)
+    return -errno;
+  struct cmsghdr *c = CMSG_FIRSTHDR (&mh);
+  if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
+      && c->cmsg_len == CMSG_LEN (sizeof (int)))
+    memcpy (out_fd, CMSG_DATA (c), sizeof (int));
+  return n;
+}
+
 static uint64_t
 next_deadline (Monitor *m)
 {

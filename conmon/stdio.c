@@ -80,28 +80,11 @@ recv_master (int listen_fd)
   if (conn < 0)
     return -errno;
   char name[256];
-  union
-  {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE (sizeof (int))];
-  } control;
-  struct iovec iov = { name, sizeof name };
-  struct msghdr mh = { .msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = control.buf,
-                       .msg_controllen = sizeof control.buf };
-  ssize_t n;
-  while ((n = recvmsg (conn, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-    ;
-  if (n < 0)
-    return -errno;
-  struct cmsghdr *c = CMSG_FIRSTHDR (&mh);
-  if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS
-      || c->cmsg_len != CMSG_LEN (sizeof (int)))
-    return -EBADMSG;
   int fd;
-  memcpy (&fd, CMSG_DATA (c), sizeof fd);
-  return fd;
+  ssize_t n = monitor_recv_with_fd (conn, name, sizeof name, &fd);
+  if (n < 0)
+    return (int) n;
+  return fd >= 0 ? fd : -EBADMSG;
 }
 
 int
