@@ -120,16 +120,15 @@ make_copy (const char *path, Copy *out)
   int r = copy_all (copy, src, st.st_size);
   if (r < 0)
     return r;
-  /* Written over while it was read: the next create tries again. */
+  /* Changed while it was read: the next create tries again. */
+  *out = (Copy){ st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim, -1 };
   struct stat after;
   if (fstat (src, &after) < 0)
     return -errno;
-  if (after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec
-      || after.st_mtim.tv_nsec != st.st_mtim.tv_nsec)
+  if (!same_file (&after, out))
     return -EAGAIN;
   if (fcntl (copy, F_ADD_SEALS, COPY_SEALS) < 0)
     return -errno;
-  *out = (Copy){ st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim, -1 };
   /* At 3 or above: a daemon started with 0-2 closed must not hand it out as stdio. */
   if (copy < 3)
     {
