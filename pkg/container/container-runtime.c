@@ -20,6 +20,8 @@ extern char **environ;
 
 /* runc's fifo that holds a created container's init until the start. */
 #define EXEC_FIFO "exec.fifo"
+/* How runc's init names itself ("runc:[0:PARENT]" ... "runc:[2:INIT]") until its exec. */
+#define RUNC_INIT_COMM "runc:["
 /* How long a start waits for that init to take it (it is waiting already). */
 #define FIFO_RELEASE_WAIT_MS 10000
 /* The wait for the exec that ended the fifo to be done: at most 200 pauses of 100 us. */
@@ -84,6 +86,15 @@ crisp_container_runtime_is_runc (const CrispContainer *c)
  * process right after sees it as itself: its name no longer runc's init's
  * ("runc:[2:INIT]", replaced early in the exec) and its arguments there.  That takes about a
  * millisecond here.  Bounded; an init that is gone (its pidfd readable) ends the wait. */
+/* Whether the process behind comm_fd (its /proc/PID/comm) still has runc's init's name. */
+static gboolean
+named_runc_init (int comm_fd)
+{
+  char name[sizeof RUNC_INIT_COMM - 1];
+  return pread (comm_fd, name, sizeof name, 0) == (ssize_t) sizeof name
+         && memcmp (name, RUNC_INIT_COMM, sizeof name) == 0;
+}
+
 static void
 wait_exec_done (CrispContainer *c, int pidfd)
 {
@@ -91,12 +102,12 @@ wait_exec_done (CrispContainer *c, int pidfd)
   g_autofree char *argv_path = g_strdup_printf ("/proc/%d/cmdline", c->pid);
   _cleanup_close_ int comm = open (comm_path, O_RDONLY | O_CLOEXEC);
   _cleanup_close_ int argv = open (argv_path, O_RDONLY | O_CLOEXEC);
-  char name[8], b;
+  char b;
   for (int i = 0; comm >= 0 && argv >= 0 && i < EXEC_DONE_TRIES; i++)
     {
-      ssize_t n = pread (comm, name, sizeof name, 0);
-      if (n < 0 || ((n < 6 || memcmp (name, "runc:[", 6) != 0) && pread (argv, &b, 1, 0) != 0))
-        return; /* exec'd, or gone: either way nothing to wait for */
+      /* Exec'd, or gone (a read error): either way nothing to wait for. */
+      if (!named_runc_init (comm) && pread (argv, &b, 1, 0) != 0)
+        return;
       struct pollfd p = { .fd = pidfd, .events = POLLIN };
       struct timespec pause = { 0, EXEC_DONE_PAUSE_US * 1000 };
       if (ppoll (&p, 1, &pause, NULL) > 0)
@@ -201,7 +212,7 @@ crisp_container_init_released (CrispContainer *c)
   if (!g_file_get_contents (path, &comm, NULL, NULL))
     return FALSE;
   g_strchomp (comm);
-  return !g_str_has_prefix (comm, "runc:[") && !g_str_equal (comm, "runc")
+  return !g_str_has_prefix (comm, RUNC_INIT_COMM) && !g_str_equal (comm, "runc")
          && !g_str_equal (comm, "crun");
 }
 
